@@ -1,0 +1,16 @@
+//! Portcullis core: the domain, with no HTTP and no SQL.
+//!
+//! - [`error`]: the catalog of named, documented failures, and [`Error`], the one error type.
+//! - [`keys`]: signing keys, the key ring and the master key that seals secrets at rest.
+//! - [`store`]: the traits every storage backend implements.
+//! - [`clock`]: injected time.
+
+pub mod clock;
+pub mod error;
+mod failure;
+pub mod keys;
+pub mod organization;
+pub mod store;
+
+pub use error::ErrorCode;
+pub use failure::Error;

@@ -1,0 +1,263 @@
+//! Embedded Portcullis storage on SQLite: WAL mode, one writer thread, a pool of reader threads.
+//!
+//! `synchronous = NORMAL` (the default) in WAL mode may lose the last commits on power loss but never
+//! corrupts the database; `FULL` syncs every commit at about a third of the write rate.
+
+mod migrations;
+mod worker;
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use async_trait::async_trait;
+use portcullis_core::clock::Timestamp;
+use portcullis_core::keys::SigningAlgorithm;
+use portcullis_core::organization::Organization;
+use portcullis_core::store::{
+    OrganizationStore, SigningKeyRecord, SigningKeyStore, Store, StoreError,
+};
+use rusqlite::types::Type;
+use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, Row, params};
+
+use crate::worker::Workers;
+
+/// How SQLite syncs commits to disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Synchronous {
+    /// Sync at checkpoints: fast; the last commits may be lost on power loss, never corrupted.
+    #[default]
+    Normal,
+    /// Sync every commit.
+    Full,
+}
+
+/// Options of the SQLite store.
+#[derive(Debug, Clone)]
+pub struct SqliteOptions {
+    /// The database file (created if missing).
+    pub path: PathBuf,
+    /// Number of reader threads.
+    pub readers: usize,
+    /// Commit durability.
+    pub synchronous: Synchronous,
+}
+
+/// The SQLite store.
+#[derive(Debug)]
+pub struct SqliteStore {
+    writer: Workers,
+    readers: Workers,
+    path: PathBuf,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database. Call [`Store::migrate`] before use.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] if the file cannot be opened or configured.
+    pub fn open(options: &SqliteOptions) -> Result<Self, StoreError> {
+        let writer = open_connection(&options.path, false, options.synchronous)?;
+        let readers = (0..options.readers.max(1))
+            .map(|_| open_connection(&options.path, true, options.synchronous))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self {
+            writer: Workers::start("writer", vec![writer])?,
+            readers: Workers::start("reader", readers)?,
+            path: options.path.clone(),
+        })
+    }
+
+    /// The database file.
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+fn open_connection(
+    path: &Path,
+    read_only: bool,
+    synchronous: Synchronous,
+) -> Result<Connection, StoreError> {
+    let flags = if read_only {
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX
+    } else {
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+    };
+    let unavailable = |e: rusqlite::Error| {
+        StoreError::Unavailable(format!("cannot open {}: {e}", path.display()))
+    };
+    let connection = Connection::open_with_flags(path, flags).map_err(unavailable)?;
+    let sync = match synchronous {
+        Synchronous::Normal => "NORMAL",
+        Synchronous::Full => "FULL",
+    };
+    let pragmas = if read_only {
+        format!("PRAGMA busy_timeout = 5000; PRAGMA synchronous = {sync};")
+    } else {
+        format!(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = {sync}; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;"
+        )
+    };
+    connection.execute_batch(&pragmas).map_err(unavailable)?;
+    Ok(connection)
+}
+
+/// Maps a SQLite error: constraint violations are conflicts, busy or locked files are unavailability.
+fn store_error(err: rusqlite::Error) -> StoreError {
+    match err.sqlite_error_code() {
+        Some(ErrorCode::ConstraintViolation) => StoreError::Conflict(err.to_string()),
+        _ if matches!(err, rusqlite::Error::FromSqlConversionFailure(..)) => {
+            StoreError::Decode(err.to_string())
+        }
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked | ErrorCode::CannotOpen) => {
+            StoreError::Unavailable(err.to_string())
+        }
+        _ => StoreError::Backend(err.to_string()),
+    }
+}
+
+fn organization_from_row(row: &Row<'_>) -> rusqlite::Result<Organization> {
+    Ok(Organization {
+        id: row.get(0)?,
+        name: row.get(1)?,
+        created: Timestamp::from_unix_millis(row.get(2)?),
+    })
+}
+
+fn key_from_row(row: &Row<'_>) -> rusqlite::Result<SigningKeyRecord> {
+    let algorithm: String = row.get(1)?;
+    Ok(SigningKeyRecord {
+        kid: row.get(0)?,
+        algorithm: SigningAlgorithm::from_str(&algorithm)
+            .map_err(|e| rusqlite::Error::FromSqlConversionFailure(1, Type::Text, Box::new(e)))?,
+        public_jwk: row.get(2)?,
+        sealed_private_key: row.get(3)?,
+        created_at: Timestamp::from_unix_millis(row.get(4)?),
+        signs_from: Timestamp::from_unix_millis(row.get(5)?),
+    })
+}
+
+#[async_trait]
+impl OrganizationStore for SqliteStore {
+    async fn insert_organization(&self, organization: &Organization) -> Result<(), StoreError> {
+        let org = organization.clone();
+        self.writer
+            .run(move |c| {
+                c.prepare_cached(
+                    "INSERT INTO organizations (id, name, created_at) VALUES (?1, ?2, ?3)",
+                )
+                .and_then(|mut s| s.execute(params![org.id, org.name, org.created.unix_millis()]))
+                .map(|_| ())
+                .map_err(store_error)
+            })
+            .await
+    }
+
+    async fn organization(&self, id: &str) -> Result<Option<Organization>, StoreError> {
+        let id = id.to_owned();
+        self.readers
+            .run(move |c| {
+                c.prepare_cached("SELECT id, name, created_at FROM organizations WHERE id = ?1")
+                    .and_then(|mut s| s.query_row([id], organization_from_row).optional())
+                    .map_err(store_error)
+            })
+            .await
+    }
+
+    async fn organizations(&self) -> Result<Vec<Organization>, StoreError> {
+        self.readers
+            .run(|c| {
+                let mut statement = c
+                    .prepare_cached(
+                        "SELECT id, name, created_at FROM organizations ORDER BY created_at, id",
+                    )
+                    .map_err(store_error)?;
+                let rows = statement
+                    .query_map([], organization_from_row)
+                    .map_err(store_error)?;
+                rows.collect::<Result<Vec<_>, _>>().map_err(store_error)
+            })
+            .await
+    }
+}
+
+#[async_trait]
+impl SigningKeyStore for SqliteStore {
+    async fn signing_keys(&self) -> Result<Vec<SigningKeyRecord>, StoreError> {
+        self.readers
+            .run(|c| {
+                let mut statement = c
+                    .prepare_cached(
+                        "SELECT kid, algorithm, public_jwk, sealed_private_key, created_at, signs_from \
+                         FROM signing_keys ORDER BY signs_from, kid",
+                    )
+                    .map_err(store_error)?;
+                let rows = statement.query_map([], key_from_row).map_err(store_error)?;
+                rows.collect::<Result<Vec<_>, _>>().map_err(store_error)
+            })
+            .await
+    }
+
+    async fn insert_signing_key(
+        &self,
+        key: &SigningKeyRecord,
+        expected_newest: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let key = key.clone();
+        let expected = expected_newest.map(str::to_owned);
+        self.writer
+            .run(move |c| {
+                let tx = c.transaction().map_err(store_error)?;
+                let swapped = tx
+                    .execute(
+                        "UPDATE key_ring_head SET newest_kid = ?1 WHERE id = 1 AND newest_kid IS ?2",
+                        params![key.kid, expected],
+                    )
+                    .map_err(store_error)?;
+                if swapped != 1 {
+                    return Err(StoreError::Conflict(format!(
+                        "the newest signing key is no longer {}",
+                        expected.as_deref().unwrap_or("(none)")
+                    )));
+                }
+                tx.execute(
+                    "INSERT INTO signing_keys (kid, algorithm, public_jwk, sealed_private_key, created_at, signs_from) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    params![
+                        key.kid,
+                        key.algorithm.as_str(),
+                        key.public_jwk,
+                        key.sealed_private_key,
+                        key.created_at.unix_millis(),
+                        key.signs_from.unix_millis()
+                    ],
+                )
+                .map_err(store_error)?;
+                tx.commit().map_err(store_error)
+            })
+            .await
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        self.writer.run(migrations::apply).await
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.readers
+            .run(|c| {
+                c.query_row("SELECT 1 FROM key_ring_head WHERE id = 1", [], |_| Ok(()))
+                    .map_err(store_error)
+            })
+            .await
+    }
+}
