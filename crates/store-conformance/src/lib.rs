@@ -1,1 +1,55 @@
-//! placeholder
+//! The one conformance suite every storage backend runs unchanged, and helpers for test databases.
+//!
+//! A backend's test file calls [`conformance_suite!`] with an async expression that yields a fresh,
+//! unmigrated [`Fixture`]; each case becomes its own `#[tokio::test]`.
+
+mod cases;
+mod postgres_database;
+
+use std::any::Any;
+use std::sync::Arc;
+
+use portcullis_core::store::Store;
+
+pub use cases::*;
+pub use postgres_database::TestPostgres;
+
+/// A store under test and whatever keeps its backing storage alive (a temp dir, a test database).
+#[derive(Debug)]
+pub struct Fixture {
+    /// The store, not migrated yet.
+    pub store: Arc<dyn Store>,
+    /// Dropped after the test: removes the storage.
+    pub guard: Box<dyn Any + Send>,
+}
+
+/// Expands to one `#[tokio::test]` per conformance case. `$fixture` is an async expression yielding a
+/// fresh [`Fixture`].
+#[macro_export]
+macro_rules! conformance_suite {
+    ($fixture:expr) => {
+        $crate::conformance_suite!(@cases $fixture;
+            migrations_are_idempotent_and_concurrent_safe,
+            organizations_round_trip,
+            unknown_organization_is_none,
+            duplicate_organization_id_conflicts_and_keeps_the_first,
+            concurrent_writers_all_land,
+            concurrent_inserts_of_one_id_have_one_winner,
+            signing_keys_round_trip_byte_for_byte,
+            key_insert_with_a_stale_precondition_writes_nothing,
+            concurrent_rotations_add_exactly_one_key,
+            stored_key_ring_opens_and_signs,
+        );
+    };
+    (@cases $fixture:expr; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $case() {
+                let fixture: $crate::Fixture = $fixture.await;
+                $crate::migrate(&fixture.store).await;
+                $crate::$case(&fixture.store).await;
+                drop(fixture);
+            }
+        )*
+    };
+}
