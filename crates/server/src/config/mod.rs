@@ -1,0 +1,307 @@
+//! Configuration: defaults → `portcullis.toml` → `PORTCULLIS_*` environment variables, layered by figment.
+//!
+//! Nested keys use a double underscore in the environment: `server.listen` is `PORTCULLIS_SERVER__LISTEN`.
+//! Every key, its default and its variable are listed in `portcullis.reference.toml` at the repository
+//! root; a test fails when that file and [`Config`] drift apart.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use portcullis_core::keys::{KeyPolicy, SigningAlgorithm};
+use serde::{Deserialize, Serialize};
+
+mod secret;
+
+pub use secret::Secret;
+
+/// Prefix of every configuration environment variable.
+pub const ENV_PREFIX: &str = "PORTCULLIS_";
+
+/// The port `portcullis serve` listens on by default.
+pub const DEFAULT_PORT: u16 = 7420;
+
+/// The whole configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Directory of the embedded database, the generated master key and the admin token.
+    pub data_dir: PathBuf,
+    /// Base64 of 32 bytes sealing secrets at rest; empty: generated once into `data_dir/master.key`.
+    pub master_key: Secret,
+    /// HTTP server.
+    pub server: ServerConfig,
+    /// Storage backend.
+    pub store: StoreConfig,
+    /// Signing keys.
+    pub keys: KeysConfig,
+    /// Admin API.
+    pub admin: AdminConfig,
+    /// Logging.
+    pub log: LogConfig,
+}
+
+/// `[server]`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Socket address to listen on.
+    pub listen: String,
+    /// Public base URL (issuer); empty: `http://<listen>`.
+    pub public_url: String,
+    /// Largest accepted request body.
+    pub request_body_limit_bytes: usize,
+    /// A request still running after this long is answered 503.
+    pub request_timeout_secs: u64,
+    /// On SIGTERM/SIGINT, in-flight requests get this long to finish.
+    pub shutdown_grace_secs: u64,
+}
+
+/// `[store]`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreConfig {
+    /// `sqlite` (embedded) or `postgres` (shared by many instances).
+    pub backend: StoreBackend,
+    /// Apply schema migrations when `serve` starts.
+    pub migrate_on_start: bool,
+    /// SQLite file; empty: `data_dir/portcullis.db`.
+    pub sqlite_path: String,
+    /// SQLite reader threads.
+    pub sqlite_readers: usize,
+    /// SQLite commit durability: `normal` or `full`.
+    pub sqlite_synchronous: SqliteSynchronous,
+    /// PostgreSQL connection URL.
+    pub postgres_url: Secret,
+    /// Largest number of PostgreSQL connections.
+    pub postgres_pool_size: usize,
+    /// How long to wait for a PostgreSQL connection.
+    pub postgres_connect_timeout_secs: u64,
+}
+
+/// Storage backends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreBackend {
+    /// Embedded SQLite file.
+    Sqlite,
+    /// PostgreSQL server.
+    Postgres,
+}
+
+/// SQLite durability modes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SqliteSynchronous {
+    /// Sync at checkpoints.
+    Normal,
+    /// Sync every commit.
+    Full,
+}
+
+/// `[keys]`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KeysConfig {
+    /// Algorithm of new signing keys: `EdDSA` or `RS256`.
+    pub algorithm: SigningAlgorithm,
+    /// A new key is made when the newest has signed this long.
+    pub rotation_interval_secs: u64,
+    /// New keys are published this long before they sign.
+    pub publish_lead_secs: u64,
+    /// Replaced keys stay published this long.
+    pub retain_after_retirement_secs: u64,
+}
+
+/// `[admin]`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdminConfig {
+    /// Bearer token of the admin API; empty: generated once into `data_dir/admin.token`.
+    pub token: Secret,
+}
+
+/// `[log]`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// A `tracing` filter such as `info` or `portcullis_server=debug,info`; `RUST_LOG` wins when set.
+    pub level: String,
+    /// `pretty` for people, `json` for log collectors.
+    pub format: LogFormat,
+}
+
+/// Log formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Pretty,
+    /// One JSON object per line.
+    Json,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("./portcullis-data"),
+            master_key: Secret::default(),
+            server: ServerConfig::default(),
+            store: StoreConfig::default(),
+            keys: KeysConfig::default(),
+            admin: AdminConfig::default(),
+            log: LogConfig::default(),
+        }
+    }
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: format!("127.0.0.1:{DEFAULT_PORT}"),
+            public_url: String::new(),
+            request_body_limit_bytes: 64 * 1024,
+            request_timeout_secs: 30,
+            shutdown_grace_secs: 30,
+        }
+    }
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            backend: StoreBackend::Sqlite,
+            migrate_on_start: true,
+            sqlite_path: String::new(),
+            sqlite_readers: 4,
+            sqlite_synchronous: SqliteSynchronous::Normal,
+            postgres_url: Secret::default(),
+            postgres_pool_size: 16,
+            postgres_connect_timeout_secs: 5,
+        }
+    }
+}
+
+impl Default for KeysConfig {
+    fn default() -> Self {
+        Self {
+            algorithm: SigningAlgorithm::EdDSA,
+            rotation_interval_secs: 7 * 24 * 3600,
+            publish_lead_secs: 60,
+            retain_after_retirement_secs: 2 * 3600,
+        }
+    }
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        Self { token: Secret::default() }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self { level: "info".to_owned(), format: LogFormat::Pretty }
+    }
+}
+
+/// A configuration that cannot be used. The message names the key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid configuration: {0}")]
+pub struct ConfigError(pub String);
+
+impl Config {
+    /// Loads defaults, then `file` if it exists (an explicitly named file must exist), then the
+    /// environment, and validates the result.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] naming the key and where the bad value came from.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        Self::load_from(file, Env::prefixed(ENV_PREFIX))
+    }
+
+    /// Like [`load`](Self::load), with the environment given (for tests).
+    ///
+    /// # Errors
+    /// See [`load`](Self::load).
+    pub fn load_from(file: Option<&Path>, env: Env) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Self::default()));
+        match file {
+            Some(path) if !path.exists() => {
+                return Err(ConfigError(format!("the configuration file {} does not exist", path.display())));
+            }
+            Some(path) => figment = figment.merge(Toml::file_exact(path)),
+            None if Path::new("portcullis.toml").exists() => figment = figment.merge(Toml::file_exact("portcullis.toml")),
+            None => {}
+        }
+        // `PORTCULLIS_CONFIG` names the file; `PORTCULLIS_TEST_*` belong to the test suite.
+        let env = env.split("__").filter(|key| key != "config" && !key.as_str().starts_with("test_"));
+        let config: Self = figment.merge(env).extract().map_err(|e| ConfigError(e.to_string()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |key: &str, why: &str| Err(ConfigError(format!("`{key}` {why}")));
+        if self.server.listen.parse::<SocketAddr>().is_err() {
+            return bad("server.listen", "must be an IP socket address such as 127.0.0.1:7420");
+        }
+        if !self.server.public_url.is_empty()
+            && !(self.server.public_url.starts_with("http://") || self.server.public_url.starts_with("https://"))
+        {
+            return bad("server.public_url", "must start with http:// or https://");
+        }
+        if self.server.request_body_limit_bytes < 1024 {
+            return bad("server.request_body_limit_bytes", "must be at least 1024");
+        }
+        if self.server.request_timeout_secs == 0 {
+            return bad("server.request_timeout_secs", "must be at least 1");
+        }
+        if self.store.backend == StoreBackend::Postgres && self.store.postgres_url.is_empty() {
+            return bad("store.postgres_url", "is required when `store.backend` is `postgres`");
+        }
+        if self.store.sqlite_readers == 0 || self.store.postgres_pool_size == 0 {
+            return bad("store.sqlite_readers / store.postgres_pool_size", "must be at least 1");
+        }
+        if self.keys.publish_lead_secs == 0 || self.keys.rotation_interval_secs <= self.keys.publish_lead_secs {
+            return bad("keys.rotation_interval_secs", "must be longer than `keys.publish_lead_secs`, which must be at least 1");
+        }
+        if !self.admin.token.is_empty() && self.admin.token.expose().len() < 32 {
+            return bad("admin.token", "must be at least 32 characters");
+        }
+        Ok(())
+    }
+
+    /// The public base URL, without a trailing slash.
+    #[must_use]
+    pub fn public_url(&self) -> String {
+        if self.server.public_url.is_empty() {
+            format!("http://{}", self.server.listen)
+        } else {
+            self.server.public_url.trim_end_matches('/').to_owned()
+        }
+    }
+
+    /// The SQLite file.
+    #[must_use]
+    pub fn sqlite_path(&self) -> PathBuf {
+        if self.store.sqlite_path.is_empty() {
+            self.data_dir.join("portcullis.db")
+        } else {
+            PathBuf::from(&self.store.sqlite_path)
+        }
+    }
+
+    /// The key rotation policy.
+    #[must_use]
+    pub const fn key_policy(&self) -> KeyPolicy {
+        KeyPolicy {
+            algorithm: self.keys.algorithm,
+            rotation_interval: Duration::from_secs(self.keys.rotation_interval_secs),
+            publish_lead: Duration::from_secs(self.keys.publish_lead_secs),
+            retain_after_retirement: Duration::from_secs(self.keys.retain_after_retirement_secs),
+        }
+    }
+}

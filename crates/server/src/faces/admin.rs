@@ -1,0 +1,57 @@
+//! The admin API (`/admin/v1`), authenticated with the admin token.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use portcullis_core::keys::KeyStatus;
+use portcullis_core::organization::Organization;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::app::App;
+use crate::http::{AdminAuth, ApiError, ApiJson};
+
+pub(crate) fn routes() -> Router<Arc<App>> {
+    Router::new()
+        .route("/admin/v1/organizations", post(create_organization).get(list_organizations))
+        .route("/admin/v1/organizations/{id}", get(show_organization))
+        .route("/admin/v1/keys", get(list_keys))
+        .route("/admin/v1/keys/rotate", post(rotate_keys))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewOrganization {
+    name: String,
+}
+
+async fn create_organization(
+    _: AdminAuth,
+    State(app): State<Arc<App>>,
+    ApiJson(body): ApiJson<NewOrganization>,
+) -> Result<(StatusCode, Json<Organization>), ApiError> {
+    Ok((StatusCode::CREATED, Json(app.create_organization(&body.name).await?)))
+}
+
+async fn list_organizations(_: AdminAuth, State(app): State<Arc<App>>) -> Result<Json<Value>, ApiError> {
+    Ok(Json(json!({ "organizations": app.organizations().await? })))
+}
+
+async fn show_organization(
+    _: AdminAuth,
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+) -> Result<Json<Organization>, ApiError> {
+    Ok(Json(app.organization(&id).await?))
+}
+
+async fn list_keys(_: AdminAuth, State(app): State<Arc<App>>) -> Json<Value> {
+    Json(json!({ "keys": app.key_statuses() }))
+}
+
+async fn rotate_keys(_: AdminAuth, State(app): State<Arc<App>>) -> Result<(StatusCode, Json<KeyStatus>), ApiError> {
+    Ok((StatusCode::CREATED, Json(app.rotate_keys().await?)))
+}

@@ -1,0 +1,5 @@
+//! The faces: each parses its wire format, calls the application, and renders the result or error its
+//! own way. Rules live in core, not here.
+
+pub(crate) mod admin;
+pub(crate) mod ops;

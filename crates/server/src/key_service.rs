@@ -1,0 +1,123 @@
+//! The running key ring: opened once, re-read from the store so keys rotated elsewhere (another
+//! instance, the CLI) are published before they sign, and rotated when due.
+
+use std::sync::{Arc, PoisonError, RwLock};
+
+use portcullis_core::clock::Clock;
+use portcullis_core::keys::{KeyPolicy, KeyRing, KeyStatus, MasterKey};
+use portcullis_core::store::{Store, StoreError};
+use portcullis_core::{Error, ErrorCode};
+use serde_json::Value;
+
+/// The key ring shared by every request.
+#[derive(Debug)]
+pub struct KeyService {
+    store: Arc<dyn Store>,
+    master: MasterKey,
+    policy: KeyPolicy,
+    clock: Arc<dyn Clock>,
+    ring: RwLock<Arc<KeyRing>>,
+}
+
+impl KeyService {
+    /// Opens the ring, making the first key if there is none.
+    ///
+    /// # Errors
+    /// If the store fails or a stored key does not open with `master`.
+    pub async fn open(
+        store: Arc<dyn Store>,
+        master: MasterKey,
+        policy: KeyPolicy,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, Error> {
+        let service = Self { store, master, policy, clock, ring: RwLock::new(Arc::default()) };
+        service.reload().await?;
+        if service.ring().is_empty() {
+            service.add_key().await?;
+        }
+        Ok(service)
+    }
+
+    /// The current ring.
+    #[must_use]
+    pub fn ring(&self) -> Arc<KeyRing> {
+        Arc::clone(&self.ring.read().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// The rotation policy.
+    #[must_use]
+    pub const fn policy(&self) -> &KeyPolicy {
+        &self.policy
+    }
+
+    /// Re-reads the keys from the store.
+    ///
+    /// # Errors
+    /// If the store fails or a key does not open.
+    pub async fn reload(&self) -> Result<(), Error> {
+        let ring = KeyRing::open(self.store.signing_keys().await?, &self.master)?;
+        *self.ring.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(ring);
+        Ok(())
+    }
+
+    /// Makes a new key now: published at once, signing after the publish lead.
+    ///
+    /// # Errors
+    /// `entityInvalid` (409) when another instance rotated at the same moment (its key stands), or a
+    /// store failure.
+    pub async fn rotate(&self) -> Result<KeyStatus, Error> {
+        self.reload().await?;
+        let kid = self.add_key().await?;
+        let now = self.clock.now();
+        self.ring()
+            .statuses(now, &self.policy)
+            .find(|s| s.kid == kid)
+            .ok_or_else(|| Error::new(ErrorCode::GenericError).with_internal("the new key is missing after rotation"))
+    }
+
+    /// Reloads, then rotates if the newest key has signed for the rotation interval.
+    ///
+    /// # Errors
+    /// If the store fails; a rotation lost to another instance is not an error.
+    pub async fn maintain(&self) -> Result<(), Error> {
+        self.reload().await?;
+        if self.ring().rotation_due(self.clock.now(), &self.policy) {
+            match self.add_key().await {
+                Ok(kid) => tracing::info!(%kid, "rotated the signing key"),
+                Err(e) if e.code() == ErrorCode::EntityInvalid => self.reload().await?,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    async fn add_key(&self) -> Result<String, Error> {
+        let ring = self.ring();
+        let record = ring.next_key(self.clock.now(), &self.policy, &self.master)?;
+        match self.store.insert_signing_key(&record, ring.newest_kid()).await {
+            Ok(()) => {}
+            Err(StoreError::Conflict(detail)) => {
+                self.reload().await?;
+                return Err(Error::new(ErrorCode::EntityInvalid)
+                    .with_status(409)
+                    .with_message("Another rotation happened at the same moment; its key stands.")
+                    .with_internal(detail));
+            }
+            Err(other) => return Err(other.into()),
+        }
+        self.reload().await?;
+        Ok(record.kid)
+    }
+
+    /// Every key with its state.
+    #[must_use]
+    pub fn statuses(&self) -> Vec<KeyStatus> {
+        self.ring().statuses(self.clock.now(), &self.policy).collect()
+    }
+
+    /// The JWKS document.
+    #[must_use]
+    pub fn jwks(&self) -> Value {
+        self.ring().jwks(self.clock.now(), &self.policy)
+    }
+}

@@ -1,0 +1,91 @@
+//! Serving: the listener, background key maintenance, and graceful shutdown.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::StartupError;
+use crate::app::App;
+use crate::http::router;
+
+/// Binds the configured address.
+///
+/// # Errors
+/// [`StartupError::Bind`] when the address is taken or not allowed.
+pub async fn bind(app: &App) -> Result<TcpListener, StartupError> {
+    let address = &app.config().server.listen;
+    TcpListener::bind(address)
+        .await
+        .map_err(|source| StartupError::Bind { address: address.clone(), source })
+}
+
+/// Serves until `shutdown` completes, then lets in-flight requests finish for at most
+/// `server.shutdown_grace_secs`.
+///
+/// # Errors
+/// When the listener fails.
+pub async fn serve(
+    app: Arc<App>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), StartupError> {
+    let grace = Duration::from_secs(app.config().server.shutdown_grace_secs);
+    let maintenance = tokio::spawn(maintain_keys(Arc::clone(&app)));
+    let (stopping, mut stopped) = watch::channel(false);
+    let signal = async move {
+        shutdown.await;
+        tracing::info!("shutting down: finishing in-flight requests");
+        let _ = stopping.send(true);
+    };
+    let server = axum::serve(listener, router(app)).with_graceful_shutdown(signal);
+    let deadline = async move {
+        let _ = stopped.wait_for(|stopping| *stopping).await;
+        tokio::time::sleep(grace).await;
+    };
+    let result = tokio::select! {
+        result = server => result.map_err(|source| StartupError::Serve { source }),
+        () = deadline => {
+            tracing::warn!(grace_secs = grace.as_secs(), "grace period over; closing the remaining connections");
+            Ok(())
+        }
+    };
+    maintenance.abort();
+    result
+}
+
+/// Re-reads the key ring often enough that a key rotated elsewhere is published before it signs, and
+/// rotates when due.
+async fn maintain_keys(app: Arc<App>) {
+    let lead = app.keys().policy().publish_lead;
+    let period = (lead / 2).clamp(Duration::from_secs(1), Duration::from_secs(30));
+    let mut ticker = tokio::time::interval(period);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        if let Err(e) = app.keys().maintain().await {
+            tracing::warn!(error = ?e, "key maintenance failed; retrying at the next tick");
+        }
+    }
+}
+
+/// Completes on SIGINT (Ctrl-C) or SIGTERM.
+pub async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = interrupt => {},
+        () = terminate => {},
+    }
+}
