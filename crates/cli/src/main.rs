@@ -1,1 +1,141 @@
-fn main() {}
+//! The `portcullis` command.
+#![allow(clippy::print_stdout, reason = "printing is this binary's interface")]
+
+mod commands;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use portcullis_server::config::Config;
+
+/// Portcullis: an authentication server in which every failure is a named, documented, recoverable event.
+#[derive(Debug, Parser)]
+#[command(name = "portcullis", version, about, long_about = None, after_help = AFTER_HELP)]
+struct Cli {
+    /// Configuration file (default: ./portcullis.toml when it exists). `PORTCULLIS_*` variables override it.
+    #[arg(
+        long,
+        short,
+        global = true,
+        env = "PORTCULLIS_CONFIG",
+        value_name = "FILE"
+    )]
+    config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+const AFTER_HELP: &str = "Start with `portcullis serve`: it keeps everything in ./portcullis-data (SQLite) and \
+listens on http://127.0.0.1:7420. Every configuration key is listed in portcullis.reference.toml.";
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the server (migrates the store first unless `store.migrate_on_start = false`).
+    Serve,
+    /// Apply the store's schema migrations and exit.
+    Migrate,
+    /// Manage organizations (each one is an OAuth client).
+    #[command(subcommand)]
+    Org(OrgCommand),
+    /// Manage the signing keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Print the error catalog.
+    Errors {
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = CatalogFormat::Json)]
+        format: CatalogFormat,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum OrgCommand {
+    /// Create an organization and print it.
+    Create {
+        /// Display name, shown on the hosted login page.
+        name: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List organizations, oldest first.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one organization.
+    Show {
+        /// Organization id (its OAuth client_id).
+        id: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysCommand {
+    /// Make a new signing key: published at once, signing after `keys.publish_lead_secs`.
+    Rotate {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the signing keys and their states.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum CatalogFormat {
+    /// As `GET /errors` serves it.
+    Json,
+    /// As `docs/errors.md`.
+    Markdown,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Command::Errors { format } = cli.command {
+        commands::print_catalog(format);
+        return ExitCode::SUCCESS;
+    }
+    let config = match Config::load(cli.config.as_deref()) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("portcullis: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Err(e) = portcullis_server::init_tracing(&config.log) {
+        eprintln!("portcullis: {e}");
+        return ExitCode::from(2);
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("portcullis: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(commands::run(cli.command, config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(commands::Failure::Startup(e)) => {
+            eprintln!("portcullis: {e}");
+            ExitCode::from(e.exit_code())
+        }
+        Err(commands::Failure::Refused(e)) => {
+            eprintln!("portcullis: {} ({})", e.message(), e.code());
+            ExitCode::FAILURE
+        }
+    }
+}

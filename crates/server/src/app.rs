@@ -62,14 +62,20 @@ impl App {
             local_secrets::ensure_data_dir(&config.data_dir)?;
         }
         let master = local_secrets::master_key(config.master_key.expose(), &config.data_dir)?;
-        let (admin_token, admin_token_file) = local_secrets::admin_token(config.admin.token.expose(), &config.data_dir)?;
+        let (admin_token, admin_token_file) =
+            local_secrets::admin_token(config.admin.token.expose(), &config.data_dir)?;
         let store = open_store(&config)?;
         if options.migrate {
             store.migrate().await?;
         }
-        let keys = KeyService::open(Arc::clone(&store), master, config.key_policy(), Arc::clone(&clock))
-            .await
-            .map_err(StartupError::Keys)?;
+        let keys = KeyService::open(
+            Arc::clone(&store),
+            master,
+            config.key_policy(),
+            Arc::clone(&clock),
+        )
+        .await
+        .map_err(StartupError::Keys)?;
         Ok(Self {
             config,
             store,
@@ -142,7 +148,8 @@ impl App {
     /// `entityMissing` when there is none with this id.
     pub async fn organization(&self, id: &str) -> Result<Organization, Error> {
         self.store.organization(id).await?.ok_or_else(|| {
-            Error::new(ErrorCode::EntityMissing).with_message("There is no organization with this id.")
+            Error::new(ErrorCode::EntityMissing)
+                .with_message("There is no organization with this id.")
         })
     }
 

@@ -30,7 +30,13 @@ impl KeyService {
         policy: KeyPolicy,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, Error> {
-        let service = Self { store, master, policy, clock, ring: RwLock::new(Arc::default()) };
+        let service = Self {
+            store,
+            master,
+            policy,
+            clock,
+            ring: RwLock::new(Arc::default()),
+        };
         service.reload().await?;
         if service.ring().is_empty() {
             service.add_key().await?;
@@ -72,7 +78,10 @@ impl KeyService {
         self.ring()
             .statuses(now, &self.policy)
             .find(|s| s.kid == kid)
-            .ok_or_else(|| Error::new(ErrorCode::GenericError).with_internal("the new key is missing after rotation"))
+            .ok_or_else(|| {
+                Error::new(ErrorCode::GenericError)
+                    .with_internal("the new key is missing after rotation")
+            })
     }
 
     /// Reloads, then rotates if the newest key has signed for the rotation interval.
@@ -94,7 +103,11 @@ impl KeyService {
     async fn add_key(&self) -> Result<String, Error> {
         let ring = self.ring();
         let record = ring.next_key(self.clock.now(), &self.policy, &self.master)?;
-        match self.store.insert_signing_key(&record, ring.newest_kid()).await {
+        match self
+            .store
+            .insert_signing_key(&record, ring.newest_kid())
+            .await
+        {
             Ok(()) => {}
             Err(StoreError::Conflict(detail)) => {
                 self.reload().await?;
@@ -112,7 +125,9 @@ impl KeyService {
     /// Every key with its state.
     #[must_use]
     pub fn statuses(&self) -> Vec<KeyStatus> {
-        self.ring().statuses(self.clock.now(), &self.policy).collect()
+        self.ring()
+            .statuses(self.clock.now(), &self.policy)
+            .collect()
     }
 
     /// The JWKS document.

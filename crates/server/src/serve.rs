@@ -19,7 +19,10 @@ pub async fn bind(app: &App) -> Result<TcpListener, StartupError> {
     let address = &app.config().server.listen;
     TcpListener::bind(address)
         .await
-        .map_err(|source| StartupError::Bind { address: address.clone(), source })
+        .map_err(|source| StartupError::Bind {
+            address: address.clone(),
+            source,
+        })
 }
 
 /// Serves until `shutdown` completes, then lets in-flight requests finish for at most

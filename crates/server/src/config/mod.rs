@@ -197,13 +197,18 @@ impl Default for KeysConfig {
 
 impl Default for AdminConfig {
     fn default() -> Self {
-        Self { token: Secret::default() }
+        Self {
+            token: Secret::default(),
+        }
     }
 }
 
 impl Default for LogConfig {
     fn default() -> Self {
-        Self { level: "info".to_owned(), format: LogFormat::Pretty }
+        Self {
+            level: "info".to_owned(),
+            format: LogFormat::Pretty,
+        }
     }
 }
 
@@ -230,15 +235,26 @@ impl Config {
         let mut figment = Figment::from(Serialized::defaults(Self::default()));
         match file {
             Some(path) if !path.exists() => {
-                return Err(ConfigError(format!("the configuration file {} does not exist", path.display())));
+                return Err(ConfigError(format!(
+                    "the configuration file {} does not exist",
+                    path.display()
+                )));
             }
             Some(path) => figment = figment.merge(Toml::file_exact(path)),
-            None if Path::new("portcullis.toml").exists() => figment = figment.merge(Toml::file_exact("portcullis.toml")),
+            None if Path::new("portcullis.toml").exists() => {
+                figment = figment.merge(Toml::file_exact("portcullis.toml"))
+            }
             None => {}
         }
         // `PORTCULLIS_CONFIG` names the file; `PORTCULLIS_TEST_*` belong to the test suite.
-        let env = env.split("__").filter(|key| key != "config" && !key.as_str().starts_with("test_"));
-        let config: Self = figment.merge(env).extract().map_err(|e| ConfigError(e.to_string()))?;
+        let env = env.split("__").filter(|key| {
+            let key = key.as_str().to_ascii_lowercase();
+            key != "config" && !key.starts_with("test_")
+        });
+        let config: Self = figment
+            .merge(env)
+            .extract()
+            .map_err(|e| ConfigError(e.to_string()))?;
         config.validate()?;
         Ok(config)
     }
@@ -246,10 +262,14 @@ impl Config {
     fn validate(&self) -> Result<(), ConfigError> {
         let bad = |key: &str, why: &str| Err(ConfigError(format!("`{key}` {why}")));
         if self.server.listen.parse::<SocketAddr>().is_err() {
-            return bad("server.listen", "must be an IP socket address such as 127.0.0.1:7420");
+            return bad(
+                "server.listen",
+                "must be an IP socket address such as 127.0.0.1:7420",
+            );
         }
         if !self.server.public_url.is_empty()
-            && !(self.server.public_url.starts_with("http://") || self.server.public_url.starts_with("https://"))
+            && !(self.server.public_url.starts_with("http://")
+                || self.server.public_url.starts_with("https://"))
         {
             return bad("server.public_url", "must start with http:// or https://");
         }
@@ -260,13 +280,24 @@ impl Config {
             return bad("server.request_timeout_secs", "must be at least 1");
         }
         if self.store.backend == StoreBackend::Postgres && self.store.postgres_url.is_empty() {
-            return bad("store.postgres_url", "is required when `store.backend` is `postgres`");
+            return bad(
+                "store.postgres_url",
+                "is required when `store.backend` is `postgres`",
+            );
         }
         if self.store.sqlite_readers == 0 || self.store.postgres_pool_size == 0 {
-            return bad("store.sqlite_readers / store.postgres_pool_size", "must be at least 1");
+            return bad(
+                "store.sqlite_readers / store.postgres_pool_size",
+                "must be at least 1",
+            );
         }
-        if self.keys.publish_lead_secs == 0 || self.keys.rotation_interval_secs <= self.keys.publish_lead_secs {
-            return bad("keys.rotation_interval_secs", "must be longer than `keys.publish_lead_secs`, which must be at least 1");
+        if self.keys.publish_lead_secs == 0
+            || self.keys.rotation_interval_secs <= self.keys.publish_lead_secs
+        {
+            return bad(
+                "keys.rotation_interval_secs",
+                "must be longer than `keys.publish_lead_secs`, which must be at least 1",
+            );
         }
         if !self.admin.token.is_empty() && self.admin.token.expose().len() < 32 {
             return bad("admin.token", "must be at least 32 characters");

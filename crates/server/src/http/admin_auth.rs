@@ -17,7 +17,10 @@ pub struct AdminAuth;
 impl FromRequestParts<Arc<App>> for AdminAuth {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        app: &Arc<App>,
+    ) -> Result<Self, Self::Rejection> {
         let presented = parts
             .headers
             .get(header::AUTHORIZATION)
@@ -26,7 +29,8 @@ impl FromRequestParts<Arc<App>> for AdminAuth {
             .map(str::trim)
             .filter(|v| !v.is_empty())
             .ok_or_else(|| {
-                Error::new(ErrorCode::TokenMissing).with_message("The admin API needs `Authorization: Bearer <admin token>`.")
+                Error::new(ErrorCode::TokenMissing)
+                    .with_message("The admin API needs `Authorization: Bearer <admin token>`.")
             })?;
         if app.admin_token_matches(presented) {
             Ok(Self)

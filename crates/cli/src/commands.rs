@@ -1,0 +1,159 @@
+//! What each subcommand does.
+
+use std::sync::Arc;
+
+use portcullis_core::keys::KeyStatus;
+use portcullis_core::organization::Organization;
+use portcullis_server::StartupError;
+use portcullis_server::app::{App, OpenOptions};
+use portcullis_server::config::Config;
+use serde::Serialize;
+
+use crate::{CatalogFormat, Command, KeysCommand, OrgCommand};
+
+/// Why a command failed.
+#[derive(Debug)]
+pub(crate) enum Failure {
+    /// It could not start (configuration, store, files).
+    Startup(StartupError),
+    /// The operation was refused with a catalog error.
+    Refused(portcullis_core::Error),
+}
+
+impl From<StartupError> for Failure {
+    fn from(e: StartupError) -> Self {
+        Self::Startup(e)
+    }
+}
+
+impl From<portcullis_core::Error> for Failure {
+    fn from(e: portcullis_core::Error) -> Self {
+        Self::Refused(e)
+    }
+}
+
+pub(crate) fn print_catalog(format: CatalogFormat) {
+    match format {
+        CatalogFormat::Json => print_json(&portcullis_core::error::catalog()),
+        CatalogFormat::Markdown => print!("{}", portcullis_core::error::render_markdown()),
+    }
+}
+
+pub(crate) async fn run(command: Command, config: Config) -> Result<(), Failure> {
+    let migrate = matches!(command, Command::Migrate) || config.store.migrate_on_start;
+    let app = App::open(config, OpenOptions { migrate }).await?;
+    match command {
+        Command::Serve => serve(app).await?,
+        Command::Migrate => println!("The {} store is up to date.", app.store_backend()),
+        Command::Org(OrgCommand::Create { name, json }) => {
+            print_organization(&app.create_organization(&name).await?, json)
+        }
+        Command::Org(OrgCommand::Show { id, json }) => {
+            print_organization(&app.organization(&id).await?, json)
+        }
+        Command::Org(OrgCommand::List { json }) => {
+            let organizations = app.organizations().await?;
+            if json {
+                print_json(&organizations);
+            } else if organizations.is_empty() {
+                println!("No organizations yet. Create one with: portcullis org create \"Acme\"");
+            } else {
+                println!("{:<36}  {:<24}  NAME", "ID", "CREATED");
+                for org in &organizations {
+                    println!(
+                        "{:<36}  {:<24}  {}",
+                        org.id,
+                        org.created.to_rfc3339(),
+                        org.name
+                    );
+                }
+            }
+        }
+        Command::Keys(KeysCommand::Rotate { json }) => {
+            let key = app.rotate_keys().await?;
+            if json {
+                print_json(&key);
+            } else {
+                println!(
+                    "New key {} ({}) is published now and signs from {}.",
+                    key.kid, key.algorithm, key.signs_from
+                );
+            }
+        }
+        Command::Keys(KeysCommand::List { json }) => print_keys(&app.key_statuses(), json),
+        Command::Errors { format } => print_catalog(format),
+    }
+    Ok(())
+}
+
+async fn serve(app: App) -> Result<(), StartupError> {
+    let listener = portcullis_server::bind(&app).await?;
+    let url = app.config().public_url();
+    let store = match app.store_backend() {
+        "sqlite" => format!("SQLite at {}", app.config().sqlite_path().display()),
+        other => other.to_owned(),
+    };
+    println!(
+        "Portcullis {} is serving on {url} (store: {store})",
+        env!("CARGO_PKG_VERSION")
+    );
+    if let Some(path) = app.admin_token_file() {
+        println!("Admin API token: {}", path.display());
+    }
+    println!("Try:  curl {url}/health");
+    println!("      portcullis org create \"Acme\"");
+    println!("Stop with Ctrl-C.");
+    portcullis_server::serve(
+        Arc::new(app),
+        listener,
+        portcullis_server::shutdown_signal(),
+    )
+    .await
+}
+
+fn print_organization(org: &Organization, json: bool) {
+    if json {
+        print_json(org);
+    } else {
+        println!(
+            "id:      {}\nname:    {}\ncreated: {}",
+            org.id,
+            org.name,
+            org.created.to_rfc3339()
+        );
+    }
+}
+
+fn print_keys(keys: &[KeyStatus], json: bool) {
+    if json {
+        print_json(&keys);
+        return;
+    }
+    println!(
+        "{:<18}  {:<6}  {:<9}  {:<24}  PUBLISHED UNTIL",
+        "KID", "ALG", "STATE", "SIGNS FROM"
+    );
+    for key in keys {
+        let state = serde_json::to_value(key.state)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        let until = key
+            .published_until
+            .map_or_else(|| "-".to_owned(), |t| t.to_rfc3339());
+        println!(
+            "{:<18}  {:<6}  {:<9}  {:<24}  {until}",
+            key.kid,
+            key.algorithm.as_str(),
+            state,
+            key.signs_from.to_rfc3339()
+        );
+    }
+}
+
+fn print_json<T: Serialize + ?Sized>(value: &T) {
+    match serde_json::to_string_pretty(value) {
+        Ok(text) => println!("{text}"),
+        Err(e) => eprintln!("portcullis: cannot print JSON: {e}"),
+    }
+}

@@ -1,0 +1,164 @@
+//! Layered configuration and the reference file.
+
+use std::collections::BTreeSet;
+
+use figment::Jail;
+use figment::providers::Env;
+use portcullis_server::config::{Config, ENV_PREFIX};
+
+const REFERENCE: &str = include_str!("../../../../portcullis.reference.toml");
+
+fn flatten(prefix: &str, table: &toml::Table, out: &mut BTreeSet<String>) {
+    for (key, value) in table {
+        let path = if prefix.is_empty() {
+            key.clone()
+        } else {
+            format!("{prefix}.{key}")
+        };
+        match value {
+            toml::Value::Table(inner) => flatten(&path, inner, out),
+            _ => {
+                out.insert(path);
+            }
+        }
+    }
+}
+
+fn env_name(key: &str) -> String {
+    format!("{ENV_PREFIX}{}", key.replace('.', "__").to_uppercase())
+}
+
+#[test]
+fn reference_file_lists_every_key_with_its_default_and_variable() {
+    let mut documented = BTreeSet::new();
+    flatten(
+        "",
+        &REFERENCE.parse::<toml::Table>().expect("reference parses"),
+        &mut documented,
+    );
+    let mut actual = BTreeSet::new();
+    let defaults = toml::Table::try_from(Config::default()).expect("defaults serialize");
+    flatten("", &defaults, &mut actual);
+    assert_eq!(
+        documented, actual,
+        "portcullis.reference.toml and Config have different keys"
+    );
+
+    // The reference holds exactly the defaults.
+    let parsed: Config = toml::from_str(REFERENCE).expect("reference is a valid configuration");
+    assert_eq!(parsed, Config::default());
+
+    // Each key line is preceded by a `default: … · env: NAME` comment.
+    let mut section = String::new();
+    let mut previous = "";
+    for line in REFERENCE.lines() {
+        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            section = format!("{name}.");
+        } else if let Some((key, _)) = line.split_once(" = ").filter(|_| !line.starts_with('#')) {
+            let full = format!("{section}{key}");
+            let expected = format!("· env: {}", env_name(&full));
+            assert!(
+                previous.starts_with("# default: ") && previous.ends_with(&expected),
+                "`{full}` lacks `# default: … {expected}`"
+            );
+        }
+        previous = line;
+    }
+}
+
+#[test]
+fn environment_overrides_file_which_overrides_defaults() {
+    Jail::expect_with(|jail| {
+        jail.create_file("custom.toml", "data_dir = \"/srv/pc\"\n[server]\nlisten = \"0.0.0.0:8000\"\nshutdown_grace_secs = 5\n")?;
+        jail.set_env("PORTCULLIS_SERVER__LISTEN", "127.0.0.1:9999");
+        jail.set_env("PORTCULLIS_KEYS__ALGORITHM", "RS256");
+        jail.set_env("PORTCULLIS_TEST_POSTGRES_URL", "ignored by the server");
+        jail.set_env("PORTCULLIS_CONFIG", "custom.toml");
+        let config = Config::load_from(Some("custom.toml".as_ref()), Env::prefixed(ENV_PREFIX))
+            .map_err(|e| e.to_string())?;
+        assert_eq!(config.data_dir.to_str(), Some("/srv/pc"));
+        assert_eq!(config.server.listen, "127.0.0.1:9999");
+        assert_eq!(config.server.shutdown_grace_secs, 5);
+        assert_eq!(config.keys.algorithm.as_str(), "RS256");
+        assert_eq!(config.public_url(), "http://127.0.0.1:9999");
+        Ok(())
+    });
+}
+
+fn load_error(setup: impl FnOnce(&mut Jail) -> figment::error::Result<()>) -> String {
+    let mut message = String::new();
+    Jail::expect_with(|jail| {
+        setup(jail)?;
+        let file = std::path::Path::new("portcullis.toml");
+        let file = file.exists().then_some(file);
+        message = Config::load_from(file, Env::prefixed(ENV_PREFIX))
+            .expect_err("invalid config accepted")
+            .to_string()
+            .to_ascii_lowercase();
+        Ok(())
+    });
+    message
+}
+
+#[test]
+fn invalid_values_name_the_key() {
+    let message = load_error(|jail| {
+        jail.set_env("PORTCULLIS_SERVER__REQUEST_TIMEOUT_SECS", "soon");
+        Ok(())
+    });
+    assert!(message.contains("request_timeout_secs"), "{message}");
+
+    let message = load_error(|jail| {
+        jail.set_env("PORTCULLIS_SERVER__LISTEN", "localhost");
+        Ok(())
+    });
+    assert!(message.contains("server.listen"), "{message}");
+
+    let message = load_error(|jail| {
+        jail.set_env("PORTCULLIS_STORE__BACKEND", "postgres");
+        Ok(())
+    });
+    assert!(message.contains("store.postgres_url"), "{message}");
+
+    let message = load_error(|jail| {
+        jail.set_env("PORTCULLIS_KEYS__ALGORITHM", "HS256");
+        Ok(())
+    });
+    assert!(message.contains("algorithm"), "{message}");
+}
+
+#[test]
+fn unknown_keys_are_rejected() {
+    let message = load_error(|jail| {
+        jail.create_file("portcullis.toml", "[server]\nlisten_port = 80\n")
+            .map(|_| ())
+    });
+    assert!(message.contains("listen_port"), "{message}");
+    let message = load_error(|jail| {
+        jail.set_env("PORTCULLIS_SERVR__LISTEN", "127.0.0.1:1");
+        Ok(())
+    });
+    assert!(message.contains("servr"), "{message}");
+}
+
+#[test]
+fn a_named_file_must_exist() {
+    let error = Config::load_from(
+        Some("/nonexistent/portcullis.toml".as_ref()),
+        Env::prefixed("PORTCULLIS_UNUSED_"),
+    )
+    .expect_err("missing file");
+    assert!(error.to_string().contains("/nonexistent/portcullis.toml"));
+}
+
+#[test]
+fn secrets_never_print() {
+    let mut config = Config::default();
+    config.master_key = "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3I=".into();
+    config.store.postgres_url = "postgres://user:hunter2@db/portcullis".into();
+    config.admin.token = "a-very-long-admin-token-that-is-secret".into();
+    let debug = format!("{config:?}");
+    for secret in ["c2VjcmV0", "hunter2", "a-very-long-admin-token"] {
+        assert!(!debug.contains(secret), "{secret} leaked into {debug}");
+    }
+}

@@ -1,0 +1,9 @@
+//! Server integration tests: one binary (fast linking), a real server on a port-0 listener per test,
+//! real HTTP over loopback.
+
+mod admin;
+mod config;
+mod errors;
+mod harness;
+mod keys;
+mod ops;
