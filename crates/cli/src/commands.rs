@@ -1,5 +1,7 @@
 //! What each subcommand does.
 
+use std::fmt::Write as _;
+use std::io::Write as _;
 use std::sync::Arc;
 
 use portcullis_core::keys::KeyStatus;
@@ -88,21 +90,31 @@ pub(crate) async fn run(command: Command, config: Config) -> Result<(), Failure>
 
 async fn serve(app: App) -> Result<(), StartupError> {
     let listener = portcullis_server::bind(&app).await?;
-    let url = app.config().public_url();
+    // With port 0 the configured address is not the one to print.
+    let url = match listener.local_addr() {
+        Ok(address) if app.config().server.public_url.is_empty() => format!("http://{address}"),
+        _ => app.config().public_url(),
+    };
     let store = match app.store_backend() {
         "sqlite" => format!("SQLite at {}", app.config().sqlite_path().display()),
         other => other.to_owned(),
     };
-    println!(
-        "Portcullis {} is serving on {url} (store: {store})",
+    let mut banner = format!(
+        "Portcullis {} is serving on {url} (store: {store})\n",
         env!("CARGO_PKG_VERSION")
     );
     if let Some(path) = app.admin_token_file() {
-        println!("Admin API token: {}", path.display());
+        let _ = writeln!(banner, "Admin API token: {}", path.display());
     }
-    println!("Try:  curl {url}/health");
-    println!("      portcullis org create \"Acme\"");
-    println!("Stop with Ctrl-C.");
+    let _ = write!(
+        banner,
+        "Try:  curl {url}/health\n      portcullis org create \"Acme\"\nStop with Ctrl-C.\n"
+    );
+    // A closed standard output (a supervisor that does not read it) must not stop the server.
+    let mut stdout = std::io::stdout();
+    let _ = stdout
+        .write_all(banner.as_bytes())
+        .and_then(|()| stdout.flush());
     portcullis_server::serve(
         Arc::new(app),
         listener,

@@ -116,7 +116,7 @@ pub struct KeysConfig {
 }
 
 /// `[admin]`
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AdminConfig {
     /// Bearer token of the admin API; empty: generated once into `data_dir/admin.token`.
@@ -195,14 +195,6 @@ impl Default for KeysConfig {
     }
 }
 
-impl Default for AdminConfig {
-    fn default() -> Self {
-        Self {
-            token: Secret::default(),
-        }
-    }
-}
-
 impl Default for LogConfig {
     fn default() -> Self {
         Self {
@@ -267,10 +259,8 @@ impl Config {
                 "must be an IP socket address such as 127.0.0.1:7420",
             );
         }
-        if !self.server.public_url.is_empty()
-            && !(self.server.public_url.starts_with("http://")
-                || self.server.public_url.starts_with("https://"))
-        {
+        let url = &self.server.public_url;
+        if !url.is_empty() && !url.starts_with("http://") && !url.starts_with("https://") {
             return bad("server.public_url", "must start with http:// or https://");
         }
         if self.server.request_body_limit_bytes < 1024 {

@@ -1,4 +1,8 @@
 //! Layered configuration and the reference file.
+#![allow(
+    clippy::result_large_err,
+    reason = "figment::Jail closures return figment's own large error"
+)]
 
 use std::collections::BTreeSet;
 
@@ -153,8 +157,10 @@ fn a_named_file_must_exist() {
 
 #[test]
 fn secrets_never_print() {
-    let mut config = Config::default();
-    config.master_key = "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3I=".into();
+    let mut config = Config {
+        master_key: "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3I=".into(),
+        ..Config::default()
+    };
     config.store.postgres_url = "postgres://user:hunter2@db/portcullis".into();
     config.admin.token = "a-very-long-admin-token-that-is-secret".into();
     let debug = format!("{config:?}");

@@ -31,8 +31,10 @@ pub(crate) struct TestServer {
 
 /// A configuration for a test: data in `dir`, port 0, the chosen backend.
 pub(crate) fn test_config(dir: &TempDir, postgres: Option<&TestPostgres>) -> Config {
-    let mut config = Config::default();
-    config.data_dir = dir.path().join("data");
+    let mut config = Config {
+        data_dir: dir.path().join("data"),
+        ..Config::default()
+    };
     config.server.listen = "127.0.0.1:0".to_owned();
     if let Some(database) = postgres {
         config.store.backend = StoreBackend::Postgres;

@@ -1,0 +1,131 @@
+//! The `portcullis` binary as a user runs it.
+
+use std::io::{BufRead as _, BufReader};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use serde_json::Value;
+
+fn portcullis(data_dir: &Path, args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_portcullis"));
+    command
+        .args(args)
+        .env("PORTCULLIS_DATA_DIR", data_dir)
+        .env("PORTCULLIS_SERVER__LISTEN", "127.0.0.1:0")
+        .env_remove("PORTCULLIS_CONFIG")
+        .env("RUST_LOG", "warn");
+    command
+}
+
+fn run(data_dir: &Path, args: &[&str]) -> Output {
+    portcullis(data_dir, args)
+        .output()
+        .expect("portcullis runs")
+}
+
+fn json(output: &Output) -> Value {
+    assert!(
+        output.status.success(),
+        "failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("JSON output")
+}
+
+#[test]
+fn errors_markdown_is_the_generated_catalog() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let output = run(dir.path(), &["errors", "--format", "markdown"]);
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        portcullis_core::error::render_markdown()
+    );
+}
+
+#[test]
+fn invalid_configuration_names_the_key_and_exits_2() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let output = portcullis(dir.path(), &["org", "list"])
+        .env("PORTCULLIS_STORE__SQLITE_READERS", "many")
+        .output()
+        .expect("runs");
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr).to_ascii_lowercase();
+    assert!(stderr.contains("sqlite_readers"), "{stderr}");
+
+    let output = run(
+        dir.path(),
+        &["--config", "/nonexistent.toml", "org", "list"],
+    );
+    assert_eq!(output.status.code(), Some(2));
+}
+
+#[test]
+fn organizations_and_keys_from_the_command_line() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let created = json(&run(dir.path(), &["org", "create", "Acme Inc", "--json"]));
+    assert_eq!(created["name"], "Acme Inc");
+    let id = created["id"].as_str().expect("id");
+    assert_eq!(
+        json(&run(dir.path(), &["org", "show", id, "--json"])),
+        created
+    );
+    assert_eq!(
+        json(&run(dir.path(), &["org", "list", "--json"])),
+        Value::Array(vec![created.clone()])
+    );
+
+    let missing = run(dir.path(), &["org", "show", "nope"]);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("entityMissing"));
+
+    let empty_name = run(dir.path(), &["org", "create", "  "]);
+    assert!(String::from_utf8_lossy(&empty_name.stderr).contains("missingFields"));
+
+    let rotated = json(&run(dir.path(), &["keys", "rotate", "--json"]));
+    assert_eq!(rotated["state"], "pending");
+    let keys = json(&run(dir.path(), &["keys", "list", "--json"]));
+    assert_eq!(keys.as_array().map(Vec::len), Some(2));
+    let table = String::from_utf8_lossy(&run(dir.path(), &["keys", "list"]).stdout).into_owned();
+    assert!(
+        table.contains("signing") && table.contains("pending"),
+        "{table}"
+    );
+}
+
+#[tokio::test]
+async fn serve_answers_and_stops_cleanly_on_sigterm() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut child = portcullis(dir.path(), &["serve"])
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("serve starts");
+    let mut first_line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut first_line)
+        .expect("banner");
+    let url = first_line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .expect("URL in banner")
+        .to_owned();
+
+    let health: Value = reqwest::get(format!("{url}/health"))
+        .await
+        .expect("request")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(health["status"], "ok");
+
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let output = child.wait_with_output().expect("exits");
+    assert!(output.status.success(), "exit status {:?}", output.status);
+    assert!(String::from_utf8_lossy(&output.stderr).contains("shutting down"));
+}
