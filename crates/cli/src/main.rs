@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use portcullis_server::config::Config;
+use portcullis_server::config::{Config, LogConfig};
 
 /// Portcullis: an authentication server in which every failure is a named, documented, recoverable event.
 #[derive(Debug, Parser)]
@@ -107,7 +107,15 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     let config = match Config::load(cli.config.as_deref()) {
-        Ok(config) => config,
+        Ok(mut config) => {
+            // One-shot commands print their result; routine progress logs would only be noise there.
+            if !matches!(cli.command, Command::Serve)
+                && config.log.level == LogConfig::default().level
+            {
+                "warn".clone_into(&mut config.log.level);
+            }
+            config
+        }
         Err(e) => {
             eprintln!("portcullis: {e}");
             return ExitCode::from(2);

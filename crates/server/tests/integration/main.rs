@@ -7,3 +7,4 @@ mod errors;
 mod harness;
 mod keys;
 mod ops;
+mod shutdown;
