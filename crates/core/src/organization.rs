@@ -1,5 +1,7 @@
 //! Organizations: the tenants that log their users in through Portcullis. Each one is an OAuth client.
 
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Serialize;
 
 use crate::clock::Timestamp;
@@ -45,6 +47,63 @@ impl Organization {
             name: name.to_owned(),
             created: now,
         })
+    }
+}
+
+/// An organization API key as stored: only the SHA-256 of the secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiKeyRecord {
+    /// Public id.
+    pub id: String,
+    /// The organization it acts for.
+    pub organization_id: String,
+    /// Hex SHA-256 of the secret.
+    #[serde(skip)]
+    pub secret_hash: String,
+    /// Creation time.
+    pub created: Timestamp,
+    /// Revocation time.
+    pub revoked: Option<Timestamp>,
+}
+
+/// A new API key: the secret, shown once, and the record to store.
+#[derive(Debug, Clone)]
+pub struct NewApiKey {
+    /// The secret (`pcak_…`), shown once.
+    pub secret: String,
+    /// What is stored.
+    pub record: ApiKeyRecord,
+}
+
+/// Prefix of API key secrets, so they are recognisable in configuration and secret scanners.
+pub const API_KEY_PREFIX: &str = "pcak_";
+
+impl ApiKeyRecord {
+    /// Makes a key for an organization.
+    ///
+    /// # Errors
+    /// If the system random source fails.
+    pub fn generate(organization_id: &str, now: Timestamp) -> Result<NewApiKey, Error> {
+        let mut bytes = [0u8; 32];
+        aws_lc_rs::rand::fill(&mut bytes).map_err(|_| {
+            Error::new(ErrorCode::GenericError).with_internal("the system random source failed")
+        })?;
+        let secret = format!("{API_KEY_PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes));
+        let record = Self {
+            id: uuid::Uuid::now_v7().to_string(),
+            organization_id: organization_id.to_owned(),
+            secret_hash: Self::hash(&secret),
+            created: now,
+            revoked: None,
+        };
+        Ok(NewApiKey { secret, record })
+    }
+
+    /// The stored form of a secret.
+    #[must_use]
+    pub fn hash(secret: &str) -> String {
+        crate::session::sha256_hex(secret.as_bytes())
     }
 }
 

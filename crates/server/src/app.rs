@@ -7,7 +7,7 @@ use std::sync::Arc;
 use aws_lc_rs::constant_time::verify_slices_are_equal;
 use aws_lc_rs::digest::{SHA256, digest};
 use portcullis_core::clock::{Clock, SystemClock};
-use portcullis_core::keys::KeyStatus;
+use portcullis_core::keys::{KeyService, KeyStatus};
 use portcullis_core::organization::Organization;
 use portcullis_core::store::Store;
 use portcullis_core::{Error, ErrorCode};
@@ -15,7 +15,6 @@ use serde_json::Value;
 
 use crate::StartupError;
 use crate::config::{Config, StoreBackend};
-use crate::key_service::KeyService;
 use crate::local_secrets;
 use crate::storage::open_store;
 
@@ -31,7 +30,7 @@ pub struct OpenOptions {
 pub struct App {
     config: Config,
     store: Arc<dyn Store>,
-    keys: KeyService,
+    keys: Arc<KeyService>,
     clock: Arc<dyn Clock>,
     admin_token_digest: Vec<u8>,
     admin_token_file: Option<PathBuf>,

@@ -9,7 +9,6 @@ pub mod app;
 pub mod config;
 mod faces;
 pub mod http;
-pub mod key_service;
 pub mod local_secrets;
 mod metrics;
 mod serve;

@@ -68,8 +68,12 @@ async fn maintain_keys(app: Arc<App>) {
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticker.tick().await;
-        if let Err(e) = app.keys().maintain().await {
-            tracing::warn!(error = ?e, "key maintenance failed; retrying at the next tick");
+        match app.keys().maintain().await {
+            Ok(Some(kid)) => tracing::info!(%kid, "rotated the signing key"),
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(error = ?e, "key maintenance failed; retrying at the next tick")
+            }
         }
     }
 }

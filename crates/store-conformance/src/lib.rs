@@ -5,6 +5,7 @@
 
 mod cases;
 mod postgres_database;
+mod session_cases;
 
 use std::any::Any;
 use std::sync::Arc;
@@ -13,6 +14,7 @@ use portcullis_core::store::Store;
 
 pub use cases::*;
 pub use postgres_database::TestPostgres;
+pub use session_cases::*;
 
 /// A store under test and whatever keeps its backing storage alive (a temp dir, a test database).
 #[derive(Debug)]
@@ -39,6 +41,12 @@ macro_rules! conformance_suite {
             key_insert_with_a_stale_precondition_writes_nothing,
             concurrent_rotations_add_exactly_one_key,
             stored_key_ring_opens_and_signs,
+            sessions_round_trip,
+            concurrent_refreshes_rotate_once_and_never_look_like_theft,
+            reuse_after_grace_revokes_the_family,
+            foreign_organization_refresh_changes_nothing,
+            revocation_feed_and_payload_updates,
+            api_keys_round_trip,
         );
     };
     (@cases $fixture:expr; $($case:ident),* $(,)?) => {

@@ -2,6 +2,7 @@
 //! precondition is a single conditional statement, safe under READ COMMITTED across instances.
 
 mod migrations;
+mod sessions;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -65,7 +66,7 @@ impl PostgresStore {
         Ok(Self { pool })
     }
 
-    async fn client(&self) -> Result<Object, StoreError> {
+    pub(crate) async fn client(&self) -> Result<Object, StoreError> {
         self.pool.get().await.map_err(|e| match e {
             PoolError::Backend(e) => store_error(&e),
             other => StoreError::Unavailable(other.to_string()),
@@ -74,9 +75,13 @@ impl PostgresStore {
 }
 
 /// Maps a PostgreSQL error: unique violations are conflicts, lost connections are unavailability.
-fn store_error(err: &tokio_postgres::Error) -> StoreError {
+pub(crate) fn store_error(err: &tokio_postgres::Error) -> StoreError {
     match err.code() {
-        Some(code) if *code == SqlState::UNIQUE_VIOLATION => StoreError::Conflict(err.to_string()),
+        Some(code)
+            if *code == SqlState::UNIQUE_VIOLATION || *code == SqlState::FOREIGN_KEY_VIOLATION =>
+        {
+            StoreError::Conflict(err.to_string())
+        }
         Some(_) => StoreError::Backend(err.to_string()),
         None if err.is_closed() || err.as_db_error().is_none() => {
             StoreError::Unavailable(err.to_string())
@@ -106,7 +111,7 @@ fn key_from_row(row: &Row) -> Result<SigningKeyRecord, StoreError> {
     })
 }
 
-fn decode(err: &tokio_postgres::Error) -> StoreError {
+pub(crate) fn decode(err: &tokio_postgres::Error) -> StoreError {
     StoreError::Decode(err.to_string())
 }
 

@@ -4,6 +4,7 @@
 //! corrupts the database; `FULL` syncs every commit at about a third of the write rate.
 
 mod migrations;
+mod sessions;
 mod worker;
 
 use std::path::{Path, PathBuf};
@@ -45,8 +46,8 @@ pub struct SqliteOptions {
 /// The SQLite store.
 #[derive(Debug)]
 pub struct SqliteStore {
-    writer: Workers,
-    readers: Workers,
+    pub(crate) writer: Workers,
+    pub(crate) readers: Workers,
     path: PathBuf,
 }
 
@@ -106,7 +107,7 @@ fn open_connection(
 }
 
 /// Maps a SQLite error: constraint violations are conflicts, busy or locked files are unavailability.
-fn store_error(err: rusqlite::Error) -> StoreError {
+pub(crate) fn store_error(err: rusqlite::Error) -> StoreError {
     match err.sqlite_error_code() {
         Some(ErrorCode::ConstraintViolation) => StoreError::Conflict(err.to_string()),
         _ if matches!(err, rusqlite::Error::FromSqlConversionFailure(..)) => {

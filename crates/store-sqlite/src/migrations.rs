@@ -5,7 +5,10 @@ use rusqlite::Connection;
 
 use crate::store_error;
 
-const MIGRATIONS: &[&str] = &[include_str!("../migrations/0001_foundation.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../migrations/0001_foundation.sql"),
+    include_str!("../migrations/0002_sessions.sql"),
+];
 
 pub(crate) fn apply(connection: &mut Connection) -> Result<(), StoreError> {
     let current: i64 = connection

@@ -1,6 +1,7 @@
 use std::fmt;
 
 use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
+use aws_lc_rs::hkdf;
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -8,7 +9,10 @@ use base64::engine::general_purpose::STANDARD;
 use super::KeyError;
 
 /// The key that seals secrets at rest (signing keys, connector credentials): AES-256-GCM.
-pub struct MasterKey(LessSafeKey);
+pub struct MasterKey {
+    cipher: LessSafeKey,
+    raw: [u8; MASTER_KEY_LEN],
+}
 
 /// Length of a master key in bytes.
 pub const MASTER_KEY_LEN: usize = 32;
@@ -42,8 +46,27 @@ impl MasterKey {
         if bytes.len() != MASTER_KEY_LEN {
             return Err(KeyError::InvalidMasterKey);
         }
+        let raw: [u8; MASTER_KEY_LEN] = bytes.try_into().map_err(|_| KeyError::InvalidMasterKey)?;
         let key = UnboundKey::new(&AES_256_GCM, bytes).map_err(|_| KeyError::InvalidMasterKey)?;
-        Ok(Self(LessSafeKey::new(key)))
+        Ok(Self {
+            cipher: LessSafeKey::new(key),
+            raw,
+        })
+    }
+
+    /// A 32-byte key for one purpose (`label`), derived with HKDF-SHA256, so each use of the master key
+    /// has its own key.
+    #[must_use]
+    pub fn derive(&self, label: &str) -> [u8; 32] {
+        let salt = hkdf::Salt::new(hkdf::HKDF_SHA256, b"portcullis master key v1");
+        let prk = salt.extract(&self.raw);
+        let info = [label.as_bytes()];
+        let mut out = [0u8; 32];
+        // Expanding 32 bytes with SHA-256 cannot fail (the limit is 255 × 32).
+        if let Ok(okm) = prk.expand(&info, hkdf::HKDF_SHA256) {
+            let _ = okm.fill(&mut out);
+        }
+        out
     }
 
     /// Encrypts `plaintext`, bound to `context` (for example the key id) so a sealed value cannot be moved
@@ -57,7 +80,7 @@ impl MasterKey {
             .fill(&mut nonce)
             .map_err(|_| KeyError::Random)?;
         let mut buffer = plaintext.to_vec();
-        self.0
+        self.cipher
             .seal_in_place_append_tag(
                 Nonce::assume_unique_for_key(nonce),
                 Aad::from(context),
@@ -81,7 +104,7 @@ impl MasterKey {
         let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| KeyError::Unseal)?;
         let mut buffer = ciphertext.to_vec();
         let plain = self
-            .0
+            .cipher
             .open_in_place(nonce, Aad::from(context), &mut buffer)
             .map_err(|_| KeyError::Unseal)?;
         Ok(plain.to_vec())
@@ -123,5 +146,13 @@ mod tests {
             Err(KeyError::InvalidMasterKey)
         );
         assert!(format!("{:?}", MasterKey::generate().map(|k| k.0)).contains("redacted"));
+    }
+
+    #[test]
+    fn derived_keys_differ_by_label_and_are_stable() -> Result<(), KeyError> {
+        let (key, text) = MasterKey::generate()?;
+        assert_ne!(key.derive("a"), key.derive("b"));
+        assert_eq!(key.derive("a"), MasterKey::from_base64(&text)?.derive("a"));
+        Ok(())
     }
 }

@@ -4,11 +4,13 @@
 mod algorithm;
 mod key_ring;
 mod master_key;
+mod service;
 mod signing_key;
 
 pub use algorithm::{SigningAlgorithm, UnsupportedAlgorithm};
 pub use key_ring::{KeyPolicy, KeyRing, KeyState, KeyStatus};
 pub use master_key::{MASTER_KEY_LEN, MasterKey};
+pub use service::KeyService;
 pub use signing_key::SigningKey;
 
 /// Why a key operation failed.

@@ -9,7 +9,11 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Serialize;
 use serde_json::{Value, json};
 
+use jsonwebtoken::jwk::Jwk;
+use jsonwebtoken::{Algorithm, DecodingKey};
+
 use super::{KeyError, SigningAlgorithm};
+use crate::session::VerificationKey;
 
 /// A parsed private key, held once per `kid` so signing never re-parses PKCS#8.
 pub struct SigningKey {
@@ -18,6 +22,7 @@ pub struct SigningKey {
     pair: Pair,
     public_jwk: Value,
     encoded_header: String,
+    verification_key: VerificationKey,
 }
 
 enum Pair {
@@ -83,12 +88,22 @@ impl SigningKey {
         }
         let header = json!({ "alg": algorithm.as_str(), "kid": kid, "typ": "JWT" });
         let encoded_header = URL_SAFE_NO_PAD.encode(header.to_string());
+        let jwk: Jwk =
+            serde_json::from_value(public_jwk.clone()).map_err(|_| KeyError::InvalidPrivateKey)?;
+        let verification_key = VerificationKey {
+            key: DecodingKey::from_jwk(&jwk).map_err(|_| KeyError::InvalidPrivateKey)?,
+            algorithm: match algorithm {
+                SigningAlgorithm::EdDSA => Algorithm::EdDSA,
+                SigningAlgorithm::RS256 => Algorithm::RS256,
+            },
+        };
         Ok(Self {
             kid: kid.to_owned(),
             algorithm,
             pair,
             public_jwk,
             encoded_header,
+            verification_key,
         })
     }
 
@@ -108,6 +123,12 @@ impl SigningKey {
     #[must_use]
     pub const fn public_jwk(&self) -> &Value {
         &self.public_jwk
+    }
+
+    /// The public half, for verifying what this key signed.
+    #[must_use]
+    pub const fn verification_key(&self) -> &VerificationKey {
+        &self.verification_key
     }
 
     /// Signs `claims` as a compact JWS (`header.payload.signature`) with `typ: JWT`.
@@ -160,8 +181,7 @@ impl fmt::Debug for SigningKey {
 
 #[cfg(test)]
 mod tests {
-    use jsonwebtoken::jwk::Jwk;
-    use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode};
+    use jsonwebtoken::{Validation, decode};
     use serde_json::Value;
 
     use super::*;

@@ -1,14 +1,18 @@
 //! Store traits: the only way core reaches persistent state. Each backend implements them and passes the
 //! one conformance suite (`crates/store-conformance`).
 
+mod api_key;
 mod organization;
+mod session;
 mod signing_key;
 
 use std::fmt;
 
 use async_trait::async_trait;
 
+pub use api_key::ApiKeyStore;
 pub use organization::OrganizationStore;
+pub use session::SessionStore;
 pub use signing_key::{SigningKeyRecord, SigningKeyStore};
 
 use crate::{Error, ErrorCode};
@@ -51,7 +55,16 @@ impl From<StoreError> for Error {
 
 /// Everything a backend provides.
 #[async_trait]
-pub trait Store: OrganizationStore + SigningKeyStore + fmt::Debug + Send + Sync + 'static {
+pub trait Store:
+    OrganizationStore
+    + ApiKeyStore
+    + SigningKeyStore
+    + SessionStore
+    + fmt::Debug
+    + Send
+    + Sync
+    + 'static
+{
     /// The backend's name, as `/health` reports it.
     fn backend(&self) -> &'static str;
 

@@ -3,17 +3,19 @@
 
 use std::sync::{Arc, PoisonError, RwLock};
 
-use portcullis_core::clock::Clock;
-use portcullis_core::keys::{KeyPolicy, KeyRing, KeyStatus, MasterKey};
-use portcullis_core::store::{Store, StoreError};
-use portcullis_core::{Error, ErrorCode};
 use serde_json::Value;
+
+use super::{KeyPolicy, KeyRing, KeyStatus, MasterKey, SigningKey};
+use crate::clock::Clock;
+use crate::session::{VerificationKey, VerificationKeys};
+use crate::store::{Store, StoreError};
+use crate::{Error, ErrorCode};
 
 /// The key ring shared by every request.
 #[derive(Debug)]
 pub struct KeyService {
     store: Arc<dyn Store>,
-    master: MasterKey,
+    master: Arc<MasterKey>,
     policy: KeyPolicy,
     clock: Arc<dyn Clock>,
     ring: RwLock<Arc<KeyRing>>,
@@ -26,7 +28,7 @@ impl KeyService {
     /// If the store fails or a stored key does not open with `master`.
     pub async fn open(
         store: Arc<dyn Store>,
-        master: MasterKey,
+        master: Arc<MasterKey>,
         policy: KeyPolicy,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, Error> {
@@ -84,20 +86,21 @@ impl KeyService {
             })
     }
 
-    /// Reloads, then rotates if the newest key has signed for the rotation interval.
+    /// Reloads, then rotates if the newest key has signed for the rotation interval. Returns the id of
+    /// the key this call added, if any.
     ///
     /// # Errors
     /// If the store fails; a rotation lost to another instance is not an error.
-    pub async fn maintain(&self) -> Result<(), Error> {
+    pub async fn maintain(&self) -> Result<Option<String>, Error> {
         self.reload().await?;
-        if self.ring().rotation_due(self.clock.now(), &self.policy) {
-            match self.add_key().await {
-                Ok(kid) => tracing::info!(%kid, "rotated the signing key"),
-                Err(e) if e.code() == ErrorCode::EntityInvalid => self.reload().await?,
-                Err(e) => return Err(e),
-            }
+        if !self.ring().rotation_due(self.clock.now(), &self.policy) {
+            return Ok(None);
         }
-        Ok(())
+        match self.add_key().await {
+            Ok(kid) => Ok(Some(kid)),
+            Err(e) if e.code() == ErrorCode::EntityInvalid => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     async fn add_key(&self) -> Result<String, Error> {
@@ -134,5 +137,26 @@ impl KeyService {
     #[must_use]
     pub fn jwks(&self) -> Value {
         self.ring().jwks(self.clock.now(), &self.policy)
+    }
+
+    /// The key that signs now.
+    ///
+    /// # Errors
+    /// `genericError` if the ring has no usable key (it always has one once opened).
+    pub fn signer(&self) -> Result<Arc<SigningKey>, Error> {
+        self.ring()
+            .signer(self.clock.now())
+            .cloned()
+            .ok_or_else(|| {
+                Error::new(ErrorCode::GenericError).with_internal("the key ring has no signing key")
+            })
+    }
+}
+
+impl VerificationKeys for KeyService {
+    fn verification_key(&self, kid: &str) -> Option<VerificationKey> {
+        self.ring()
+            .verifier(kid, self.clock.now(), &self.policy)
+            .map(|k| k.verification_key().clone())
     }
 }

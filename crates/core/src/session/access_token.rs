@@ -1,0 +1,189 @@
+//! Access tokens: signed JWTs with the SuperTokens v5 claim names, verified locally against the key ring
+//! or a JWKS, with no store access.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+
+use crate::clock::Timestamp;
+
+/// Claim names Portcullis owns; custom claims may not use them.
+pub const PROTECTED_CLAIMS: &[&str] = &[
+    "sub",
+    "exp",
+    "iat",
+    "nbf",
+    "aud",
+    "jti",
+    "sessionHandle",
+    "refreshTokenHash1",
+    "parentRefreshTokenHash1",
+    "antiCsrfToken",
+    "tId",
+    "rsub",
+    "iss",
+    "stt",
+];
+
+/// Longest access token considered at all (a cookie cannot be much larger).
+pub const MAX_ACCESS_TOKEN_LEN: usize = 8 * 1024;
+
+/// The claims of a session access token.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AccessTokenClaims {
+    /// User id.
+    pub sub: String,
+    /// Expiry, Unix seconds.
+    pub exp: i64,
+    /// Issue time, Unix seconds.
+    pub iat: i64,
+    /// Session handle.
+    #[serde(rename = "sessionHandle")]
+    pub session_handle: String,
+    /// H1 of the refresh token it was issued with.
+    #[serde(rename = "refreshTokenHash1")]
+    pub refresh_token_hash1: String,
+    /// Always `null`: Portcullis rotates at refresh (no lazy promotion).
+    #[serde(rename = "parentRefreshTokenHash1")]
+    pub parent_refresh_token_hash1: Option<String>,
+    /// Anti-CSRF token (`null` unless the VIA_TOKEN mode is used).
+    #[serde(rename = "antiCsrfToken")]
+    pub anti_csrf_token: Option<String>,
+    /// Tenant.
+    #[serde(rename = "tId")]
+    pub tenant_id: String,
+    /// Recipe user id (= `sub`).
+    pub rsub: String,
+    /// Issuer.
+    pub iss: String,
+    /// Token type; absent or 0 for session tokens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stt: Option<i64>,
+    /// Custom claims (roles, email verification, …).
+    #[serde(flatten)]
+    pub custom: Map<String, Value>,
+}
+
+impl AccessTokenClaims {
+    /// The `front-token` header value: padded standard base64 of `{"uid","ate","up"}`.
+    #[must_use]
+    pub fn front_token(&self) -> String {
+        let up = serde_json::to_value(self).unwrap_or(Value::Null);
+        STANDARD.encode(
+            json!({ "uid": self.sub, "ate": self.exp.saturating_mul(1000), "up": up }).to_string(),
+        )
+    }
+
+    /// The custom claims as the validators read them: the whole payload.
+    #[must_use]
+    pub fn payload(&self) -> Map<String, Value> {
+        match serde_json::to_value(self) {
+            Ok(Value::Object(map)) => map,
+            _ => Map::new(),
+        }
+    }
+}
+
+/// A key that verifies access tokens, with the one algorithm it accepts.
+#[derive(Clone)]
+pub struct VerificationKey {
+    /// The key.
+    pub key: DecodingKey,
+    /// Its algorithm; a token's `alg` header must name exactly this.
+    pub algorithm: Algorithm,
+}
+
+impl std::fmt::Debug for VerificationKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VerificationKey")
+            .field("algorithm", &self.algorithm)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where verification keys come from: the server's key ring, or the SDK's JWKS cache.
+pub trait VerificationKeys {
+    /// The published key with this id.
+    fn verification_key(&self, kid: &str) -> Option<VerificationKey>;
+}
+
+/// Why an access token was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccessTokenError {
+    /// Not a JWT at all: treated as no token (→ unauthorised).
+    Malformed,
+    /// A JWT that cannot be used now (→ try refresh): the reason says why.
+    TryRefresh(TryRefreshReason),
+}
+
+/// Why an access token that looks like a JWT is unusable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum TryRefreshReason {
+    /// Past `exp`.
+    Expired,
+    /// The signature, `alg` or claims do not check out.
+    BadSignature,
+    /// No published key has its `kid`.
+    UnknownKey,
+    /// Another issuer.
+    WrongIssuer,
+    /// Not a session token (`stt` set).
+    NotASessionToken,
+}
+
+/// Verifies signature, `kid`, `alg`, `exp` (against `now`, no leeway), `stt` and, when given, `iss`.
+///
+/// # Errors
+/// See [`AccessTokenError`].
+pub fn verify_access_token(
+    token: &str,
+    keys: &dyn VerificationKeys,
+    now: Timestamp,
+    issuer: Option<&str>,
+) -> Result<AccessTokenClaims, AccessTokenError> {
+    if token.len() > MAX_ACCESS_TOKEN_LEN || token.split('.').count() != 3 {
+        return Err(AccessTokenError::Malformed);
+    }
+    let refresh = AccessTokenError::TryRefresh;
+    let header =
+        jsonwebtoken::decode_header(token).map_err(|_| refresh(TryRefreshReason::BadSignature))?;
+    let kid = header
+        .kid
+        .as_deref()
+        .ok_or(refresh(TryRefreshReason::UnknownKey))?;
+    let key = keys
+        .verification_key(kid)
+        .ok_or(refresh(TryRefreshReason::UnknownKey))?;
+    // The key decides the algorithm, never the token: this stops `none` and HS256-with-the-public-key.
+    if header.alg != key.algorithm {
+        return Err(refresh(TryRefreshReason::BadSignature));
+    }
+    let mut validation = Validation::new(key.algorithm);
+    validation.validate_exp = false;
+    validation.validate_aud = false;
+    validation.required_spec_claims.clear();
+    let claims = jsonwebtoken::decode::<AccessTokenClaims>(token, &key.key, &validation)
+        .map_err(|_| refresh(TryRefreshReason::BadSignature))?
+        .claims;
+    if claims.exp <= now.unix_seconds() {
+        return Err(refresh(TryRefreshReason::Expired));
+    }
+    if claims.stt.is_some_and(|t| t != 0) {
+        return Err(refresh(TryRefreshReason::NotASessionToken));
+    }
+    if issuer.is_some_and(|iss| iss != claims.iss) {
+        return Err(refresh(TryRefreshReason::WrongIssuer));
+    }
+    Ok(claims)
+}
+
+/// Reads a token's claims without verifying anything: only for tokens this process just minted or
+/// verified (the front token of a re-minted token), never for input.
+#[must_use]
+pub fn unverified_payload(token: &str) -> Option<Map<String, Value>> {
+    let payload = token.split('.').nth(1)?;
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).ok()?).ok()
+}

@@ -1,0 +1,415 @@
+//! The session operations every face uses: create, refresh, verify, revoke, list, claims.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+
+use super::access_token::{
+    AccessTokenClaims, AccessTokenError, PROTECTED_CLAIMS, verify_access_token,
+};
+use super::refresh_token::RefreshTokenCodec;
+use super::rotation::{
+    RefreshOutcome, RefreshRequest, SessionRecord, TheftKind, UnauthorisedReason,
+};
+use crate::clock::{Clock, Timestamp};
+use crate::keys::{KeyService, MasterKey};
+use crate::store::Store;
+use crate::{Error, ErrorCode};
+
+/// Longest user id accepted.
+pub const MAX_USER_ID_LEN: usize = 256;
+
+/// Session lifetimes and limits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionConfig {
+    /// Access-token lifetime.
+    pub access_token_validity: Duration,
+    /// Refresh-token lifetime, reset at every rotation.
+    pub refresh_token_validity: Duration,
+    /// How long the token rotated last may still be used (parallel tabs, retried POSTs).
+    pub refresh_grace: Duration,
+    /// `iss` of access tokens.
+    pub issuer: String,
+    /// Largest custom-claims payload, in bytes of JSON (cookies are limited to about 4 KB).
+    pub max_payload_bytes: usize,
+}
+
+/// A session's tokens, as handed to the client.
+#[derive(Debug, Clone)]
+pub struct SessionTokens {
+    /// The session.
+    pub session: SessionRecord,
+    /// The signed access token.
+    pub access_token: String,
+    /// Its claims.
+    pub claims: AccessTokenClaims,
+    /// The refresh token (absent when only the access token was re-minted).
+    pub refresh_token: Option<String>,
+    /// The `front-token` value.
+    pub front_token: String,
+}
+
+/// Why a refresh failed.
+#[derive(Debug, Clone)]
+pub enum RefreshFailure {
+    /// No usable session: log in again. Tokens must be cleared.
+    Unauthorised(UnauthorisedReason),
+    /// A rotated-out token was reused; the session is revoked. Tokens must be cleared.
+    TheftDetected {
+        /// The revoked session.
+        handle: String,
+        /// Its user.
+        user_id: String,
+        /// How the token relates to the family.
+        kind: TheftKind,
+    },
+    /// The store or signer failed; nothing is to be cleared.
+    Failed(Error),
+}
+
+impl From<RefreshFailure> for Error {
+    fn from(failure: RefreshFailure) -> Self {
+        match failure {
+            RefreshFailure::Unauthorised(reason) => Self::new(ErrorCode::Unauthorised)
+                .with_internal(format!("refresh refused: {reason:?}")),
+            RefreshFailure::TheftDetected { handle, kind, .. } => {
+                Self::new(ErrorCode::TokenTheftDetected).with_internal(format!(
+                    "refresh token reuse ({kind:?}) on session {handle}; session revoked"
+                ))
+            }
+            RefreshFailure::Failed(error) => error,
+        }
+    }
+}
+
+/// Session operations over a store, the key ring and a clock.
+#[derive(Debug)]
+pub struct SessionService {
+    store: Arc<dyn Store>,
+    keys: Arc<KeyService>,
+    clock: Arc<dyn Clock>,
+    config: SessionConfig,
+    codec: RefreshTokenCodec,
+}
+
+impl SessionService {
+    /// A service whose refresh tokens are authenticated with a key derived from `master`.
+    #[must_use]
+    pub fn new(
+        store: Arc<dyn Store>,
+        keys: Arc<KeyService>,
+        clock: Arc<dyn Clock>,
+        config: SessionConfig,
+        master: &MasterKey,
+    ) -> Self {
+        let codec = RefreshTokenCodec::new(&master.derive("session refresh tokens"));
+        Self {
+            store,
+            keys,
+            clock,
+            config,
+            codec,
+        }
+    }
+
+    /// The configuration.
+    #[must_use]
+    pub const fn config(&self) -> &SessionConfig {
+        &self.config
+    }
+
+    /// Creates a session for a user.
+    ///
+    /// # Errors
+    /// `missingFields` / `entityInvalid` for a bad user id or payload; store and signing failures.
+    pub async fn create(
+        &self,
+        organization_id: &str,
+        user_id: &str,
+        tenant_id: Option<&str>,
+        payload: Map<String, Value>,
+    ) -> Result<SessionTokens, Error> {
+        if user_id.trim().is_empty() {
+            return Err(Error::new(ErrorCode::MissingFields)
+                .with_message("The field `userId` is required."));
+        }
+        if user_id.len() > MAX_USER_ID_LEN || user_id.chars().any(char::is_control) {
+            return Err(Error::new(ErrorCode::EntityInvalid).with_message(format!(
+                "`userId` must be at most {MAX_USER_ID_LEN} bytes without control characters."
+            )));
+        }
+        self.check_payload(&payload)?;
+        let now = self.clock.now();
+        let handle = uuid::Uuid::new_v4().to_string();
+        let minted = self.codec.mint(&handle, None)?;
+        let session = SessionRecord {
+            handle,
+            organization_id: organization_id.to_owned(),
+            user_id: user_id.to_owned(),
+            tenant_id: tenant_id.unwrap_or("public").to_owned(),
+            payload,
+            current_hashes: vec![minted.hash2],
+            previous_hash: None,
+            rotated_at: None,
+            created_at: now,
+            expires_at: now.plus(self.config.refresh_token_validity),
+            revoked_at: None,
+        };
+        self.store.insert_session(&session).await?;
+        let exp = now.plus(self.config.access_token_validity).unix_seconds();
+        self.tokens(session, &minted.hash1, Some(minted.token), now, exp)
+    }
+
+    /// Rotates a refresh token (see [`super::apply_refresh`] for the rules). `organization_id` limits the
+    /// refresh to that organization's sessions (the server-to-server API); `None` accepts any (the
+    /// server's own frontend endpoint).
+    ///
+    /// # Errors
+    /// A [`RefreshFailure`].
+    pub async fn refresh(
+        &self,
+        refresh_token: &str,
+        organization_id: Option<&str>,
+    ) -> Result<SessionTokens, RefreshFailure> {
+        let presented = self
+            .codec
+            .authenticate(refresh_token)
+            .ok_or(RefreshFailure::Unauthorised(UnauthorisedReason::Missing))?;
+        let minted = self
+            .codec
+            .mint(&presented.handle, Some(&presented.hash1))
+            .map_err(|e| RefreshFailure::Failed(e.into()))?;
+        let now = self.clock.now();
+        let request = RefreshRequest {
+            organization_id: organization_id.map(str::to_owned),
+            presented_hash2: presented.hash2,
+            presented_parent_hash1: presented.parent_hash1,
+            new_hash2: minted.hash2,
+            now,
+            grace_millis: i64::try_from(self.config.refresh_grace.as_millis()).unwrap_or(i64::MAX),
+            new_expires_at: now.plus(self.config.refresh_token_validity),
+        };
+        let outcome = self
+            .store
+            .refresh_session(&presented.handle, &request)
+            .await
+            .map_err(|e| RefreshFailure::Failed(e.into()))?
+            .ok_or(RefreshFailure::Unauthorised(UnauthorisedReason::Missing))?;
+        match outcome {
+            RefreshOutcome::Rotated(session) | RefreshOutcome::RotatedInGrace(session) => {
+                let exp = now.plus(self.config.access_token_validity).unix_seconds();
+                self.tokens(session, &minted.hash1, Some(minted.token), now, exp)
+                    .map_err(RefreshFailure::Failed)
+            }
+            RefreshOutcome::TheftDetected { session, kind } => Err(RefreshFailure::TheftDetected {
+                handle: session.handle,
+                user_id: session.user_id,
+                kind,
+            }),
+            RefreshOutcome::Unauthorised(reason) => Err(RefreshFailure::Unauthorised(reason)),
+        }
+    }
+
+    /// Verifies an access token locally (signature, key, expiry, issuer). No store access.
+    ///
+    /// # Errors
+    /// An [`AccessTokenError`]: malformed (→ unauthorised) or try refresh.
+    pub fn verify(&self, access_token: &str) -> Result<AccessTokenClaims, AccessTokenError> {
+        verify_access_token(
+            access_token,
+            self.keys.as_ref(),
+            self.clock.now(),
+            Some(&self.config.issuer),
+        )
+    }
+
+    /// Re-mints the access token of a live session with its current claims, keeping its expiry and
+    /// refresh-token binding.
+    ///
+    /// # Errors
+    /// `tryRefreshToken` / `unauthorised` for an unusable token or session.
+    pub async fn regenerate(
+        &self,
+        organization_id: &str,
+        access_token: &str,
+    ) -> Result<SessionTokens, Error> {
+        let claims = self.verify(access_token).map_err(access_token_error)?;
+        let session = self
+            .live_session(organization_id, &claims.session_handle)
+            .await?;
+        self.tokens(
+            session,
+            &claims.refresh_token_hash1,
+            None,
+            self.clock.now(),
+            claims.exp,
+        )
+    }
+
+    /// Merges claims into a session's payload (a `null` value removes the claim). Tokens minted from now
+    /// on carry them; call [`regenerate`](Self::regenerate) to reissue the current one.
+    ///
+    /// # Errors
+    /// `entityMissing` for an unknown session, `entityInvalid` for protected names or an oversize payload.
+    pub async fn merge_claims(
+        &self,
+        organization_id: &str,
+        handle: &str,
+        updates: Map<String, Value>,
+    ) -> Result<SessionRecord, Error> {
+        let mut session = self
+            .live_session(organization_id, handle)
+            .await
+            .map_err(|_| {
+                Error::new(ErrorCode::EntityMissing)
+                    .with_message("There is no active session with this handle.")
+            })?;
+        for (key, value) in updates {
+            if value.is_null() {
+                session.payload.remove(&key);
+            } else {
+                session.payload.insert(key, value);
+            }
+        }
+        self.check_payload(&session.payload)?;
+        if !self
+            .store
+            .update_session_payload(organization_id, handle, &session.payload)
+            .await?
+        {
+            return Err(Error::new(ErrorCode::EntityMissing)
+                .with_message("There is no session with this handle."));
+        }
+        Ok(session)
+    }
+
+    /// Revokes one session.
+    ///
+    /// # Errors
+    /// Store failures.
+    pub async fn revoke(&self, organization_id: &str, handle: &str) -> Result<bool, Error> {
+        Ok(self
+            .store
+            .revoke_session(organization_id, handle, self.clock.now())
+            .await?)
+    }
+
+    /// Revokes every session of a user.
+    ///
+    /// # Errors
+    /// Store failures.
+    pub async fn revoke_user(&self, organization_id: &str, user_id: &str) -> Result<u64, Error> {
+        Ok(self
+            .store
+            .revoke_user_sessions(organization_id, user_id, self.clock.now())
+            .await?)
+    }
+
+    /// The user's sessions that can still be refreshed.
+    ///
+    /// # Errors
+    /// Store failures.
+    pub async fn active_sessions(
+        &self,
+        organization_id: &str,
+        user_id: &str,
+    ) -> Result<Vec<SessionRecord>, Error> {
+        let now = self.clock.now();
+        let mut sessions = self.store.user_sessions(organization_id, user_id).await?;
+        sessions.retain(|s| s.is_active(now));
+        Ok(sessions)
+    }
+
+    /// Sessions revoked since a time, for deny-lists.
+    ///
+    /// # Errors
+    /// Store failures.
+    pub async fn revoked_since(
+        &self,
+        organization_id: &str,
+        since: Timestamp,
+    ) -> Result<Vec<(String, Timestamp)>, Error> {
+        Ok(self.store.revoked_since(organization_id, since).await?)
+    }
+
+    async fn live_session(
+        &self,
+        organization_id: &str,
+        handle: &str,
+    ) -> Result<SessionRecord, Error> {
+        let unauthorised = || {
+            Error::new(ErrorCode::Unauthorised)
+                .with_internal(format!("session {handle} is not live"))
+        };
+        let session = self.store.session(handle).await?.ok_or_else(unauthorised)?;
+        if session.organization_id != organization_id || !session.is_active(self.clock.now()) {
+            return Err(unauthorised());
+        }
+        Ok(session)
+    }
+
+    fn check_payload(&self, payload: &Map<String, Value>) -> Result<(), Error> {
+        if let Some(name) = payload
+            .keys()
+            .find(|k| PROTECTED_CLAIMS.contains(&k.as_str()))
+        {
+            return Err(Error::new(ErrorCode::EntityInvalid).with_message(format!(
+                "The claim name `{name}` is reserved by Portcullis."
+            )));
+        }
+        let size = serde_json::to_vec(payload).map_or(usize::MAX, |v| v.len());
+        if size > self.config.max_payload_bytes {
+            return Err(Error::new(ErrorCode::EntityInvalid).with_message(format!(
+                "The claims take {size} bytes; at most {} fit in a session cookie.",
+                self.config.max_payload_bytes
+            )));
+        }
+        Ok(())
+    }
+
+    fn tokens(
+        &self,
+        session: SessionRecord,
+        refresh_hash1: &str,
+        refresh_token: Option<String>,
+        now: Timestamp,
+        exp: i64,
+    ) -> Result<SessionTokens, Error> {
+        let claims = AccessTokenClaims {
+            sub: session.user_id.clone(),
+            exp,
+            iat: now.unix_seconds(),
+            session_handle: session.handle.clone(),
+            refresh_token_hash1: refresh_hash1.to_owned(),
+            parent_refresh_token_hash1: None,
+            anti_csrf_token: None,
+            tenant_id: session.tenant_id.clone(),
+            rsub: session.user_id.clone(),
+            iss: self.config.issuer.clone(),
+            stt: None,
+            custom: session.payload.clone(),
+        };
+        let access_token = self.keys.signer()?.sign_jwt(&claims)?;
+        let front_token = claims.front_token();
+        Ok(SessionTokens {
+            session,
+            access_token,
+            claims,
+            refresh_token,
+            front_token,
+        })
+    }
+}
+
+/// The catalog error for a refused access token.
+#[must_use]
+pub fn access_token_error(error: AccessTokenError) -> Error {
+    match error {
+        AccessTokenError::Malformed => {
+            Error::new(ErrorCode::Unauthorised).with_internal("access token is not a JWT")
+        }
+        AccessTokenError::TryRefresh(reason) => Error::new(ErrorCode::TryRefreshToken)
+            .with_internal(format!("access token refused: {reason:?}")),
+    }
+}
