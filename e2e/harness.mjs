@@ -489,6 +489,7 @@ export function recordWire(context) {
   const exchanges = [];
   const pending = new Set();
   const failed = [];
+  let nextSeq = 0;
   context.on("requestfailed", (req) => {
     if (WIRE_PATHS.test(new URL(req.url()).pathname)) {
       failed.push({ method: req.method(), path: new URL(req.url()).pathname, error: req.failure()?.errorText });
@@ -497,6 +498,7 @@ export function recordWire(context) {
   context.on("response", (res) => {
     const url = new URL(res.url());
     if (!WIRE_PATHS.test(url.pathname)) return;
+    const seq = nextSeq++; // responses are recorded asynchronously; keep their arrival order
     const p = (async () => {
       const req = res.request();
       let body;
@@ -511,6 +513,7 @@ export function recordWire(context) {
         body = undefined;
       }
       exchanges.push({
+        seq,
         method: req.method(),
         path: url.pathname,
         requestHeaders: await req.allHeaders(),
@@ -518,7 +521,7 @@ export function recordWire(context) {
         responseHeaders: await res.allHeaders(),
         body,
       });
-    })();
+    })().catch(() => {}); // the context may close while a body is still being read
     pending.add(p);
     p.finally(() => pending.delete(p));
   });
@@ -528,6 +531,7 @@ export function recordWire(context) {
     async settle() {
       await sleep(50);
       while (pending.size) await Promise.allSettled([...pending]);
+      exchanges.sort((a, b) => a.seq - b.seq);
     },
     forPath(p) {
       return exchanges.filter((e) => e.path === p);
@@ -535,7 +539,9 @@ export function recordWire(context) {
     refreshes() {
       return exchanges.filter((e) => e.path === "/auth/session/refresh");
     },
-    clear() {
+    /** Forgets everything recorded so far (waits for exchanges still being recorded first). */
+    async clear() {
+      await this.settle();
       exchanges.length = 0;
       failed.length = 0;
     },

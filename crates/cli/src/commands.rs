@@ -11,7 +11,7 @@ use portcullis_server::app::{App, OpenOptions};
 use portcullis_server::config::Config;
 use serde::Serialize;
 
-use crate::{CatalogFormat, Command, KeysCommand, OrgCommand};
+use crate::{ApiKeyCommand, CatalogFormat, Command, KeysCommand, OrgCommand};
 
 /// Why a command failed.
 #[derive(Debug)]
@@ -69,6 +69,23 @@ pub(crate) async fn run(command: Command, config: Config) -> Result<(), Failure>
                         org.name
                     );
                 }
+            }
+        }
+        Command::Org(OrgCommand::ApiKey(ApiKeyCommand::Create { organization, json })) => {
+            let key = app.create_api_key(&organization).await?;
+            if json {
+                print_json(&serde_json::json!({
+                    "id": key.record.id,
+                    "key": key.secret,
+                    "organizationId": key.record.organization_id,
+                    "created": key.record.created,
+                }));
+            } else {
+                println!(
+                    "API key {} for organization {}:\n\n    {}\n",
+                    key.record.id, organization, key.secret
+                );
+                println!("It is shown only now; Portcullis keeps only its hash.");
             }
         }
         Command::Keys(KeysCommand::Rotate { json }) => {

@@ -74,6 +74,21 @@ enum OrgCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Manage the organization's API keys (for the server-to-server session API).
+    #[command(subcommand, name = "api-key")]
+    ApiKey(ApiKeyCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum ApiKeyCommand {
+    /// Create an API key; its secret is printed once and only its hash is stored.
+    Create {
+        /// Organization id.
+        organization: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -8,13 +8,15 @@ use aws_lc_rs::constant_time::verify_slices_are_equal;
 use aws_lc_rs::digest::{SHA256, digest};
 use portcullis_core::clock::{Clock, SystemClock};
 use portcullis_core::keys::{KeyService, KeyStatus};
-use portcullis_core::organization::Organization;
+use portcullis_core::organization::{ApiKeyRecord, NewApiKey, Organization};
+use portcullis_core::session::{SessionConfig, SessionService};
 use portcullis_core::store::Store;
 use portcullis_core::{Error, ErrorCode};
+use portcullis_session_wire::{CookieSettings, SameSite};
 use serde_json::Value;
 
 use crate::StartupError;
-use crate::config::{Config, StoreBackend};
+use crate::config::{Config, CookieSameSite, StoreBackend};
 use crate::local_secrets;
 use crate::storage::open_store;
 
@@ -31,6 +33,8 @@ pub struct App {
     config: Config,
     store: Arc<dyn Store>,
     keys: Arc<KeyService>,
+    sessions: Arc<SessionService>,
+    cookies: CookieSettings,
     clock: Arc<dyn Clock>,
     admin_token_digest: Vec<u8>,
     admin_token_file: Option<PathBuf>,
@@ -67,18 +71,30 @@ impl App {
         if options.migrate {
             store.migrate().await?;
         }
+        let master = Arc::new(master);
         let keys = KeyService::open(
             Arc::clone(&store),
-            master,
+            Arc::clone(&master),
             config.key_policy(),
             Arc::clone(&clock),
         )
         .await
         .map_err(StartupError::Keys)?;
+        let keys = Arc::new(keys);
+        let sessions = Arc::new(SessionService::new(
+            Arc::clone(&store),
+            Arc::clone(&keys),
+            Arc::clone(&clock),
+            session_config(&config),
+            &master,
+        ));
+        let cookies = cookie_settings(&config);
         Ok(Self {
             config,
             store,
             keys,
+            sessions,
+            cookies,
             clock,
             admin_token_digest: digest(&SHA256, admin_token.as_bytes()).as_ref().to_vec(),
             admin_token_file,
@@ -105,8 +121,49 @@ impl App {
 
     /// The key ring service.
     #[must_use]
-    pub const fn keys(&self) -> &KeyService {
+    pub fn keys(&self) -> &KeyService {
         &self.keys
+    }
+
+    /// The session service.
+    #[must_use]
+    pub fn sessions(&self) -> &SessionService {
+        &self.sessions
+    }
+
+    /// Where session cookies go.
+    #[must_use]
+    pub const fn cookies(&self) -> &CookieSettings {
+        &self.cookies
+    }
+
+    /// Makes an API key for an organization; the secret is returned once.
+    ///
+    /// # Errors
+    /// `entityMissing` for an unknown organization, or a store failure.
+    pub async fn create_api_key(&self, organization_id: &str) -> Result<NewApiKey, Error> {
+        let organization = self.organization(organization_id).await?;
+        let key = ApiKeyRecord::generate(&organization.id, self.clock.now())?;
+        self.store.insert_api_key(&key.record).await?;
+        tracing::info!(organization = %organization.id, key = %key.record.id, "API key created");
+        Ok(key)
+    }
+
+    /// The organization an API key acts for.
+    ///
+    /// # Errors
+    /// `noPermission` (401) for an unknown or revoked key.
+    pub async fn authenticate_api_key(&self, secret: &str) -> Result<String, Error> {
+        let record = self
+            .store
+            .api_key_by_hash(&ApiKeyRecord::hash(secret))
+            .await?;
+        match record {
+            Some(key) if key.revoked.is_none() => Ok(key.organization_id),
+            _ => Err(Error::new(ErrorCode::NoPermission)
+                .with_status(401)
+                .with_message("The API key is not valid.")),
+        }
     }
 
     /// Whether `presented` is the admin token (constant time over digests, so length leaks nothing).
@@ -178,5 +235,36 @@ impl App {
     #[must_use]
     pub fn jwks(&self) -> Value {
         self.keys.jwks()
+    }
+}
+
+fn session_config(config: &Config) -> SessionConfig {
+    let session = &config.session;
+    SessionConfig {
+        access_token_validity: std::time::Duration::from_secs(session.access_token_validity_secs),
+        refresh_token_validity: std::time::Duration::from_secs(session.refresh_token_validity_secs),
+        refresh_grace: std::time::Duration::from_secs(session.refresh_grace_secs),
+        issuer: format!("{}{}", config.public_url(), session.api_base_path),
+        max_payload_bytes: session.max_claims_bytes,
+    }
+}
+
+fn cookie_settings(config: &Config) -> CookieSettings {
+    let session = &config.session;
+    let domain = |d: &str| (!d.is_empty()).then(|| d.to_owned());
+    CookieSettings {
+        domain: domain(&session.cookie_domain),
+        older_domains: session
+            .older_cookie_domains
+            .iter()
+            .map(|d| domain(d))
+            .collect(),
+        secure: config.cookies_secure(),
+        same_site: match session.cookie_same_site {
+            CookieSameSite::Lax => SameSite::Lax,
+            CookieSameSite::Strict => SameSite::Strict,
+            CookieSameSite::None => SameSite::None,
+        },
+        refresh_path: format!("{}/session/refresh", session.api_base_path),
     }
 }

@@ -295,6 +295,49 @@ impl SessionService {
             .await?)
     }
 
+    /// Revokes the session an access token belongs to (sign-out), whatever its organization.
+    ///
+    /// # Errors
+    /// Store failures.
+    pub async fn revoke_own(&self, claims: &AccessTokenClaims) -> Result<bool, Error> {
+        let Some(session) = self.store.session(&claims.session_handle).await? else {
+            return Ok(false);
+        };
+        self.revoke(&session.organization_id, &session.handle).await
+    }
+
+    /// Of several refresh tokens (duplicate cookies from two domains), the first one that would rotate
+    /// now: current, or the previous one inside the grace window. Reads only: a stale candidate must not
+    /// count as theft.
+    ///
+    /// # Errors
+    /// Store failures.
+    pub async fn usable_candidate<'a>(
+        &self,
+        candidates: &[&'a str],
+    ) -> Result<Option<&'a str>, Error> {
+        let now = self.clock.now();
+        let grace = i64::try_from(self.config.refresh_grace.as_millis()).unwrap_or(i64::MAX);
+        for candidate in candidates {
+            let Some(presented) = self.codec.authenticate(candidate) else {
+                continue;
+            };
+            let Some(session) = self.store.session(&presented.handle).await? else {
+                continue;
+            };
+            let in_grace = session.previous_hash.as_deref() == Some(presented.hash2.as_str())
+                && session
+                    .rotated_at
+                    .is_some_and(|at| now.unix_millis() <= at.unix_millis().saturating_add(grace));
+            if session.is_active(now)
+                && (session.current_hashes.contains(&presented.hash2) || in_grace)
+            {
+                return Ok(Some(candidate));
+            }
+        }
+        Ok(None)
+    }
+
     /// Revokes every session of a user.
     ///
     /// # Errors

@@ -37,6 +37,8 @@ pub struct Config {
     pub store: StoreConfig,
     /// Signing keys.
     pub keys: KeysConfig,
+    /// Sessions.
+    pub session: SessionSettings,
     /// Admin API.
     pub admin: AdminConfig,
     /// Logging.
@@ -115,6 +117,86 @@ pub struct KeysConfig {
     pub retain_after_retirement_secs: u64,
 }
 
+/// `[session]`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SessionSettings {
+    /// Access-token lifetime.
+    pub access_token_validity_secs: u64,
+    /// Refresh-token lifetime, reset at every rotation.
+    pub refresh_token_validity_secs: u64,
+    /// How long the refresh token rotated last may be used again without counting as theft (0–300).
+    pub refresh_grace_secs: u64,
+    /// Largest custom-claims payload in bytes.
+    pub max_claims_bytes: usize,
+    /// Base path of the frontend endpoints (`<base>/session/refresh`, `<base>/signout`).
+    pub api_base_path: String,
+    /// `Domain` of session cookies; empty: host-only.
+    pub cookie_domain: String,
+    /// Domains of earlier deployments whose duplicate cookies are expired; `""` stands for host-only.
+    pub older_cookie_domains: Vec<String>,
+    /// `SameSite` of session cookies: `lax`, `strict` or `none`.
+    pub cookie_same_site: CookieSameSite,
+    /// `Secure` on session cookies: `auto` (when the public URL is https), `always` or `never`.
+    pub cookie_secure: CookieSecure,
+    /// CSRF protection of cookie-mode requests: `via-custom-header` (the SDK's `rid`) or `none`.
+    pub anti_csrf: AntiCsrf,
+    /// Origins of web pages allowed to call the session endpoints with credentials (exact, no `*`).
+    pub cors_allowed_origins: Vec<String>,
+}
+
+/// `SameSite` choices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CookieSameSite {
+    /// Lax.
+    Lax,
+    /// Strict.
+    Strict,
+    /// None (needs Secure).
+    None,
+}
+
+/// `Secure` choices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CookieSecure {
+    /// When the public URL is https.
+    Auto,
+    /// Always.
+    Always,
+    /// Never (plain-http development only).
+    Never,
+}
+
+/// Anti-CSRF modes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AntiCsrf {
+    /// Cookie-mode requests that change state must carry the `rid` header, which forces a CORS preflight.
+    ViaCustomHeader,
+    /// No check (only with `SameSite=strict` or a single-origin deployment).
+    None,
+}
+
+impl Default for SessionSettings {
+    fn default() -> Self {
+        Self {
+            access_token_validity_secs: 3600,
+            refresh_token_validity_secs: 100 * 24 * 3600,
+            refresh_grace_secs: 30,
+            max_claims_bytes: 3072,
+            api_base_path: "/auth".to_owned(),
+            cookie_domain: String::new(),
+            older_cookie_domains: Vec::new(),
+            cookie_same_site: CookieSameSite::Lax,
+            cookie_secure: CookieSecure::Auto,
+            anti_csrf: AntiCsrf::ViaCustomHeader,
+            cors_allowed_origins: Vec::new(),
+        }
+    }
+}
+
 /// `[admin]`
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -151,6 +233,7 @@ impl Default for Config {
             server: ServerConfig::default(),
             store: StoreConfig::default(),
             keys: KeysConfig::default(),
+            session: SessionSettings::default(),
             admin: AdminConfig::default(),
             log: LogConfig::default(),
         }
@@ -289,6 +372,42 @@ impl Config {
                 "must be longer than `keys.publish_lead_secs`, which must be at least 1",
             );
         }
+        let session = &self.session;
+        if session.access_token_validity_secs == 0
+            || session.refresh_token_validity_secs <= session.access_token_validity_secs
+        {
+            return bad(
+                "session.refresh_token_validity_secs",
+                "must be longer than `session.access_token_validity_secs`, which must be at least 1",
+            );
+        }
+        if session.refresh_grace_secs > 300 {
+            return bad("session.refresh_grace_secs", "must be between 0 and 300");
+        }
+        if !session.api_base_path.starts_with('/') || session.api_base_path.ends_with('/') {
+            return bad(
+                "session.api_base_path",
+                "must start with `/` and not end with one, such as /auth",
+            );
+        }
+        if let Some(origin) = session.cors_allowed_origins.iter().find(|o| {
+            o.as_str() == "*"
+                || !(o.starts_with("http://") || o.starts_with("https://"))
+                || o.trim_end_matches('/') != o.as_str()
+        }) {
+            return bad(
+                "session.cors_allowed_origins",
+                &format!(
+                    "lists `{origin}`: each entry must be an exact origin such as https://app.example.com (credentials forbid `*`)"
+                ),
+            );
+        }
+        if session.cookie_same_site == CookieSameSite::None && !self.cookies_secure() {
+            return bad(
+                "session.cookie_same_site",
+                "`none` needs secure cookies: an https `server.public_url` or `session.cookie_secure = \"always\"`",
+            );
+        }
         if !self.admin.token.is_empty() && self.admin.token.expose().len() < 32 {
             return bad("admin.token", "must be at least 32 characters");
         }
@@ -312,6 +431,16 @@ impl Config {
             self.data_dir.join("portcullis.db")
         } else {
             PathBuf::from(&self.store.sqlite_path)
+        }
+    }
+
+    /// Whether session cookies get `Secure`.
+    #[must_use]
+    pub fn cookies_secure(&self) -> bool {
+        match self.session.cookie_secure {
+            CookieSecure::Always => true,
+            CookieSecure::Never => false,
+            CookieSecure::Auto => self.server.public_url.starts_with("https://"),
         }
     }
 

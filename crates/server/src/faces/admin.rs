@@ -21,6 +21,10 @@ pub(crate) fn routes() -> Router<Arc<App>> {
             post(create_organization).get(list_organizations),
         )
         .route("/admin/v1/organizations/{id}", get(show_organization))
+        .route(
+            "/admin/v1/organizations/{id}/api-keys",
+            post(create_api_key),
+        )
         .route("/admin/v1/keys", get(list_keys))
         .route("/admin/v1/keys/rotate", post(rotate_keys))
 }
@@ -55,6 +59,18 @@ async fn show_organization(
     Path(id): Path<String>,
 ) -> Result<Json<Organization>, ApiError> {
     Ok(Json(app.organization(&id).await?))
+}
+
+async fn create_api_key(
+    _: AdminAuth,
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let key = app.create_api_key(&id).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "key": key.secret, "apiKey": key.record })),
+    ))
 }
 
 async fn list_keys(_: AdminAuth, State(app): State<Arc<App>>) -> Json<Value> {

@@ -3,3 +3,5 @@
 
 pub(crate) mod admin;
 pub(crate) mod ops;
+pub(crate) mod session;
+pub(crate) mod session_api;

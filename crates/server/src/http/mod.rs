@@ -4,11 +4,14 @@
 mod admin_auth;
 mod error;
 mod json;
+mod org_auth;
 mod request_context;
 mod router;
 
 pub use admin_auth::AdminAuth;
 pub use error::ApiError;
+pub(crate) use error::ErrorReport;
 pub use json::ApiJson;
+pub use org_auth::OrgAuth;
 pub use request_context::{REQUEST_ID_HEADER, RequestId};
 pub use router::router;

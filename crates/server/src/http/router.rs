@@ -27,6 +27,8 @@ pub fn router(app: Arc<App>) -> Router {
     Router::new()
         .merge(faces::ops::routes())
         .merge(faces::admin::routes())
+        .merge(faces::session::routes(app.config()))
+        .merge(faces::session_api::routes())
         .route_layer(from_fn(tag_route))
         .fallback(unknown_route)
         .with_state(app)

@@ -1,0 +1,37 @@
+//! The server-to-server credential: `Authorization: Bearer <organization API key>`.
+
+use std::sync::Arc;
+
+use axum::extract::FromRequestParts;
+use axum::http::header;
+use axum::http::request::Parts;
+use portcullis_core::{Error, ErrorCode};
+
+use super::ApiError;
+use crate::app::App;
+
+/// The organization whose API key authenticated the request.
+#[derive(Debug, Clone)]
+pub struct OrgAuth(pub String);
+
+impl FromRequestParts<Arc<App>> for OrgAuth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        app: &Arc<App>,
+    ) -> Result<Self, Self::Rejection> {
+        let secret = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| {
+                Error::new(ErrorCode::TokenMissing)
+                    .with_message("This API needs `Authorization: Bearer <organization API key>`.")
+            })?;
+        Ok(Self(app.authenticate_api_key(secret).await?))
+    }
+}
