@@ -155,9 +155,11 @@ pub fn apply_refresh(
         return (true, RefreshOutcome::Rotated(record.clone()));
     }
     let is_previous = record.previous_hash.as_deref() == Some(request.presented_hash2.as_str());
-    let in_grace = record.rotated_at.is_some_and(|at| {
-        request.now.unix_millis() <= at.unix_millis().saturating_add(request.grace_millis)
-    });
+    // Zero grace is strict rotation, even within the same millisecond.
+    let in_grace = request.grace_millis > 0
+        && record.rotated_at.is_some_and(|at| {
+            request.now.unix_millis() <= at.unix_millis().saturating_add(request.grace_millis)
+        });
     if is_previous && in_grace {
         record.current_hashes.push(request.new_hash2.clone());
         if record.current_hashes.len() > MAX_SIBLINGS {
@@ -366,7 +368,7 @@ mod tests {
     fn zero_grace_is_strict_rotation() {
         let mut s = session();
         apply_refresh(&mut s, &request("t0", None, "t1", 10));
-        let mut strict = request("t0", None, "t1b", 11);
+        let mut strict = request("t0", None, "t1b", 10);
         strict.grace_millis = 0;
         assert!(matches!(
             apply_refresh(&mut s, &strict).1,

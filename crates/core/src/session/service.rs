@@ -325,7 +325,8 @@ impl SessionService {
             let Some(session) = self.store.session(&presented.handle).await? else {
                 continue;
             };
-            let in_grace = session.previous_hash.as_deref() == Some(presented.hash2.as_str())
+            let in_grace = grace > 0
+                && session.previous_hash.as_deref() == Some(presented.hash2.as_str())
                 && session
                     .rotated_at
                     .is_some_and(|at| now.unix_millis() <= at.unix_millis().saturating_add(grace));

@@ -7,4 +7,5 @@ mod errors;
 mod harness;
 mod keys;
 mod ops;
+mod sessions;
 mod shutdown;
