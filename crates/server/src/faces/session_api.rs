@@ -71,7 +71,10 @@ async fn create(
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct RefreshBody {
-    refresh_token: String,
+    refresh_token: Option<String>,
+    /// Several candidates (duplicate cookies from two domains): the usable one is rotated, stale ones
+    /// are ignored rather than treated as theft.
+    refresh_tokens: Option<Vec<String>>,
 }
 
 async fn refresh(
@@ -80,11 +83,27 @@ async fn refresh(
     Extension(request_id): Extension<RequestId>,
     ApiJson(body): ApiJson<RefreshBody>,
 ) -> Response {
-    match app
-        .sessions()
-        .refresh(&body.refresh_token, Some(&org))
-        .await
-    {
+    let candidates: Vec<&str> = body
+        .refresh_token
+        .iter()
+        .chain(body.refresh_tokens.iter().flatten())
+        .map(String::as_str)
+        .collect();
+    let chosen = match candidates.as_slice() {
+        [] => {
+            let error = portcullis_core::Error::new(portcullis_core::ErrorCode::MissingFields)
+                .with_message("The field `refreshToken` is required.");
+            return ApiError(error).into_response();
+        }
+        [single] => *single,
+        // Duplicate cookies: rotate the usable one; stale ones are ignored, never taken for theft.
+        several => match app.sessions().usable_candidate(several).await {
+            Ok(Some(token)) => token,
+            Ok(None) => "",
+            Err(e) => return ApiError(e).into_response(),
+        },
+    };
+    match app.sessions().refresh(chosen, Some(&org)).await {
         Ok(tokens) => Json(tokens_body(&tokens)).into_response(),
         Err(RefreshFailure::Failed(e)) => ApiError(e).into_response(),
         Err(failure) => {

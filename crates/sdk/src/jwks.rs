@@ -1,0 +1,108 @@
+//! The JWKS cache: keys by `kid`, refetched when a token names a key the cache does not know (at most
+//! once per cooldown, one fetch at a time), so verification needs no network call per request.
+
+use std::collections::HashMap;
+use std::sync::{PoisonError, RwLock};
+use std::time::{Duration, Instant};
+
+use jsonwebtoken::jwk::Jwk;
+use jsonwebtoken::{Algorithm, DecodingKey};
+use portcullis_core::session::{VerificationKey, VerificationKeys};
+use serde_json::Value;
+use tokio::sync::Mutex;
+
+use crate::client::{Client, ClientError};
+
+/// Shortest time between two fetches triggered by unknown key ids.
+pub const REFETCH_COOLDOWN: Duration = Duration::from_millis(500);
+
+/// Cached verification keys.
+#[derive(Debug)]
+pub struct JwksCache {
+    keys: RwLock<HashMap<String, VerificationKey>>,
+    last_fetch: Mutex<Option<Instant>>,
+}
+
+impl JwksCache {
+    /// An empty cache.
+    #[must_use]
+    pub fn new() -> Self {
+        Self {
+            keys: RwLock::new(HashMap::new()),
+            last_fetch: Mutex::new(None),
+        }
+    }
+
+    /// Replaces the keys with a JWKS document's.
+    pub fn load(&self, jwks: &Value) {
+        let keys: HashMap<String, VerificationKey> = jwks["keys"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|entry| {
+                let jwk: Jwk = serde_json::from_value(entry.clone()).ok()?;
+                let kid = jwk.common.key_id.clone()?;
+                let algorithm = match entry["alg"].as_str()? {
+                    "EdDSA" => Algorithm::EdDSA,
+                    "RS256" => Algorithm::RS256,
+                    _ => return None,
+                };
+                Some((
+                    kid,
+                    VerificationKey {
+                        key: DecodingKey::from_jwk(&jwk).ok()?,
+                        algorithm,
+                    },
+                ))
+            })
+            .collect();
+        *self.keys.write().unwrap_or_else(PoisonError::into_inner) = keys;
+    }
+
+    /// Fetches the JWKS now.
+    ///
+    /// # Errors
+    /// When Portcullis cannot be reached.
+    pub async fn fetch(&self, client: &Client) -> Result<(), ClientError> {
+        let mut last = self.last_fetch.lock().await;
+        self.load(&client.jwks().await?);
+        *last = Some(Instant::now());
+        Ok(())
+    }
+
+    /// Fetches again unless a fetch happened within the cooldown; concurrent callers share one fetch.
+    /// Returns whether the keys may have changed.
+    pub async fn refetch_for_unknown_key(&self, client: &Client) -> bool {
+        let mut last = self.last_fetch.lock().await;
+        if last.is_some_and(|at| at.elapsed() < REFETCH_COOLDOWN) {
+            return true;
+        }
+        match client.jwks().await {
+            Ok(jwks) => {
+                self.load(&jwks);
+                *last = Some(Instant::now());
+                true
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot refetch the JWKS");
+                false
+            }
+        }
+    }
+}
+
+impl Default for JwksCache {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl VerificationKeys for JwksCache {
+    fn verification_key(&self, kid: &str) -> Option<VerificationKey> {
+        self.keys
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(kid)
+            .cloned()
+    }
+}
