@@ -50,9 +50,7 @@ pub(crate) async fn run(command: Command, config: Config) -> Result<(), Failure>
         Command::Org(OrgCommand::Create { name, json }) => {
             print_organization(&app.create_organization(&name).await?, json)
         }
-        Command::Org(OrgCommand::Show { id, json }) => {
-            print_organization(&app.organization(&id).await?, json)
-        }
+        Command::Org(OrgCommand::Show { id, json }) => print_organization(&app.organization(&id).await?, json),
         Command::Org(OrgCommand::List { json }) => {
             let organizations = app.organizations().await?;
             if json {
@@ -62,12 +60,7 @@ pub(crate) async fn run(command: Command, config: Config) -> Result<(), Failure>
             } else {
                 println!("{:<36}  {:<24}  NAME", "ID", "CREATED");
                 for org in &organizations {
-                    println!(
-                        "{:<36}  {:<24}  {}",
-                        org.id,
-                        org.created.to_rfc3339(),
-                        org.name
-                    );
+                    println!("{:<36}  {:<24}  {}", org.id, org.created.to_rfc3339(), org.name);
                 }
             }
         }
@@ -81,10 +74,7 @@ pub(crate) async fn run(command: Command, config: Config) -> Result<(), Failure>
                     "created": key.record.created,
                 }));
             } else {
-                println!(
-                    "API key {} for organization {}:\n\n    {}\n",
-                    key.record.id, organization, key.secret
-                );
+                println!("API key {} for organization {}:\n\n    {}\n", key.record.id, organization, key.secret);
                 println!("It is shown only now; Portcullis keeps only its hash.");
             }
         }
@@ -93,10 +83,7 @@ pub(crate) async fn run(command: Command, config: Config) -> Result<(), Failure>
             if json {
                 print_json(&key);
             } else {
-                println!(
-                    "New key {} ({}) is published now and signs from {}.",
-                    key.kid, key.algorithm, key.signs_from
-                );
+                println!("New key {} ({}) is published now and signs from {}.", key.kid, key.algorithm, key.signs_from);
             }
         }
         Command::Keys(KeysCommand::List { json }) => print_keys(&app.key_statuses(), json),
@@ -116,40 +103,22 @@ async fn serve(app: App) -> Result<(), StartupError> {
         "sqlite" => format!("SQLite at {}", app.config().sqlite_path().display()),
         other => other.to_owned(),
     };
-    let mut banner = format!(
-        "Portcullis {} is serving on {url} (store: {store})\n",
-        env!("CARGO_PKG_VERSION")
-    );
+    let mut banner = format!("Portcullis {} is serving on {url} (store: {store})\n", env!("CARGO_PKG_VERSION"));
     if let Some(path) = app.admin_token_file() {
         let _ = writeln!(banner, "Admin API token: {}", path.display());
     }
-    let _ = write!(
-        banner,
-        "Try:  curl {url}/health\n      portcullis org create \"Acme\"\nStop with Ctrl-C.\n"
-    );
+    let _ = write!(banner, "Try:  curl {url}/health\n      portcullis org create \"Acme\"\nStop with Ctrl-C.\n");
     // A closed standard output (a supervisor that does not read it) must not stop the server.
     let mut stdout = std::io::stdout();
-    let _ = stdout
-        .write_all(banner.as_bytes())
-        .and_then(|()| stdout.flush());
-    portcullis_server::serve(
-        Arc::new(app),
-        listener,
-        portcullis_server::shutdown_signal(),
-    )
-    .await
+    let _ = stdout.write_all(banner.as_bytes()).and_then(|()| stdout.flush());
+    portcullis_server::serve(Arc::new(app), listener, portcullis_server::shutdown_signal()).await
 }
 
 fn print_organization(org: &Organization, json: bool) {
     if json {
         print_json(org);
     } else {
-        println!(
-            "id:      {}\nname:    {}\ncreated: {}",
-            org.id,
-            org.name,
-            org.created.to_rfc3339()
-        );
+        println!("id:      {}\nname:    {}\ncreated: {}", org.id, org.name, org.created.to_rfc3339());
     }
 }
 
@@ -158,18 +127,11 @@ fn print_keys(keys: &[KeyStatus], json: bool) {
         print_json(&keys);
         return;
     }
-    println!(
-        "{:<18}  {:<6}  {:<9}  {:<24}  PUBLISHED UNTIL",
-        "KID", "ALG", "STATE", "SIGNS FROM"
-    );
+    println!("{:<18}  {:<6}  {:<9}  {:<24}  PUBLISHED UNTIL", "KID", "ALG", "STATE", "SIGNS FROM");
     for key in keys {
-        let state = serde_json::to_value(key.state)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_owned))
-            .unwrap_or_default();
-        let until = key
-            .published_until
-            .map_or_else(|| "-".to_owned(), |t| t.to_rfc3339());
+        let state =
+            serde_json::to_value(key.state).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+        let until = key.published_until.map_or_else(|| "-".to_owned(), |t| t.to_rfc3339());
         println!(
             "{:<18}  {:<6}  {:<9}  {:<24}  {until}",
             key.kid,

@@ -14,13 +14,7 @@ use portcullis_server::config::{Config, LogConfig};
 #[command(name = "portcullis", version, about, long_about = None, after_help = AFTER_HELP)]
 struct Cli {
     /// Configuration file (default: ./portcullis.toml when it exists). `PORTCULLIS_*` variables override it.
-    #[arg(
-        long,
-        short,
-        global = true,
-        env = "PORTCULLIS_CONFIG",
-        value_name = "FILE"
-    )]
+    #[arg(long, short, global = true, env = "PORTCULLIS_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
 
     #[command(subcommand)]
@@ -124,9 +118,7 @@ fn main() -> ExitCode {
     let config = match Config::load(cli.config.as_deref()) {
         Ok(mut config) => {
             // One-shot commands print their result; routine progress logs would only be noise there.
-            if !matches!(cli.command, Command::Serve)
-                && config.log.level == LogConfig::default().level
-            {
+            if !matches!(cli.command, Command::Serve) && config.log.level == LogConfig::default().level {
                 "warn".clone_into(&mut config.log.level);
             }
             config
@@ -140,10 +132,7 @@ fn main() -> ExitCode {
         eprintln!("portcullis: {e}");
         return ExitCode::from(2);
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("portcullis: cannot start the async runtime: {e}");

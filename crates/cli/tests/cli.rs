@@ -18,17 +18,11 @@ fn portcullis(data_dir: &Path, args: &[&str]) -> Command {
 }
 
 fn run(data_dir: &Path, args: &[&str]) -> Output {
-    portcullis(data_dir, args)
-        .output()
-        .expect("portcullis runs")
+    portcullis(data_dir, args).output().expect("portcullis runs")
 }
 
 fn json(output: &Output) -> Value {
-    assert!(
-        output.status.success(),
-        "failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert!(output.status.success(), "failed: {}", String::from_utf8_lossy(&output.stderr));
     serde_json::from_slice(&output.stdout).expect("JSON output")
 }
 
@@ -36,10 +30,7 @@ fn json(output: &Output) -> Value {
 fn errors_markdown_is_the_generated_catalog() {
     let dir = tempfile::tempdir().expect("temp dir");
     let output = run(dir.path(), &["errors", "--format", "markdown"]);
-    assert_eq!(
-        String::from_utf8_lossy(&output.stdout),
-        portcullis_core::error::render_markdown()
-    );
+    assert_eq!(String::from_utf8_lossy(&output.stdout), portcullis_core::error::render_markdown());
 }
 
 #[test]
@@ -53,10 +44,7 @@ fn invalid_configuration_names_the_key_and_exits_2() {
     let stderr = String::from_utf8_lossy(&output.stderr).to_ascii_lowercase();
     assert!(stderr.contains("sqlite_readers"), "{stderr}");
 
-    let output = run(
-        dir.path(),
-        &["--config", "/nonexistent.toml", "org", "list"],
-    );
+    let output = run(dir.path(), &["--config", "/nonexistent.toml", "org", "list"]);
     assert_eq!(output.status.code(), Some(2));
 }
 
@@ -66,14 +54,8 @@ fn organizations_and_keys_from_the_command_line() {
     let created = json(&run(dir.path(), &["org", "create", "Acme Inc", "--json"]));
     assert_eq!(created["name"], "Acme Inc");
     let id = created["id"].as_str().expect("id");
-    assert_eq!(
-        json(&run(dir.path(), &["org", "show", id, "--json"])),
-        created
-    );
-    assert_eq!(
-        json(&run(dir.path(), &["org", "list", "--json"])),
-        Value::Array(vec![created.clone()])
-    );
+    assert_eq!(json(&run(dir.path(), &["org", "show", id, "--json"])), created);
+    assert_eq!(json(&run(dir.path(), &["org", "list", "--json"])), Value::Array(vec![created.clone()]));
 
     let missing = run(dir.path(), &["org", "show", "nope"]);
     assert_eq!(missing.status.code(), Some(1));
@@ -87,10 +69,7 @@ fn organizations_and_keys_from_the_command_line() {
     let keys = json(&run(dir.path(), &["keys", "list", "--json"]));
     assert_eq!(keys.as_array().map(Vec::len), Some(2));
     let table = String::from_utf8_lossy(&run(dir.path(), &["keys", "list"]).stdout).into_owned();
-    assert!(
-        table.contains("signing") && table.contains("pending"),
-        "{table}"
-    );
+    assert!(table.contains("signing") && table.contains("pending"), "{table}");
 }
 
 #[tokio::test]
@@ -103,27 +82,13 @@ async fn serve_answers_and_stops_cleanly_on_sigterm() {
         .spawn()
         .expect("serve starts");
     let mut first_line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut first_line)
-        .expect("banner");
-    let url = first_line
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .expect("URL in banner")
-        .to_owned();
+    BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut first_line).expect("banner");
+    let url = first_line.split_whitespace().find(|w| w.starts_with("http://")).expect("URL in banner").to_owned();
 
-    let health: Value = reqwest::get(format!("{url}/health"))
-        .await
-        .expect("request")
-        .json()
-        .await
-        .expect("JSON");
+    let health: Value = reqwest::get(format!("{url}/health")).await.expect("request").json().await.expect("JSON");
     assert_eq!(health["status"], "ok");
 
-    let killed = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .expect("kill");
+    let killed = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill");
     assert!(killed.success());
     let output = child.wait_with_output().expect("exits");
     assert!(output.status.success(), "exit status {:?}", output.status);

@@ -119,13 +119,7 @@ mod tests {
 
     #[test]
     fn timestamps_render_as_rfc3339() {
-        assert_eq!(
-            Timestamp::from_unix_millis(0).to_rfc3339(),
-            "1970-01-01T00:00:00Z"
-        );
-        assert_eq!(
-            Timestamp::from_unix_millis(1_500).to_rfc3339(),
-            "1970-01-01T00:00:01.5Z"
-        );
+        assert_eq!(Timestamp::from_unix_millis(0).to_rfc3339(), "1970-01-01T00:00:00Z");
+        assert_eq!(Timestamp::from_unix_millis(1_500).to_rfc3339(), "1970-01-01T00:00:01.5Z");
     }
 }

@@ -50,11 +50,7 @@ impl Error {
     /// this code is ignored, so the wire contract cannot drift from the catalog.
     #[must_use]
     pub fn with_status(mut self, status: u16) -> Self {
-        debug_assert!(
-            self.code.allows_status(status),
-            "{status} is not documented for {}",
-            self.code
-        );
+        debug_assert!(self.code.allows_status(status), "{status} is not documented for {}", self.code);
         if self.code.allows_status(status) {
             self.status = status;
         }
@@ -146,11 +142,6 @@ mod tests {
 
     #[test]
     fn documented_other_status_is_used() {
-        assert_eq!(
-            Error::new(ErrorCode::EntityInvalid)
-                .with_status(415)
-                .status(),
-            415
-        );
+        assert_eq!(Error::new(ErrorCode::EntityInvalid).with_status(415).status(), 415);
     }
 }

@@ -30,23 +30,17 @@ impl Organization {
     pub fn new(name: &str, now: Timestamp) -> Result<Self, Error> {
         let name = name.trim();
         if name.is_empty() {
-            return Err(Error::new(ErrorCode::MissingFields)
-                .with_message("The organization name is required."));
+            return Err(Error::new(ErrorCode::MissingFields).with_message("The organization name is required."));
         }
         if name.chars().count() > MAX_NAME_CHARS {
-            return Err(Error::new(ErrorCode::EntityInvalid).with_message(format!(
-                "The organization name must be at most {MAX_NAME_CHARS} characters."
-            )));
+            return Err(Error::new(ErrorCode::EntityInvalid)
+                .with_message(format!("The organization name must be at most {MAX_NAME_CHARS} characters.")));
         }
         if name.chars().any(char::is_control) {
             return Err(Error::new(ErrorCode::EntityInvalid)
                 .with_message("The organization name must not contain control characters."));
         }
-        Ok(Self {
-            id: uuid::Uuid::now_v7().to_string(),
-            name: name.to_owned(),
-            created: now,
-        })
+        Ok(Self { id: uuid::Uuid::now_v7().to_string(), name: name.to_owned(), created: now })
     }
 }
 
@@ -86,9 +80,8 @@ impl ApiKeyRecord {
     /// If the system random source fails.
     pub fn generate(organization_id: &str, now: Timestamp) -> Result<NewApiKey, Error> {
         let mut bytes = [0u8; 32];
-        aws_lc_rs::rand::fill(&mut bytes).map_err(|_| {
-            Error::new(ErrorCode::GenericError).with_internal("the system random source failed")
-        })?;
+        aws_lc_rs::rand::fill(&mut bytes)
+            .map_err(|_| Error::new(ErrorCode::GenericError).with_internal("the system random source failed"))?;
         let secret = format!("{API_KEY_PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes));
         let record = Self {
             id: uuid::Uuid::now_v7().to_string(),
@@ -114,23 +107,11 @@ mod tests {
     #[test]
     fn names_are_trimmed_and_validated() {
         let now = Timestamp::from_unix_millis(0);
-        assert_eq!(
-            Organization::new("  Acme ", now).map(|o| o.name),
-            Ok("Acme".to_owned())
-        );
-        assert_eq!(
-            Organization::new("   ", now).map_err(|e| e.code()),
-            Err(ErrorCode::MissingFields)
-        );
+        assert_eq!(Organization::new("  Acme ", now).map(|o| o.name), Ok("Acme".to_owned()));
+        assert_eq!(Organization::new("   ", now).map_err(|e| e.code()), Err(ErrorCode::MissingFields));
         let long = "x".repeat(MAX_NAME_CHARS + 1);
-        assert_eq!(
-            Organization::new(&long, now).map_err(|e| e.code()),
-            Err(ErrorCode::EntityInvalid)
-        );
-        assert_eq!(
-            Organization::new("a\u{7}b", now).map_err(|e| e.code()),
-            Err(ErrorCode::EntityInvalid)
-        );
+        assert_eq!(Organization::new(&long, now).map_err(|e| e.code()), Err(ErrorCode::EntityInvalid));
+        assert_eq!(Organization::new("a\u{7}b", now).map_err(|e| e.code()), Err(ErrorCode::EntityInvalid));
     }
 
     #[test]

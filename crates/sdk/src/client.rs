@@ -101,11 +101,7 @@ impl Client {
             .pool_idle_timeout(Duration::from_secs(60))
             .build()
             .map_err(|e| ClientError::Unreachable(e.to_string()))?;
-        Ok(Self {
-            http,
-            base_url: base_url.trim_end_matches('/').to_owned(),
-            api_key: api_key.to_owned(),
-        })
+        Ok(Self { http, base_url: base_url.trim_end_matches('/').to_owned(), api_key: api_key.to_owned() })
     }
 
     /// The server's base URL.
@@ -114,37 +110,18 @@ impl Client {
         &self.base_url
     }
 
-    async fn call(
-        &self,
-        method: Method,
-        path: &str,
-        body: Option<Value>,
-    ) -> Result<(StatusCode, Value), ClientError> {
-        let mut request = self
-            .http
-            .request(method, format!("{}{path}", self.base_url))
-            .bearer_auth(&self.api_key);
+    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> Result<(StatusCode, Value), ClientError> {
+        let mut request = self.http.request(method, format!("{}{path}", self.base_url)).bearer_auth(&self.api_key);
         if let Some(body) = body {
             request = request.json(&body);
         }
-        let response = request
-            .send()
-            .await
-            .map_err(|e| ClientError::Unreachable(e.to_string()))?;
+        let response = request.send().await.map_err(|e| ClientError::Unreachable(e.to_string()))?;
         let status = response.status();
-        let value = response
-            .json::<Value>()
-            .await
-            .map_err(|e| ClientError::Unreachable(e.to_string()))?;
+        let value = response.json::<Value>().await.map_err(|e| ClientError::Unreachable(e.to_string()))?;
         Ok((status, value))
     }
 
-    async fn ok(
-        &self,
-        method: Method,
-        path: &str,
-        body: Option<Value>,
-    ) -> Result<Value, ClientError> {
+    async fn ok(&self, method: Method, path: &str, body: Option<Value>) -> Result<Value, ClientError> {
         let (status, value) = self.call(method, path, body).await?;
         if status.is_success() {
             return Ok(value);
@@ -157,9 +134,7 @@ impl Client {
         });
         Err(ClientError::Refused {
             status: status.as_u16(),
-            code: error
-                .error_code
-                .unwrap_or_else(|| "genericError".to_owned()),
+            code: error.error_code.unwrap_or_else(|| "genericError".to_owned()),
             message: error.message.unwrap_or_default(),
         })
     }
@@ -174,10 +149,7 @@ impl Client {
         claims: Map<String, Value>,
     ) -> Result<IssuedSession, ClientError> {
         let body = json!({ "userId": user_id, "accessTokenPayload": claims });
-        decode(
-            self.ok(Method::POST, "/api/v1/sessions", Some(body))
-                .await?,
-        )
+        decode(self.ok(Method::POST, "/api/v1/sessions", Some(body)).await?)
     }
 
     /// Rotates a refresh token; several candidates (duplicate cookies) are resolved by the server.
@@ -189,22 +161,18 @@ impl Client {
             [single] => json!({ "refreshToken": single }),
             several => json!({ "refreshTokens": several }),
         };
-        let (status, value) = self
-            .call(Method::POST, "/api/v1/sessions/refresh", Some(body))
-            .await
-            .map_err(RefreshError::Failed)?;
+        let (status, value) =
+            self.call(Method::POST, "/api/v1/sessions/refresh", Some(body)).await.map_err(RefreshError::Failed)?;
         if status.is_success() {
             return decode(value).map_err(RefreshError::Failed);
         }
-        let error: ErrorBody = serde_json::from_value(value)
-            .map_err(|e| RefreshError::Failed(ClientError::Unreachable(e.to_string())))?;
+        let error: ErrorBody =
+            serde_json::from_value(value).map_err(|e| RefreshError::Failed(ClientError::Unreachable(e.to_string())))?;
         match (status, error.error_code.as_deref()) {
-            (StatusCode::UNAUTHORIZED, Some("tokenTheftDetected")) => {
-                Err(RefreshError::TheftDetected {
-                    session_handle: error.session_handle.unwrap_or_default(),
-                    user_id: error.user_id.unwrap_or_default(),
-                })
-            }
+            (StatusCode::UNAUTHORIZED, Some("tokenTheftDetected")) => Err(RefreshError::TheftDetected {
+                session_handle: error.session_handle.unwrap_or_default(),
+                user_id: error.user_id.unwrap_or_default(),
+            }),
             (StatusCode::UNAUTHORIZED, Some("unauthorised")) => Err(RefreshError::Unauthorised),
             (status, code) => Err(RefreshError::Failed(ClientError::Refused {
                 status: status.as_u16(),
@@ -219,9 +187,7 @@ impl Client {
     /// # Errors
     /// A [`ClientError`].
     pub async fn revoke_session(&self, handle: &str) -> Result<bool, ClientError> {
-        let value = self
-            .ok(Method::DELETE, &format!("/api/v1/sessions/{handle}"), None)
-            .await?;
+        let value = self.ok(Method::DELETE, &format!("/api/v1/sessions/{handle}"), None).await?;
         Ok(value["revoked"].as_bool().unwrap_or(false))
     }
 
@@ -230,13 +196,7 @@ impl Client {
     /// # Errors
     /// A [`ClientError`].
     pub async fn revoke_user_sessions(&self, user_id: &str) -> Result<u64, ClientError> {
-        let value = self
-            .ok(
-                Method::DELETE,
-                &format!("/api/v1/users/{user_id}/sessions"),
-                None,
-            )
-            .await?;
+        let value = self.ok(Method::DELETE, &format!("/api/v1/users/{user_id}/sessions"), None).await?;
         Ok(value["revoked"].as_u64().unwrap_or(0))
     }
 
@@ -244,17 +204,8 @@ impl Client {
     ///
     /// # Errors
     /// A [`ClientError`].
-    pub async fn merge_claims(
-        &self,
-        handle: &str,
-        claims: Map<String, Value>,
-    ) -> Result<(), ClientError> {
-        self.ok(
-            Method::PATCH,
-            &format!("/api/v1/sessions/{handle}/claims"),
-            Some(json!({ "claims": claims })),
-        )
-        .await?;
+    pub async fn merge_claims(&self, handle: &str, claims: Map<String, Value>) -> Result<(), ClientError> {
+        self.ok(Method::PATCH, &format!("/api/v1/sessions/{handle}/claims"), Some(json!({ "claims": claims }))).await?;
         Ok(())
     }
 
@@ -264,12 +215,7 @@ impl Client {
     /// A [`ClientError`].
     pub async fn regenerate(&self, access_token: &str) -> Result<IssuedSession, ClientError> {
         decode(
-            self.ok(
-                Method::POST,
-                "/api/v1/sessions/regenerate",
-                Some(json!({ "accessToken": access_token })),
-            )
-            .await?,
+            self.ok(Method::POST, "/api/v1/sessions/regenerate", Some(json!({ "accessToken": access_token }))).await?,
         )
     }
 
@@ -277,25 +223,14 @@ impl Client {
     ///
     /// # Errors
     /// A [`ClientError`].
-    pub async fn revoked_since(
-        &self,
-        since_millis: i64,
-    ) -> Result<Vec<(String, i64)>, ClientError> {
-        let value = self
-            .ok(
-                Method::GET,
-                &format!("/api/v1/sessions/revoked?since={since_millis}"),
-                None,
-            )
-            .await?;
+    pub async fn revoked_since(&self, since_millis: i64) -> Result<Vec<(String, i64)>, ClientError> {
+        let value = self.ok(Method::GET, &format!("/api/v1/sessions/revoked?since={since_millis}"), None).await?;
         Ok(value["revoked"]
             .as_array()
             .map(|items| {
                 items
                     .iter()
-                    .filter_map(|i| {
-                        Some((i["handle"].as_str()?.to_owned(), i["revokedAt"].as_i64()?))
-                    })
+                    .filter_map(|i| Some((i["handle"].as_str()?.to_owned(), i["revokedAt"].as_i64()?)))
                     .collect()
             })
             .unwrap_or_default())
@@ -312,14 +247,10 @@ impl Client {
             .send()
             .await
             .map_err(|e| ClientError::Unreachable(e.to_string()))?;
-        response
-            .json()
-            .await
-            .map_err(|e| ClientError::Unreachable(e.to_string()))
+        response.json().await.map_err(|e| ClientError::Unreachable(e.to_string()))
     }
 }
 
 fn decode<T: serde::de::DeserializeOwned>(value: Value) -> Result<T, ClientError> {
-    serde_json::from_value(value)
-        .map_err(|e| ClientError::Unreachable(format!("unexpected answer: {e}")))
+    serde_json::from_value(value).map_err(|e| ClientError::Unreachable(format!("unexpected answer: {e}")))
 }

@@ -20,18 +20,12 @@ impl DenyList {
     /// Whether this session was revoked.
     #[must_use]
     pub fn contains(&self, handle: &str) -> bool {
-        self.revoked
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .contains_key(handle)
+        self.revoked.read().unwrap_or_else(PoisonError::into_inner).contains_key(handle)
     }
 
     /// Records a revocation seen locally (sign-out through this app), before the next poll.
     pub fn insert(&self, handle: &str, at_millis: i64) {
-        self.revoked
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(handle.to_owned(), at_millis);
+        self.revoked.write().unwrap_or_else(PoisonError::into_inner).insert(handle.to_owned(), at_millis);
     }
 
     /// Fetches revocations since the last poll, and forgets those older than `keep` (the longest an access

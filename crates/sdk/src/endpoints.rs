@@ -30,31 +30,17 @@ impl Portcullis {
     /// Refreshes from the request's refresh token(s) and answers in the SuperTokens wire format.
     pub async fn refresh(&self, method: &Method, uri: &Uri, headers: &HeaderMap) -> Response {
         let inner = &self.inner;
-        let context = ErrorContext {
-            method: method.clone(),
-            path: uri.path().to_owned(),
-            reason: String::new(),
-        };
+        let context = ErrorContext { method: method.clone(), path: uri.path().to_owned(), reason: String::new() };
         let wire = TokenResponse::new(&inner.cookies);
         let tokens = RequestTokens::from_headers(headers);
         let (candidates, mode) = tokens.refresh_candidates();
-        let unauthorised = |reason: &str| SessionRejection::Unauthorised {
-            clear: true,
-            reason: reason.to_owned(),
-        };
+        let unauthorised = |reason: &str| SessionRejection::Unauthorised { clear: true, reason: reason.to_owned() };
         if candidates.is_empty() {
             // Fresh pages probe without tokens: answer at once, without a call to Portcullis.
-            return self
-                .reject(unauthorised("refresh without a refresh token"), &context)
-                .await;
+            return self.reject(unauthorised("refresh without a refresh token"), &context).await;
         }
         if mode == TokenTransfer::Cookie && inner.anti_csrf && !tokens.has_rid {
-            return self
-                .reject(
-                    unauthorised("cookie-mode refresh without the rid header"),
-                    &context,
-                )
-                .await;
+            return self.reject(unauthorised("cookie-mode refresh without the rid header"), &context).await;
         }
         let duplicates = candidates.len() > 1;
         match inner.client.refresh(&candidates).await {
@@ -62,51 +48,35 @@ impl Portcullis {
                 let mut sealed = HeaderMap::new();
                 let draft = if duplicates {
                     wire.clear_older_domains(&mut sealed);
-                    inner
-                        .handlers
-                        .on_clear_duplicate_session_cookies(&context)
-                        .await
+                    inner.handlers.on_clear_duplicate_session_cookies(&context).await
                 } else {
                     ResponseDraft::json(StatusCode::OK, json!({}))
                 };
                 if tokens.legacy_id_refresh {
                     wire.clear_legacy(&mut sealed);
                 }
-                let other = if mode == TokenTransfer::Cookie {
-                    TokenTransfer::Header
-                } else {
-                    TokenTransfer::Cookie
-                };
+                let other = if mode == TokenTransfer::Cookie { TokenTransfer::Header } else { TokenTransfer::Cookie };
                 self.attach(&mut sealed, mode, &issued, tokens.carries(other));
                 finish(draft, sealed)
             }
             Err(RefreshError::Unauthorised) => {
-                let mut response = self
-                    .reject(unauthorised("Portcullis refused the refresh"), &context)
-                    .await;
+                let mut response = self.reject(unauthorised("Portcullis refused the refresh"), &context).await;
                 if duplicates {
                     wire.clear_older_domains(response.headers_mut());
                 }
                 response
             }
-            Err(RefreshError::TheftDetected {
-                session_handle,
-                user_id,
-            }) => {
+            Err(RefreshError::TheftDetected { session_handle, user_id }) => {
                 tracing::warn!(session = %session_handle, user = %user_id, "refresh token reuse: session revoked");
                 if let Some(deny_list) = &inner.deny_list {
                     deny_list.insert(
                         &session_handle,
-                        portcullis_core::clock::Clock::now(&portcullis_core::clock::SystemClock)
-                            .unix_millis(),
+                        portcullis_core::clock::Clock::now(&portcullis_core::clock::SystemClock).unix_millis(),
                     );
                 }
                 let mut sealed = HeaderMap::new();
                 wire.clear(&mut sealed);
-                let draft = inner
-                    .handlers
-                    .on_token_theft_detected(&session_handle, &user_id, &context)
-                    .await;
+                let draft = inner.handlers.on_token_theft_detected(&session_handle, &user_id, &context).await;
                 finish(draft, sealed)
             }
             Err(RefreshError::Failed(e)) => {
@@ -124,11 +94,7 @@ impl Portcullis {
 
     /// Signs out: revokes the session and clears the tokens.
     pub async fn sign_out(&self, method: &Method, uri: &Uri, headers: &HeaderMap) -> Response {
-        let context = ErrorContext {
-            method: method.clone(),
-            path: uri.path().to_owned(),
-            reason: String::new(),
-        };
+        let context = ErrorContext { method: method.clone(), path: uri.path().to_owned(), reason: String::new() };
         match self.verify_request(method, headers, &[]).await {
             Ok(session) => {
                 if let Err(e) = self.inner.client.revoke_session(session.handle()).await {
@@ -142,16 +108,12 @@ impl Portcullis {
                 if let Some(deny_list) = &self.inner.deny_list {
                     deny_list.insert(
                         session.handle(),
-                        portcullis_core::clock::Clock::now(&portcullis_core::clock::SystemClock)
-                            .unix_millis(),
+                        portcullis_core::clock::Clock::now(&portcullis_core::clock::SystemClock).unix_millis(),
                     );
                 }
                 let mut sealed = HeaderMap::new();
                 TokenResponse::new(&self.inner.cookies).clear(&mut sealed);
-                finish(
-                    ResponseDraft::json(StatusCode::OK, json!({ "status": "OK" })),
-                    sealed,
-                )
+                finish(ResponseDraft::json(StatusCode::OK, json!({ "status": "OK" })), sealed)
             }
             Err(rejection) => self.reject(rejection, &context).await,
         }

@@ -10,8 +10,8 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use portcullis_core::clock::{Clock, SystemClock};
 use portcullis_core::session::{
-    AccessTokenClaims, AccessTokenError, ClaimValidationError, ClaimValidator, TryRefreshReason,
-    validate_claims, verify_access_token,
+    AccessTokenClaims, AccessTokenError, ClaimValidationError, ClaimValidator, TryRefreshReason, validate_claims,
+    verify_access_token,
 };
 use portcullis_session_wire::{RequestTokens, TokenResponse, TokenTransfer};
 use serde_json::{Map, Value};
@@ -88,10 +88,7 @@ pub struct Guard {
 
 impl Guard {
     pub(crate) fn new(portcullis: Portcullis, validators: Vec<ClaimValidator>) -> Self {
-        Self {
-            portcullis,
-            validators: Arc::new(validators),
-        }
+        Self { portcullis, validators: Arc::new(validators) }
     }
 }
 
@@ -104,17 +101,9 @@ impl FromRef<Guard> for Portcullis {
 /// Middleware: verifies the session and the guard's validators, puts the [`Session`] in the request's
 /// extensions, or answers through the error handlers.
 /// Use with `route_layer(from_fn_with_state(portcullis.guard(validators), require_session))`.
-pub async fn require_session(
-    State(guard): State<Guard>,
-    mut request: Request,
-    next: Next,
-) -> Response {
+pub async fn require_session(State(guard): State<Guard>, mut request: Request, next: Next) -> Response {
     let context = context(request.method(), request.uri().path());
-    match guard
-        .portcullis
-        .verify_request(request.method(), request.headers(), &guard.validators)
-        .await
-    {
+    match guard.portcullis.verify_request(request.method(), request.headers(), &guard.validators).await {
         Ok(session) => {
             request.extensions_mut().insert(session);
             next.run(request).await
@@ -124,11 +113,7 @@ pub async fn require_session(
 }
 
 fn context(method: &Method, path: &str) -> ErrorContext {
-    ErrorContext {
-        method: method.clone(),
-        path: path.to_owned(),
-        reason: String::new(),
-    }
+    ErrorContext { method: method.clone(), path: path.to_owned(), reason: String::new() }
 }
 
 impl<S> FromRequestParts<S> for Session
@@ -144,10 +129,7 @@ where
         }
         let portcullis = Portcullis::from_ref(state);
         let context = context(&parts.method, parts.uri.path());
-        match portcullis
-            .verify_request(&parts.method, &parts.headers, &[])
-            .await
-        {
+        match portcullis.verify_request(&parts.method, &parts.headers, &[]).await {
             Ok(session) => Ok(session),
             Err(rejection) => Err(portcullis.reject(rejection, &context).await),
         }
@@ -167,10 +149,8 @@ impl Portcullis {
     ) -> Result<Session, SessionRejection> {
         let inner = &self.inner;
         let tokens = RequestTokens::from_headers(headers);
-        let try_refresh = |clear_older: bool, reason: &str| SessionRejection::TryRefresh {
-            clear_older,
-            reason: reason.to_owned(),
-        };
+        let try_refresh =
+            |clear_older: bool, reason: &str| SessionRejection::TryRefresh { clear_older, reason: reason.to_owned() };
         if tokens.legacy_id_refresh {
             return Err(try_refresh(false, "legacy sIdRefreshToken cookie"));
         }
@@ -178,26 +158,13 @@ impl Portcullis {
             return Err(try_refresh(true, "duplicate sAccessToken cookies"));
         }
         let Some((token, transfer)) = tokens.access_token() else {
-            return Err(SessionRejection::Unauthorised {
-                clear: false,
-                reason: "no access token".to_owned(),
-            });
+            return Err(SessionRejection::Unauthorised { clear: false, reason: "no access token".to_owned() });
         };
         let safe = matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS);
         if transfer == TokenTransfer::Cookie && inner.anti_csrf && !safe && !tokens.has_rid {
-            return Err(try_refresh(
-                false,
-                "cookie-mode request without the rid header",
-            ));
+            return Err(try_refresh(false, "cookie-mode request without the rid header"));
         }
-        let verify = || {
-            verify_access_token(
-                token,
-                &inner.jwks,
-                SystemClock.now(),
-                inner.issuer.as_deref(),
-            )
-        };
+        let verify = || verify_access_token(token, &inner.jwks, SystemClock.now(), inner.issuer.as_deref());
         let verified = match verify() {
             Err(AccessTokenError::TryRefresh(TryRefreshReason::UnknownKey))
                 if inner.jwks.refetch_for_unknown_key(&inner.client).await =>
@@ -218,24 +185,14 @@ impl Portcullis {
                 return Err(try_refresh(false, &format!("{reason:?}")));
             }
         };
-        if inner
-            .deny_list
-            .as_ref()
-            .is_some_and(|d| d.contains(&claims.session_handle))
-        {
-            return Err(SessionRejection::Unauthorised {
-                clear: true,
-                reason: "session revoked".to_owned(),
-            });
+        if inner.deny_list.as_ref().is_some_and(|d| d.contains(&claims.session_handle)) {
+            return Err(SessionRejection::Unauthorised { clear: true, reason: "session revoked".to_owned() });
         }
         let errors = validate_claims(validators, &claims.payload());
         if !errors.is_empty() {
             return Err(SessionRejection::InvalidClaim(errors));
         }
-        Ok(Session {
-            claims: Arc::new(claims),
-            transfer,
-        })
+        Ok(Session { claims: Arc::new(claims), transfer })
     }
 
     /// Answers a rejection through the error handlers, then applies the session headers the protocol
@@ -249,30 +206,15 @@ impl Portcullis {
                 if clear {
                     wire.clear(&mut sealed);
                 }
-                handlers
-                    .on_unauthorised(&ErrorContext {
-                        reason,
-                        ..context.clone()
-                    })
-                    .await
+                handlers.on_unauthorised(&ErrorContext { reason, ..context.clone() }).await
             }
-            SessionRejection::TryRefresh {
-                clear_older,
-                reason,
-            } => {
+            SessionRejection::TryRefresh { clear_older, reason } => {
                 if clear_older {
                     wire.clear_older_domains(&mut sealed);
                 }
-                handlers
-                    .on_try_refresh_token(&ErrorContext {
-                        reason,
-                        ..context.clone()
-                    })
-                    .await
+                handlers.on_try_refresh_token(&ErrorContext { reason, ..context.clone() }).await
             }
-            SessionRejection::InvalidClaim(errors) => {
-                handlers.on_invalid_claim(&errors, context).await
-            }
+            SessionRejection::InvalidClaim(errors) => handlers.on_invalid_claim(&errors, context).await,
         };
         finish(draft, sealed)
     }
@@ -298,9 +240,6 @@ pub(crate) fn finish(draft: ResponseDraft, sealed: HeaderMap) -> Response {
             last = Some(name);
         }
     }
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     response
 }

@@ -24,11 +24,7 @@ impl ResponseDraft {
     /// A JSON draft.
     #[must_use]
     pub fn json(status: StatusCode, body: Value) -> Self {
-        Self {
-            status,
-            body,
-            headers: HeaderMap::new(),
-        }
+        Self { status, body, headers: HeaderMap::new() }
     }
 }
 
@@ -50,20 +46,14 @@ pub trait ErrorHandlers: Send + Sync + 'static {
     /// No session, or it is gone (revoked, expired, cannot refresh). Default: 401 `{"message":"unauthorised"}`.
     async fn on_unauthorised(&self, context: &ErrorContext) -> ResponseDraft {
         let _ = context;
-        ResponseDraft::json(
-            StatusCode::UNAUTHORIZED,
-            json!({ "message": "unauthorised" }),
-        )
+        ResponseDraft::json(StatusCode::UNAUTHORIZED, json!({ "message": "unauthorised" }))
     }
 
     /// The access token expired or cannot be verified now. Default: 401 `{"message":"try refresh token"}`.
     /// Never clears tokens.
     async fn on_try_refresh_token(&self, context: &ErrorContext) -> ResponseDraft {
         let _ = context;
-        ResponseDraft::json(
-            StatusCode::UNAUTHORIZED,
-            json!({ "message": "try refresh token" }),
-        )
+        ResponseDraft::json(StatusCode::UNAUTHORIZED, json!({ "message": "try refresh token" }))
     }
 
     /// A rotated-out refresh token was reused; Portcullis already revoked the session in the same write.
@@ -75,18 +65,11 @@ pub trait ErrorHandlers: Send + Sync + 'static {
         context: &ErrorContext,
     ) -> ResponseDraft {
         let _ = (session_handle, user_id, context);
-        ResponseDraft::json(
-            StatusCode::UNAUTHORIZED,
-            json!({ "message": "token theft detected" }),
-        )
+        ResponseDraft::json(StatusCode::UNAUTHORIZED, json!({ "message": "token theft detected" }))
     }
 
     /// A claim validator failed. Default: 403 `{"message":"invalid claim","claimValidationErrors":[…]}`.
-    async fn on_invalid_claim(
-        &self,
-        errors: &[ClaimValidationError],
-        context: &ErrorContext,
-    ) -> ResponseDraft {
+    async fn on_invalid_claim(&self, errors: &[ClaimValidationError], context: &ErrorContext) -> ResponseDraft {
         let _ = context;
         ResponseDraft::json(
             StatusCode::FORBIDDEN,

@@ -2,6 +2,7 @@
 //! once per cooldown, one fetch at a time), so verification needs no network call per request.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
@@ -21,16 +22,21 @@ pub const REFETCH_COOLDOWN: Duration = Duration::from_millis(500);
 pub struct JwksCache {
     keys: RwLock<HashMap<String, VerificationKey>>,
     last_fetch: Mutex<Option<Instant>>,
+    fetches: AtomicU64,
 }
 
 impl JwksCache {
     /// An empty cache.
     #[must_use]
     pub fn new() -> Self {
-        Self {
-            keys: RwLock::new(HashMap::new()),
-            last_fetch: Mutex::new(None),
-        }
+        Self { keys: RwLock::new(HashMap::new()), last_fetch: Mutex::new(None), fetches: AtomicU64::new(0) }
+    }
+
+    /// How many times the JWKS was fetched (for monitoring: a steady climb means tokens name keys the
+    /// server does not publish).
+    #[must_use]
+    pub fn fetches(&self) -> u64 {
+        self.fetches.load(Ordering::Relaxed)
     }
 
     /// Replaces the keys with a JWKS document's.
@@ -47,13 +53,7 @@ impl JwksCache {
                     "RS256" => Algorithm::RS256,
                     _ => return None,
                 };
-                Some((
-                    kid,
-                    VerificationKey {
-                        key: DecodingKey::from_jwk(&jwk).ok()?,
-                        algorithm,
-                    },
-                ))
+                Some((kid, VerificationKey { key: DecodingKey::from_jwk(&jwk).ok()?, algorithm }))
             })
             .collect();
         *self.keys.write().unwrap_or_else(PoisonError::into_inner) = keys;
@@ -65,6 +65,7 @@ impl JwksCache {
     /// When Portcullis cannot be reached.
     pub async fn fetch(&self, client: &Client) -> Result<(), ClientError> {
         let mut last = self.last_fetch.lock().await;
+        self.fetches.fetch_add(1, Ordering::Relaxed);
         self.load(&client.jwks().await?);
         *last = Some(Instant::now());
         Ok(())
@@ -77,6 +78,7 @@ impl JwksCache {
         if last.is_some_and(|at| at.elapsed() < REFETCH_COOLDOWN) {
             return true;
         }
+        self.fetches.fetch_add(1, Ordering::Relaxed);
         match client.jwks().await {
             Ok(jwks) => {
                 self.load(&jwks);
@@ -99,10 +101,6 @@ impl Default for JwksCache {
 
 impl VerificationKeys for JwksCache {
     fn verification_key(&self, kid: &str) -> Option<VerificationKey> {
-        self.keys
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(kid)
-            .cloned()
+        self.keys.read().unwrap_or_else(PoisonError::into_inner).get(kid).cloned()
     }
 }

@@ -34,9 +34,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::HeaderMap;
-use portcullis_session_wire::{
-    CookieSettings, IssuedTokens, RequestTokens, SameSite, TokenResponse, TokenTransfer,
-};
+use portcullis_session_wire::{CookieSettings, IssuedTokens, RequestTokens, SameSite, TokenResponse, TokenTransfer};
 use serde_json::{Map, Value};
 
 pub use client::{Client, ClientError, IssuedSession, RefreshError, SessionInfo};
@@ -72,9 +70,7 @@ struct Inner {
 
 impl std::fmt::Debug for Portcullis {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Portcullis")
-            .field("server", &self.inner.client.base_url())
-            .finish_non_exhaustive()
+        f.debug_struct("Portcullis").field("server", &self.inner.client.base_url()).finish_non_exhaustive()
     }
 }
 
@@ -94,9 +90,7 @@ pub struct PortcullisBuilder {
 
 impl std::fmt::Debug for PortcullisBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PortcullisBuilder")
-            .field("base_url", &self.base_url)
-            .finish_non_exhaustive()
+        f.debug_struct("PortcullisBuilder").field("base_url", &self.base_url).finish_non_exhaustive()
     }
 }
 
@@ -128,6 +122,12 @@ impl Portcullis {
         &self.inner.client
     }
 
+    /// How many times the JWKS was fetched since start.
+    #[must_use]
+    pub fn jwks_fetches(&self) -> u64 {
+        self.inner.jwks.fetches()
+    }
+
     /// A guard for [`require_session`] with these claim validators.
     #[must_use]
     pub fn guard(&self, validators: Vec<portcullis_core::session::ClaimValidator>) -> Guard {
@@ -148,27 +148,14 @@ impl Portcullis {
         let issued = self.inner.client.create_session(user_id, claims).await?;
         let mode = TokenTransfer::requested(request_headers);
         let tokens = RequestTokens::from_headers(request_headers);
-        let other = if mode == TokenTransfer::Cookie {
-            TokenTransfer::Header
-        } else {
-            TokenTransfer::Cookie
-        };
+        let other = if mode == TokenTransfer::Cookie { TokenTransfer::Header } else { TokenTransfer::Cookie };
         let mut headers = HeaderMap::new();
         self.attach(&mut headers, mode, &issued, tokens.carries(other));
         Ok(headers)
     }
 
-    fn attach(
-        &self,
-        headers: &mut HeaderMap,
-        mode: TokenTransfer,
-        issued: &IssuedSession,
-        clear_other: bool,
-    ) {
-        let refresh = issued
-            .refresh_token
-            .as_deref()
-            .zip(issued.refresh_token_expiry);
+    fn attach(&self, headers: &mut HeaderMap, mode: TokenTransfer, issued: &IssuedSession, clear_other: bool) {
+        let refresh = issued.refresh_token.as_deref().zip(issued.refresh_token_expiry);
         let tokens = IssuedTokens {
             access_token: &issued.access_token,
             refresh_token: refresh,
@@ -194,8 +181,7 @@ impl PortcullisBuilder {
 
     /// Base path of the mounted endpoints (default `/auth`, the frontend SDK's `apiBasePath`).
     pub fn api_base_path(mut self, path: &str) -> Self {
-        path.trim_end_matches('/')
-            .clone_into(&mut self.api_base_path);
+        path.trim_end_matches('/').clone_into(&mut self.api_base_path);
         self
     }
 
@@ -207,11 +193,7 @@ impl PortcullisBuilder {
 
     /// Checks a deny-list of revoked sessions, polled at this interval; `access_token_lifetime` bounds
     /// how long entries are kept.
-    pub const fn revocation_check(
-        mut self,
-        poll: Duration,
-        access_token_lifetime: Duration,
-    ) -> Self {
+    pub const fn revocation_check(mut self, poll: Duration, access_token_lifetime: Duration) -> Self {
         self.revocation_poll = Some(poll);
         self.access_token_lifetime = access_token_lifetime;
         self

@@ -72,14 +72,9 @@ impl App {
             store.migrate().await?;
         }
         let master = Arc::new(master);
-        let keys = KeyService::open(
-            Arc::clone(&store),
-            Arc::clone(&master),
-            config.key_policy(),
-            Arc::clone(&clock),
-        )
-        .await
-        .map_err(StartupError::Keys)?;
+        let keys = KeyService::open(Arc::clone(&store), Arc::clone(&master), config.key_policy(), Arc::clone(&clock))
+            .await
+            .map_err(StartupError::Keys)?;
         let keys = Arc::new(keys);
         let sessions = Arc::new(SessionService::new(
             Arc::clone(&store),
@@ -154,15 +149,10 @@ impl App {
     /// # Errors
     /// `noPermission` (401) for an unknown or revoked key.
     pub async fn authenticate_api_key(&self, secret: &str) -> Result<String, Error> {
-        let record = self
-            .store
-            .api_key_by_hash(&ApiKeyRecord::hash(secret))
-            .await?;
+        let record = self.store.api_key_by_hash(&ApiKeyRecord::hash(secret)).await?;
         match record {
             Some(key) if key.revoked.is_none() => Ok(key.organization_id),
-            _ => Err(Error::new(ErrorCode::NoPermission)
-                .with_status(401)
-                .with_message("The API key is not valid.")),
+            _ => Err(Error::new(ErrorCode::NoPermission).with_status(401).with_message("The API key is not valid.")),
         }
     }
 
@@ -203,10 +193,10 @@ impl App {
     /// # Errors
     /// `entityMissing` when there is none with this id.
     pub async fn organization(&self, id: &str) -> Result<Organization, Error> {
-        self.store.organization(id).await?.ok_or_else(|| {
-            Error::new(ErrorCode::EntityMissing)
-                .with_message("There is no organization with this id.")
-        })
+        self.store
+            .organization(id)
+            .await?
+            .ok_or_else(|| Error::new(ErrorCode::EntityMissing).with_message("There is no organization with this id."))
     }
 
     /// Every organization, oldest first.
@@ -254,11 +244,7 @@ fn cookie_settings(config: &Config) -> CookieSettings {
     let domain = |d: &str| (!d.is_empty()).then(|| d.to_owned());
     CookieSettings {
         domain: domain(&session.cookie_domain),
-        older_domains: session
-            .older_cookie_domains
-            .iter()
-            .map(|d| domain(d))
-            .collect(),
+        older_domains: session.older_cookie_domains.iter().map(|d| domain(d)).collect(),
         secure: config.cookies_secure(),
         same_site: match session.cookie_same_site {
             CookieSameSite::Lax => SameSite::Lax,

@@ -27,58 +27,36 @@ pub(crate) fn ensure_data_dir(dir: &Path) -> Result<(), StartupError> {
         .recursive(true)
         .mode(0o700)
         .create(dir)
-        .map_err(|source| StartupError::Io {
-            path: dir.to_path_buf(),
-            source,
-        })
+        .map_err(|source| StartupError::Io { path: dir.to_path_buf(), source })
 }
 
 /// The master key from the configuration, or from (or newly into) `data_dir/master.key`.
 pub(crate) fn master_key(configured: &str, data_dir: &Path) -> Result<MasterKey, StartupError> {
     if !configured.is_empty() {
-        return MasterKey::from_base64(configured).map_err(|e| {
-            StartupError::Config(crate::config::ConfigError(format!("`master_key`: {e}")))
-        });
+        return MasterKey::from_base64(configured)
+            .map_err(|e| StartupError::Config(crate::config::ConfigError(format!("`master_key`: {e}"))));
     }
     let path = data_dir.join(MASTER_KEY_FILE);
-    let text = read_or_create(&path, || {
-        MasterKey::generate()
-            .map(|(_, text)| text)
-            .map_err(io::Error::other)
-    })?;
-    MasterKey::from_base64(&text).map_err(|e| StartupError::Secret {
-        path,
-        reason: e.to_string(),
-    })
+    let text = read_or_create(&path, || MasterKey::generate().map(|(_, text)| text).map_err(io::Error::other))?;
+    MasterKey::from_base64(&text).map_err(|e| StartupError::Secret { path, reason: e.to_string() })
 }
 
 /// The admin token from the configuration, or from (or newly into) `data_dir/admin.token`.
-pub(crate) fn admin_token(
-    configured: &str,
-    data_dir: &Path,
-) -> Result<(String, Option<PathBuf>), StartupError> {
+pub(crate) fn admin_token(configured: &str, data_dir: &Path) -> Result<(String, Option<PathBuf>), StartupError> {
     if !configured.is_empty() {
         return Ok((configured.to_owned(), None));
     }
     let path = data_dir.join(ADMIN_TOKEN_FILE);
     let token = read_or_create(&path, || {
         let mut bytes = [0u8; 32];
-        SystemRandom::new()
-            .fill(&mut bytes)
-            .map_err(|_| io::Error::other("the system random source failed"))?;
+        SystemRandom::new().fill(&mut bytes).map_err(|_| io::Error::other("the system random source failed"))?;
         Ok(URL_SAFE_NO_PAD.encode(bytes))
     })?;
     Ok((token, Some(path)))
 }
 
-fn read_or_create(
-    path: &Path,
-    make: impl FnOnce() -> io::Result<String>,
-) -> Result<String, StartupError> {
-    let io_error = |source| StartupError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
+fn read_or_create(path: &Path, make: impl FnOnce() -> io::Result<String>) -> Result<String, StartupError> {
+    let io_error = |source| StartupError::Io { path: path.to_path_buf(), source };
     match fs::read_to_string(path) {
         Ok(text) => {
             let mode = fs::metadata(path).map_err(io_error)?.permissions().mode();
@@ -90,21 +68,14 @@ fn read_or_create(
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             let text = make().map_err(io_error)?;
             // create_new: two processes starting together must not overwrite each other's secret.
-            match OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(path)
-            {
+            match OpenOptions::new().write(true).create_new(true).mode(0o600).open(path) {
                 Ok(mut file) => {
-                    file.write_all(text.as_bytes())
-                        .and_then(|()| file.sync_all())
-                        .map_err(io_error)?;
+                    file.write_all(text.as_bytes()).and_then(|()| file.sync_all()).map_err(io_error)?;
                     Ok(text)
                 }
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => fs::read_to_string(path)
-                    .map(|t| t.trim().to_owned())
-                    .map_err(io_error),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                    fs::read_to_string(path).map(|t| t.trim().to_owned()).map_err(io_error)
+                }
                 Err(e) => Err(io_error(e)),
             }
         }

@@ -17,12 +17,7 @@ use crate::http::router;
 /// [`StartupError::Bind`] when the address is taken or not allowed.
 pub async fn bind(app: &App) -> Result<TcpListener, StartupError> {
     let address = &app.config().server.listen;
-    TcpListener::bind(address)
-        .await
-        .map_err(|source| StartupError::Bind {
-            address: address.clone(),
-            source,
-        })
+    TcpListener::bind(address).await.map_err(|source| StartupError::Bind { address: address.clone(), source })
 }
 
 /// Serves until `shutdown` completes, then lets in-flight requests finish for at most

@@ -24,11 +24,7 @@ pub fn init_tracing(log: &LogConfig) -> Result<(), ConfigError> {
     // A second call (tests, embedding programs) keeps the first subscriber.
     let _ = match log.format {
         LogFormat::Pretty => builder.try_init(),
-        LogFormat::Json => builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(true)
-            .try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).try_init(),
     };
     Ok(())
 }

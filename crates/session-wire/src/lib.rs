@@ -29,21 +29,10 @@ pub const AUTH_MODE_HEADER: &str = "st-auth-mode";
 /// The header the SDK always sends; its presence is the anti-CSRF check (VIA_CUSTOM_HEADER).
 pub const RID_HEADER: &str = "rid";
 /// Request headers the SDK sends cross-origin (for `Access-Control-Allow-Headers`).
-pub const CORS_ALLOW_HEADERS: &[&str] = &[
-    "content-type",
-    "rid",
-    "fdi-version",
-    "anti-csrf",
-    "authorization",
-    "st-auth-mode",
-];
+pub const CORS_ALLOW_HEADERS: &[&str] =
+    &["content-type", "rid", "fdi-version", "anti-csrf", "authorization", "st-auth-mode"];
 /// Response headers the SDK must read cross-origin (for `Access-Control-Expose-Headers`).
-pub const CORS_EXPOSE_HEADERS: &[&str] = &[
-    "front-token",
-    "anti-csrf",
-    "st-access-token",
-    "st-refresh-token",
-];
+pub const CORS_EXPOSE_HEADERS: &[&str] = &["front-token", "anti-csrf", "st-access-token", "st-refresh-token"];
 
 /// Bodies of the protocol.
 pub mod body {

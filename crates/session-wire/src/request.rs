@@ -2,8 +2,8 @@ use http::HeaderMap;
 use http::header::{AUTHORIZATION, COOKIE};
 
 use crate::{
-    ACCESS_TOKEN_COOKIE, AUTH_MODE_HEADER, LEGACY_ID_REFRESH_COOKIE, REFRESH_TOKEN_COOKIE,
-    REFRESH_TOKEN_HEADER, RID_HEADER,
+    ACCESS_TOKEN_COOKIE, AUTH_MODE_HEADER, LEGACY_ID_REFRESH_COOKIE, REFRESH_TOKEN_COOKIE, REFRESH_TOKEN_HEADER,
+    RID_HEADER,
 };
 
 /// Cookie or header transport.
@@ -20,11 +20,7 @@ impl TokenTransfer {
     /// default for an absent or unknown value).
     #[must_use]
     pub fn requested(headers: &HeaderMap) -> Self {
-        match headers
-            .get(AUTH_MODE_HEADER)
-            .and_then(|v| v.to_str().ok())
-            .map(str::trim)
-        {
+        match headers.get(AUTH_MODE_HEADER).and_then(|v| v.to_str().ok()).map(str::trim) {
             Some(mode) if mode.eq_ignore_ascii_case("cookie") => Self::Cookie,
             _ => Self::Header,
         }
@@ -56,10 +52,7 @@ impl RequestTokens {
             bearer: headers
                 .get(AUTHORIZATION)
                 .and_then(|v| v.to_str().ok())
-                .and_then(|v| {
-                    v.strip_prefix("Bearer ")
-                        .or_else(|| v.strip_prefix("bearer "))
-                })
+                .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
                 .map(str::trim)
                 .filter(|v| !v.is_empty())
                 .map(str::to_owned),
@@ -118,19 +111,14 @@ impl RequestTokens {
         if let Some(token) = self.bearer.as_deref().or(self.refresh_header.as_deref()) {
             return (vec![token], TokenTransfer::Header);
         }
-        (
-            self.refresh_cookies.iter().map(String::as_str).collect(),
-            TokenTransfer::Cookie,
-        )
+        (self.refresh_cookies.iter().map(String::as_str).collect(), TokenTransfer::Cookie)
     }
 
     /// Whether tokens of `mode` came with the request (so that answering in the other mode clears them).
     #[must_use]
     pub fn carries(&self, mode: TokenTransfer) -> bool {
         match mode {
-            TokenTransfer::Cookie => {
-                !self.access_cookies.is_empty() || !self.refresh_cookies.is_empty()
-            }
+            TokenTransfer::Cookie => !self.access_cookies.is_empty() || !self.refresh_cookies.is_empty(),
             TokenTransfer::Header => self.bearer.is_some() || self.refresh_header.is_some(),
         }
     }
@@ -153,10 +141,7 @@ mod tests {
     #[test]
     fn cookies_are_decoded_and_duplicates_counted() {
         let t = RequestTokens::from_headers(&headers(&[
-            (
-                "cookie",
-                "sAccessToken=a.b.c; sRefreshToken=v1.x%2By; other=1",
-            ),
+            ("cookie", "sAccessToken=a.b.c; sRefreshToken=v1.x%2By; other=1"),
             ("cookie", "sAccessToken=d.e.f"),
         ]));
         assert_eq!(t.access_cookies, ["a.b.c", "d.e.f"]);
@@ -173,10 +158,7 @@ mod tests {
             ("rid", "session"),
         ]));
         assert_eq!(t.access_token(), Some(("h.e.ader", TokenTransfer::Header)));
-        assert_eq!(
-            t.refresh_candidates(),
-            (vec!["h.e.ader"], TokenTransfer::Header)
-        );
+        assert_eq!(t.refresh_candidates(), (vec!["h.e.ader"], TokenTransfer::Header));
         assert!(t.has_rid);
         let t = RequestTokens::from_headers(&headers(&[
             ("authorization", "Bearer opaque"),
@@ -197,17 +179,8 @@ mod tests {
 
     #[test]
     fn auth_mode_defaults_to_header() {
-        assert_eq!(
-            TokenTransfer::requested(&headers(&[("st-auth-mode", "cookie")])),
-            TokenTransfer::Cookie
-        );
-        assert_eq!(
-            TokenTransfer::requested(&headers(&[("st-auth-mode", "bogus")])),
-            TokenTransfer::Header
-        );
-        assert_eq!(
-            TokenTransfer::requested(&HeaderMap::new()),
-            TokenTransfer::Header
-        );
+        assert_eq!(TokenTransfer::requested(&headers(&[("st-auth-mode", "cookie")])), TokenTransfer::Cookie);
+        assert_eq!(TokenTransfer::requested(&headers(&[("st-auth-mode", "bogus")])), TokenTransfer::Header);
+        assert_eq!(TokenTransfer::requested(&HeaderMap::new()), TokenTransfer::Header);
     }
 }

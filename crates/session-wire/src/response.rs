@@ -4,8 +4,8 @@ use http::{HeaderMap, HeaderValue};
 use time::{Duration, OffsetDateTime};
 
 use crate::{
-    ACCESS_TOKEN_COOKIE, ACCESS_TOKEN_HEADER, CORS_EXPOSE_HEADERS, FRONT_TOKEN_HEADER,
-    LEGACY_ID_REFRESH_COOKIE, REFRESH_TOKEN_COOKIE, REFRESH_TOKEN_HEADER, TokenTransfer,
+    ACCESS_TOKEN_COOKIE, ACCESS_TOKEN_HEADER, CORS_EXPOSE_HEADERS, FRONT_TOKEN_HEADER, LEGACY_ID_REFRESH_COOKIE,
+    REFRESH_TOKEN_COOKIE, REFRESH_TOKEN_HEADER, TokenTransfer,
 };
 
 /// `SameSite` of the session cookies.
@@ -83,10 +83,8 @@ impl<'a> TokenResponse<'a> {
                     self.settings.domain.as_deref(),
                 );
                 if let Some((refresh, expires_ms)) = tokens.refresh_token {
-                    let expires = OffsetDateTime::from_unix_timestamp_nanos(
-                        i128::from(expires_ms) * 1_000_000,
-                    )
-                    .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+                    let expires = OffsetDateTime::from_unix_timestamp_nanos(i128::from(expires_ms) * 1_000_000)
+                        .unwrap_or(OffsetDateTime::UNIX_EPOCH);
                     let path = self.settings.refresh_path.clone();
                     self.set_cookie(
                         headers,
@@ -152,10 +150,7 @@ impl<'a> TokenResponse<'a> {
             ACCESS_CONTROL_EXPOSE_HEADERS,
             HeaderValue::from_static("front-token, anti-csrf, st-access-token, st-refresh-token"),
         );
-        debug_assert_eq!(
-            CORS_EXPOSE_HEADERS.join(", "),
-            "front-token, anti-csrf, st-access-token, st-refresh-token"
-        );
+        debug_assert_eq!(CORS_EXPOSE_HEADERS.join(", "), "front-token, anti-csrf, st-access-token, st-refresh-token");
     }
 
     fn expire_cookies(&self, headers: &mut HeaderMap, domain: Option<&str>) {
@@ -215,12 +210,7 @@ mod tests {
     }
 
     fn cookies(headers: &HeaderMap) -> Vec<String> {
-        headers
-            .get_all(SET_COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .map(str::to_owned)
-            .collect()
+        headers.get_all(SET_COOKIE).iter().filter_map(|v| v.to_str().ok()).map(str::to_owned).collect()
     }
 
     #[test]
@@ -236,28 +226,18 @@ mod tests {
         let set = cookies(&h);
         assert_eq!(set.len(), 2);
         assert!(
-            set[0].starts_with("sAccessToken=a.b.c;")
-                && set[0].contains("Path=/")
-                && set[0].contains("HttpOnly"),
+            set[0].starts_with("sAccessToken=a.b.c;") && set[0].contains("Path=/") && set[0].contains("HttpOnly"),
             "{}",
             set[0]
         );
         assert!(set[0].contains("SameSite=Lax"));
         assert!(
-            set[1].starts_with("sRefreshToken=v1.x%20y;")
-                && set[1].contains("Path=/auth/session/refresh"),
+            set[1].starts_with("sRefreshToken=v1.x%20y;") && set[1].contains("Path=/auth/session/refresh"),
             "{}",
             set[1]
         );
-        assert!(
-            set[1].contains("Expires=Fri, 01 Jan 2100 00:00:00 GMT"),
-            "{}",
-            set[1]
-        );
-        assert_eq!(
-            h.get("front-token").and_then(|v| v.to_str().ok()),
-            Some("ft")
-        );
+        assert!(set[1].contains("Expires=Fri, 01 Jan 2100 00:00:00 GMT"), "{}", set[1]);
+        assert_eq!(h.get("front-token").and_then(|v| v.to_str().ok()), Some("ft"));
         assert!(h.get("access-control-expose-headers").is_some());
         assert!(h.get("st-access-token").is_none());
     }
@@ -266,26 +246,13 @@ mod tests {
     fn header_mode_uses_headers_and_clears_cookies_when_asked() {
         let s = settings();
         let mut h = HeaderMap::new();
-        let tokens = IssuedTokens {
-            access_token: "a.b.c",
-            refresh_token: Some(("rt", 0)),
-            front_token: "ft",
-        };
+        let tokens = IssuedTokens { access_token: "a.b.c", refresh_token: Some(("rt", 0)), front_token: "ft" };
         TokenResponse::new(&s).attach(&mut h, TokenTransfer::Header, &tokens, true);
-        assert_eq!(
-            h.get("st-access-token").and_then(|v| v.to_str().ok()),
-            Some("a.b.c")
-        );
-        assert_eq!(
-            h.get("st-refresh-token").and_then(|v| v.to_str().ok()),
-            Some("rt")
-        );
+        assert_eq!(h.get("st-access-token").and_then(|v| v.to_str().ok()), Some("a.b.c"));
+        assert_eq!(h.get("st-refresh-token").and_then(|v| v.to_str().ok()), Some("rt"));
         let set = cookies(&h);
         assert_eq!(set.len(), 2);
-        assert!(
-            set.iter()
-                .all(|c| c.contains("Expires=Thu, 01 Jan 1970 00:00:00 GMT"))
-        );
+        assert!(set.iter().all(|c| c.contains("Expires=Thu, 01 Jan 1970 00:00:00 GMT")));
     }
 
     #[test]
@@ -297,20 +264,8 @@ mod tests {
         wire.clear_older_domains(&mut h);
         let set = cookies(&h);
         assert_eq!(set.len(), 4);
-        assert_eq!(
-            set.iter()
-                .filter(|c| c.contains("Domain=example.com"))
-                .count(),
-            2,
-            "{set:?}"
-        );
-        assert_eq!(
-            h.get("front-token").and_then(|v| v.to_str().ok()),
-            Some("remove")
-        );
-        assert_eq!(
-            h.get("st-access-token").and_then(|v| v.to_str().ok()),
-            Some("")
-        );
+        assert_eq!(set.iter().filter(|c| c.contains("Domain=example.com")).count(), 2, "{set:?}");
+        assert_eq!(h.get("front-token").and_then(|v| v.to_str().ok()), Some("remove"));
+        assert_eq!(h.get("st-access-token").and_then(|v| v.to_str().ok()), Some(""));
     }
 }

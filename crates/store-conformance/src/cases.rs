@@ -46,17 +46,10 @@ pub async fn migrate(store: &Arc<dyn Store>) {
 
 /// Migrating again changes nothing and the store answers.
 pub async fn migrations_are_idempotent_and_concurrent_safe(store: &Arc<dyn Store>) {
-    store
-        .insert_organization(&organization("kept", 0))
-        .await
-        .expect("insert");
+    store.insert_organization(&organization("kept", 0)).await.expect("insert");
     store.migrate().await.expect("second migration");
     store.ping().await.expect("ping");
-    assert_eq!(
-        store.organizations().await.expect("list").len(),
-        1,
-        "migration lost data"
-    );
+    assert_eq!(store.organizations().await.expect("list").len(), 1, "migration lost data");
 }
 
 /// What is written is read back, oldest first.
@@ -65,14 +58,8 @@ pub async fn organizations_round_trip(store: &Arc<dyn Store>) {
     let first = organization("First & Co — ünïcode", 1);
     store.insert_organization(&later).await.expect("insert");
     store.insert_organization(&first).await.expect("insert");
-    assert_eq!(
-        store.organization(&first.id).await.expect("get"),
-        Some(first.clone())
-    );
-    assert_eq!(
-        store.organizations().await.expect("list"),
-        vec![first, later]
-    );
+    assert_eq!(store.organization(&first.id).await.expect("get"), Some(first.clone()));
+    assert_eq!(store.organizations().await.expect("list"), vec![first, later]);
 }
 
 /// An unknown id is `None`, not an error.
@@ -85,22 +72,10 @@ pub async fn unknown_organization_is_none(store: &Arc<dyn Store>) {
 pub async fn duplicate_organization_id_conflicts_and_keeps_the_first(store: &Arc<dyn Store>) {
     let original = organization("Original", 0);
     store.insert_organization(&original).await.expect("insert");
-    let impostor = Organization {
-        name: "Impostor".to_owned(),
-        ..original.clone()
-    };
-    let err = store
-        .insert_organization(&impostor)
-        .await
-        .expect_err("duplicate id accepted");
-    assert!(
-        matches!(err, StoreError::Conflict(_)),
-        "expected a conflict, got {err:?}"
-    );
-    assert_eq!(
-        store.organization(&original.id).await.expect("get"),
-        Some(original)
-    );
+    let impostor = Organization { name: "Impostor".to_owned(), ..original.clone() };
+    let err = store.insert_organization(&impostor).await.expect_err("duplicate id accepted");
+    assert!(matches!(err, StoreError::Conflict(_)), "expected a conflict, got {err:?}");
+    assert_eq!(store.organization(&original.id).await.expect("get"), Some(original));
 }
 
 /// Many concurrent writers: every write lands.
@@ -118,13 +93,7 @@ pub async fn concurrent_writers_all_land(store: &Arc<dyn Store>) {
     for task in tasks {
         ids.push(task.await.expect("task").expect("concurrent insert"));
     }
-    let stored: Vec<String> = store
-        .organizations()
-        .await
-        .expect("list")
-        .into_iter()
-        .map(|o| o.id)
-        .collect();
+    let stored: Vec<String> = store.organizations().await.expect("list").into_iter().map(|o| o.id).collect();
     assert_eq!(stored.len(), WRITERS);
     for id in ids {
         assert!(stored.contains(&id), "{id} was lost");
@@ -137,10 +106,7 @@ pub async fn concurrent_inserts_of_one_id_have_one_winner(store: &Arc<dyn Store>
     let tasks: Vec<_> = (0..16)
         .map(|i| {
             let store = Arc::clone(store);
-            let org = Organization {
-                name: format!("contender {i}"),
-                ..base.clone()
-            };
+            let org = Organization { name: format!("contender {i}"), ..base.clone() };
             tokio::spawn(async move { store.insert_organization(&org).await })
         })
         .collect();
@@ -171,72 +137,34 @@ fn key_record(kid: &str, signs_from: i64) -> SigningKeyRecord {
 pub async fn signing_keys_round_trip_byte_for_byte(store: &Arc<dyn Store>) {
     let first = key_record("d-1", 0);
     let second = key_record("d-2", 100);
-    store
-        .insert_signing_key(&first, None)
-        .await
-        .expect("first key");
-    store
-        .insert_signing_key(&second, Some("d-1"))
-        .await
-        .expect("second key");
-    assert_eq!(
-        store.signing_keys().await.expect("keys"),
-        vec![first, second]
-    );
+    store.insert_signing_key(&first, None).await.expect("first key");
+    store.insert_signing_key(&second, Some("d-1")).await.expect("second key");
+    assert_eq!(store.signing_keys().await.expect("keys"), vec![first, second]);
 }
 
 /// A rotation whose precondition is stale conflicts and writes nothing.
 pub async fn key_insert_with_a_stale_precondition_writes_nothing(store: &Arc<dyn Store>) {
-    store
-        .insert_signing_key(&key_record("d-1", 0), None)
-        .await
-        .expect("first key");
+    store.insert_signing_key(&key_record("d-1", 0), None).await.expect("first key");
     for stale in [None, Some("d-0")] {
-        let err = store
-            .insert_signing_key(&key_record("d-2", 1), stale)
-            .await
-            .expect_err("stale precondition");
-        assert!(
-            matches!(err, StoreError::Conflict(_)),
-            "expected a conflict, got {err:?}"
-        );
+        let err = store.insert_signing_key(&key_record("d-2", 1), stale).await.expect_err("stale precondition");
+        assert!(matches!(err, StoreError::Conflict(_)), "expected a conflict, got {err:?}");
     }
-    let err = store
-        .insert_signing_key(&key_record("d-1", 5), Some("d-1"))
-        .await
-        .expect_err("duplicate kid");
-    assert!(
-        matches!(err, StoreError::Conflict(_)),
-        "expected a conflict, got {err:?}"
-    );
-    let kids: Vec<String> = store
-        .signing_keys()
-        .await
-        .expect("keys")
-        .into_iter()
-        .map(|k| k.kid)
-        .collect();
+    let err = store.insert_signing_key(&key_record("d-1", 5), Some("d-1")).await.expect_err("duplicate kid");
+    assert!(matches!(err, StoreError::Conflict(_)), "expected a conflict, got {err:?}");
+    let kids: Vec<String> = store.signing_keys().await.expect("keys").into_iter().map(|k| k.kid).collect();
     assert_eq!(kids, ["d-1"], "a failed rotation left a partial write");
-    store
-        .insert_signing_key(&key_record("d-2", 1), Some("d-1"))
-        .await
-        .expect("rotation after failures");
+    store.insert_signing_key(&key_record("d-2", 1), Some("d-1")).await.expect("rotation after failures");
 }
 
 /// Instances rotating at once add exactly one key.
 pub async fn concurrent_rotations_add_exactly_one_key(store: &Arc<dyn Store>) {
-    store
-        .insert_signing_key(&key_record("d-1", 0), None)
-        .await
-        .expect("first key");
+    store.insert_signing_key(&key_record("d-1", 0), None).await.expect("first key");
     let tasks: Vec<_> = (0..16)
         .map(|i| {
             let store = Arc::clone(store);
-            tokio::spawn(async move {
-                store
-                    .insert_signing_key(&key_record(&format!("d-1{i:02}"), 10), Some("d-1"))
-                    .await
-            })
+            tokio::spawn(
+                async move { store.insert_signing_key(&key_record(&format!("d-1{i:02}"), 10), Some("d-1")).await },
+            )
         })
         .collect();
     let mut won = 0;
@@ -255,29 +183,14 @@ pub async fn concurrent_rotations_add_exactly_one_key(store: &Arc<dyn Store>) {
 pub async fn stored_key_ring_opens_and_signs(store: &Arc<dyn Store>) {
     let master = master();
     let policy = policy();
-    let first = KeyRing::default()
-        .next_key(at(0), &policy, &master)
-        .expect("first key");
-    store
-        .insert_signing_key(&first, None)
-        .await
-        .expect("insert");
+    let first = KeyRing::default().next_key(at(0), &policy, &master).expect("first key");
+    store.insert_signing_key(&first, None).await.expect("insert");
     let ring = KeyRing::open(store.signing_keys().await.expect("keys"), &master).expect("ring");
     let second = ring.next_key(at(1), &policy, &master).expect("second key");
-    store
-        .insert_signing_key(&second, ring.newest_kid())
-        .await
-        .expect("rotate");
+    store.insert_signing_key(&second, ring.newest_kid()).await.expect("rotate");
     let ring = KeyRing::open(store.signing_keys().await.expect("keys"), &master).expect("ring");
     let signer = ring.signer(at(2)).expect("a signing key");
-    assert_eq!(
-        signer.kid(),
-        first.kid,
-        "a new key must not sign before its publish lead"
-    );
+    assert_eq!(signer.kid(), first.kid, "a new key must not sign before its publish lead");
     assert!(signer.sign_jwt(&serde_json::json!({ "sub": "x" })).is_ok());
-    assert_eq!(
-        ring.jwks(at(2), &policy)["keys"].as_array().map(Vec::len),
-        Some(2)
-    );
+    assert_eq!(ring.jwks(at(2), &policy)["keys"].as_array().map(Vec::len), Some(2));
 }

@@ -20,22 +20,14 @@ impl TestPostgres {
     /// # Panics
     /// When PostgreSQL is not reachable: a PostgreSQL test never skips silently.
     pub async fn create() -> Self {
-        let admin_url = std::env::var("PORTCULLIS_TEST_POSTGRES_URL")
-            .unwrap_or_else(|_| DEFAULT_ADMIN_URL.to_owned());
+        let admin_url = std::env::var("PORTCULLIS_TEST_POSTGRES_URL").unwrap_or_else(|_| DEFAULT_ADMIN_URL.to_owned());
         let name = format!("portcullis_test_{}", uuid::Uuid::new_v4().simple());
         let client = connect(&admin_url).await;
-        if let Err(e) = client
-            .batch_execute(&format!("CREATE DATABASE {name}"))
-            .await
-        {
+        if let Err(e) = client.batch_execute(&format!("CREATE DATABASE {name}")).await {
             panic!("cannot create test database {name}: {e}");
         }
         let url = format!("{admin_url} dbname={name}");
-        Self {
-            admin_url,
-            name,
-            url,
-        }
+        Self { admin_url, name, url }
     }
 }
 
@@ -57,10 +49,7 @@ impl Drop for TestPostgres {
         let statement = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
         // Drop runs inside the test's runtime, which must not block: use a thread with its own runtime.
         let dropped = thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .ok()?;
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
             runtime.block_on(async {
                 let client = connect(&admin_url).await;
                 client.batch_execute(&statement).await.ok()
@@ -75,8 +64,6 @@ impl Drop for TestPostgres {
 
 impl fmt::Debug for TestPostgres {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TestPostgres")
-            .field("name", &self.name)
-            .finish_non_exhaustive()
+        f.debug_struct("TestPostgres").field("name", &self.name).finish_non_exhaustive()
     }
 }

@@ -5,8 +5,7 @@ use std::sync::Arc;
 use portcullis_core::clock::Timestamp;
 use portcullis_core::organization::{ApiKeyRecord, Organization};
 use portcullis_core::session::{
-    MAX_SIBLINGS, RefreshOutcome, RefreshRequest, SessionRecord, TheftKind, UnauthorisedReason,
-    hash1, hash2_of_hash1,
+    MAX_SIBLINGS, RefreshOutcome, RefreshRequest, SessionRecord, TheftKind, UnauthorisedReason, hash1, hash2_of_hash1,
 };
 use portcullis_core::store::{Store, StoreError};
 use serde_json::{Map, json};
@@ -23,19 +22,13 @@ fn h2(token: &str) -> String {
 
 async fn organization(store: &Arc<dyn Store>) -> String {
     let org = Organization::new("sessions", at(0)).expect("organization");
-    store
-        .insert_organization(&org)
-        .await
-        .expect("insert organization");
+    store.insert_organization(&org).await.expect("insert organization");
     org.id
 }
 
 fn session(org: &str, handle: &str, user: &str) -> SessionRecord {
     let mut payload = Map::new();
-    payload.insert(
-        "st-role".to_owned(),
-        json!({"v": ["admin", "ünïcode"], "t": 1}),
-    );
+    payload.insert("st-role".to_owned(), json!({"v": ["admin", "ünïcode"], "t": 1}));
     SessionRecord {
         handle: handle.to_owned(),
         organization_id: org.to_owned(),
@@ -70,37 +63,14 @@ pub async fn sessions_round_trip(store: &Arc<dyn Store>) {
     let second = session(&org, "00000000-0000-4000-8000-000000000002", "alice");
     store.insert_session(&first).await.expect("insert");
     store.insert_session(&second).await.expect("insert");
-    store
-        .insert_session(&session(
-            &org,
-            "00000000-0000-4000-8000-000000000003",
-            "bob",
-        ))
-        .await
-        .expect("insert");
-    assert_eq!(
-        store.session(&first.handle).await.expect("get"),
-        Some(first.clone())
-    );
-    assert_eq!(
-        store.user_sessions(&org, "alice").await.expect("list"),
-        vec![first.clone(), second]
-    );
+    store.insert_session(&session(&org, "00000000-0000-4000-8000-000000000003", "bob")).await.expect("insert");
+    assert_eq!(store.session(&first.handle).await.expect("get"), Some(first.clone()));
+    assert_eq!(store.user_sessions(&org, "alice").await.expect("list"), vec![first.clone(), second]);
     assert_eq!(store.session("no-such-handle").await.expect("get"), None);
-    let err = store
-        .insert_session(&first)
-        .await
-        .expect_err("duplicate handle");
+    let err = store.insert_session(&first).await.expect_err("duplicate handle");
     assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
-    let orphan = session(
-        "no-such-organization",
-        "00000000-0000-4000-8000-000000000009",
-        "eve",
-    );
-    let err = store
-        .insert_session(&orphan)
-        .await
-        .expect_err("session of an unknown organization");
+    let orphan = session("no-such-organization", "00000000-0000-4000-8000-000000000009", "eve");
+    let err = store.insert_session(&orphan).await.expect_err("session of an unknown organization");
     assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
 }
 
@@ -114,11 +84,7 @@ pub async fn concurrent_refreshes_rotate_once_and_never_look_like_theft(store: &
         .map(|i| {
             let store = Arc::clone(store);
             let handle = s.handle.clone();
-            tokio::spawn(async move {
-                store
-                    .refresh_session(&handle, &request("t0", &format!("n{i}"), 10))
-                    .await
-            })
+            tokio::spawn(async move { store.refresh_session(&handle, &request("t0", &format!("n{i}"), 10)).await })
         })
         .collect();
     let (mut rotated, mut grace) = (0, 0);
@@ -130,11 +96,7 @@ pub async fn concurrent_refreshes_rotate_once_and_never_look_like_theft(store: &
         }
     }
     assert_eq!((rotated, grace), (1, 15));
-    let stored = store
-        .session(&s.handle)
-        .await
-        .expect("get")
-        .expect("session");
+    let stored = store.session(&s.handle).await.expect("get").expect("session");
     assert_eq!(stored.current_hashes.len(), MAX_SIBLINGS);
     assert_eq!(stored.previous_hash, Some(h2("t0")));
     assert_eq!(stored.revoked_at, None);
@@ -145,47 +107,16 @@ pub async fn reuse_after_grace_revokes_the_family(store: &Arc<dyn Store>) {
     let org = organization(store).await;
     let s = session(&org, "00000000-0000-4000-8000-000000000020", "alice");
     store.insert_session(&s).await.expect("insert");
-    let first = store
-        .refresh_session(&s.handle, &request("t0", "t1", 10))
-        .await
-        .expect("refresh");
+    let first = store.refresh_session(&s.handle, &request("t0", "t1", 10)).await.expect("refresh");
     assert!(matches!(first, Some(RefreshOutcome::Rotated(_))));
-    let replay = store
-        .refresh_session(&s.handle, &request("t0", "tx", 10 + GRACE_MILLIS + 1))
-        .await
-        .expect("refresh");
-    assert!(
-        matches!(
-            replay,
-            Some(RefreshOutcome::TheftDetected {
-                kind: TheftKind::RecentPrev,
-                ..
-            })
-        ),
-        "{replay:?}"
-    );
-    let stored = store
-        .session(&s.handle)
-        .await
-        .expect("get")
-        .expect("session");
+    let replay = store.refresh_session(&s.handle, &request("t0", "tx", 10 + GRACE_MILLIS + 1)).await.expect("refresh");
+    assert!(matches!(replay, Some(RefreshOutcome::TheftDetected { kind: TheftKind::RecentPrev, .. })), "{replay:?}");
+    let stored = store.session(&s.handle).await.expect("get").expect("session");
     assert_eq!(stored.revoked_at, Some(at(10 + GRACE_MILLIS + 1)));
-    let victim = store
-        .refresh_session(&s.handle, &request("t1", "t2", 40_000))
-        .await
-        .expect("refresh");
+    let victim = store.refresh_session(&s.handle, &request("t1", "t2", 40_000)).await.expect("refresh");
+    assert_eq!(victim, Some(RefreshOutcome::Unauthorised(UnauthorisedReason::Revoked)));
     assert_eq!(
-        victim,
-        Some(RefreshOutcome::Unauthorised(UnauthorisedReason::Revoked))
-    );
-    assert_eq!(
-        store
-            .refresh_session(
-                "00000000-0000-4000-8000-00000000ffff",
-                &request("t0", "t1", 1)
-            )
-            .await
-            .expect("refresh"),
+        store.refresh_session("00000000-0000-4000-8000-00000000ffff", &request("t0", "t1", 1)).await.expect("refresh"),
         None
     );
 }
@@ -197,14 +128,8 @@ pub async fn foreign_organization_refresh_changes_nothing(store: &Arc<dyn Store>
     store.insert_session(&s).await.expect("insert");
     let mut foreign = request("t0", "t1", 10);
     foreign.organization_id = Some("another".to_owned());
-    let outcome = store
-        .refresh_session(&s.handle, &foreign)
-        .await
-        .expect("refresh");
-    assert_eq!(
-        outcome,
-        Some(RefreshOutcome::Unauthorised(UnauthorisedReason::Missing))
-    );
+    let outcome = store.refresh_session(&s.handle, &foreign).await.expect("refresh");
+    assert_eq!(outcome, Some(RefreshOutcome::Unauthorised(UnauthorisedReason::Missing)));
     assert_eq!(store.session(&s.handle).await.expect("get"), Some(s));
 }
 
@@ -213,87 +138,35 @@ pub async fn revocation_feed_and_payload_updates(store: &Arc<dyn Store>) {
     let org = organization(store).await;
     for (i, user) in ["alice", "alice", "bob"].iter().enumerate() {
         store
-            .insert_session(&session(
-                &org,
-                &format!("00000000-0000-4000-8000-00000000004{i}"),
-                user,
-            ))
+            .insert_session(&session(&org, &format!("00000000-0000-4000-8000-00000000004{i}"), user))
             .await
             .expect("insert");
     }
+    assert!(store.revoke_session(&org, "00000000-0000-4000-8000-000000000042", at(5)).await.expect("revoke"));
     assert!(
-        store
-            .revoke_session(&org, "00000000-0000-4000-8000-000000000042", at(5))
-            .await
-            .expect("revoke")
-    );
-    assert!(
-        !store
-            .revoke_session(&org, "00000000-0000-4000-8000-000000000042", at(6))
-            .await
-            .expect("revoke"),
+        !store.revoke_session(&org, "00000000-0000-4000-8000-000000000042", at(6)).await.expect("revoke"),
         "revoking twice"
     );
-    assert!(
-        !store
-            .revoke_session("another", "00000000-0000-4000-8000-000000000040", at(6))
-            .await
-            .expect("revoke")
-    );
-    assert_eq!(
-        store
-            .revoke_user_sessions(&org, "alice", at(7))
-            .await
-            .expect("revoke"),
-        2
-    );
-    assert_eq!(
-        store
-            .revoke_user_sessions(&org, "alice", at(8))
-            .await
-            .expect("revoke"),
-        0
-    );
+    assert!(!store.revoke_session("another", "00000000-0000-4000-8000-000000000040", at(6)).await.expect("revoke"));
+    assert_eq!(store.revoke_user_sessions(&org, "alice", at(7)).await.expect("revoke"), 2);
+    assert_eq!(store.revoke_user_sessions(&org, "alice", at(8)).await.expect("revoke"), 0);
     let feed = store.revoked_since(&org, at(6)).await.expect("feed");
     let handles: Vec<&str> = feed.iter().map(|(h, _)| h.as_str()).collect();
-    assert_eq!(
-        handles,
-        [
-            "00000000-0000-4000-8000-000000000040",
-            "00000000-0000-4000-8000-000000000041"
-        ]
-    );
-    assert!(
-        store
-            .revoked_since("another", at(0))
-            .await
-            .expect("feed")
-            .is_empty()
-    );
+    assert_eq!(handles, ["00000000-0000-4000-8000-000000000040", "00000000-0000-4000-8000-000000000041"]);
+    assert!(store.revoked_since("another", at(0)).await.expect("feed").is_empty());
 
     let mut payload = Map::new();
     payload.insert("plan".to_owned(), json!({"v": "pro", "t": 9}));
     assert!(
-        store
-            .update_session_payload(&org, "00000000-0000-4000-8000-000000000040", &payload)
-            .await
-            .expect("update")
+        store.update_session_payload(&org, "00000000-0000-4000-8000-000000000040", &payload).await.expect("update")
     );
     assert!(
         !store
-            .update_session_payload(
-                "another",
-                "00000000-0000-4000-8000-000000000040",
-                &Map::new()
-            )
+            .update_session_payload("another", "00000000-0000-4000-8000-000000000040", &Map::new())
             .await
             .expect("update")
     );
-    let stored = store
-        .session("00000000-0000-4000-8000-000000000040")
-        .await
-        .expect("get")
-        .expect("session");
+    let stored = store.session("00000000-0000-4000-8000-000000000040").await.expect("get").expect("session");
     assert_eq!(stored.payload, payload);
 }
 
@@ -302,21 +175,8 @@ pub async fn api_keys_round_trip(store: &Arc<dyn Store>) {
     let org = organization(store).await;
     let key = ApiKeyRecord::generate(&org, at(0)).expect("key");
     store.insert_api_key(&key.record).await.expect("insert");
-    assert_eq!(
-        store
-            .api_key_by_hash(&ApiKeyRecord::hash(&key.secret))
-            .await
-            .expect("get"),
-        Some(key.record.clone())
-    );
-    assert_eq!(
-        store.api_key_by_hash(&key.secret).await.expect("get"),
-        None,
-        "the secret itself is not stored"
-    );
-    let err = store
-        .insert_api_key(&key.record)
-        .await
-        .expect_err("duplicate");
+    assert_eq!(store.api_key_by_hash(&ApiKeyRecord::hash(&key.secret)).await.expect("get"), Some(key.record.clone()));
+    assert_eq!(store.api_key_by_hash(&key.secret).await.expect("get"), None, "the secret itself is not stored");
+    let err = store.insert_api_key(&key.record).await.expect_err("duplicate");
     assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
 }

@@ -8,15 +8,11 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use deadpool_postgres::{
-    Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime,
-};
+use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime};
 use portcullis_core::clock::Timestamp;
 use portcullis_core::keys::SigningAlgorithm;
 use portcullis_core::organization::Organization;
-use portcullis_core::store::{
-    OrganizationStore, SigningKeyRecord, SigningKeyStore, Store, StoreError,
-};
+use portcullis_core::store::{OrganizationStore, SigningKeyRecord, SigningKeyStore, Store, StoreError};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{NoTls, Row};
 
@@ -47,22 +43,14 @@ impl PostgresStore {
             .map_err(|e| StoreError::Unavailable(format!("invalid PostgreSQL URL: {e}")))?;
         config.connect_timeout(options.connect_timeout);
         config.application_name("portcullis");
-        let manager = Manager::from_config(
-            config,
-            NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
+        let manager = Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
         let pool = Pool::builder(manager)
             .max_size(options.pool_size.max(1))
             .runtime(Runtime::Tokio1)
             .wait_timeout(Some(options.connect_timeout))
             .create_timeout(Some(options.connect_timeout))
             .build()
-            .map_err(|e| {
-                StoreError::Unavailable(format!("cannot build the PostgreSQL pool: {e}"))
-            })?;
+            .map_err(|e| StoreError::Unavailable(format!("cannot build the PostgreSQL pool: {e}")))?;
         Ok(Self { pool })
     }
 
@@ -77,15 +65,11 @@ impl PostgresStore {
 /// Maps a PostgreSQL error: unique violations are conflicts, lost connections are unavailability.
 pub(crate) fn store_error(err: &tokio_postgres::Error) -> StoreError {
     match err.code() {
-        Some(code)
-            if *code == SqlState::UNIQUE_VIOLATION || *code == SqlState::FOREIGN_KEY_VIOLATION =>
-        {
+        Some(code) if *code == SqlState::UNIQUE_VIOLATION || *code == SqlState::FOREIGN_KEY_VIOLATION => {
             StoreError::Conflict(err.to_string())
         }
         Some(_) => StoreError::Backend(err.to_string()),
-        None if err.is_closed() || err.as_db_error().is_none() => {
-            StoreError::Unavailable(err.to_string())
-        }
+        None if err.is_closed() || err.as_db_error().is_none() => StoreError::Unavailable(err.to_string()),
         None => StoreError::Backend(err.to_string()),
     }
 }
@@ -102,8 +86,7 @@ fn key_from_row(row: &Row) -> Result<SigningKeyRecord, StoreError> {
     let algorithm: String = row.try_get(1).map_err(|e| decode(&e))?;
     Ok(SigningKeyRecord {
         kid: row.try_get(0).map_err(|e| decode(&e))?,
-        algorithm: SigningAlgorithm::from_str(&algorithm)
-            .map_err(|e| StoreError::Decode(e.to_string()))?,
+        algorithm: SigningAlgorithm::from_str(&algorithm).map_err(|e| StoreError::Decode(e.to_string()))?,
         public_jwk: row.try_get(2).map_err(|e| decode(&e))?,
         sealed_private_key: row.try_get(3).map_err(|e| decode(&e))?,
         created_at: Timestamp::from_unix_millis(row.try_get(4).map_err(|e| decode(&e))?),
@@ -124,14 +107,7 @@ impl OrganizationStore for PostgresStore {
             .await
             .map_err(|e| store_error(&e))?;
         client
-            .execute(
-                &statement,
-                &[
-                    &organization.id,
-                    &organization.name,
-                    &organization.created.unix_millis(),
-                ],
-            )
+            .execute(&statement, &[&organization.id, &organization.name, &organization.created.unix_millis()])
             .await
             .map_err(|e| store_error(&e))?;
         Ok(())
@@ -143,20 +119,14 @@ impl OrganizationStore for PostgresStore {
             .prepare_cached("SELECT id, name, created_at FROM organizations WHERE id = $1")
             .await
             .map_err(|e| store_error(&e))?;
-        let row = client
-            .query_opt(&statement, &[&id])
-            .await
-            .map_err(|e| store_error(&e))?;
+        let row = client.query_opt(&statement, &[&id]).await.map_err(|e| store_error(&e))?;
         row.as_ref().map(organization_from_row).transpose()
     }
 
     async fn organizations(&self) -> Result<Vec<Organization>, StoreError> {
         let client = self.client().await?;
         let rows = client
-            .query(
-                "SELECT id, name, created_at FROM organizations ORDER BY created_at, id",
-                &[],
-            )
+            .query("SELECT id, name, created_at FROM organizations ORDER BY created_at, id", &[])
             .await
             .map_err(|e| store_error(&e))?;
         rows.iter().map(organization_from_row).collect()
@@ -230,10 +200,7 @@ impl Store for PostgresStore {
 
     async fn ping(&self) -> Result<(), StoreError> {
         let client = self.client().await?;
-        client
-            .query_one("SELECT 1 FROM key_ring_head WHERE id = 1", &[])
-            .await
-            .map_err(|e| store_error(&e))?;
+        client.query_one("SELECT 1 FROM key_ring_head WHERE id = 1", &[]).await.map_err(|e| store_error(&e))?;
         Ok(())
     }
 }

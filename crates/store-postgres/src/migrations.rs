@@ -6,29 +6,22 @@ use tokio_postgres::Client;
 
 use crate::store_error;
 
-const MIGRATIONS: &[&str] = &[
-    include_str!("../migrations/0001_foundation.sql"),
-    include_str!("../migrations/0002_sessions.sql"),
-];
+const MIGRATIONS: &[&str] =
+    &[include_str!("../migrations/0001_foundation.sql"), include_str!("../migrations/0002_sessions.sql")];
 
 /// Arbitrary but fixed: "port" in ASCII.
 const MIGRATION_LOCK: i64 = 0x706f_7274;
 
 pub(crate) async fn apply(client: &mut Client) -> Result<(), StoreError> {
     let tx = client.transaction().await.map_err(|e| store_error(&e))?;
-    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
-        .await
-        .map_err(|e| store_error(&e))?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK]).await.map_err(|e| store_error(&e))?;
     tx.batch_execute(
         "CREATE TABLE IF NOT EXISTS portcullis_schema_migrations (version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())",
     )
     .await
     .map_err(|e| store_error(&e))?;
     let current: i32 = tx
-        .query_one(
-            "SELECT COALESCE(MAX(version), 0) FROM portcullis_schema_migrations",
-            &[],
-        )
+        .query_one("SELECT COALESCE(MAX(version), 0) FROM portcullis_schema_migrations", &[])
         .await
         .map_err(|e| store_error(&e))?
         .get(0);
@@ -38,17 +31,11 @@ pub(crate) async fn apply(client: &mut Client) -> Result<(), StoreError> {
             "the database schema is at version {current}, newer than this binary knows ({known}); upgrade Portcullis"
         )));
     }
-    for (version, sql) in (1..)
-        .zip(MIGRATIONS)
-        .skip(usize::try_from(current).unwrap_or(0))
-    {
+    for (version, sql) in (1..).zip(MIGRATIONS).skip(usize::try_from(current).unwrap_or(0)) {
         tx.batch_execute(sql).await.map_err(|e| store_error(&e))?;
-        tx.execute(
-            "INSERT INTO portcullis_schema_migrations (version) VALUES ($1)",
-            &[&version],
-        )
-        .await
-        .map_err(|e| store_error(&e))?;
+        tx.execute("INSERT INTO portcullis_schema_migrations (version) VALUES ($1)", &[&version])
+            .await
+            .map_err(|e| store_error(&e))?;
         tracing::info!(version, "applied PostgreSQL migration");
     }
     tx.commit().await.map_err(|e| store_error(&e))

@@ -15,16 +15,11 @@ const SESSION_COLUMNS: &str = "handle, organization_id, user_id, tenant_id, payl
 
 fn session_from_row(row: &Row) -> Result<SessionRecord, StoreError> {
     let at = |i: usize| -> Result<Option<Timestamp>, StoreError> {
-        Ok(row
-            .try_get::<_, Option<i64>>(i)
-            .map_err(|e| decode(&e))?
-            .map(Timestamp::from_unix_millis))
+        Ok(row.try_get::<_, Option<i64>>(i).map_err(|e| decode(&e))?.map(Timestamp::from_unix_millis))
     };
     let payload: Value = row.try_get(4).map_err(|e| decode(&e))?;
     let Value::Object(payload) = payload else {
-        return Err(StoreError::Decode(
-            "a session payload is not a JSON object".to_owned(),
-        ));
+        return Err(StoreError::Decode("a session payload is not a JSON object".to_owned()));
     };
     Ok(SessionRecord {
         handle: row.try_get(0).map_err(|e| decode(&e))?,
@@ -81,23 +76,14 @@ impl SessionStore for PostgresStore {
     async fn session(&self, handle: &str) -> Result<Option<SessionRecord>, StoreError> {
         let client = self.client().await?;
         let statement = client
-            .prepare_cached(&format!(
-                "SELECT {SESSION_COLUMNS} FROM sessions WHERE handle = $1"
-            ))
+            .prepare_cached(&format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE handle = $1"))
             .await
             .map_err(|e| store_error(&e))?;
-        let row = client
-            .query_opt(&statement, &[&handle])
-            .await
-            .map_err(|e| store_error(&e))?;
+        let row = client.query_opt(&statement, &[&handle]).await.map_err(|e| store_error(&e))?;
         row.as_ref().map(session_from_row).transpose()
     }
 
-    async fn user_sessions(
-        &self,
-        organization_id: &str,
-        user_id: &str,
-    ) -> Result<Vec<SessionRecord>, StoreError> {
+    async fn user_sessions(&self, organization_id: &str, user_id: &str) -> Result<Vec<SessionRecord>, StoreError> {
         let client = self.client().await?;
         let rows = client
             .query(
@@ -120,17 +106,11 @@ impl SessionStore for PostgresStore {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(|e| store_error(&e))?;
         let select = tx
-            .prepare_cached(&format!(
-                "SELECT {SESSION_COLUMNS} FROM sessions WHERE handle = $1 FOR UPDATE"
-            ))
+            .prepare_cached(&format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE handle = $1 FOR UPDATE"))
             .await
             .map_err(|e| store_error(&e))?;
         // The row lock makes concurrent refreshes on every instance wait and then see this rotation.
-        let Some(row) = tx
-            .query_opt(&select, &[&handle])
-            .await
-            .map_err(|e| store_error(&e))?
-        else {
+        let Some(row) = tx.query_opt(&select, &[&handle]).await.map_err(|e| store_error(&e))? else {
             return Ok(None);
         };
         let mut session = session_from_row(&row)?;
@@ -161,12 +141,7 @@ impl SessionStore for PostgresStore {
         Ok(Some(outcome))
     }
 
-    async fn revoke_session(
-        &self,
-        organization_id: &str,
-        handle: &str,
-        now: Timestamp,
-    ) -> Result<bool, StoreError> {
+    async fn revoke_session(&self, organization_id: &str, handle: &str, now: Timestamp) -> Result<bool, StoreError> {
         let client = self.client().await?;
         let n = client
             .execute(
@@ -260,11 +235,7 @@ impl ApiKeyStore for PostgresStore {
             )
             .await
             .map_err(|e| store_error(&e))?;
-        let Some(r) = client
-            .query_opt(&statement, &[&hash])
-            .await
-            .map_err(|e| store_error(&e))?
-        else {
+        let Some(r) = client.query_opt(&statement, &[&hash]).await.map_err(|e| store_error(&e))? else {
             return Ok(None);
         };
         Ok(Some(ApiKeyRecord {
@@ -272,10 +243,7 @@ impl ApiKeyStore for PostgresStore {
             organization_id: r.try_get(1).map_err(|e| decode(&e))?,
             secret_hash: r.try_get(2).map_err(|e| decode(&e))?,
             created: Timestamp::from_unix_millis(r.try_get(3).map_err(|e| decode(&e))?),
-            revoked: r
-                .try_get::<_, Option<i64>>(4)
-                .map_err(|e| decode(&e))?
-                .map(Timestamp::from_unix_millis),
+            revoked: r.try_get::<_, Option<i64>>(4).map_err(|e| decode(&e))?.map(Timestamp::from_unix_millis),
         }))
     }
 }

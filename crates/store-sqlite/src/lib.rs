@@ -14,9 +14,7 @@ use async_trait::async_trait;
 use portcullis_core::clock::Timestamp;
 use portcullis_core::keys::SigningAlgorithm;
 use portcullis_core::organization::Organization;
-use portcullis_core::store::{
-    OrganizationStore, SigningKeyRecord, SigningKeyStore, Store, StoreError,
-};
+use portcullis_core::store::{OrganizationStore, SigningKeyRecord, SigningKeyStore, Store, StoreError};
 use rusqlite::types::Type;
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, Row, params};
 
@@ -75,21 +73,13 @@ impl SqliteStore {
     }
 }
 
-fn open_connection(
-    path: &Path,
-    read_only: bool,
-    synchronous: Synchronous,
-) -> Result<Connection, StoreError> {
+fn open_connection(path: &Path, read_only: bool, synchronous: Synchronous) -> Result<Connection, StoreError> {
     let flags = if read_only {
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX
     } else {
-        OpenFlags::SQLITE_OPEN_READ_WRITE
-            | OpenFlags::SQLITE_OPEN_CREATE
-            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX
     };
-    let unavailable = |e: rusqlite::Error| {
-        StoreError::Unavailable(format!("cannot open {}: {e}", path.display()))
-    };
+    let unavailable = |e: rusqlite::Error| StoreError::Unavailable(format!("cannot open {}: {e}", path.display()));
     let connection = Connection::open_with_flags(path, flags).map_err(unavailable)?;
     let sync = match synchronous {
         Synchronous::Normal => "NORMAL",
@@ -110,9 +100,7 @@ fn open_connection(
 pub(crate) fn store_error(err: rusqlite::Error) -> StoreError {
     match err.sqlite_error_code() {
         Some(ErrorCode::ConstraintViolation) => StoreError::Conflict(err.to_string()),
-        _ if matches!(err, rusqlite::Error::FromSqlConversionFailure(..)) => {
-            StoreError::Decode(err.to_string())
-        }
+        _ if matches!(err, rusqlite::Error::FromSqlConversionFailure(..)) => StoreError::Decode(err.to_string()),
         Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked | ErrorCode::CannotOpen) => {
             StoreError::Unavailable(err.to_string())
         }
@@ -121,11 +109,7 @@ pub(crate) fn store_error(err: rusqlite::Error) -> StoreError {
 }
 
 fn organization_from_row(row: &Row<'_>) -> rusqlite::Result<Organization> {
-    Ok(Organization {
-        id: row.get(0)?,
-        name: row.get(1)?,
-        created: Timestamp::from_unix_millis(row.get(2)?),
-    })
+    Ok(Organization { id: row.get(0)?, name: row.get(1)?, created: Timestamp::from_unix_millis(row.get(2)?) })
 }
 
 fn key_from_row(row: &Row<'_>) -> rusqlite::Result<SigningKeyRecord> {
@@ -147,12 +131,10 @@ impl OrganizationStore for SqliteStore {
         let org = organization.clone();
         self.writer
             .run(move |c| {
-                c.prepare_cached(
-                    "INSERT INTO organizations (id, name, created_at) VALUES (?1, ?2, ?3)",
-                )
-                .and_then(|mut s| s.execute(params![org.id, org.name, org.created.unix_millis()]))
-                .map(|_| ())
-                .map_err(store_error)
+                c.prepare_cached("INSERT INTO organizations (id, name, created_at) VALUES (?1, ?2, ?3)")
+                    .and_then(|mut s| s.execute(params![org.id, org.name, org.created.unix_millis()]))
+                    .map(|_| ())
+                    .map_err(store_error)
             })
             .await
     }
@@ -172,13 +154,9 @@ impl OrganizationStore for SqliteStore {
         self.readers
             .run(|c| {
                 let mut statement = c
-                    .prepare_cached(
-                        "SELECT id, name, created_at FROM organizations ORDER BY created_at, id",
-                    )
+                    .prepare_cached("SELECT id, name, created_at FROM organizations ORDER BY created_at, id")
                     .map_err(store_error)?;
-                let rows = statement
-                    .query_map([], organization_from_row)
-                    .map_err(store_error)?;
+                let rows = statement.query_map([], organization_from_row).map_err(store_error)?;
                 rows.collect::<Result<Vec<_>, _>>().map_err(store_error)
             })
             .await
@@ -255,10 +233,7 @@ impl Store for SqliteStore {
 
     async fn ping(&self) -> Result<(), StoreError> {
         self.readers
-            .run(|c| {
-                c.query_row("SELECT 1 FROM key_ring_head WHERE id = 1", [], |_| Ok(()))
-                    .map_err(store_error)
-            })
+            .run(|c| c.query_row("SELECT 1 FROM key_ring_head WHERE id = 1", [], |_| Ok(())).map_err(store_error))
             .await
     }
 }

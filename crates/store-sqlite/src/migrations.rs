@@ -5,29 +5,21 @@ use rusqlite::Connection;
 
 use crate::store_error;
 
-const MIGRATIONS: &[&str] = &[
-    include_str!("../migrations/0001_foundation.sql"),
-    include_str!("../migrations/0002_sessions.sql"),
-];
+const MIGRATIONS: &[&str] =
+    &[include_str!("../migrations/0001_foundation.sql"), include_str!("../migrations/0002_sessions.sql")];
 
 pub(crate) fn apply(connection: &mut Connection) -> Result<(), StoreError> {
-    let current: i64 = connection
-        .query_row("PRAGMA user_version", [], |r| r.get(0))
-        .map_err(store_error)?;
+    let current: i64 = connection.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(store_error)?;
     let known = i64::try_from(MIGRATIONS.len()).unwrap_or(i64::MAX);
     if current > known {
         return Err(StoreError::Backend(format!(
             "the database schema is at version {current}, newer than this binary knows ({known}); upgrade Portcullis"
         )));
     }
-    for (version, sql) in (1..)
-        .zip(MIGRATIONS)
-        .skip(usize::try_from(current).unwrap_or(0))
-    {
+    for (version, sql) in (1..).zip(MIGRATIONS).skip(usize::try_from(current).unwrap_or(0)) {
         let tx = connection.transaction().map_err(store_error)?;
         tx.execute_batch(sql).map_err(store_error)?;
-        tx.pragma_update(None, "user_version", version)
-            .map_err(store_error)?;
+        tx.pragma_update(None, "user_version", version).map_err(store_error)?;
         tx.commit().map_err(store_error)?;
         tracing::info!(version, "applied SQLite migration");
     }

@@ -16,15 +16,12 @@ const SESSION_COLUMNS: &str = "handle, organization_id, user_id, tenant_id, payl
 
 fn json_column<T: serde::de::DeserializeOwned>(row: &Row<'_>, index: usize) -> rusqlite::Result<T> {
     let text: String = row.get(index)?;
-    serde_json::from_str(&text)
-        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(index, Type::Text, Box::new(e)))
+    serde_json::from_str(&text).map_err(|e| rusqlite::Error::FromSqlConversionFailure(index, Type::Text, Box::new(e)))
 }
 
 fn session_from_row(row: &Row<'_>) -> rusqlite::Result<SessionRecord> {
     let at = |i: usize| -> rusqlite::Result<Option<Timestamp>> {
-        Ok(row
-            .get::<_, Option<i64>>(i)?
-            .map(Timestamp::from_unix_millis))
+        Ok(row.get::<_, Option<i64>>(i)?.map(Timestamp::from_unix_millis))
     };
     Ok(SessionRecord {
         handle: row.get(0)?,
@@ -72,24 +69,26 @@ impl SessionStore for SqliteStore {
         let hashes = to_json(&s.current_hashes)?;
         self.writer
             .run(move |c| {
-                c.prepare_cached(&format!("INSERT INTO sessions ({SESSION_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"))
-                    .and_then(|mut st| {
-                        st.execute(params![
-                            s.handle,
-                            s.organization_id,
-                            s.user_id,
-                            s.tenant_id,
-                            payload,
-                            hashes,
-                            s.previous_hash,
-                            s.rotated_at.map(Timestamp::unix_millis),
-                            s.created_at.unix_millis(),
-                            s.expires_at.unix_millis(),
-                            s.revoked_at.map(Timestamp::unix_millis),
-                        ])
-                    })
-                    .map(|_| ())
-                    .map_err(store_error)
+                c.prepare_cached(&format!(
+                    "INSERT INTO sessions ({SESSION_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
+                ))
+                .and_then(|mut st| {
+                    st.execute(params![
+                        s.handle,
+                        s.organization_id,
+                        s.user_id,
+                        s.tenant_id,
+                        payload,
+                        hashes,
+                        s.previous_hash,
+                        s.rotated_at.map(Timestamp::unix_millis),
+                        s.created_at.unix_millis(),
+                        s.expires_at.unix_millis(),
+                        s.revoked_at.map(Timestamp::unix_millis),
+                    ])
+                })
+                .map(|_| ())
+                .map_err(store_error)
             })
             .await
     }
@@ -98,20 +97,14 @@ impl SessionStore for SqliteStore {
         let handle = handle.to_owned();
         self.readers
             .run(move |c| {
-                c.prepare_cached(&format!(
-                    "SELECT {SESSION_COLUMNS} FROM sessions WHERE handle = ?1"
-                ))
-                .and_then(|mut st| st.query_row([handle], session_from_row).optional())
-                .map_err(store_error)
+                c.prepare_cached(&format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE handle = ?1"))
+                    .and_then(|mut st| st.query_row([handle], session_from_row).optional())
+                    .map_err(store_error)
             })
             .await
     }
 
-    async fn user_sessions(
-        &self,
-        organization_id: &str,
-        user_id: &str,
-    ) -> Result<Vec<SessionRecord>, StoreError> {
+    async fn user_sessions(&self, organization_id: &str, user_id: &str) -> Result<Vec<SessionRecord>, StoreError> {
         let (org, user) = (organization_id.to_owned(), user_id.to_owned());
         self.readers
             .run(move |c| {
@@ -135,13 +128,9 @@ impl SessionStore for SqliteStore {
         let (handle, request) = (handle.to_owned(), request.clone());
         self.writer
             .run(move |c| {
-                let tx = c
-                    .transaction_with_behavior(TransactionBehavior::Immediate)
-                    .map_err(store_error)?;
+                let tx = c.transaction_with_behavior(TransactionBehavior::Immediate).map_err(store_error)?;
                 let found = tx
-                    .prepare_cached(&format!(
-                        "SELECT {SESSION_COLUMNS} FROM sessions WHERE handle = ?1"
-                    ))
+                    .prepare_cached(&format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE handle = ?1"))
                     .and_then(|mut st| st.query_row([&handle], session_from_row).optional())
                     .map_err(store_error)?;
                 let Some(mut session) = found else {
@@ -157,12 +146,7 @@ impl SessionStore for SqliteStore {
             .await
     }
 
-    async fn revoke_session(
-        &self,
-        organization_id: &str,
-        handle: &str,
-        now: Timestamp,
-    ) -> Result<bool, StoreError> {
+    async fn revoke_session(&self, organization_id: &str, handle: &str, now: Timestamp) -> Result<bool, StoreError> {
         let (org, handle) = (organization_id.to_owned(), handle.to_owned());
         self.writer
             .run(move |c| {
@@ -202,11 +186,7 @@ impl SessionStore for SqliteStore {
         handle: &str,
         payload: &Map<String, Value>,
     ) -> Result<bool, StoreError> {
-        let (org, handle, payload) = (
-            organization_id.to_owned(),
-            handle.to_owned(),
-            to_json(payload)?,
-        );
+        let (org, handle, payload) = (organization_id.to_owned(), handle.to_owned(), to_json(payload)?);
         self.writer
             .run(move |c| {
                 c.execute(

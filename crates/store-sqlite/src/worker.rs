@@ -29,9 +29,7 @@ impl Workers {
             thread::Builder::new()
                 .name(format!("sqlite-{name}-{i}"))
                 .spawn(move || run(connection, &queue))
-                .map_err(|e| {
-                    StoreError::Unavailable(format!("cannot start the {name} thread: {e}"))
-                })?;
+                .map_err(|e| StoreError::Unavailable(format!("cannot start the {name} thread: {e}")))?;
         }
         Ok(Self { jobs })
     }
@@ -47,12 +45,10 @@ impl Workers {
             // A send error means the caller went away; its result is not needed.
             let _ = reply.send(job(connection));
         });
-        self.jobs.send(job).map_err(|_| {
-            StoreError::Unavailable("the SQLite worker threads have stopped".to_owned())
-        })?;
-        answer
-            .await
-            .map_err(|_| StoreError::Backend("a SQLite job failed without an answer".to_owned()))?
+        self.jobs
+            .send(job)
+            .map_err(|_| StoreError::Unavailable("the SQLite worker threads have stopped".to_owned()))?;
+        answer.await.map_err(|_| StoreError::Backend("a SQLite job failed without an answer".to_owned()))?
     }
 }
 

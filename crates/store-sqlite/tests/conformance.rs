@@ -7,16 +7,10 @@ use portcullis_store_sqlite::{SqliteOptions, SqliteStore, Synchronous};
 
 async fn fixture() -> Fixture {
     let dir = tempfile::tempdir().expect("temp dir");
-    let options = SqliteOptions {
-        path: dir.path().join("portcullis.db"),
-        readers: 4,
-        synchronous: Synchronous::Normal,
-    };
+    let options =
+        SqliteOptions { path: dir.path().join("portcullis.db"), readers: 4, synchronous: Synchronous::Normal };
     let store = SqliteStore::open(&options).expect("open SQLite");
-    Fixture {
-        store: Arc::new(store),
-        guard: Box::new(dir),
-    }
+    Fixture { store: Arc::new(store), guard: Box::new(dir) }
 }
 
 conformance_suite!(fixture());

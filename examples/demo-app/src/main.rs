@@ -7,10 +7,7 @@
 //! - `DEMO_DEV_MODE=1` enables `/dev/*`: a sign-in for any user id (there is no login page yet), and the
 //!   controls the browser tests use;
 //! - `DEMO_REVOCATION_POLL_MS` (default 1000): how often revoked sessions are fetched.
-#![allow(
-    clippy::print_stdout,
-    reason = "the first line tells the caller where the app listens"
-)]
+#![allow(clippy::print_stdout, reason = "the first line tells the caller where the app listens")]
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -50,9 +47,7 @@ impl axum::extract::FromRef<Demo> for Portcullis {
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
         .init();
     match run().await {
@@ -65,40 +60,26 @@ async fn main() -> std::process::ExitCode {
 }
 
 async fn run() -> Result<(), String> {
-    let server =
-        std::env::var("PORTCULLIS_URL").unwrap_or_else(|_| "http://127.0.0.1:7420".to_owned());
-    let api_key = std::env::var("DEMO_API_KEY")
-        .map_err(|_| "DEMO_API_KEY is required (portcullis org api-key create <org>)")?;
+    let server = std::env::var("PORTCULLIS_URL").unwrap_or_else(|_| "http://127.0.0.1:7420".to_owned());
+    let api_key =
+        std::env::var("DEMO_API_KEY").map_err(|_| "DEMO_API_KEY is required (portcullis org api-key create <org>)")?;
     let listen = std::env::var("DEMO_LISTEN").unwrap_or_else(|_| "127.0.0.1:3000".to_owned());
     let dev_mode = std::env::var("DEMO_DEV_MODE").is_ok_and(|v| v == "1");
-    let poll = std::env::var("DEMO_REVOCATION_POLL_MS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1000);
+    let poll = std::env::var("DEMO_REVOCATION_POLL_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(1000);
 
     let portcullis = Portcullis::builder(&server, &api_key)
         .revocation_check(Duration::from_millis(poll), Duration::from_secs(3600))
         .build()
         .await
         .map_err(|e| e.to_string())?;
-    let demo = Demo {
-        portcullis: portcullis.clone(),
-        stats: Arc::default(),
-    };
+    let demo = Demo { portcullis: portcullis.clone(), stats: Arc::default() };
 
     let admin_only = portcullis.guard(vec![ClaimValidator::HasRole("admin".to_owned())]);
     let mut app = Router::new()
         .route("/", get(page))
         .route("/api/me", get(me))
-        .route(
-            "/api/admin",
-            get(admin).route_layer(from_fn_with_state(admin_only, require_session)),
-        )
-        .merge(
-            portcullis
-                .session_routes::<Demo>()
-                .route_layer(from_fn_with_state(demo.clone(), count_refreshes)),
-        );
+        .route("/api/admin", get(admin).route_layer(from_fn_with_state(admin_only, require_session)))
+        .merge(portcullis.session_routes::<Demo>().route_layer(from_fn_with_state(demo.clone(), count_refreshes)));
     if dev_mode {
         app = app
             .route("/dev/sign-in", post(sign_in))
@@ -106,14 +87,11 @@ async fn run() -> Result<(), String> {
             .route("/dev/stats", get(stats))
             .route("/dev/fault/drop-next-refresh", post(arm_fault));
     }
-    let listener = tokio::net::TcpListener::bind(&listen)
-        .await
-        .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+    let listener =
+        tokio::net::TcpListener::bind(&listen).await.map_err(|e| format!("cannot listen on {listen}: {e}"))?;
     let address = listener.local_addr().map_err(|e| e.to_string())?;
     println!("demo-app listening on http://{address}");
-    axum::serve(listener, app.with_state(demo))
-        .await
-        .map_err(|e| e.to_string())
+    axum::serve(listener, app.with_state(demo)).await.map_err(|e| e.to_string())
 }
 
 async fn page() -> Html<&'static str> {
@@ -142,31 +120,14 @@ struct SignIn {
 }
 
 /// Dev only: creates a session for any user id (the hosted login flow replaces this).
-async fn sign_in(
-    State(demo): State<Demo>,
-    headers: HeaderMap,
-    Json(body): Json<SignIn>,
-) -> Response {
+async fn sign_in(State(demo): State<Demo>, headers: HeaderMap, Json(body): Json<SignIn>) -> Response {
     let mut claims = Map::new();
-    claims.insert(
-        ROLES.to_owned(),
-        claim_entry(json!(body.roles), SystemClock.now()),
-    );
-    match demo
-        .portcullis
-        .create_session(&headers, &body.user_id, claims)
-        .await
-    {
-        Ok(session_headers) => (
-            session_headers,
-            Json(json!({ "status": "OK", "userId": body.user_id })),
-        )
-            .into_response(),
-        Err(e) => (
-            StatusCode::BAD_GATEWAY,
-            Json(json!({ "message": e.to_string() })),
-        )
-            .into_response(),
+    claims.insert(ROLES.to_owned(), claim_entry(json!(body.roles), SystemClock.now()));
+    match demo.portcullis.create_session(&headers, &body.user_id, claims).await {
+        Ok(session_headers) => {
+            (session_headers, Json(json!({ "status": "OK", "userId": body.user_id }))).into_response()
+        }
+        Err(e) => (StatusCode::BAD_GATEWAY, Json(json!({ "message": e.to_string() }))).into_response(),
     }
 }
 
@@ -177,18 +138,9 @@ struct Revoke {
 }
 
 async fn revoke(State(demo): State<Demo>, Json(body): Json<Revoke>) -> Response {
-    match demo
-        .portcullis
-        .client()
-        .revoke_user_sessions(&body.user_id)
-        .await
-    {
+    match demo.portcullis.client().revoke_user_sessions(&body.user_id).await {
         Ok(n) => Json(json!({ "revoked": n })).into_response(),
-        Err(e) => (
-            StatusCode::BAD_GATEWAY,
-            Json(json!({ "message": e.to_string() })),
-        )
-            .into_response(),
+        Err(e) => (StatusCode::BAD_GATEWAY, Json(json!({ "message": e.to_string() }))).into_response(),
     }
 }
 
@@ -216,9 +168,7 @@ async fn count_refreshes(State(demo): State<Demo>, request: Request, next: Next)
         demo.stats.refresh_successes.fetch_add(1, Ordering::SeqCst);
         if demo.stats.drop_next_refresh.swap(false, Ordering::SeqCst) {
             // The refresh is committed at Portcullis; abandoning the connection task now sends nothing.
-            std::panic::resume_unwind(Box::new(
-                "dev fault: dropping the connection of a committed refresh",
-            ));
+            std::panic::resume_unwind(Box::new("dev fault: dropping the connection of a committed refresh"));
         }
     }
     response

@@ -80,21 +80,13 @@ pub fn render_markdown() -> String {
          carry `?error=<code>&error_description=<message>`; the session face answers in the SuperTokens wire\n\
          format. `GET /errors` serves this catalog as JSON.\n",
     );
-    for family in [
-        ErrorFamily::Login,
-        ErrorFamily::Session,
-        ErrorFamily::Connector,
-    ] {
+    for family in [ErrorFamily::Login, ErrorFamily::Session, ErrorFamily::Connector] {
         let _ = write!(
             out,
             "\n## {}\n\n| Code | Status | Standard error | Message |\n| --- | --- | --- | --- |\n",
             family.title()
         );
-        let codes: Vec<ErrorCode> = ErrorCode::ALL
-            .iter()
-            .copied()
-            .filter(|c| c.spec().family == family)
-            .collect();
+        let codes: Vec<ErrorCode> = ErrorCode::ALL.iter().copied().filter(|c| c.spec().family == family).collect();
         for code in &codes {
             let spec = code.spec();
             let mut statuses = spec.status.to_string();
@@ -105,9 +97,7 @@ pub fn render_markdown() -> String {
                 out,
                 "| [`{code}`](#{anchor}) | {statuses} | {oauth} | {message} |",
                 anchor = code.as_str().to_ascii_lowercase(),
-                oauth = spec
-                    .oauth_error
-                    .map_or_else(|| "—".to_owned(), |e| format!("`{e}`")),
+                oauth = spec.oauth_error.map_or_else(|| "—".to_owned(), |e| format!("`{e}`")),
                 message = spec.message,
             );
         }

@@ -545,11 +545,7 @@ impl FromStr for ErrorCode {
     type Err = UnknownErrorCode;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::ALL
-            .iter()
-            .copied()
-            .find(|code| code.as_str() == s)
-            .ok_or_else(|| UnknownErrorCode(s.to_owned()))
+        Self::ALL.iter().copied().find(|code| code.as_str() == s).ok_or_else(|| UnknownErrorCode(s.to_owned()))
     }
 }
 
@@ -644,14 +640,8 @@ mod tests {
         for code in ErrorCode::ALL {
             let spec = code.spec();
             assert!((200..600).contains(&spec.status), "{code}");
-            assert!(
-                !spec.message.is_empty() && !spec.explanation.is_empty(),
-                "{code}"
-            );
-            assert!(
-                spec.explanation.contains("Remedy"),
-                "{code} explanation names no remedy"
-            );
+            assert!(!spec.message.is_empty() && !spec.explanation.is_empty(), "{code}");
+            assert!(spec.explanation.contains("Remedy"), "{code} explanation names no remedy");
             for (status, when) in spec.other_statuses {
                 assert!((400..600).contains(status) && !when.is_empty(), "{code}");
             }
@@ -660,10 +650,7 @@ mod tests {
 
     #[test]
     fn unknown_code_is_rejected() {
-        assert_eq!(
-            "nope".parse::<ErrorCode>(),
-            Err(UnknownErrorCode("nope".to_owned()))
-        );
+        assert_eq!("nope".parse::<ErrorCode>(), Err(UnknownErrorCode("nope".to_owned())));
         assert!(ErrorCode::EntityInvalid.allows_status(413));
         assert!(!ErrorCode::EntityInvalid.allows_status(500));
     }

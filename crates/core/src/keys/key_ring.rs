@@ -81,10 +81,7 @@ impl KeyRing {
             .map(|record| {
                 let pkcs8 = master.open(record.kid.as_bytes(), &record.sealed_private_key)?;
                 let key = SigningKey::from_pkcs8(record.algorithm, &record.kid, &pkcs8)?;
-                Ok(Entry {
-                    record,
-                    key: Arc::new(key),
-                })
+                Ok(Entry { record, key: Arc::new(key) })
             })
             .collect::<Result<Vec<_>, KeyError>>()?;
         Ok(Self { entries })
@@ -105,21 +102,12 @@ impl KeyRing {
     /// The key that signs at `now`: the newest whose signing has started.
     #[must_use]
     pub fn signer(&self, now: Timestamp) -> Option<&Arc<SigningKey>> {
-        self.entries
-            .iter()
-            .rev()
-            .find(|e| e.record.signs_from <= now)
-            .map(|e| &e.key)
+        self.entries.iter().rev().find(|e| e.record.signs_from <= now).map(|e| &e.key)
     }
 
     /// The published key with this id, for verification.
     #[must_use]
-    pub fn verifier(
-        &self,
-        kid: &str,
-        now: Timestamp,
-        policy: &KeyPolicy,
-    ) -> Option<&Arc<SigningKey>> {
+    pub fn verifier(&self, kid: &str, now: Timestamp, policy: &KeyPolicy) -> Option<&Arc<SigningKey>> {
         self.statuses(now, policy)
             .zip(&self.entries)
             .find(|(status, entry)| status.state != KeyState::Retired && entry.record.kid == kid)
@@ -129,17 +117,11 @@ impl KeyRing {
     /// Whether a new key should be made.
     #[must_use]
     pub fn rotation_due(&self, now: Timestamp, policy: &KeyPolicy) -> bool {
-        self.entries
-            .last()
-            .is_none_or(|newest| newest.record.signs_from.plus(policy.rotation_interval) <= now)
+        self.entries.last().is_none_or(|newest| newest.record.signs_from.plus(policy.rotation_interval) <= now)
     }
 
     /// Every key with its state, oldest first.
-    pub fn statuses<'a>(
-        &'a self,
-        now: Timestamp,
-        policy: &'a KeyPolicy,
-    ) -> impl Iterator<Item = KeyStatus> + 'a {
+    pub fn statuses<'a>(&'a self, now: Timestamp, policy: &'a KeyPolicy) -> impl Iterator<Item = KeyStatus> + 'a {
         let signing = self.signer(now).map(|k| k.kid().to_owned());
         self.entries.iter().enumerate().map(move |(i, entry)| {
             let signs_until = self.entries.get(i + 1).map(|next| next.record.signs_from);
@@ -193,23 +175,12 @@ impl KeyRing {
         let newest_millis = self
             .entries
             .iter()
-            .filter_map(|e| {
-                e.record
-                    .kid
-                    .strip_prefix("d-")
-                    .and_then(|m| m.parse::<i64>().ok())
-            })
+            .filter_map(|e| e.record.kid.strip_prefix("d-").and_then(|m| m.parse::<i64>().ok()))
             .max();
-        let millis = newest_millis.map_or(now.unix_millis(), |m| {
-            m.saturating_add(1).max(now.unix_millis())
-        });
+        let millis = newest_millis.map_or(now.unix_millis(), |m| m.saturating_add(1).max(now.unix_millis()));
         let kid = format!("d-{millis}");
         let (key, pkcs8) = SigningKey::generate(policy.algorithm, &kid)?;
-        let signs_from = if self.is_empty() {
-            now
-        } else {
-            now.plus(policy.publish_lead)
-        };
+        let signs_from = if self.is_empty() { now } else { now.plus(policy.publish_lead) };
         Ok(SigningKeyRecord {
             sealed_private_key: master.seal(kid.as_bytes(), &pkcs8)?,
             public_jwk: key.public_jwk().to_string(),
@@ -237,8 +208,7 @@ mod tests {
     }
 
     fn at(minutes: u64) -> Timestamp {
-        Timestamp::from_unix_millis(1_700_000_000_000)
-            .plus(MINUTE * u32::try_from(minutes).unwrap_or(0))
+        Timestamp::from_unix_millis(1_700_000_000_000).plus(MINUTE * u32::try_from(minutes).unwrap_or(0))
     }
 
     #[test]
@@ -259,25 +229,13 @@ mod tests {
         let ring = KeyRing::open(vec![second.clone(), first.clone()], &master)?;
         assert_eq!(ring.newest_kid(), Some(second.kid.as_str()));
         // Published but not yet signing.
-        assert_eq!(
-            ring.signer(at(60)).map(|k| k.kid().to_owned()),
-            Some(first.kid.clone())
-        );
-        assert_eq!(
-            ring.jwks(at(60), &policy)["keys"].as_array().map(Vec::len),
-            Some(2)
-        );
+        assert_eq!(ring.signer(at(60)).map(|k| k.kid().to_owned()), Some(first.kid.clone()));
+        assert_eq!(ring.jwks(at(60), &policy)["keys"].as_array().map(Vec::len), Some(2));
         // Signing switches; the old key still verifies during the overlap, then is retired.
-        assert_eq!(
-            ring.signer(at(61)).map(|k| k.kid().to_owned()),
-            Some(second.kid.clone())
-        );
+        assert_eq!(ring.signer(at(61)).map(|k| k.kid().to_owned()), Some(second.kid.clone()));
         assert!(ring.verifier(&first.kid, at(70), &policy).is_some());
         assert!(ring.verifier(&first.kid, at(71), &policy).is_none());
-        assert_eq!(
-            ring.jwks(at(71), &policy)["keys"][0]["kid"],
-            second.kid.as_str()
-        );
+        assert_eq!(ring.jwks(at(71), &policy)["keys"][0]["kid"], second.kid.as_str());
         let states: Vec<KeyState> = ring.statuses(at(71), &policy).map(|s| s.state).collect();
         assert_eq!(states, [KeyState::Retired, KeyState::Signing]);
         Ok(())
@@ -288,10 +246,7 @@ mod tests {
         let (master, _) = MasterKey::generate()?;
         let (other, _) = MasterKey::generate()?;
         let record = KeyRing::default().next_key(at(0), &policy(), &master)?;
-        assert_eq!(
-            KeyRing::open(vec![record], &other).map(|_| ()),
-            Err(KeyError::Unseal)
-        );
+        assert_eq!(KeyRing::open(vec![record], &other).map(|_| ()), Err(KeyError::Unseal));
         Ok(())
     }
 

@@ -24,9 +24,7 @@ impl MasterKey {
     /// If the system random source fails.
     pub fn generate() -> Result<(Self, String), KeyError> {
         let mut bytes = [0u8; MASTER_KEY_LEN];
-        SystemRandom::new()
-            .fill(&mut bytes)
-            .map_err(|_| KeyError::Random)?;
+        SystemRandom::new().fill(&mut bytes).map_err(|_| KeyError::Random)?;
         let text = STANDARD.encode(bytes);
         Ok((Self::from_bytes(&bytes)?, text))
     }
@@ -36,9 +34,7 @@ impl MasterKey {
     /// # Errors
     /// [`KeyError::InvalidMasterKey`] if the text is not base64 of exactly 32 bytes.
     pub fn from_base64(text: &str) -> Result<Self, KeyError> {
-        let bytes = STANDARD
-            .decode(text.trim())
-            .map_err(|_| KeyError::InvalidMasterKey)?;
+        let bytes = STANDARD.decode(text.trim()).map_err(|_| KeyError::InvalidMasterKey)?;
         Self::from_bytes(&bytes)
     }
 
@@ -48,10 +44,7 @@ impl MasterKey {
         }
         let raw: [u8; MASTER_KEY_LEN] = bytes.try_into().map_err(|_| KeyError::InvalidMasterKey)?;
         let key = UnboundKey::new(&AES_256_GCM, bytes).map_err(|_| KeyError::InvalidMasterKey)?;
-        Ok(Self {
-            cipher: LessSafeKey::new(key),
-            raw,
-        })
+        Ok(Self { cipher: LessSafeKey::new(key), raw })
     }
 
     /// A 32-byte key for one purpose (`label`), derived with HKDF-SHA256, so each use of the master key
@@ -76,16 +69,10 @@ impl MasterKey {
     /// If the system random source or the cipher fails.
     pub fn seal(&self, context: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, KeyError> {
         let mut nonce = [0u8; NONCE_LEN];
-        SystemRandom::new()
-            .fill(&mut nonce)
-            .map_err(|_| KeyError::Random)?;
+        SystemRandom::new().fill(&mut nonce).map_err(|_| KeyError::Random)?;
         let mut buffer = plaintext.to_vec();
         self.cipher
-            .seal_in_place_append_tag(
-                Nonce::assume_unique_for_key(nonce),
-                Aad::from(context),
-                &mut buffer,
-            )
+            .seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::from(context), &mut buffer)
             .map_err(|_| KeyError::Seal)?;
         let mut out = nonce.to_vec();
         out.extend_from_slice(&buffer);
@@ -103,10 +90,7 @@ impl MasterKey {
         let (nonce, ciphertext) = sealed.split_at(NONCE_LEN);
         let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| KeyError::Unseal)?;
         let mut buffer = ciphertext.to_vec();
-        let plain = self
-            .cipher
-            .open_in_place(nonce, Aad::from(context), &mut buffer)
-            .map_err(|_| KeyError::Unseal)?;
+        let plain = self.cipher.open_in_place(nonce, Aad::from(context), &mut buffer).map_err(|_| KeyError::Unseal)?;
         Ok(plain.to_vec())
     }
 }
@@ -137,14 +121,8 @@ mod tests {
 
     #[test]
     fn rejects_wrong_length_and_garbage() {
-        assert_eq!(
-            MasterKey::from_base64("c2hvcnQ=").map(|_| ()),
-            Err(KeyError::InvalidMasterKey)
-        );
-        assert_eq!(
-            MasterKey::from_base64("!!!").map(|_| ()),
-            Err(KeyError::InvalidMasterKey)
-        );
+        assert_eq!(MasterKey::from_base64("c2hvcnQ=").map(|_| ()), Err(KeyError::InvalidMasterKey));
+        assert_eq!(MasterKey::from_base64("!!!").map(|_| ()), Err(KeyError::InvalidMasterKey));
         assert!(format!("{:?}", MasterKey::generate().map(|k| k.0)).contains("redacted"));
     }
 

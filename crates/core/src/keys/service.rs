@@ -32,13 +32,7 @@ impl KeyService {
         policy: KeyPolicy,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, Error> {
-        let service = Self {
-            store,
-            master,
-            policy,
-            clock,
-            ring: RwLock::new(Arc::default()),
-        };
+        let service = Self { store, master, policy, clock, ring: RwLock::new(Arc::default()) };
         service.reload().await?;
         if service.ring().is_empty() {
             service.add_key().await?;
@@ -80,10 +74,7 @@ impl KeyService {
         self.ring()
             .statuses(now, &self.policy)
             .find(|s| s.kid == kid)
-            .ok_or_else(|| {
-                Error::new(ErrorCode::GenericError)
-                    .with_internal("the new key is missing after rotation")
-            })
+            .ok_or_else(|| Error::new(ErrorCode::GenericError).with_internal("the new key is missing after rotation"))
     }
 
     /// Reloads, then rotates if the newest key has signed for the rotation interval. Returns the id of
@@ -106,11 +97,7 @@ impl KeyService {
     async fn add_key(&self) -> Result<String, Error> {
         let ring = self.ring();
         let record = ring.next_key(self.clock.now(), &self.policy, &self.master)?;
-        match self
-            .store
-            .insert_signing_key(&record, ring.newest_kid())
-            .await
-        {
+        match self.store.insert_signing_key(&record, ring.newest_kid()).await {
             Ok(()) => {}
             Err(StoreError::Conflict(detail)) => {
                 self.reload().await?;
@@ -128,9 +115,7 @@ impl KeyService {
     /// Every key with its state.
     #[must_use]
     pub fn statuses(&self) -> Vec<KeyStatus> {
-        self.ring()
-            .statuses(self.clock.now(), &self.policy)
-            .collect()
+        self.ring().statuses(self.clock.now(), &self.policy).collect()
     }
 
     /// The JWKS document.
@@ -147,16 +132,12 @@ impl KeyService {
         self.ring()
             .signer(self.clock.now())
             .cloned()
-            .ok_or_else(|| {
-                Error::new(ErrorCode::GenericError).with_internal("the key ring has no signing key")
-            })
+            .ok_or_else(|| Error::new(ErrorCode::GenericError).with_internal("the key ring has no signing key"))
     }
 }
 
 impl VerificationKeys for KeyService {
     fn verification_key(&self, kid: &str) -> Option<VerificationKey> {
-        self.ring()
-            .verifier(kid, self.clock.now(), &self.policy)
-            .map(|k| k.verification_key().clone())
+        self.ring().verifier(kid, self.clock.now(), &self.policy).map(|k| k.verification_key().clone())
     }
 }

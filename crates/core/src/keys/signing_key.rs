@@ -37,13 +37,11 @@ impl SigningKey {
     /// If key generation fails.
     pub fn generate(algorithm: SigningAlgorithm, kid: &str) -> Result<(Self, Vec<u8>), KeyError> {
         let pkcs8 = match algorithm {
-            SigningAlgorithm::EdDSA => Ed25519KeyPair::generate_pkcs8(&SystemRandom::new())
-                .map_err(|_| KeyError::Generate)?
-                .as_ref()
-                .to_vec(),
+            SigningAlgorithm::EdDSA => {
+                Ed25519KeyPair::generate_pkcs8(&SystemRandom::new()).map_err(|_| KeyError::Generate)?.as_ref().to_vec()
+            }
             SigningAlgorithm::RS256 => {
-                let pair = aws_lc_rs::rsa::KeyPair::generate(KeySize::Rsa2048)
-                    .map_err(|_| KeyError::Generate)?;
+                let pair = aws_lc_rs::rsa::KeyPair::generate(KeySize::Rsa2048).map_err(|_| KeyError::Generate)?;
                 let der: Pkcs8V1Der<'static> = pair.as_der().map_err(|_| KeyError::Generate)?;
                 der.as_ref().to_vec()
             }
@@ -56,24 +54,16 @@ impl SigningKey {
     ///
     /// # Errors
     /// [`KeyError::InvalidPrivateKey`] if the document is not a key of `algorithm`.
-    pub fn from_pkcs8(
-        algorithm: SigningAlgorithm,
-        kid: &str,
-        pkcs8: &[u8],
-    ) -> Result<Self, KeyError> {
+    pub fn from_pkcs8(algorithm: SigningAlgorithm, kid: &str, pkcs8: &[u8]) -> Result<Self, KeyError> {
         let (pair, key_fields) = match algorithm {
             SigningAlgorithm::EdDSA => {
-                let pair = Ed25519KeyPair::from_pkcs8_maybe_unchecked(pkcs8)
-                    .map_err(|_| KeyError::InvalidPrivateKey)?;
+                let pair =
+                    Ed25519KeyPair::from_pkcs8_maybe_unchecked(pkcs8).map_err(|_| KeyError::InvalidPrivateKey)?;
                 let x = URL_SAFE_NO_PAD.encode(pair.public_key().as_ref());
-                (
-                    Pair::Ed25519(pair),
-                    json!({ "kty": "OKP", "crv": "Ed25519", "x": x }),
-                )
+                (Pair::Ed25519(pair), json!({ "kty": "OKP", "crv": "Ed25519", "x": x }))
             }
             SigningAlgorithm::RS256 => {
-                let pair = aws_lc_rs::rsa::KeyPair::from_pkcs8(pkcs8)
-                    .map_err(|_| KeyError::InvalidPrivateKey)?;
+                let pair = aws_lc_rs::rsa::KeyPair::from_pkcs8(pkcs8).map_err(|_| KeyError::InvalidPrivateKey)?;
                 let parts = PublicKeyComponents::<Vec<u8>>::from(pair.public_key());
                 let n = URL_SAFE_NO_PAD.encode(strip_leading_zeros(&parts.n));
                 let e = URL_SAFE_NO_PAD.encode(strip_leading_zeros(&parts.e));
@@ -88,8 +78,7 @@ impl SigningKey {
         }
         let header = json!({ "alg": algorithm.as_str(), "kid": kid, "typ": "JWT" });
         let encoded_header = URL_SAFE_NO_PAD.encode(header.to_string());
-        let jwk: Jwk =
-            serde_json::from_value(public_jwk.clone()).map_err(|_| KeyError::InvalidPrivateKey)?;
+        let jwk: Jwk = serde_json::from_value(public_jwk.clone()).map_err(|_| KeyError::InvalidPrivateKey)?;
         let verification_key = VerificationKey {
             key: DecodingKey::from_jwk(&jwk).map_err(|_| KeyError::InvalidPrivateKey)?,
             algorithm: match algorithm {
@@ -97,14 +86,7 @@ impl SigningKey {
                 SigningAlgorithm::RS256 => Algorithm::RS256,
             },
         };
-        Ok(Self {
-            kid: kid.to_owned(),
-            algorithm,
-            pair,
-            public_jwk,
-            encoded_header,
-            verification_key,
-        })
+        Ok(Self { kid: kid.to_owned(), algorithm, pair, public_jwk, encoded_header, verification_key })
     }
 
     /// The key id.
@@ -137,8 +119,7 @@ impl SigningKey {
     /// If the claims cannot be serialized or the signature fails.
     pub fn sign_jwt<C: Serialize + ?Sized>(&self, claims: &C) -> Result<String, KeyError> {
         let payload = serde_json::to_vec(claims).map_err(|_| KeyError::Sign)?;
-        let mut token =
-            String::with_capacity(self.encoded_header.len() + payload.len() * 4 / 3 + 360);
+        let mut token = String::with_capacity(self.encoded_header.len() + payload.len() * 4 / 3 + 360);
         token.push_str(&self.encoded_header);
         token.push('.');
         URL_SAFE_NO_PAD.encode_string(&payload, &mut token);
@@ -146,13 +127,8 @@ impl SigningKey {
             Pair::Ed25519(pair) => pair.sign(token.as_bytes()).as_ref().to_vec(),
             Pair::Rsa(pair) => {
                 let mut signature = vec![0u8; pair.public_modulus_len()];
-                pair.sign(
-                    &signature::RSA_PKCS1_SHA256,
-                    &SystemRandom::new(),
-                    token.as_bytes(),
-                    &mut signature,
-                )
-                .map_err(|_| KeyError::Sign)?;
+                pair.sign(&signature::RSA_PKCS1_SHA256, &SystemRandom::new(), token.as_bytes(), &mut signature)
+                    .map_err(|_| KeyError::Sign)?;
                 signature
             }
         };
@@ -163,19 +139,13 @@ impl SigningKey {
 }
 
 fn strip_leading_zeros(bytes: &[u8]) -> &[u8] {
-    let first = bytes
-        .iter()
-        .position(|b| *b != 0)
-        .unwrap_or(bytes.len().saturating_sub(1));
+    let first = bytes.iter().position(|b| *b != 0).unwrap_or(bytes.len().saturating_sub(1));
     &bytes[first..]
 }
 
 impl fmt::Debug for SigningKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SigningKey")
-            .field("kid", &self.kid)
-            .field("algorithm", &self.algorithm)
-            .finish_non_exhaustive()
+        f.debug_struct("SigningKey").field("kid", &self.kid).field("algorithm", &self.algorithm).finish_non_exhaustive()
     }
 }
 
@@ -192,9 +162,7 @@ mod tests {
         let mut validation = Validation::new(alg);
         validation.required_spec_claims.clear();
         validation.validate_exp = false;
-        decode::<Value>(token, &decoding, &validation)
-            .expect("valid signature")
-            .claims
+        decode::<Value>(token, &decoding, &validation).expect("valid signature").claims
     }
 
     #[test]

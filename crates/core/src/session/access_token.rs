@@ -71,9 +71,7 @@ impl AccessTokenClaims {
     #[must_use]
     pub fn front_token(&self) -> String {
         let up = serde_json::to_value(self).unwrap_or(Value::Null);
-        STANDARD.encode(
-            json!({ "uid": self.sub, "ate": self.exp.saturating_mul(1000), "up": up }).to_string(),
-        )
+        STANDARD.encode(json!({ "uid": self.sub, "ate": self.exp.saturating_mul(1000), "up": up }).to_string())
     }
 
     /// The custom claims as the validators read them: the whole payload.
@@ -97,9 +95,7 @@ pub struct VerificationKey {
 
 impl std::fmt::Debug for VerificationKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("VerificationKey")
-            .field("algorithm", &self.algorithm)
-            .finish_non_exhaustive()
+        f.debug_struct("VerificationKey").field("algorithm", &self.algorithm).finish_non_exhaustive()
     }
 }
 
@@ -148,15 +144,9 @@ pub fn verify_access_token(
         return Err(AccessTokenError::Malformed);
     }
     let refresh = AccessTokenError::TryRefresh;
-    let header =
-        jsonwebtoken::decode_header(token).map_err(|_| refresh(TryRefreshReason::BadSignature))?;
-    let kid = header
-        .kid
-        .as_deref()
-        .ok_or(refresh(TryRefreshReason::UnknownKey))?;
-    let key = keys
-        .verification_key(kid)
-        .ok_or(refresh(TryRefreshReason::UnknownKey))?;
+    let header = jsonwebtoken::decode_header(token).map_err(|_| refresh(TryRefreshReason::BadSignature))?;
+    let kid = header.kid.as_deref().ok_or(refresh(TryRefreshReason::UnknownKey))?;
+    let key = keys.verification_key(kid).ok_or(refresh(TryRefreshReason::UnknownKey))?;
     // The key decides the algorithm, never the token: this stops `none` and HS256-with-the-public-key.
     if header.alg != key.algorithm {
         return Err(refresh(TryRefreshReason::BadSignature));

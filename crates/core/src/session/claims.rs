@@ -84,25 +84,16 @@ impl ClaimValidator {
         id: impl Into<String>,
         check: impl Fn(&Map<String, Value>) -> Option<Value> + Send + Sync + 'static,
     ) -> Self {
-        Self::Custom {
-            id: id.into(),
-            check: Arc::new(check),
-        }
+        Self::Custom { id: id.into(), check: Arc::new(check) }
     }
 
     /// Checks the payload.
     #[must_use]
     pub fn validate(&self, payload: &Map<String, Value>) -> Option<ClaimValidationError> {
         let (id, reason) = match self {
-            Self::EmailVerified => (
-                EMAIL_VERIFIED.to_owned(),
-                equals(payload, EMAIL_VERIFIED, &Value::Bool(true))?,
-            ),
+            Self::EmailVerified => (EMAIL_VERIFIED.to_owned(), equals(payload, EMAIL_VERIFIED, &Value::Bool(true))?),
             Self::HasRole(role) => (ROLES.to_owned(), includes(payload, ROLES, role)?),
-            Self::HasPermission(permission) => (
-                PERMISSIONS.to_owned(),
-                includes(payload, PERMISSIONS, permission)?,
-            ),
+            Self::HasPermission(permission) => (PERMISSIONS.to_owned(), includes(payload, PERMISSIONS, permission)?),
             Self::Equals { key, value } => (key.clone(), equals(payload, key, value)?),
             Self::Custom { id, check } => (id.clone(), check(payload)?),
         };
@@ -112,38 +103,24 @@ impl ClaimValidator {
 
 fn equals(payload: &Map<String, Value>, key: &str, expected: &Value) -> Option<Value> {
     match claim_value(payload, key) {
-        None => Some(
-            json!({ "message": "value does not exist", "expectedValue": expected, "actualValue": null }),
-        ),
+        None => Some(json!({ "message": "value does not exist", "expectedValue": expected, "actualValue": null })),
         Some(actual) if actual == expected => None,
-        Some(actual) => Some(
-            json!({ "message": "wrong value", "expectedValue": expected, "actualValue": actual }),
-        ),
+        Some(actual) => Some(json!({ "message": "wrong value", "expectedValue": expected, "actualValue": actual })),
     }
 }
 
 fn includes(payload: &Map<String, Value>, key: &str, wanted: &str) -> Option<Value> {
     match claim_value(payload, key) {
-        None => Some(
-            json!({ "message": "value does not exist", "expectedToInclude": wanted, "actualValue": null }),
-        ),
+        None => Some(json!({ "message": "value does not exist", "expectedToInclude": wanted, "actualValue": null })),
         Some(Value::Array(items)) if items.iter().any(|i| i.as_str() == Some(wanted)) => None,
-        Some(actual) => Some(
-            json!({ "message": "wrong value", "expectedToInclude": wanted, "actualValue": actual }),
-        ),
+        Some(actual) => Some(json!({ "message": "wrong value", "expectedToInclude": wanted, "actualValue": actual })),
     }
 }
 
 /// Every failure, in validator order.
 #[must_use]
-pub fn validate_claims(
-    validators: &[ClaimValidator],
-    payload: &Map<String, Value>,
-) -> Vec<ClaimValidationError> {
-    validators
-        .iter()
-        .filter_map(|v| v.validate(payload))
-        .collect()
+pub fn validate_claims(validators: &[ClaimValidator], payload: &Map<String, Value>) -> Vec<ClaimValidationError> {
+    validators.iter().filter_map(|v| v.validate(payload)).collect()
 }
 
 #[cfg(test)]
@@ -152,24 +129,16 @@ mod tests {
 
     fn payload(entries: &[(&str, Value)]) -> Map<String, Value> {
         let now = Timestamp::from_unix_millis(5);
-        entries
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), claim_entry(v.clone(), now)))
-            .collect()
+        entries.iter().map(|(k, v)| ((*k).to_owned(), claim_entry(v.clone(), now))).collect()
     }
 
     #[test]
     fn email_verified_reasons_match_supertokens() {
         let v = ClaimValidator::EmailVerified;
         assert_eq!(v.validate(&payload(&[("st-ev", json!(true))])), None);
-        let wrong = v
-            .validate(&payload(&[("st-ev", json!(false))]))
-            .expect("fails");
+        let wrong = v.validate(&payload(&[("st-ev", json!(false))])).expect("fails");
         assert_eq!(wrong.id, "st-ev");
-        assert_eq!(
-            wrong.reason,
-            json!({"message":"wrong value","expectedValue":true,"actualValue":false})
-        );
+        assert_eq!(wrong.reason, json!({"message":"wrong value","expectedValue":true,"actualValue":false}));
         let missing = v.validate(&Map::new()).expect("fails");
         assert_eq!(missing.reason["message"], "value does not exist");
     }
@@ -178,10 +147,7 @@ mod tests {
     fn role_and_permission_inclusion() {
         let p = payload(&[("st-role", json!(["user"])), ("st-perm", json!(["read"]))]);
         let errors = validate_claims(
-            &[
-                ClaimValidator::HasRole("admin".into()),
-                ClaimValidator::HasPermission("read".into()),
-            ],
+            &[ClaimValidator::HasRole("admin".into()), ClaimValidator::HasPermission("read".into())],
             &p,
         );
         assert_eq!(errors.len(), 1);
@@ -194,13 +160,9 @@ mod tests {
     #[test]
     fn custom_validators_report_their_own_reason() {
         let v = ClaimValidator::custom("plan", |p| {
-            (claim_value(p, "plan") != Some(&json!("pro")))
-                .then(|| json!({"message": "upgrade needed"}))
+            (claim_value(p, "plan") != Some(&json!("pro"))).then(|| json!({"message": "upgrade needed"}))
         });
         assert_eq!(v.validate(&payload(&[("plan", json!("pro"))])), None);
-        assert_eq!(
-            v.validate(&Map::new()).map(|e| e.id),
-            Some("plan".to_owned())
-        );
+        assert_eq!(v.validate(&Map::new()).map(|e| e.id), Some("plan".to_owned()));
     }
 }

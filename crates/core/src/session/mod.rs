@@ -8,22 +8,17 @@ mod rotation;
 mod service;
 
 pub use access_token::{
-    AccessTokenClaims, AccessTokenError, MAX_ACCESS_TOKEN_LEN, PROTECTED_CLAIMS, TryRefreshReason,
-    VerificationKey, VerificationKeys, unverified_payload, verify_access_token,
+    AccessTokenClaims, AccessTokenError, MAX_ACCESS_TOKEN_LEN, PROTECTED_CLAIMS, TryRefreshReason, VerificationKey,
+    VerificationKeys, unverified_payload, verify_access_token,
 };
 pub use claims::{
-    ClaimValidationError, ClaimValidator, EMAIL_VERIFIED, PERMISSIONS, ROLES, claim_entry,
-    claim_value, validate_claims,
+    ClaimValidationError, ClaimValidator, EMAIL_VERIFIED, PERMISSIONS, ROLES, claim_entry, claim_value, validate_claims,
 };
 pub use refresh_token::{
-    MAX_REFRESH_TOKEN_LEN, MintedRefreshToken, PresentedRefreshToken, RefreshTokenCodec, hash1,
-    hash2_of_hash1, sha256_hex,
+    MAX_REFRESH_TOKEN_LEN, MintedRefreshToken, PresentedRefreshToken, RefreshTokenCodec, hash1, hash2_of_hash1,
+    sha256_hex,
 };
 pub use rotation::{
-    MAX_SIBLINGS, RefreshOutcome, RefreshRequest, SessionRecord, TheftKind, UnauthorisedReason,
-    apply_refresh,
+    MAX_SIBLINGS, RefreshOutcome, RefreshRequest, SessionRecord, TheftKind, UnauthorisedReason, apply_refresh,
 };
-pub use service::{
-    MAX_USER_ID_LEN, RefreshFailure, SessionConfig, SessionService, SessionTokens,
-    access_token_error,
-};
+pub use service::{MAX_USER_ID_LEN, RefreshFailure, SessionConfig, SessionService, SessionTokens, access_token_error};

@@ -31,12 +31,10 @@ pub fn sha256_hex(input: &[u8]) -> String {
 
 fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write as _;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut out, b| {
-            let _ = write!(out, "{b:02x}");
-            out
-        })
+    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut out, b| {
+        let _ = write!(out, "{b:02x}");
+        out
+    })
 }
 
 /// `H1`: what the access token carries.
@@ -90,26 +88,18 @@ impl RefreshTokenCodec {
     /// A codec keyed with 32 secret bytes.
     #[must_use]
     pub fn new(key: &[u8; 32]) -> Self {
-        Self {
-            key: hmac::Key::new(hmac::HMAC_SHA256, key),
-        }
+        Self { key: hmac::Key::new(hmac::HMAC_SHA256, key) }
     }
 
     /// Mints a token for `handle` (a UUID), remembering its parent's H1.
     ///
     /// # Errors
     /// If the system random source fails, or the handle is not a UUID.
-    pub fn mint(
-        &self,
-        handle: &str,
-        parent_hash1: Option<&str>,
-    ) -> Result<MintedRefreshToken, KeyError> {
+    pub fn mint(&self, handle: &str, parent_hash1: Option<&str>) -> Result<MintedRefreshToken, KeyError> {
         let handle = uuid::Uuid::parse_str(handle).map_err(|_| KeyError::Generate)?;
         let mut body = [0u8; BODY_LEN];
         body[..HANDLE_LEN].copy_from_slice(handle.as_bytes());
-        SystemRandom::new()
-            .fill(&mut body[HANDLE_LEN..HANDLE_LEN + NONCE_LEN])
-            .map_err(|_| KeyError::Random)?;
+        SystemRandom::new().fill(&mut body[HANDLE_LEN..HANDLE_LEN + NONCE_LEN]).map_err(|_| KeyError::Random)?;
         if let Some(parent) = parent_hash1 {
             let parent = decode_hex(parent).ok_or(KeyError::Generate)?;
             body[HANDLE_LEN + NONCE_LEN..].copy_from_slice(&parent);
@@ -122,11 +112,7 @@ impl RefreshTokenCodec {
         URL_SAFE_NO_PAD.encode_string(tag.as_ref(), &mut token);
         let hash1 = hash1(&token);
         let hash2 = hash2_of_hash1(&hash1);
-        Ok(MintedRefreshToken {
-            token,
-            hash1,
-            hash2,
-        })
+        Ok(MintedRefreshToken { token, hash1, hash2 })
     }
 
     /// Checks the tag and reads the token. `None` for anything not minted by this codec.
@@ -142,19 +128,12 @@ impl RefreshTokenCodec {
             return None;
         }
         hmac::verify(&self.key, &body, &tag).ok()?;
-        let handle = uuid::Uuid::from_slice(&body[..HANDLE_LEN])
-            .ok()?
-            .to_string();
+        let handle = uuid::Uuid::from_slice(&body[..HANDLE_LEN]).ok()?.to_string();
         let parent = &body[HANDLE_LEN + NONCE_LEN..];
         let parent_hash1 = parent.iter().any(|b| *b != 0).then(|| hex(parent));
         let hash1 = hash1(token);
         let hash2 = hash2_of_hash1(&hash1);
-        Some(PresentedRefreshToken {
-            handle,
-            parent_hash1,
-            hash1,
-            hash2,
-        })
+        Some(PresentedRefreshToken { handle, parent_hash1, hash1, hash2 })
     }
 }
 
@@ -182,17 +161,9 @@ mod tests {
         let read = codec.authenticate(&first.token).expect("authentic");
         assert_eq!(read.handle, HANDLE);
         assert_eq!(read.parent_hash1, None);
-        assert_eq!(
-            (read.hash1.as_str(), read.hash2.as_str()),
-            (first.hash1.as_str(), first.hash2.as_str())
-        );
+        assert_eq!((read.hash1.as_str(), read.hash2.as_str()), (first.hash1.as_str(), first.hash2.as_str()));
         let child = codec.mint(HANDLE, Some(&first.hash1))?;
-        assert_eq!(
-            codec
-                .authenticate(&child.token)
-                .and_then(|t| t.parent_hash1),
-            Some(first.hash1)
-        );
+        assert_eq!(codec.authenticate(&child.token).and_then(|t| t.parent_hash1), Some(first.hash1));
         assert_ne!(child.token, first.token);
         assert!(first.token.len() < MAX_REFRESH_TOKEN_LEN);
         Ok(())
@@ -206,19 +177,8 @@ mod tests {
         assert!(other.authenticate(&token).is_none(), "another key's token");
         let mut altered = token.clone().into_bytes();
         altered[10] = if altered[10] == b'A' { b'B' } else { b'A' };
-        assert!(
-            codec
-                .authenticate(&String::from_utf8(altered).unwrap_or_default())
-                .is_none()
-        );
-        for garbage in [
-            "",
-            "v1.",
-            "v1.x.y",
-            "v2.abc.def",
-            &"v1.".repeat(200),
-            "\u{0}\u{1}",
-        ] {
+        assert!(codec.authenticate(&String::from_utf8(altered).unwrap_or_default()).is_none());
+        for garbage in ["", "v1.", "v1.x.y", "v2.abc.def", &"v1.".repeat(200), "\u{0}\u{1}"] {
             assert!(codec.authenticate(garbage).is_none(), "{garbage:?}");
         }
         Ok(())
@@ -228,10 +188,7 @@ mod tests {
     fn hashes_match_the_supertokens_definition() {
         // H1 = hex(sha256(t)), H2 = hex(sha256(H1 as lowercase hex text)).
         let h1 = hash1("abc");
-        assert_eq!(
-            h1,
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-        );
+        assert_eq!(h1, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
         assert_eq!(hash2_of_hash1(&h1), sha256_hex(h1.as_bytes()));
     }
 }

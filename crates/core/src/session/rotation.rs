@@ -121,31 +121,15 @@ pub enum RefreshOutcome {
 
 /// Applies the rules to the locked row. Returns whether the row changed (and must be written) and the
 /// outcome.
-pub fn apply_refresh(
-    record: &mut SessionRecord,
-    request: &RefreshRequest,
-) -> (bool, RefreshOutcome) {
-    if request
-        .organization_id
-        .as_deref()
-        .is_some_and(|org| org != record.organization_id)
-    {
-        return (
-            false,
-            RefreshOutcome::Unauthorised(UnauthorisedReason::Missing),
-        );
+pub fn apply_refresh(record: &mut SessionRecord, request: &RefreshRequest) -> (bool, RefreshOutcome) {
+    if request.organization_id.as_deref().is_some_and(|org| org != record.organization_id) {
+        return (false, RefreshOutcome::Unauthorised(UnauthorisedReason::Missing));
     }
     if record.revoked_at.is_some() {
-        return (
-            false,
-            RefreshOutcome::Unauthorised(UnauthorisedReason::Revoked),
-        );
+        return (false, RefreshOutcome::Unauthorised(UnauthorisedReason::Revoked));
     }
     if record.expires_at <= request.now {
-        return (
-            false,
-            RefreshOutcome::Unauthorised(UnauthorisedReason::Expired),
-        );
+        return (false, RefreshOutcome::Unauthorised(UnauthorisedReason::Expired));
     }
     if record.current_hashes.contains(&request.presented_hash2) {
         record.previous_hash = Some(request.presented_hash2.clone());
@@ -157,9 +141,9 @@ pub fn apply_refresh(
     let is_previous = record.previous_hash.as_deref() == Some(request.presented_hash2.as_str());
     // Zero grace is strict rotation, even within the same millisecond.
     let in_grace = request.grace_millis > 0
-        && record.rotated_at.is_some_and(|at| {
-            request.now.unix_millis() <= at.unix_millis().saturating_add(request.grace_millis)
-        });
+        && record
+            .rotated_at
+            .is_some_and(|at| request.now.unix_millis() <= at.unix_millis().saturating_add(request.grace_millis));
     if is_previous && in_grace {
         record.current_hashes.push(request.new_hash2.clone());
         if record.current_hashes.len() > MAX_SIBLINGS {
@@ -172,22 +156,14 @@ pub fn apply_refresh(
     } else if request
         .presented_parent_hash1
         .as_deref()
-        .is_some_and(|parent| {
-            record.previous_hash.as_deref() == Some(hash2_of_hash1(parent).as_str())
-        })
+        .is_some_and(|parent| record.previous_hash.as_deref() == Some(hash2_of_hash1(parent).as_str()))
     {
         TheftKind::OrphanedBranch
     } else {
         TheftKind::StaleLineage
     };
     record.revoked_at = Some(request.now);
-    (
-        true,
-        RefreshOutcome::TheftDetected {
-            session: record.clone(),
-            kind,
-        },
-    )
+    (true, RefreshOutcome::TheftDetected { session: record.clone(), kind })
 }
 
 #[cfg(test)]
@@ -243,26 +219,14 @@ mod tests {
         let mut s = session();
         apply_refresh(&mut s, &request("t0", None, "t1", 10));
         let (_, outcome) = apply_refresh(&mut s, &request("t0", None, "t1b", 30_010));
-        assert!(
-            matches!(outcome, RefreshOutcome::RotatedInGrace(_)),
-            "{outcome:?}"
-        );
+        assert!(matches!(outcome, RefreshOutcome::RotatedInGrace(_)), "{outcome:?}");
         assert_eq!(s.current_hashes, [h2("t1"), h2("t1b")]);
         assert_eq!(s.expires_at.unix_millis(), 1_000_010);
         // Either sibling rotates; the other then becomes stale.
         let (_, outcome) = apply_refresh(&mut s, &request("t1b", Some("t0"), "t2", 30_020));
         assert!(matches!(outcome, RefreshOutcome::Rotated(_)));
         let (_, outcome) = apply_refresh(&mut s, &request("t1", Some("t0"), "t2x", 30_030));
-        assert!(
-            matches!(
-                outcome,
-                RefreshOutcome::TheftDetected {
-                    kind: TheftKind::StaleLineage,
-                    ..
-                }
-            ),
-            "{outcome:?}"
-        );
+        assert!(matches!(outcome, RefreshOutcome::TheftDetected { kind: TheftKind::StaleLineage, .. }), "{outcome:?}");
     }
 
     #[test]
@@ -282,21 +246,12 @@ mod tests {
         apply_refresh(&mut s, &request("t0", None, "t1", 10));
         let (changed, outcome) = apply_refresh(&mut s, &request("t0", None, "tx", 30_011));
         assert!(changed);
-        assert!(matches!(
-            outcome,
-            RefreshOutcome::TheftDetected {
-                kind: TheftKind::RecentPrev,
-                ..
-            }
-        ));
+        assert!(matches!(outcome, RefreshOutcome::TheftDetected { kind: TheftKind::RecentPrev, .. }));
         assert_eq!(s.revoked_at.map(Timestamp::unix_millis), Some(30_011));
         // The legitimate holder is now refused too: the family is revoked.
         let (changed, outcome) = apply_refresh(&mut s, &request("t1", Some("t0"), "t2", 30_012));
         assert!(!changed);
-        assert_eq!(
-            outcome,
-            RefreshOutcome::Unauthorised(UnauthorisedReason::Revoked)
-        );
+        assert_eq!(outcome, RefreshOutcome::Unauthorised(UnauthorisedReason::Revoked));
     }
 
     #[test]
@@ -313,23 +268,11 @@ mod tests {
         apply_refresh(&mut s2, &request("t1", Some("t0"), "t2", 20));
         let (_, outcome) = apply_refresh(&mut s2, &request("t2b", Some("t1"), "z", 100_000));
         assert!(
-            matches!(
-                outcome,
-                RefreshOutcome::TheftDetected {
-                    kind: TheftKind::OrphanedBranch,
-                    ..
-                }
-            ),
+            matches!(outcome, RefreshOutcome::TheftDetected { kind: TheftKind::OrphanedBranch, .. }),
             "{outcome:?}"
         );
         let (_, outcome) = apply_refresh(&mut s, &request("t1b", Some("t0"), "z", 60));
-        assert!(matches!(
-            outcome,
-            RefreshOutcome::TheftDetected {
-                kind: TheftKind::StaleLineage,
-                ..
-            }
-        ));
+        assert!(matches!(outcome, RefreshOutcome::TheftDetected { kind: TheftKind::StaleLineage, .. }));
     }
 
     #[test]
@@ -337,10 +280,7 @@ mod tests {
         let mut s = session();
         let (changed, outcome) = apply_refresh(&mut s, &request("t0", None, "t1", 1_000_000));
         assert!(!changed);
-        assert_eq!(
-            outcome,
-            RefreshOutcome::Unauthorised(UnauthorisedReason::Expired)
-        );
+        assert_eq!(outcome, RefreshOutcome::Unauthorised(UnauthorisedReason::Expired));
         s.revoked_at = Some(Timestamp::from_unix_millis(5));
         let before = s.clone();
         let (changed, _) = apply_refresh(&mut s, &request("t0", None, "t1", 10));
@@ -354,13 +294,7 @@ mod tests {
         let mut foreign = request("t0", None, "t1", 10);
         foreign.organization_id = Some("other".to_owned());
         let before = s.clone();
-        assert_eq!(
-            apply_refresh(&mut s, &foreign),
-            (
-                false,
-                RefreshOutcome::Unauthorised(UnauthorisedReason::Missing)
-            )
-        );
+        assert_eq!(apply_refresh(&mut s, &foreign), (false, RefreshOutcome::Unauthorised(UnauthorisedReason::Missing)));
         assert_eq!(s, before);
     }
 
@@ -370,9 +304,6 @@ mod tests {
         apply_refresh(&mut s, &request("t0", None, "t1", 10));
         let mut strict = request("t0", None, "t1b", 10);
         strict.grace_millis = 0;
-        assert!(matches!(
-            apply_refresh(&mut s, &strict).1,
-            RefreshOutcome::TheftDetected { .. }
-        ));
+        assert!(matches!(apply_refresh(&mut s, &strict).1, RefreshOutcome::TheftDetected { .. }));
     }
 }

@@ -5,13 +5,9 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
-use super::access_token::{
-    AccessTokenClaims, AccessTokenError, PROTECTED_CLAIMS, verify_access_token,
-};
+use super::access_token::{AccessTokenClaims, AccessTokenError, PROTECTED_CLAIMS, verify_access_token};
 use super::refresh_token::RefreshTokenCodec;
-use super::rotation::{
-    RefreshOutcome, RefreshRequest, SessionRecord, TheftKind, UnauthorisedReason,
-};
+use super::rotation::{RefreshOutcome, RefreshRequest, SessionRecord, TheftKind, UnauthorisedReason};
 use crate::clock::{Clock, Timestamp};
 use crate::keys::{KeyService, MasterKey};
 use crate::store::Store;
@@ -71,13 +67,11 @@ pub enum RefreshFailure {
 impl From<RefreshFailure> for Error {
     fn from(failure: RefreshFailure) -> Self {
         match failure {
-            RefreshFailure::Unauthorised(reason) => Self::new(ErrorCode::Unauthorised)
-                .with_internal(format!("refresh refused: {reason:?}")),
-            RefreshFailure::TheftDetected { handle, kind, .. } => {
-                Self::new(ErrorCode::TokenTheftDetected).with_internal(format!(
-                    "refresh token reuse ({kind:?}) on session {handle}; session revoked"
-                ))
+            RefreshFailure::Unauthorised(reason) => {
+                Self::new(ErrorCode::Unauthorised).with_internal(format!("refresh refused: {reason:?}"))
             }
+            RefreshFailure::TheftDetected { handle, kind, .. } => Self::new(ErrorCode::TokenTheftDetected)
+                .with_internal(format!("refresh token reuse ({kind:?}) on session {handle}; session revoked")),
             RefreshFailure::Failed(error) => error,
         }
     }
@@ -104,13 +98,7 @@ impl SessionService {
         master: &MasterKey,
     ) -> Self {
         let codec = RefreshTokenCodec::new(&master.derive("session refresh tokens"));
-        Self {
-            store,
-            keys,
-            clock,
-            config,
-            codec,
-        }
+        Self { store, keys, clock, config, codec }
     }
 
     /// The configuration.
@@ -131,8 +119,7 @@ impl SessionService {
         payload: Map<String, Value>,
     ) -> Result<SessionTokens, Error> {
         if user_id.trim().is_empty() {
-            return Err(Error::new(ErrorCode::MissingFields)
-                .with_message("The field `userId` is required."));
+            return Err(Error::new(ErrorCode::MissingFields).with_message("The field `userId` is required."));
         }
         if user_id.len() > MAX_USER_ID_LEN || user_id.chars().any(char::is_control) {
             return Err(Error::new(ErrorCode::EntityInvalid).with_message(format!(
@@ -172,14 +159,10 @@ impl SessionService {
         refresh_token: &str,
         organization_id: Option<&str>,
     ) -> Result<SessionTokens, RefreshFailure> {
-        let presented = self
-            .codec
-            .authenticate(refresh_token)
-            .ok_or(RefreshFailure::Unauthorised(UnauthorisedReason::Missing))?;
-        let minted = self
-            .codec
-            .mint(&presented.handle, Some(&presented.hash1))
-            .map_err(|e| RefreshFailure::Failed(e.into()))?;
+        let presented =
+            self.codec.authenticate(refresh_token).ok_or(RefreshFailure::Unauthorised(UnauthorisedReason::Missing))?;
+        let minted =
+            self.codec.mint(&presented.handle, Some(&presented.hash1)).map_err(|e| RefreshFailure::Failed(e.into()))?;
         let now = self.clock.now();
         let request = RefreshRequest {
             organization_id: organization_id.map(str::to_owned),
@@ -199,14 +182,11 @@ impl SessionService {
         match outcome {
             RefreshOutcome::Rotated(session) | RefreshOutcome::RotatedInGrace(session) => {
                 let exp = now.plus(self.config.access_token_validity).unix_seconds();
-                self.tokens(session, &minted.hash1, Some(minted.token), now, exp)
-                    .map_err(RefreshFailure::Failed)
+                self.tokens(session, &minted.hash1, Some(minted.token), now, exp).map_err(RefreshFailure::Failed)
             }
-            RefreshOutcome::TheftDetected { session, kind } => Err(RefreshFailure::TheftDetected {
-                handle: session.handle,
-                user_id: session.user_id,
-                kind,
-            }),
+            RefreshOutcome::TheftDetected { session, kind } => {
+                Err(RefreshFailure::TheftDetected { handle: session.handle, user_id: session.user_id, kind })
+            }
             RefreshOutcome::Unauthorised(reason) => Err(RefreshFailure::Unauthorised(reason)),
         }
     }
@@ -216,12 +196,7 @@ impl SessionService {
     /// # Errors
     /// An [`AccessTokenError`]: malformed (→ unauthorised) or try refresh.
     pub fn verify(&self, access_token: &str) -> Result<AccessTokenClaims, AccessTokenError> {
-        verify_access_token(
-            access_token,
-            self.keys.as_ref(),
-            self.clock.now(),
-            Some(&self.config.issuer),
-        )
+        verify_access_token(access_token, self.keys.as_ref(), self.clock.now(), Some(&self.config.issuer))
     }
 
     /// Re-mints the access token of a live session with its current claims, keeping its expiry and
@@ -229,22 +204,10 @@ impl SessionService {
     ///
     /// # Errors
     /// `tryRefreshToken` / `unauthorised` for an unusable token or session.
-    pub async fn regenerate(
-        &self,
-        organization_id: &str,
-        access_token: &str,
-    ) -> Result<SessionTokens, Error> {
+    pub async fn regenerate(&self, organization_id: &str, access_token: &str) -> Result<SessionTokens, Error> {
         let claims = self.verify(access_token).map_err(access_token_error)?;
-        let session = self
-            .live_session(organization_id, &claims.session_handle)
-            .await?;
-        self.tokens(
-            session,
-            &claims.refresh_token_hash1,
-            None,
-            self.clock.now(),
-            claims.exp,
-        )
+        let session = self.live_session(organization_id, &claims.session_handle).await?;
+        self.tokens(session, &claims.refresh_token_hash1, None, self.clock.now(), claims.exp)
     }
 
     /// Merges claims into a session's payload (a `null` value removes the claim). Tokens minted from now
@@ -258,13 +221,9 @@ impl SessionService {
         handle: &str,
         updates: Map<String, Value>,
     ) -> Result<SessionRecord, Error> {
-        let mut session = self
-            .live_session(organization_id, handle)
-            .await
-            .map_err(|_| {
-                Error::new(ErrorCode::EntityMissing)
-                    .with_message("There is no active session with this handle.")
-            })?;
+        let mut session = self.live_session(organization_id, handle).await.map_err(|_| {
+            Error::new(ErrorCode::EntityMissing).with_message("There is no active session with this handle.")
+        })?;
         for (key, value) in updates {
             if value.is_null() {
                 session.payload.remove(&key);
@@ -273,13 +232,8 @@ impl SessionService {
             }
         }
         self.check_payload(&session.payload)?;
-        if !self
-            .store
-            .update_session_payload(organization_id, handle, &session.payload)
-            .await?
-        {
-            return Err(Error::new(ErrorCode::EntityMissing)
-                .with_message("There is no session with this handle."));
+        if !self.store.update_session_payload(organization_id, handle, &session.payload).await? {
+            return Err(Error::new(ErrorCode::EntityMissing).with_message("There is no session with this handle."));
         }
         Ok(session)
     }
@@ -289,10 +243,7 @@ impl SessionService {
     /// # Errors
     /// Store failures.
     pub async fn revoke(&self, organization_id: &str, handle: &str) -> Result<bool, Error> {
-        Ok(self
-            .store
-            .revoke_session(organization_id, handle, self.clock.now())
-            .await?)
+        Ok(self.store.revoke_session(organization_id, handle, self.clock.now()).await?)
     }
 
     /// Revokes the session an access token belongs to (sign-out), whatever its organization.
@@ -312,10 +263,7 @@ impl SessionService {
     ///
     /// # Errors
     /// Store failures.
-    pub async fn usable_candidate<'a>(
-        &self,
-        candidates: &[&'a str],
-    ) -> Result<Option<&'a str>, Error> {
+    pub async fn usable_candidate<'a>(&self, candidates: &[&'a str]) -> Result<Option<&'a str>, Error> {
         let now = self.clock.now();
         let grace = i64::try_from(self.config.refresh_grace.as_millis()).unwrap_or(i64::MAX);
         for candidate in candidates {
@@ -327,12 +275,8 @@ impl SessionService {
             };
             let in_grace = grace > 0
                 && session.previous_hash.as_deref() == Some(presented.hash2.as_str())
-                && session
-                    .rotated_at
-                    .is_some_and(|at| now.unix_millis() <= at.unix_millis().saturating_add(grace));
-            if session.is_active(now)
-                && (session.current_hashes.contains(&presented.hash2) || in_grace)
-            {
+                && session.rotated_at.is_some_and(|at| now.unix_millis() <= at.unix_millis().saturating_add(grace));
+            if session.is_active(now) && (session.current_hashes.contains(&presented.hash2) || in_grace) {
                 return Ok(Some(candidate));
             }
         }
@@ -344,21 +288,14 @@ impl SessionService {
     /// # Errors
     /// Store failures.
     pub async fn revoke_user(&self, organization_id: &str, user_id: &str) -> Result<u64, Error> {
-        Ok(self
-            .store
-            .revoke_user_sessions(organization_id, user_id, self.clock.now())
-            .await?)
+        Ok(self.store.revoke_user_sessions(organization_id, user_id, self.clock.now()).await?)
     }
 
     /// The user's sessions that can still be refreshed.
     ///
     /// # Errors
     /// Store failures.
-    pub async fn active_sessions(
-        &self,
-        organization_id: &str,
-        user_id: &str,
-    ) -> Result<Vec<SessionRecord>, Error> {
+    pub async fn active_sessions(&self, organization_id: &str, user_id: &str) -> Result<Vec<SessionRecord>, Error> {
         let now = self.clock.now();
         let mut sessions = self.store.user_sessions(organization_id, user_id).await?;
         sessions.retain(|s| s.is_active(now));
@@ -377,15 +314,9 @@ impl SessionService {
         Ok(self.store.revoked_since(organization_id, since).await?)
     }
 
-    async fn live_session(
-        &self,
-        organization_id: &str,
-        handle: &str,
-    ) -> Result<SessionRecord, Error> {
-        let unauthorised = || {
-            Error::new(ErrorCode::Unauthorised)
-                .with_internal(format!("session {handle} is not live"))
-        };
+    async fn live_session(&self, organization_id: &str, handle: &str) -> Result<SessionRecord, Error> {
+        let unauthorised =
+            || Error::new(ErrorCode::Unauthorised).with_internal(format!("session {handle} is not live"));
         let session = self.store.session(handle).await?.ok_or_else(unauthorised)?;
         if session.organization_id != organization_id || !session.is_active(self.clock.now()) {
             return Err(unauthorised());
@@ -394,13 +325,9 @@ impl SessionService {
     }
 
     fn check_payload(&self, payload: &Map<String, Value>) -> Result<(), Error> {
-        if let Some(name) = payload
-            .keys()
-            .find(|k| PROTECTED_CLAIMS.contains(&k.as_str()))
-        {
-            return Err(Error::new(ErrorCode::EntityInvalid).with_message(format!(
-                "The claim name `{name}` is reserved by Portcullis."
-            )));
+        if let Some(name) = payload.keys().find(|k| PROTECTED_CLAIMS.contains(&k.as_str())) {
+            return Err(Error::new(ErrorCode::EntityInvalid)
+                .with_message(format!("The claim name `{name}` is reserved by Portcullis.")));
         }
         let size = serde_json::to_vec(payload).map_or(usize::MAX, |v| v.len());
         if size > self.config.max_payload_bytes {
@@ -436,13 +363,7 @@ impl SessionService {
         };
         let access_token = self.keys.signer()?.sign_jwt(&claims)?;
         let front_token = claims.front_token();
-        Ok(SessionTokens {
-            session,
-            access_token,
-            claims,
-            refresh_token,
-            front_token,
-        })
+        Ok(SessionTokens { session, access_token, claims, refresh_token, front_token })
     }
 }
 
@@ -450,10 +371,9 @@ impl SessionService {
 #[must_use]
 pub fn access_token_error(error: AccessTokenError) -> Error {
     match error {
-        AccessTokenError::Malformed => {
-            Error::new(ErrorCode::Unauthorised).with_internal("access token is not a JWT")
+        AccessTokenError::Malformed => Error::new(ErrorCode::Unauthorised).with_internal("access token is not a JWT"),
+        AccessTokenError::TryRefresh(reason) => {
+            Error::new(ErrorCode::TryRefreshToken).with_internal(format!("access token refused: {reason:?}"))
         }
-        AccessTokenError::TryRefresh(reason) => Error::new(ErrorCode::TryRefreshToken)
-            .with_internal(format!("access token refused: {reason:?}")),
     }
 }

@@ -46,9 +46,7 @@ impl From<StoreError> for Error {
                 .with_message("The service is temporarily unavailable. Please try again.")
                 .with_retry_after(1)
                 .with_internal(err),
-            StoreError::Backend(_) | StoreError::Decode(_) => {
-                Error::new(ErrorCode::GenericError).with_internal(err)
-            }
+            StoreError::Backend(_) | StoreError::Decode(_) => Error::new(ErrorCode::GenericError).with_internal(err),
         }
     }
 }
@@ -56,14 +54,7 @@ impl From<StoreError> for Error {
 /// Everything a backend provides.
 #[async_trait]
 pub trait Store:
-    OrganizationStore
-    + ApiKeyStore
-    + SigningKeyStore
-    + SessionStore
-    + fmt::Debug
-    + Send
-    + Sync
-    + 'static
+    OrganizationStore + ApiKeyStore + SigningKeyStore + SessionStore + fmt::Debug + Send + Sync + 'static
 {
     /// The backend's name, as `/health` reports it.
     fn backend(&self) -> &'static str;

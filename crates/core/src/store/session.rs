@@ -15,11 +15,7 @@ pub trait SessionStore {
     async fn session(&self, handle: &str) -> Result<Option<SessionRecord>, StoreError>;
 
     /// Every session of a user in an organization, revoked and expired ones included, oldest first.
-    async fn user_sessions(
-        &self,
-        organization_id: &str,
-        user_id: &str,
-    ) -> Result<Vec<SessionRecord>, StoreError>;
+    async fn user_sessions(&self, organization_id: &str, user_id: &str) -> Result<Vec<SessionRecord>, StoreError>;
 
     /// Locks the session row, applies [`crate::session::apply_refresh`] to it and writes the result, in
     /// one transaction, so concurrent refreshes on any number of instances see each other's rotation.
@@ -31,12 +27,7 @@ pub trait SessionStore {
     ) -> Result<Option<RefreshOutcome>, StoreError>;
 
     /// Revokes one session of the organization; `false` if it does not exist or was already revoked.
-    async fn revoke_session(
-        &self,
-        organization_id: &str,
-        handle: &str,
-        now: Timestamp,
-    ) -> Result<bool, StoreError>;
+    async fn revoke_session(&self, organization_id: &str, handle: &str, now: Timestamp) -> Result<bool, StoreError>;
 
     /// Revokes every active session of a user; returns how many.
     async fn revoke_user_sessions(

@@ -30,9 +30,6 @@ pub trait SigningKeyStore {
     /// Adds `key` only if the newest key is still `expected_newest` (`None`: the ring is empty), so that
     /// several instances rotating at once add exactly one key. Otherwise [`StoreError::Conflict`] and
     /// nothing is written.
-    async fn insert_signing_key(
-        &self,
-        key: &SigningKeyRecord,
-        expected_newest: Option<&str>,
-    ) -> Result<(), StoreError>;
+    async fn insert_signing_key(&self, key: &SigningKeyRecord, expected_newest: Option<&str>)
+    -> Result<(), StoreError>;
 }

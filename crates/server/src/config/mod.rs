@@ -280,10 +280,7 @@ impl Default for KeysConfig {
 
 impl Default for LogConfig {
     fn default() -> Self {
-        Self {
-            level: "info".to_owned(),
-            format: LogFormat::Pretty,
-        }
+        Self { level: "info".to_owned(), format: LogFormat::Pretty }
     }
 }
 
@@ -310,10 +307,7 @@ impl Config {
         let mut figment = Figment::from(Serialized::defaults(Self::default()));
         match file {
             Some(path) if !path.exists() => {
-                return Err(ConfigError(format!(
-                    "the configuration file {} does not exist",
-                    path.display()
-                )));
+                return Err(ConfigError(format!("the configuration file {} does not exist", path.display())));
             }
             Some(path) => figment = figment.merge(Toml::file_exact(path)),
             None if Path::new("portcullis.toml").exists() => {
@@ -326,10 +320,7 @@ impl Config {
             let key = key.as_str().to_ascii_lowercase();
             key != "config" && !key.starts_with("test_")
         });
-        let config: Self = figment
-            .merge(env)
-            .extract()
-            .map_err(|e| ConfigError(e.to_string()))?;
+        let config: Self = figment.merge(env).extract().map_err(|e| ConfigError(e.to_string()))?;
         config.validate()?;
         Ok(config)
     }
@@ -337,10 +328,7 @@ impl Config {
     fn validate(&self) -> Result<(), ConfigError> {
         let bad = |key: &str, why: &str| Err(ConfigError(format!("`{key}` {why}")));
         if self.server.listen.parse::<SocketAddr>().is_err() {
-            return bad(
-                "server.listen",
-                "must be an IP socket address such as 127.0.0.1:7420",
-            );
+            return bad("server.listen", "must be an IP socket address such as 127.0.0.1:7420");
         }
         let url = &self.server.public_url;
         if !url.is_empty() && !url.starts_with("http://") && !url.starts_with("https://") {
@@ -353,20 +341,12 @@ impl Config {
             return bad("server.request_timeout_secs", "must be at least 1");
         }
         if self.store.backend == StoreBackend::Postgres && self.store.postgres_url.is_empty() {
-            return bad(
-                "store.postgres_url",
-                "is required when `store.backend` is `postgres`",
-            );
+            return bad("store.postgres_url", "is required when `store.backend` is `postgres`");
         }
         if self.store.sqlite_readers == 0 || self.store.postgres_pool_size == 0 {
-            return bad(
-                "store.sqlite_readers / store.postgres_pool_size",
-                "must be at least 1",
-            );
+            return bad("store.sqlite_readers / store.postgres_pool_size", "must be at least 1");
         }
-        if self.keys.publish_lead_secs == 0
-            || self.keys.rotation_interval_secs <= self.keys.publish_lead_secs
-        {
+        if self.keys.publish_lead_secs == 0 || self.keys.rotation_interval_secs <= self.keys.publish_lead_secs {
             return bad(
                 "keys.rotation_interval_secs",
                 "must be longer than `keys.publish_lead_secs`, which must be at least 1",
@@ -385,10 +365,7 @@ impl Config {
             return bad("session.refresh_grace_secs", "must be between 0 and 300");
         }
         if !session.api_base_path.starts_with('/') || session.api_base_path.ends_with('/') {
-            return bad(
-                "session.api_base_path",
-                "must start with `/` and not end with one, such as /auth",
-            );
+            return bad("session.api_base_path", "must start with `/` and not end with one, such as /auth");
         }
         if let Some(origin) = session.cors_allowed_origins.iter().find(|o| {
             o.as_str() == "*"

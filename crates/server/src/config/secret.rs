@@ -29,10 +29,6 @@ impl From<&str> for Secret {
 
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(if self.0.is_empty() {
-            "<unset>"
-        } else {
-            "<redacted>"
-        })
+        f.write_str(if self.0.is_empty() { "<unset>" } else { "<redacted>" })
     }
 }

@@ -16,15 +16,9 @@ use crate::http::{AdminAuth, ApiError, ApiJson};
 
 pub(crate) fn routes() -> Router<Arc<App>> {
     Router::new()
-        .route(
-            "/admin/v1/organizations",
-            post(create_organization).get(list_organizations),
-        )
+        .route("/admin/v1/organizations", post(create_organization).get(list_organizations))
         .route("/admin/v1/organizations/{id}", get(show_organization))
-        .route(
-            "/admin/v1/organizations/{id}/api-keys",
-            post(create_api_key),
-        )
+        .route("/admin/v1/organizations/{id}/api-keys", post(create_api_key))
         .route("/admin/v1/keys", get(list_keys))
         .route("/admin/v1/keys/rotate", post(rotate_keys))
 }
@@ -40,16 +34,10 @@ async fn create_organization(
     State(app): State<Arc<App>>,
     ApiJson(body): ApiJson<NewOrganization>,
 ) -> Result<(StatusCode, Json<Organization>), ApiError> {
-    Ok((
-        StatusCode::CREATED,
-        Json(app.create_organization(&body.name).await?),
-    ))
+    Ok((StatusCode::CREATED, Json(app.create_organization(&body.name).await?)))
 }
 
-async fn list_organizations(
-    _: AdminAuth,
-    State(app): State<Arc<App>>,
-) -> Result<Json<Value>, ApiError> {
+async fn list_organizations(_: AdminAuth, State(app): State<Arc<App>>) -> Result<Json<Value>, ApiError> {
     Ok(Json(json!({ "organizations": app.organizations().await? })))
 }
 
@@ -67,19 +55,13 @@ async fn create_api_key(
     Path(id): Path<String>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let key = app.create_api_key(&id).await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({ "key": key.secret, "apiKey": key.record })),
-    ))
+    Ok((StatusCode::CREATED, Json(json!({ "key": key.secret, "apiKey": key.record }))))
 }
 
 async fn list_keys(_: AdminAuth, State(app): State<Arc<App>>) -> Json<Value> {
     Json(json!({ "keys": app.key_statuses() }))
 }
 
-async fn rotate_keys(
-    _: AdminAuth,
-    State(app): State<Arc<App>>,
-) -> Result<(StatusCode, Json<KeyStatus>), ApiError> {
+async fn rotate_keys(_: AdminAuth, State(app): State<Arc<App>>) -> Result<(StatusCode, Json<KeyStatus>), ApiError> {
     Ok((StatusCode::CREATED, Json(app.rotate_keys().await?)))
 }

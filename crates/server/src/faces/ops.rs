@@ -22,17 +22,12 @@ pub(crate) fn routes() -> Router<Arc<App>> {
 
 async fn health(State(app): State<Arc<App>>) -> Result<Json<serde_json::Value>, ApiError> {
     app.health().await?;
-    Ok(Json(
-        json!({ "status": "ok", "store": app.store_backend(), "version": env!("CARGO_PKG_VERSION") }),
-    ))
+    Ok(Json(json!({ "status": "ok", "store": app.store_backend(), "version": env!("CARGO_PKG_VERSION") })))
 }
 
 async fn errors() -> Response {
     let mut response = Json(portcullis_core::error::catalog()).into_response();
-    response.headers_mut().insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("public, max-age=3600"),
-    );
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=3600"));
     response
 }
 
@@ -48,9 +43,8 @@ async fn jwks(State(app): State<Arc<App>>) -> Response {
 
 async fn metrics() -> Response {
     let mut response = crate::metrics::render().into_response();
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
-    );
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"));
     response
 }

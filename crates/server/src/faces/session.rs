@@ -12,8 +12,7 @@ use axum::routing::post;
 use portcullis_core::session::{AccessTokenError, RefreshFailure, access_token_error};
 use portcullis_core::{Error, ErrorCode};
 use portcullis_session_wire::{
-    CORS_ALLOW_HEADERS, CORS_EXPOSE_HEADERS, IssuedTokens, RequestTokens, TokenResponse,
-    TokenTransfer, body,
+    CORS_ALLOW_HEADERS, CORS_EXPOSE_HEADERS, IssuedTokens, RequestTokens, TokenResponse, TokenTransfer, body,
 };
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
@@ -35,31 +34,17 @@ pub(crate) fn routes(config: &Config) -> Router<Arc<App>> {
 /// CORS for the configured page origins: exact origins with credentials, the SDK's headers allowed and
 /// exposed, preflights cached for 10 minutes.
 pub(crate) fn cors(config: &Config) -> Option<CorsLayer> {
-    let origins: Vec<HeaderValue> = config
-        .session
-        .cors_allowed_origins
-        .iter()
-        .filter_map(|o| HeaderValue::from_str(o).ok())
-        .collect();
+    let origins: Vec<HeaderValue> =
+        config.session.cors_allowed_origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()).collect();
     if origins.is_empty() {
         return None;
     }
-    let names = |list: &[&str]| {
-        list.iter()
-            .filter_map(|h| h.parse().ok())
-            .collect::<Vec<header::HeaderName>>()
-    };
+    let names = |list: &[&str]| list.iter().filter_map(|h| h.parse().ok()).collect::<Vec<header::HeaderName>>();
     Some(
         CorsLayer::new()
             .allow_origin(AllowOrigin::list(origins))
             .allow_credentials(true)
-            .allow_methods([
-                Method::GET,
-                Method::POST,
-                Method::PUT,
-                Method::PATCH,
-                Method::DELETE,
-            ])
+            .allow_methods([Method::GET, Method::POST, Method::PUT, Method::PATCH, Method::DELETE])
             .allow_headers(names(CORS_ALLOW_HEADERS))
             .expose_headers(names(CORS_EXPOSE_HEADERS))
             .max_age(Duration::from_secs(600)),
@@ -67,21 +52,11 @@ pub(crate) fn cors(config: &Config) -> Option<CorsLayer> {
 }
 
 /// A response in the SuperTokens wire shape; the error (if any) is attached for the log and metrics.
-fn wire(
-    status: StatusCode,
-    body: &'static str,
-    mut headers: HeaderMap,
-    error: Option<Error>,
-) -> Response {
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
+fn wire(status: StatusCode, body: &'static str, mut headers: HeaderMap, error: Option<Error>) -> Response {
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     let mut response = (status, headers, body).into_response();
     if let Some(error) = error {
-        response
-            .extensions_mut()
-            .insert(ErrorReport(Arc::new(error)));
+        response.extensions_mut().insert(ErrorReport(Arc::new(error)));
     }
     response
 }
@@ -93,9 +68,7 @@ fn cleared(app: &App, status: StatusCode, body: &'static str, error: Error) -> R
 }
 
 fn csrf_blocked(app: &App, tokens: &RequestTokens, mode: TokenTransfer) -> bool {
-    mode == TokenTransfer::Cookie
-        && app.config().session.anti_csrf == AntiCsrf::ViaCustomHeader
-        && !tokens.has_rid
+    mode == TokenTransfer::Cookie && app.config().session.anti_csrf == AntiCsrf::ViaCustomHeader && !tokens.has_rid
 }
 
 async fn refresh(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
@@ -140,11 +113,7 @@ async fn refresh(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
             if tokens.legacy_id_refresh {
                 wire_tokens.clear_legacy(&mut out);
             }
-            let other = if mode == TokenTransfer::Cookie {
-                TokenTransfer::Header
-            } else {
-                TokenTransfer::Cookie
-            };
+            let other = if mode == TokenTransfer::Cookie { TokenTransfer::Header } else { TokenTransfer::Cookie };
             let refresh_expiry = issued.session.expires_at.unix_millis();
             let handed = IssuedTokens {
                 access_token: &issued.access_token,
@@ -154,30 +123,18 @@ async fn refresh(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
             wire_tokens.attach(&mut out, mode, &handed, tokens.carries(other));
             wire(StatusCode::OK, body::EMPTY, out, None)
         }
-        Err(RefreshFailure::TheftDetected {
-            handle,
-            user_id,
-            kind,
-        }) => {
+        Err(RefreshFailure::TheftDetected { handle, user_id, kind }) => {
             tracing::warn!(session = %handle, user = %user_id, ?kind, "refresh token reuse: session revoked");
             cleared(
                 &app,
                 StatusCode::UNAUTHORIZED,
                 body::TOKEN_THEFT_DETECTED,
-                RefreshFailure::TheftDetected {
-                    handle,
-                    user_id,
-                    kind,
-                }
-                .into(),
+                RefreshFailure::TheftDetected { handle, user_id, kind }.into(),
             )
         }
-        Err(failure @ RefreshFailure::Unauthorised(_)) => cleared(
-            &app,
-            StatusCode::UNAUTHORIZED,
-            body::UNAUTHORISED,
-            failure.into(),
-        ),
+        Err(failure @ RefreshFailure::Unauthorised(_)) => {
+            cleared(&app, StatusCode::UNAUTHORIZED, body::UNAUTHORISED, failure.into())
+        }
         Err(RefreshFailure::Failed(e)) => ApiError(e).into_response(),
     }
 }
@@ -185,32 +142,13 @@ async fn refresh(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
 async fn sign_out(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
     let tokens = RequestTokens::from_headers(&headers);
     let Some((token, mode)) = tokens.access_token() else {
-        let error = if tokens.has_duplicate_cookies() {
-            ErrorCode::TryRefreshToken
-        } else {
-            ErrorCode::Unauthorised
-        };
-        let body = if tokens.has_duplicate_cookies() {
-            body::TRY_REFRESH_TOKEN
-        } else {
-            body::UNAUTHORISED
-        };
-        return wire(
-            StatusCode::UNAUTHORIZED,
-            body,
-            HeaderMap::new(),
-            Some(Error::new(error)),
-        );
+        let error = if tokens.has_duplicate_cookies() { ErrorCode::TryRefreshToken } else { ErrorCode::Unauthorised };
+        let body = if tokens.has_duplicate_cookies() { body::TRY_REFRESH_TOKEN } else { body::UNAUTHORISED };
+        return wire(StatusCode::UNAUTHORIZED, body, HeaderMap::new(), Some(Error::new(error)));
     };
     if csrf_blocked(&app, &tokens, mode) {
-        let error = Error::new(ErrorCode::TryRefreshToken)
-            .with_internal("cookie-mode sign-out without the rid header");
-        return wire(
-            StatusCode::UNAUTHORIZED,
-            body::TRY_REFRESH_TOKEN,
-            HeaderMap::new(),
-            Some(error),
-        );
+        let error = Error::new(ErrorCode::TryRefreshToken).with_internal("cookie-mode sign-out without the rid header");
+        return wire(StatusCode::UNAUTHORIZED, body::TRY_REFRESH_TOKEN, HeaderMap::new(), Some(error));
     }
     match app.sessions().verify(token) {
         Ok(claims) => match app.sessions().revoke_own(&claims).await {
@@ -221,17 +159,11 @@ async fn sign_out(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
             }
             Err(e) => ApiError(e).into_response(),
         },
-        Err(e @ AccessTokenError::Malformed) => wire(
-            StatusCode::UNAUTHORIZED,
-            body::UNAUTHORISED,
-            HeaderMap::new(),
-            Some(access_token_error(e)),
-        ),
-        Err(e @ AccessTokenError::TryRefresh(_)) => wire(
-            StatusCode::UNAUTHORIZED,
-            body::TRY_REFRESH_TOKEN,
-            HeaderMap::new(),
-            Some(access_token_error(e)),
-        ),
+        Err(e @ AccessTokenError::Malformed) => {
+            wire(StatusCode::UNAUTHORIZED, body::UNAUTHORISED, HeaderMap::new(), Some(access_token_error(e)))
+        }
+        Err(e @ AccessTokenError::TryRefresh(_)) => {
+            wire(StatusCode::UNAUTHORIZED, body::TRY_REFRESH_TOKEN, HeaderMap::new(), Some(access_token_error(e)))
+        }
     }
 }

@@ -25,10 +25,7 @@ pub(crate) fn routes() -> Router<Arc<App>> {
         .route("/api/v1/sessions/revoked", get(revoked))
         .route("/api/v1/sessions/{handle}", delete(revoke))
         .route("/api/v1/sessions/{handle}/claims", patch(merge_claims))
-        .route(
-            "/api/v1/users/{user_id}/sessions",
-            get(list).delete(revoke_user),
-        )
+        .route("/api/v1/users/{user_id}/sessions", get(list).delete(revoke_user))
 }
 
 #[derive(Debug, Deserialize)]
@@ -56,15 +53,8 @@ async fn create(
     State(app): State<Arc<App>>,
     ApiJson(body): ApiJson<NewSession>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let tokens = app
-        .sessions()
-        .create(
-            &org,
-            &body.user_id,
-            body.tenant_id.as_deref(),
-            body.access_token_payload,
-        )
-        .await?;
+    let tokens =
+        app.sessions().create(&org, &body.user_id, body.tenant_id.as_deref(), body.access_token_payload).await?;
     Ok((StatusCode::CREATED, Json(tokens_body(&tokens))))
 }
 
@@ -83,12 +73,8 @@ async fn refresh(
     Extension(request_id): Extension<RequestId>,
     ApiJson(body): ApiJson<RefreshBody>,
 ) -> Response {
-    let candidates: Vec<&str> = body
-        .refresh_token
-        .iter()
-        .chain(body.refresh_tokens.iter().flatten())
-        .map(String::as_str)
-        .collect();
+    let candidates: Vec<&str> =
+        body.refresh_token.iter().chain(body.refresh_tokens.iter().flatten()).map(String::as_str).collect();
     let chosen = match candidates.as_slice() {
         [] => {
             let error = portcullis_core::Error::new(portcullis_core::ErrorCode::MissingFields)
@@ -109,11 +95,7 @@ async fn refresh(
         Err(failure) => {
             // Theft carries the session and user, so the caller's handler can act on them.
             let (handle, user) = match &failure {
-                RefreshFailure::TheftDetected {
-                    handle,
-                    user_id,
-                    kind,
-                } => {
+                RefreshFailure::TheftDetected { handle, user_id, kind } => {
                     tracing::warn!(session = %handle, user = %user_id, ?kind, "refresh token reuse: session revoked");
                     (Some(handle.clone()), Some(user_id.clone()))
                 }
@@ -126,9 +108,7 @@ async fn refresh(
                 body["userId"] = json!(user);
             }
             let mut response = (StatusCode::UNAUTHORIZED, Json(body)).into_response();
-            response
-                .extensions_mut()
-                .insert(ErrorReport(Arc::new(error)));
+            response.extensions_mut().insert(ErrorReport(Arc::new(error)));
             response
         }
     }
@@ -145,15 +125,8 @@ async fn verify(
     State(app): State<Arc<App>>,
     ApiJson(body): ApiJson<AccessTokenBody>,
 ) -> Result<Json<Value>, ApiError> {
-    let claims = app
-        .sessions()
-        .verify(&body.access_token)
-        .map_err(access_token_error)?;
-    let live = app
-        .sessions()
-        .regenerate(&org, &body.access_token)
-        .await
-        .is_ok();
+    let claims = app.sessions().verify(&body.access_token).map_err(access_token_error)?;
+    let live = app.sessions().regenerate(&org, &body.access_token).await.is_ok();
     Ok(Json(json!({ "claims": claims, "sessionLive": live })))
 }
 
@@ -178,10 +151,8 @@ async fn revoked(
 ) -> Result<Json<Value>, ApiError> {
     let since = Timestamp::from_unix_millis(since.since.unwrap_or(0));
     let revoked = app.sessions().revoked_since(&org, since).await?;
-    let items: Vec<Value> = revoked
-        .iter()
-        .map(|(handle, at)| json!({ "handle": handle, "revokedAt": at.unix_millis() }))
-        .collect();
+    let items: Vec<Value> =
+        revoked.iter().map(|(handle, at)| json!({ "handle": handle, "revokedAt": at.unix_millis() })).collect();
     Ok(Json(json!({ "revoked": items })))
 }
 
@@ -190,9 +161,7 @@ async fn revoke(
     State(app): State<Arc<App>>,
     Path(handle): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    Ok(Json(
-        json!({ "revoked": app.sessions().revoke(&org, &handle).await? }),
-    ))
+    Ok(Json(json!({ "revoked": app.sessions().revoke(&org, &handle).await? })))
 }
 
 #[derive(Debug, Deserialize)]
@@ -207,9 +176,7 @@ async fn merge_claims(
     Path(handle): Path<String>,
     ApiJson(body): ApiJson<ClaimsBody>,
 ) -> Result<Json<Value>, ApiError> {
-    Ok(Json(
-        json!({ "session": app.sessions().merge_claims(&org, &handle, body.claims).await? }),
-    ))
+    Ok(Json(json!({ "session": app.sessions().merge_claims(&org, &handle, body.claims).await? })))
 }
 
 async fn list(
@@ -217,9 +184,7 @@ async fn list(
     State(app): State<Arc<App>>,
     Path(user_id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    Ok(Json(
-        json!({ "sessions": app.sessions().active_sessions(&org, &user_id).await? }),
-    ))
+    Ok(Json(json!({ "sessions": app.sessions().active_sessions(&org, &user_id).await? })))
 }
 
 async fn revoke_user(
@@ -227,7 +192,5 @@ async fn revoke_user(
     State(app): State<Arc<App>>,
     Path(user_id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    Ok(Json(
-        json!({ "revoked": app.sessions().revoke_user(&org, &user_id).await? }),
-    ))
+    Ok(Json(json!({ "revoked": app.sessions().revoke_user(&org, &user_id).await? })))
 }

@@ -17,10 +17,7 @@ pub struct AdminAuth;
 impl FromRequestParts<Arc<App>> for AdminAuth {
     type Rejection = ApiError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        app: &Arc<App>,
-    ) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, Self::Rejection> {
         let presented = parts
             .headers
             .get(header::AUTHORIZATION)
@@ -36,9 +33,7 @@ impl FromRequestParts<Arc<App>> for AdminAuth {
             Ok(Self)
         } else {
             Err(ApiError(
-                Error::new(ErrorCode::NoPermission)
-                    .with_status(401)
-                    .with_message("The admin token is not valid."),
+                Error::new(ErrorCode::NoPermission).with_status(401).with_message("The admin token is not valid."),
             ))
         }
     }

@@ -24,23 +24,17 @@ pub(crate) struct ErrorReport(pub(crate) Arc<Error>);
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let status =
-            StatusCode::from_u16(self.0.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let status = StatusCode::from_u16(self.0.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let mut response = status.into_response();
         if let Some(seconds) = self.0.retry_after_secs() {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         if status == StatusCode::UNAUTHORIZED && self.0.code() == ErrorCode::TokenMissing {
-            response.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Bearer realm=\"portcullis\""),
-            );
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"portcullis\""));
         }
-        response
-            .extensions_mut()
-            .insert(ErrorReport(Arc::new(self.0)));
+        response.extensions_mut().insert(ErrorReport(Arc::new(self.0)));
         response
     }
 }
@@ -53,20 +47,18 @@ pub(crate) fn error_for_bare_status(status: StatusCode, method: &str) -> Error {
             .with_status(405)
             .with_message(format!("The method {method} is not allowed on this route.")),
         StatusCode::NOT_FOUND => Error::new(ErrorCode::EntityMissing),
-        StatusCode::PAYLOAD_TOO_LARGE => Error::new(ErrorCode::EntityInvalid)
-            .with_status(413)
-            .with_message("The request body is too large."),
-        StatusCode::UNSUPPORTED_MEDIA_TYPE => Error::new(ErrorCode::EntityInvalid).with_status(415),
-        StatusCode::SERVICE_UNAVAILABLE | StatusCode::REQUEST_TIMEOUT => {
-            Error::new(ErrorCode::GenericError)
-                .with_status(503)
-                .with_message("The request took too long. Please try again.")
-                .with_retry_after(1)
-                .with_internal(format!("framework answered {status}"))
+        StatusCode::PAYLOAD_TOO_LARGE => {
+            Error::new(ErrorCode::EntityInvalid).with_status(413).with_message("The request body is too large.")
         }
-        status if status.is_client_error() => Error::new(ErrorCode::EntityInvalid)
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => Error::new(ErrorCode::EntityInvalid).with_status(415),
+        StatusCode::SERVICE_UNAVAILABLE | StatusCode::REQUEST_TIMEOUT => Error::new(ErrorCode::GenericError)
+            .with_status(503)
+            .with_message("The request took too long. Please try again.")
+            .with_retry_after(1)
             .with_internal(format!("framework answered {status}")),
-        status => Error::new(ErrorCode::GenericError)
-            .with_internal(format!("framework answered {status}")),
+        status if status.is_client_error() => {
+            Error::new(ErrorCode::EntityInvalid).with_internal(format!("framework answered {status}"))
+        }
+        status => Error::new(ErrorCode::GenericError).with_internal(format!("framework answered {status}")),
     }
 }

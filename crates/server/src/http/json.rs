@@ -29,38 +29,21 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
 const MAX_DETAIL_CHARS: usize = 200;
 
 fn json_error(rejection: &JsonRejection) -> Error {
-    let detail: String = rejection
-        .body_text()
-        .chars()
-        .take(MAX_DETAIL_CHARS)
-        .collect();
+    let detail: String = rejection.body_text().chars().take(MAX_DETAIL_CHARS).collect();
     match rejection {
         JsonRejection::MissingJsonContentType(_) => Error::new(ErrorCode::EntityInvalid)
             .with_status(415)
-            .with_message(
-                "The request body must be JSON, sent with `Content-Type: application/json`.",
-            ),
+            .with_message("The request body must be JSON, sent with `Content-Type: application/json`."),
         JsonRejection::JsonDataError(_) if detail.contains("missing field") => {
             let field = detail.split('`').nth(1).unwrap_or("a required field");
-            Error::new(ErrorCode::MissingFields)
-                .with_message(format!("The field `{field}` is required."))
+            Error::new(ErrorCode::MissingFields).with_message(format!("The field `{field}` is required."))
         }
-        JsonRejection::JsonDataError(_) => {
-            Error::new(ErrorCode::EntityInvalid).with_message(format!(
-                "The request body has an invalid value: {}",
-                strip_prefix(&detail)
-            ))
-        }
-        JsonRejection::JsonSyntaxError(_) => {
-            Error::new(ErrorCode::EntityInvalid).with_message(format!(
-                "The request body is not valid JSON: {}",
-                strip_prefix(&detail)
-            ))
-        }
+        JsonRejection::JsonDataError(_) => Error::new(ErrorCode::EntityInvalid)
+            .with_message(format!("The request body has an invalid value: {}", strip_prefix(&detail))),
+        JsonRejection::JsonSyntaxError(_) => Error::new(ErrorCode::EntityInvalid)
+            .with_message(format!("The request body is not valid JSON: {}", strip_prefix(&detail))),
         JsonRejection::BytesRejection(_) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            Error::new(ErrorCode::EntityInvalid)
-                .with_status(413)
-                .with_message("The request body is too large.")
+            Error::new(ErrorCode::EntityInvalid).with_status(413).with_message("The request body is too large.")
         }
         _ => Error::new(ErrorCode::EntityInvalid)
             .with_message("The request body could not be read.")

@@ -17,10 +17,7 @@ pub struct OrgAuth(pub String);
 impl FromRequestParts<Arc<App>> for OrgAuth {
     type Rejection = ApiError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        app: &Arc<App>,
-    ) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, Self::Rejection> {
         let secret = parts
             .headers
             .get(header::AUTHORIZATION)

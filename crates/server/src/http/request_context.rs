@@ -27,10 +27,7 @@ struct RouteTemplate(String);
 
 /// Runs inside routing (as a route layer) where the matched path is known.
 pub(crate) async fn tag_route(request: Request, next: Next) -> Response {
-    let template = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| RouteTemplate(p.as_str().to_owned()));
+    let template = request.extensions().get::<MatchedPath>().map(|p| RouteTemplate(p.as_str().to_owned()));
     let mut response = next.run(request).await;
     if let Some(template) = template {
         response.extensions_mut().insert(template);
@@ -42,9 +39,7 @@ pub(crate) async fn request_context(mut request: Request, next: Next) -> Respons
     let started = Instant::now();
     // Always ours: a client-chosen id could forge or collide with log lines.
     let request_id = uuid::Uuid::now_v7().simple().to_string();
-    request
-        .extensions_mut()
-        .insert(RequestId(request_id.clone()));
+    request.extensions_mut().insert(RequestId(request_id.clone()));
     let method = request.method().clone();
     let span = tracing::info_span!("request", id = %request_id, method = %method, path = %request.uri().path());
 
@@ -64,9 +59,7 @@ pub(crate) async fn request_context(mut request: Request, next: Next) -> Respons
         response = rebuilt;
     }
 
-    let error_code = if let Some(ErrorReport(error)) =
-        response.extensions().get::<ErrorReport>().cloned()
-    {
+    let error_code = if let Some(ErrorReport(error)) = response.extensions().get::<ErrorReport>().cloned() {
         span.in_scope(|| {
             if error.status() >= 500 {
                 tracing::error!(code = %error.code(), internal = error.internal(), "request failed");
@@ -82,10 +75,7 @@ pub(crate) async fn request_context(mut request: Request, next: Next) -> Respons
             }));
             let (parts, _) = response.into_parts();
             response = Response::from_parts(parts, body.into_response().into_body());
-            response.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            );
+            response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
         }
         Some(error.code())
     } else {
@@ -95,17 +85,8 @@ pub(crate) async fn request_context(mut request: Request, next: Next) -> Respons
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         response.headers_mut().insert(REQUEST_ID_HEADER, value);
     }
-    let route = response
-        .extensions()
-        .get::<RouteTemplate>()
-        .map_or_else(|| "unmatched".to_owned(), |t| t.0.clone());
-    crate::metrics::record_request(
-        &method,
-        &route,
-        response.status().as_u16(),
-        error_code,
-        started.elapsed(),
-    );
+    let route = response.extensions().get::<RouteTemplate>().map_or_else(|| "unmatched".to_owned(), |t| t.0.clone());
+    crate::metrics::record_request(&method, &route, response.status().as_u16(), error_code, started.elapsed());
     span.in_scope(|| {
         tracing::debug!(
             status = response.status().as_u16(),

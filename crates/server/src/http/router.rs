@@ -33,20 +33,14 @@ pub fn router(app: Arc<App>) -> Router {
         .fallback(unknown_route)
         .with_state(app)
         .layer(DefaultBodyLimit::max(body_limit))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::SERVICE_UNAVAILABLE,
-            timeout,
-        ))
+        .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, timeout))
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(from_fn(request_context))
 }
 
 async fn unknown_route(method: Method, uri: Uri) -> ApiError {
     let path: String = uri.path().chars().take(MAX_ECHOED_PATH).collect();
-    ApiError(
-        Error::new(ErrorCode::EntityMissing)
-            .with_message(format!("There is no route {method} {path}.")),
-    )
+    ApiError(Error::new(ErrorCode::EntityMissing).with_message(format!("There is no route {method} {path}.")))
 }
 
 fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response {
@@ -55,6 +49,5 @@ fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response {
         .map(String::as_str)
         .or_else(|| panic.downcast_ref::<&str>().copied())
         .unwrap_or("a handler panicked");
-    ApiError(Error::new(ErrorCode::GenericError).with_internal(format!("panic: {detail}")))
-        .into_response()
+    ApiError(Error::new(ErrorCode::GenericError).with_internal(format!("panic: {detail}"))).into_response()
 }

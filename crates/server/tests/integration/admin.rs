@@ -7,41 +7,23 @@ use crate::harness::{Backend, TestServer, assert_catalog_error, read_json};
 
 async fn organizations_lifecycle(backend: Backend) {
     let server = TestServer::start_with(backend, |_| {}).await;
-    let response = server
-        .admin(Method::POST, "/admin/v1/organizations")
-        .json(&json!({ "name": " Acme " }))
-        .send();
+    let response = server.admin(Method::POST, "/admin/v1/organizations").json(&json!({ "name": " Acme " })).send();
     let (status, created) = read_json(response.await.expect("request")).await;
     assert_eq!(status, 201);
     assert_eq!(created["name"], "Acme");
     let id = created["id"].as_str().expect("id").to_owned();
 
-    let (status, shown) = read_json(
-        server
-            .admin(Method::GET, &format!("/admin/v1/organizations/{id}"))
-            .send()
-            .await
-            .expect("request"),
-    )
-    .await;
+    let (status, shown) =
+        read_json(server.admin(Method::GET, &format!("/admin/v1/organizations/{id}")).send().await.expect("request"))
+            .await;
     assert_eq!((status, &shown), (200, &created));
 
-    let (status, list) = read_json(
-        server
-            .admin(Method::GET, "/admin/v1/organizations")
-            .send()
-            .await
-            .expect("request"),
-    )
-    .await;
+    let (status, list) =
+        read_json(server.admin(Method::GET, "/admin/v1/organizations").send().await.expect("request")).await;
     assert_eq!(status, 200);
     assert_eq!(list["organizations"], json!([created]));
 
-    let response = server
-        .admin(Method::GET, "/admin/v1/organizations/unknown-id")
-        .send()
-        .await
-        .expect("request");
+    let response = server.admin(Method::GET, "/admin/v1/organizations/unknown-id").send().await.expect("request");
     assert_catalog_error(response, 404, "entityMissing").await;
 }
 
@@ -58,26 +40,15 @@ async fn organizations_on_postgres() {
 #[tokio::test]
 async fn admin_api_requires_the_admin_token() {
     let server = TestServer::start().await;
-    let response = server
-        .request(Method::GET, "/admin/v1/organizations")
-        .send()
-        .await
-        .expect("request");
+    let response = server.request(Method::GET, "/admin/v1/organizations").send().await.expect("request");
     assert_eq!(
-        response
-            .headers()
-            .get("www-authenticate")
-            .and_then(|v| v.to_str().ok()),
+        response.headers().get("www-authenticate").and_then(|v| v.to_str().ok()),
         Some("Bearer realm=\"portcullis\"")
     );
     assert_catalog_error(response, 401, "tokenMissing").await;
 
-    let response = server
-        .request(Method::GET, "/admin/v1/organizations")
-        .bearer_auth("wrong")
-        .send()
-        .await
-        .expect("request");
+    let response =
+        server.request(Method::GET, "/admin/v1/organizations").bearer_auth("wrong").send().await.expect("request");
     assert_catalog_error(response, 401, "noPermission").await;
 
     // Refused before the body is read: nothing is created.
@@ -95,36 +66,14 @@ async fn admin_api_requires_the_admin_token() {
 #[tokio::test]
 async fn rotating_keys_publishes_a_pending_key() {
     let server = TestServer::start().await;
-    let (status, key) = read_json(
-        server
-            .admin(Method::POST, "/admin/v1/keys/rotate")
-            .send()
-            .await
-            .expect("request"),
-    )
-    .await;
+    let (status, key) =
+        read_json(server.admin(Method::POST, "/admin/v1/keys/rotate").send().await.expect("request")).await;
     assert_eq!(status, 201);
     assert_eq!(key["state"], "pending");
-    let (_, keys) = read_json(
-        server
-            .admin(Method::GET, "/admin/v1/keys")
-            .send()
-            .await
-            .expect("request"),
-    )
-    .await;
-    let states: Vec<&str> = keys["keys"]
-        .as_array()
-        .expect("keys")
-        .iter()
-        .filter_map(|k| k["state"].as_str())
-        .collect();
+    let (_, keys) = read_json(server.admin(Method::GET, "/admin/v1/keys").send().await.expect("request")).await;
+    let states: Vec<&str> = keys["keys"].as_array().expect("keys").iter().filter_map(|k| k["state"].as_str()).collect();
     assert_eq!(states, ["signing", "pending"]);
     let (_, jwks) = server.get_json("/.well-known/jwks.json").await;
-    assert_eq!(
-        jwks["keys"].as_array().map(Vec::len),
-        Some(2),
-        "a pending key is published before it signs"
-    );
+    assert_eq!(jwks["keys"].as_array().map(Vec::len), Some(2), "a pending key is published before it signs");
     assert_eq!(jwks["keys"][1]["kid"], key["kid"]);
 }

@@ -1,8 +1,5 @@
 //! Layered configuration and the reference file.
-#![allow(
-    clippy::result_large_err,
-    reason = "figment::Jail closures return figment's own large error"
-)]
+#![allow(clippy::result_large_err, reason = "figment::Jail closures return figment's own large error")]
 
 use std::collections::BTreeSet;
 
@@ -14,11 +11,7 @@ const REFERENCE: &str = include_str!("../../../../portcullis.reference.toml");
 
 fn flatten(prefix: &str, table: &toml::Table, out: &mut BTreeSet<String>) {
     for (key, value) in table {
-        let path = if prefix.is_empty() {
-            key.clone()
-        } else {
-            format!("{prefix}.{key}")
-        };
+        let path = if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
         match value {
             toml::Value::Table(inner) => flatten(&path, inner, out),
             _ => {
@@ -35,18 +28,11 @@ fn env_name(key: &str) -> String {
 #[test]
 fn reference_file_lists_every_key_with_its_default_and_variable() {
     let mut documented = BTreeSet::new();
-    flatten(
-        "",
-        &REFERENCE.parse::<toml::Table>().expect("reference parses"),
-        &mut documented,
-    );
+    flatten("", &REFERENCE.parse::<toml::Table>().expect("reference parses"), &mut documented);
     let mut actual = BTreeSet::new();
     let defaults = toml::Table::try_from(Config::default()).expect("defaults serialize");
     flatten("", &defaults, &mut actual);
-    assert_eq!(
-        documented, actual,
-        "portcullis.reference.toml and Config have different keys"
-    );
+    assert_eq!(documented, actual, "portcullis.reference.toml and Config have different keys");
 
     // The reference holds exactly the defaults.
     let parsed: Config = toml::from_str(REFERENCE).expect("reference is a valid configuration");
@@ -73,13 +59,16 @@ fn reference_file_lists_every_key_with_its_default_and_variable() {
 #[test]
 fn environment_overrides_file_which_overrides_defaults() {
     Jail::expect_with(|jail| {
-        jail.create_file("custom.toml", "data_dir = \"/srv/pc\"\n[server]\nlisten = \"0.0.0.0:8000\"\nshutdown_grace_secs = 5\n")?;
+        jail.create_file(
+            "custom.toml",
+            "data_dir = \"/srv/pc\"\n[server]\nlisten = \"0.0.0.0:8000\"\nshutdown_grace_secs = 5\n",
+        )?;
         jail.set_env("PORTCULLIS_SERVER__LISTEN", "127.0.0.1:9999");
         jail.set_env("PORTCULLIS_KEYS__ALGORITHM", "RS256");
         jail.set_env("PORTCULLIS_TEST_POSTGRES_URL", "ignored by the server");
         jail.set_env("PORTCULLIS_CONFIG", "custom.toml");
-        let config = Config::load_from(Some("custom.toml".as_ref()), Env::prefixed(ENV_PREFIX))
-            .map_err(|e| e.to_string())?;
+        let config =
+            Config::load_from(Some("custom.toml".as_ref()), Env::prefixed(ENV_PREFIX)).map_err(|e| e.to_string())?;
         assert_eq!(config.data_dir.to_str(), Some("/srv/pc"));
         assert_eq!(config.server.listen, "127.0.0.1:9999");
         assert_eq!(config.server.shutdown_grace_secs, 5);
@@ -133,10 +122,7 @@ fn invalid_values_name_the_key() {
 
 #[test]
 fn unknown_keys_are_rejected() {
-    let message = load_error(|jail| {
-        jail.create_file("portcullis.toml", "[server]\nlisten_port = 80\n")
-            .map(|_| ())
-    });
+    let message = load_error(|jail| jail.create_file("portcullis.toml", "[server]\nlisten_port = 80\n").map(|_| ()));
     assert!(message.contains("listen_port"), "{message}");
     let message = load_error(|jail| {
         jail.set_env("PORTCULLIS_SERVR__LISTEN", "127.0.0.1:1");
@@ -147,20 +133,14 @@ fn unknown_keys_are_rejected() {
 
 #[test]
 fn a_named_file_must_exist() {
-    let error = Config::load_from(
-        Some("/nonexistent/portcullis.toml".as_ref()),
-        Env::prefixed("PORTCULLIS_UNUSED_"),
-    )
-    .expect_err("missing file");
+    let error = Config::load_from(Some("/nonexistent/portcullis.toml".as_ref()), Env::prefixed("PORTCULLIS_UNUSED_"))
+        .expect_err("missing file");
     assert!(error.to_string().contains("/nonexistent/portcullis.toml"));
 }
 
 #[test]
 fn secrets_never_print() {
-    let mut config = Config {
-        master_key: "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3I=".into(),
-        ..Config::default()
-    };
+    let mut config = Config { master_key: "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3I=".into(), ..Config::default() };
     config.store.postgres_url = "postgres://user:hunter2@db/portcullis".into();
     config.admin.token = "a-very-long-admin-token-that-is-secret".into();
     let debug = format!("{config:?}");

@@ -31,10 +31,7 @@ pub(crate) struct TestServer {
 
 /// A configuration for a test: data in `dir`, port 0, the chosen backend.
 pub(crate) fn test_config(dir: &TempDir, postgres: Option<&TestPostgres>) -> Config {
-    let mut config = Config {
-        data_dir: dir.path().join("data"),
-        ..Config::default()
-    };
+    let mut config = Config { data_dir: dir.path().join("data"), ..Config::default() };
     config.server.listen = "127.0.0.1:0".to_owned();
     if let Some(database) = postgres {
         config.store.backend = StoreBackend::Postgres;
@@ -59,16 +56,8 @@ impl TestServer {
         Self::start_in(dir, postgres, config).await
     }
 
-    pub(crate) async fn start_in(
-        dir: TempDir,
-        postgres: Option<TestPostgres>,
-        config: Config,
-    ) -> Self {
-        let app = Arc::new(
-            App::open(config, OpenOptions { migrate: true })
-                .await
-                .expect("app opens"),
-        );
+    pub(crate) async fn start_in(dir: TempDir, postgres: Option<TestPostgres>, config: Config) -> Self {
+        let app = Arc::new(App::open(config, OpenOptions { migrate: true }).await.expect("app opens"));
         let listener = portcullis_server::bind(&app).await.expect("bind");
         let url = format!("http://{}", listener.local_addr().expect("address"));
         let (stop, stopped) = oneshot::channel::<()>();
@@ -81,10 +70,7 @@ impl TestServer {
             .expect("server runs");
         });
         let admin_token = match app.admin_token_file() {
-            Some(path) => std::fs::read_to_string(path)
-                .expect("admin token file")
-                .trim()
-                .to_owned(),
+            Some(path) => std::fs::read_to_string(path).expect("admin token file").trim().to_owned(),
             None => app.config().admin.token.expose().to_owned(),
         };
         Self {
@@ -108,13 +94,7 @@ impl TestServer {
     }
 
     pub(crate) async fn get_json(&self, path: &str) -> (u16, Value) {
-        read_json(
-            self.request(Method::GET, path)
-                .send()
-                .await
-                .expect("request"),
-        )
-        .await
+        read_json(self.request(Method::GET, path).send().await.expect("request")).await
     }
 
     /// Stops the server and waits for it to finish.
@@ -149,10 +129,7 @@ pub(crate) async fn read_json(response: Response) -> (u16, Value) {
 /// `x-request-id` header, and the expected code and status.
 pub(crate) async fn assert_catalog_error(response: Response, status: u16, code: &str) -> Value {
     assert_eq!(
-        response
-            .headers()
-            .get("content-type")
-            .and_then(|v| v.to_str().ok()),
+        response.headers().get("content-type").and_then(|v| v.to_str().ok()),
         Some("application/json"),
         "error responses are JSON"
     );
@@ -163,17 +140,8 @@ pub(crate) async fn assert_catalog_error(response: Response, status: u16, code: 
         .map(str::to_owned)
         .expect("x-request-id header");
     let (actual_status, body) = read_json(response).await;
-    assert_eq!(
-        (actual_status, body["errorCode"].as_str()),
-        (status, Some(code)),
-        "body: {body}"
-    );
-    let mut keys: Vec<&str> = body
-        .as_object()
-        .expect("object")
-        .keys()
-        .map(String::as_str)
-        .collect();
+    assert_eq!((actual_status, body["errorCode"].as_str()), (status, Some(code)), "body: {body}");
+    let mut keys: Vec<&str> = body.as_object().expect("object").keys().map(String::as_str).collect();
     keys.sort_unstable();
     assert_eq!(keys, ["errorCode", "message", "requestId"], "body: {body}");
     assert_eq!(body["requestId"].as_str(), Some(header_id.as_str()));

@@ -7,5 +7,6 @@ mod errors;
 mod harness;
 mod keys;
 mod ops;
+mod sdk;
 mod sessions;
 mod shutdown;

@@ -14,22 +14,10 @@ struct Api {
 }
 
 impl Api {
-    async fn start(
-        backend: Backend,
-        adjust: impl FnOnce(&mut portcullis_server::config::Config),
-    ) -> Self {
+    async fn start(backend: Backend, adjust: impl FnOnce(&mut portcullis_server::config::Config)) -> Self {
         let server = TestServer::start_with(backend, adjust).await;
-        let org = server
-            .app
-            .create_organization("sessions")
-            .await
-            .expect("organization");
-        let key = server
-            .app
-            .create_api_key(&org.id)
-            .await
-            .expect("API key")
-            .secret;
+        let org = server.app.create_organization("sessions").await.expect("organization");
+        let key = server.app.create_api_key(&org.id).await.expect("API key").secret;
         Self { server, key }
     }
 
@@ -42,32 +30,18 @@ impl Api {
     }
 
     async fn create(&self, user: &str) -> Value {
-        let (status, body) = self
-            .call(
-                Method::POST,
-                "/api/v1/sessions",
-                Some(json!({ "userId": user })),
-            )
-            .await;
+        let (status, body) = self.call(Method::POST, "/api/v1/sessions", Some(json!({ "userId": user }))).await;
         assert_eq!(status, 201, "{body}");
         body
     }
 
     async fn refresh(&self, token: &str) -> (u16, Value) {
-        self.call(
-            Method::POST,
-            "/api/v1/sessions/refresh",
-            Some(json!({ "refreshToken": token })),
-        )
-        .await
+        self.call(Method::POST, "/api/v1/sessions/refresh", Some(json!({ "refreshToken": token }))).await
     }
 }
 
 fn token(body: &Value, name: &str) -> String {
-    body[name]
-        .as_str()
-        .unwrap_or_else(|| panic!("no {name} in {body}"))
-        .to_owned()
+    body[name].as_str().unwrap_or_else(|| panic!("no {name} in {body}")).to_owned()
 }
 
 async fn lifecycle(backend: Backend) {
@@ -75,22 +49,15 @@ async fn lifecycle(backend: Backend) {
     let created = api.create("alice").await;
     assert_eq!(created["session"]["userId"], "alice");
     let access = token(&created, "accessToken");
-    let (status, verified) = api
-        .call(
-            Method::POST,
-            "/api/v1/sessions/verify",
-            Some(json!({ "accessToken": access })),
-        )
-        .await;
+    let (status, verified) =
+        api.call(Method::POST, "/api/v1/sessions/verify", Some(json!({ "accessToken": access }))).await;
     assert_eq!(status, 200);
     assert_eq!(verified["claims"]["sub"], "alice");
     assert_eq!(verified["claims"]["parentRefreshTokenHash1"], Value::Null);
     assert_eq!(verified["sessionLive"], true);
 
     // The front token is the SDK's: padded base64 of {uid, ate, up}.
-    let front = base64::engine::general_purpose::STANDARD
-        .decode(token(&created, "frontToken"))
-        .expect("base64");
+    let front = base64::engine::general_purpose::STANDARD.decode(token(&created, "frontToken")).expect("base64");
     let front: Value = serde_json::from_slice(&front).expect("JSON");
     assert_eq!(front["uid"], "alice");
     assert_eq!(front["ate"], created["accessTokenExpiry"]);
@@ -104,33 +71,21 @@ async fn lifecycle(backend: Backend) {
     let (status, again) = api.refresh(&first).await;
     assert_eq!(status, 200, "{again}");
 
-    let (_, listed) = api
-        .call(Method::GET, "/api/v1/users/alice/sessions", None)
-        .await;
+    let (_, listed) = api.call(Method::GET, "/api/v1/users/alice/sessions", None).await;
     assert_eq!(listed["sessions"].as_array().map(Vec::len), Some(1));
     let (status, revoked) = api
         .call(
             Method::DELETE,
-            &format!(
-                "/api/v1/sessions/{}",
-                created["session"]["handle"].as_str().unwrap_or_default()
-            ),
+            &format!("/api/v1/sessions/{}", created["session"]["handle"].as_str().unwrap_or_default()),
             None,
         )
         .await;
     assert_eq!((status, &revoked), (200, &json!({ "revoked": true })));
     let (status, refused) = api.refresh(&token(&rotated, "refreshToken")).await;
-    assert_eq!(
-        (status, refused["errorCode"].as_str()),
-        (401, Some("unauthorised"))
-    );
-    let (_, listed) = api
-        .call(Method::GET, "/api/v1/users/alice/sessions", None)
-        .await;
+    assert_eq!((status, refused["errorCode"].as_str()), (401, Some("unauthorised")));
+    let (_, listed) = api.call(Method::GET, "/api/v1/users/alice/sessions", None).await;
     assert_eq!(listed["sessions"], json!([]));
-    let (_, feed) = api
-        .call(Method::GET, "/api/v1/sessions/revoked?since=0", None)
-        .await;
+    let (_, feed) = api.call(Method::GET, "/api/v1/sessions/revoked?since=0", None).await;
     assert_eq!(feed["revoked"][0]["handle"], created["session"]["handle"]);
 }
 
@@ -156,10 +111,7 @@ async fn reuse_is_theft(backend: Backend) {
     assert_eq!(theft["userId"], "bob");
     // The whole family is revoked: the legitimate holder is logged out too.
     let (status, victim) = api.refresh(&token(&rotated, "refreshToken")).await;
-    assert_eq!(
-        (status, victim["errorCode"].as_str()),
-        (401, Some("unauthorised"))
-    );
+    assert_eq!((status, victim["errorCode"].as_str()), (401, Some("unauthorised")));
 }
 
 #[tokio::test]
@@ -183,11 +135,7 @@ async fn parallel_refreshes(backend: Backend) {
         })
         .collect();
     for call in calls {
-        assert_eq!(
-            call.await.expect("task"),
-            200,
-            "a parallel refresh looked like theft"
-        );
+        assert_eq!(call.await.expect("task"), 200, "a parallel refresh looked like theft");
     }
 }
 
@@ -205,67 +153,25 @@ async fn parallel_refreshes_on_postgres() {
 async fn claims_merge_and_regenerate() {
     let api = Api::start(Backend::Sqlite, |_| {}).await;
     let created = api.create("dave").await;
-    let handle = created["session"]["handle"]
-        .as_str()
-        .expect("handle")
-        .to_owned();
+    let handle = created["session"]["handle"].as_str().expect("handle").to_owned();
     let path = format!("/api/v1/sessions/{handle}/claims");
-    let (status, _) = api
-        .call(
-            Method::PATCH,
-            &path,
-            Some(json!({ "claims": { "st-role": { "v": ["admin"], "t": 1 } } })),
-        )
-        .await;
+    let (status, _) =
+        api.call(Method::PATCH, &path, Some(json!({ "claims": { "st-role": { "v": ["admin"], "t": 1 } } }))).await;
     assert_eq!(status, 200);
     let (status, fresh) = api
-        .call(
-            Method::POST,
-            "/api/v1/sessions/regenerate",
-            Some(json!({ "accessToken": created["accessToken"] })),
-        )
+        .call(Method::POST, "/api/v1/sessions/regenerate", Some(json!({ "accessToken": created["accessToken"] })))
         .await;
     assert_eq!(status, 200, "{fresh}");
-    assert_eq!(
-        fresh["refreshToken"],
-        Value::Null,
-        "regenerating keeps the refresh token"
-    );
-    let payload = fresh["accessToken"]
-        .as_str()
-        .and_then(|t| t.split('.').nth(1))
-        .expect("payload");
-    let payload: Value =
-        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).expect("b64")).expect("json");
+    assert_eq!(fresh["refreshToken"], Value::Null, "regenerating keeps the refresh token");
+    let payload = fresh["accessToken"].as_str().and_then(|t| t.split('.').nth(1)).expect("payload");
+    let payload: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).expect("b64")).expect("json");
     assert_eq!(payload["st-role"]["v"], json!(["admin"]));
-    assert_eq!(
-        payload["exp"].as_i64(),
-        created["accessTokenExpiry"].as_i64().map(|ms| ms / 1000),
-        "same expiry"
-    );
+    assert_eq!(payload["exp"].as_i64(), created["accessTokenExpiry"].as_i64().map(|ms| ms / 1000), "same expiry");
 
-    let (status, body) = api
-        .call(
-            Method::PATCH,
-            &path,
-            Some(json!({ "claims": { "sub": "mallory" } })),
-        )
-        .await;
-    assert_eq!(
-        (status, body["errorCode"].as_str()),
-        (400, Some("entityInvalid"))
-    );
-    let (status, body) = api
-        .call(
-            Method::PATCH,
-            &path,
-            Some(json!({ "claims": { "big": "x".repeat(4000) } })),
-        )
-        .await;
-    assert_eq!(
-        (status, body["errorCode"].as_str()),
-        (400, Some("entityInvalid"))
-    );
+    let (status, body) = api.call(Method::PATCH, &path, Some(json!({ "claims": { "sub": "mallory" } }))).await;
+    assert_eq!((status, body["errorCode"].as_str()), (400, Some("entityInvalid")));
+    let (status, body) = api.call(Method::PATCH, &path, Some(json!({ "claims": { "big": "x".repeat(4000) } }))).await;
+    assert_eq!((status, body["errorCode"].as_str()), (400, Some("entityInvalid")));
 }
 
 #[tokio::test]
@@ -290,19 +196,8 @@ async fn api_key_is_required_and_scopes_the_organization() {
         .expect("request");
     assert_catalog_error(response, 401, "noPermission").await;
 
-    let other_org = api
-        .server
-        .app
-        .create_organization("other")
-        .await
-        .expect("organization");
-    let other = api
-        .server
-        .app
-        .create_api_key(&other_org.id)
-        .await
-        .expect("key")
-        .secret;
+    let other_org = api.server.app.create_organization("other").await.expect("organization");
+    let other = api.server.app.create_api_key(&other_org.id).await.expect("key").secret;
     let handle = created["session"]["handle"].as_str().expect("handle");
     let (_, body) = read_json(
         api.server
@@ -313,10 +208,7 @@ async fn api_key_is_required_and_scopes_the_organization() {
             .expect("request"),
     )
     .await;
-    assert_eq!(
-        body["revoked"], false,
-        "another organization cannot revoke the session"
-    );
+    assert_eq!(body["revoked"], false, "another organization cannot revoke the session");
     let refreshed = api
         .server
         .request(Method::POST, "/api/v1/sessions/refresh")
@@ -327,22 +219,10 @@ async fn api_key_is_required_and_scopes_the_organization() {
         .expect("request");
     assert_eq!(refreshed.status(), 401);
     let (status, _) = api.refresh(&token(&created, "refreshToken")).await;
-    assert_eq!(
-        status, 200,
-        "the foreign attempt did not disturb the session"
-    );
+    assert_eq!(status, 200, "the foreign attempt did not disturb the session");
 
-    let (status, body) = api
-        .call(
-            Method::POST,
-            "/api/v1/sessions",
-            Some(json!({ "userId": "" })),
-        )
-        .await;
-    assert_eq!(
-        (status, body["errorCode"].as_str()),
-        (400, Some("missingFields"))
-    );
+    let (status, body) = api.call(Method::POST, "/api/v1/sessions", Some(json!({ "userId": "" }))).await;
+    assert_eq!((status, body["errorCode"].as_str()), (400, Some("missingFields")));
 }
 
 // The SuperTokens frontend endpoints on Portcullis itself.
@@ -352,35 +232,19 @@ fn header<'a>(response: &'a Response, name: &str) -> Option<&'a str> {
 }
 
 fn set_cookies(response: &Response) -> Vec<String> {
-    response
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .map(str::to_owned)
-        .collect()
+    response.headers().get_all("set-cookie").iter().filter_map(|v| v.to_str().ok()).map(str::to_owned).collect()
 }
 
 async fn assert_cleared(response: Response, status: u16, message: &str) {
     assert_eq!(header(&response, "front-token"), Some("remove"));
     let cookies = set_cookies(&response);
+    assert!(cookies.iter().any(|c| c.starts_with("sAccessToken=;") && c.contains("1970")), "{cookies:?}");
     assert!(
-        cookies
-            .iter()
-            .any(|c| c.starts_with("sAccessToken=;") && c.contains("1970")),
-        "{cookies:?}"
-    );
-    assert!(
-        cookies
-            .iter()
-            .any(|c| c.starts_with("sRefreshToken=;") && c.contains("Path=/auth/session/refresh")),
+        cookies.iter().any(|c| c.starts_with("sRefreshToken=;") && c.contains("Path=/auth/session/refresh")),
         "{cookies:?}"
     );
     assert_eq!(response.status().as_u16(), status);
-    assert_eq!(
-        response.json::<Value>().await.expect("json"),
-        json!({ "message": message })
-    );
+    assert_eq!(response.json::<Value>().await.expect("json"), json!({ "message": message }));
 }
 
 #[tokio::test]
@@ -418,29 +282,16 @@ async fn frontend_refresh_in_cookie_and_header_mode() {
         .expect("request");
     assert_eq!(cookie.status(), 200);
     assert!(header(&cookie, "front-token").is_some_and(|v| v != "remove"));
-    assert!(
-        header(&cookie, "access-control-expose-headers").is_some_and(|v| v.contains("front-token"))
-    );
+    assert!(header(&cookie, "access-control-expose-headers").is_some_and(|v| v.contains("front-token")));
     let cookies = set_cookies(&cookie);
     assert!(
-        cookies.iter().any(|c| c.starts_with("sAccessToken=ey")
-            && c.contains("HttpOnly")
-            && c.contains("Path=/;")),
+        cookies.iter().any(|c| c.starts_with("sAccessToken=ey") && c.contains("HttpOnly") && c.contains("Path=/;")),
         "{cookies:?}"
     );
-    let next = cookies
-        .iter()
-        .find(|c| c.starts_with("sRefreshToken=v1."))
-        .expect("refresh cookie")
-        .clone();
+    let next = cookies.iter().find(|c| c.starts_with("sRefreshToken=v1.")).expect("refresh cookie").clone();
     assert_eq!(cookie.text().await.expect("body"), "{}");
 
-    let next = next
-        .trim_start_matches("sRefreshToken=")
-        .split(';')
-        .next()
-        .expect("value")
-        .to_owned();
+    let next = next.trim_start_matches("sRefreshToken=").split(';').next().expect("value").to_owned();
     let header_mode = api
         .server
         .request(Method::POST, "/auth/session/refresh")
@@ -451,18 +302,11 @@ async fn frontend_refresh_in_cookie_and_header_mode() {
         .expect("request");
     assert_eq!(header_mode.status(), 200);
     assert!(header(&header_mode, "st-access-token").is_some_and(|t| t.split('.').count() == 3));
-    let newest = header(&header_mode, "st-refresh-token")
-        .expect("refresh header")
-        .to_owned();
-    assert!(
-        set_cookies(&header_mode).is_empty(),
-        "header mode sets no cookies unless the request carried some"
-    );
+    let newest = header(&header_mode, "st-refresh-token").expect("refresh header").to_owned();
+    assert!(set_cookies(&header_mode).is_empty(), "header mode sets no cookies unless the request carried some");
 
     // Sign-out with the header-mode access token revokes the session and clears everything.
-    let access = header(&header_mode, "st-access-token")
-        .expect("access")
-        .to_owned();
+    let access = header(&header_mode, "st-access-token").expect("access").to_owned();
     let signed_out = api
         .server
         .request(Method::POST, "/auth/signout")
@@ -472,17 +316,9 @@ async fn frontend_refresh_in_cookie_and_header_mode() {
         .await
         .expect("request");
     assert_eq!(header(&signed_out, "front-token"), Some("remove"));
-    assert_eq!(
-        signed_out.json::<Value>().await.expect("json"),
-        json!({ "status": "OK" })
-    );
-    let after = api
-        .server
-        .request(Method::POST, "/auth/session/refresh")
-        .bearer_auth(&newest)
-        .send()
-        .await
-        .expect("request");
+    assert_eq!(signed_out.json::<Value>().await.expect("json"), json!({ "status": "OK" }));
+    let after =
+        api.server.request(Method::POST, "/auth/session/refresh").bearer_auth(&newest).send().await.expect("request");
     assert_cleared(after, 401, "unauthorised").await;
 }
 
@@ -519,24 +355,21 @@ async fn duplicate_cookies_are_resolved_in_one_response_without_theft() {
         .server
         .request(Method::POST, "/auth/session/refresh")
         .header("rid", "session")
-        .header("cookie", format!("sRefreshToken={stale}; sRefreshToken={current}; sAccessToken=a.b.c; sAccessToken=d.e.f"))
+        .header(
+            "cookie",
+            format!("sRefreshToken={stale}; sRefreshToken={current}; sAccessToken=a.b.c; sAccessToken=d.e.f"),
+        )
         .send()
         .await
         .expect("request");
     assert_eq!(resolved.status(), 200);
     let cookies = set_cookies(&resolved);
     assert_eq!(
-        cookies
-            .iter()
-            .filter(|c| c.contains("Domain=old.example") && c.contains("1970"))
-            .count(),
+        cookies.iter().filter(|c| c.contains("Domain=old.example") && c.contains("1970")).count(),
         2,
         "{cookies:?}"
     );
-    assert!(
-        cookies.iter().any(|c| c.starts_with("sRefreshToken=v1.")),
-        "{cookies:?}"
-    );
+    assert!(cookies.iter().any(|c| c.starts_with("sRefreshToken=v1.")), "{cookies:?}");
     assert!(header(&resolved, "front-token").is_some_and(|v| v != "remove"));
     let fresh = cookies
         .iter()
@@ -550,63 +383,34 @@ async fn duplicate_cookies_are_resolved_in_one_response_without_theft() {
         .server
         .request(Method::POST, "/auth/session/refresh")
         .header("rid", "session")
-        .header(
-            "cookie",
-            format!("sRefreshToken={stale}; sRefreshToken={current}"),
-        )
+        .header("cookie", format!("sRefreshToken={stale}; sRefreshToken={current}"))
         .send()
         .await
         .expect("request");
     assert_cleared(unusable, 401, "unauthorised").await;
     let (_, newest) = api.refresh(&fresh).await;
-    assert!(
-        newest["refreshToken"].is_string(),
-        "the session survived: {newest}"
-    );
+    assert!(newest["refreshToken"].is_string(), "the session survived: {newest}");
 }
 
 #[tokio::test]
 async fn cors_allows_only_configured_origins_with_the_sdk_headers() {
-    let api = Api::start(Backend::Sqlite, |c| {
-        c.session.cors_allowed_origins = vec!["https://app.example".to_owned()]
-    })
-    .await;
+    let api =
+        Api::start(Backend::Sqlite, |c| c.session.cors_allowed_origins = vec!["https://app.example".to_owned()]).await;
     let preflight = |origin: &'static str| {
         api.server
             .request(Method::OPTIONS, "/auth/session/refresh")
             .header("origin", origin)
             .header("access-control-request-method", "POST")
-            .header(
-                "access-control-request-headers",
-                "rid,fdi-version,st-auth-mode,authorization",
-            )
+            .header("access-control-request-headers", "rid,fdi-version,st-auth-mode,authorization")
             .send()
     };
     let allowed = preflight("https://app.example").await.expect("request");
-    assert_eq!(
-        header(&allowed, "access-control-allow-origin"),
-        Some("https://app.example")
-    );
-    assert_eq!(
-        header(&allowed, "access-control-allow-credentials"),
-        Some("true")
-    );
+    assert_eq!(header(&allowed, "access-control-allow-origin"), Some("https://app.example"));
+    assert_eq!(header(&allowed, "access-control-allow-credentials"), Some("true"));
     assert_eq!(header(&allowed, "access-control-max-age"), Some("600"));
-    let allowed_headers = header(&allowed, "access-control-allow-headers")
-        .unwrap_or_default()
-        .to_owned();
-    for h in [
-        "rid",
-        "fdi-version",
-        "st-auth-mode",
-        "authorization",
-        "anti-csrf",
-        "content-type",
-    ] {
-        assert!(
-            allowed_headers.contains(h),
-            "{h} missing from {allowed_headers}"
-        );
+    let allowed_headers = header(&allowed, "access-control-allow-headers").unwrap_or_default().to_owned();
+    for h in ["rid", "fdi-version", "st-auth-mode", "authorization", "anti-csrf", "content-type"] {
+        assert!(allowed_headers.contains(h), "{h} missing from {allowed_headers}");
     }
     let refused = preflight("https://evil.example").await.expect("request");
     assert_eq!(header(&refused, "access-control-allow-origin"), None);
@@ -617,24 +421,14 @@ fn wildcard_origins_are_refused_at_startup() {
     let mut config = portcullis_server::config::Config::default();
     config.session.cors_allowed_origins = vec!["*".to_owned()];
     let figment = figment::Figment::from(figment::providers::Serialized::defaults(config));
-    let text = toml::to_string(
-        &figment
-            .extract::<portcullis_server::config::Config>()
-            .expect("config"),
-    )
-    .expect("toml");
+    let text = toml::to_string(&figment.extract::<portcullis_server::config::Config>().expect("config")).expect("toml");
     figment::Jail::expect_with(|jail| {
         jail.create_file("portcullis.toml", &text)?;
         let error = portcullis_server::config::Config::load_from(
             Some("portcullis.toml".as_ref()),
             figment::providers::Env::prefixed("PORTCULLIS_NOTHING_"),
         );
-        assert!(
-            error
-                .expect_err("`*` accepted")
-                .to_string()
-                .contains("cors_allowed_origins")
-        );
+        assert!(error.expect_err("`*` accepted").to_string().contains("cors_allowed_origins"));
         Ok(())
     });
 }
@@ -647,10 +441,8 @@ async fn bad_access_tokens_map_to_the_protocol_outcome() {
     let created = api.create("ivan").await;
     let valid = token(&created, "accessToken");
     let parts: Vec<&str> = valid.split('.').collect();
-    let header: Value =
-        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[0]).expect("b64")).expect("json");
-    let claims: Value =
-        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).expect("b64")).expect("json");
+    let header: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[0]).expect("b64")).expect("json");
+    let claims: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).expect("b64")).expect("json");
     let kid = header["kid"].as_str().expect("kid").to_owned();
     let encode = |v: &Value| URL_SAFE_NO_PAD.encode(v.to_string());
     let signer = api.server.app.keys().signer().expect("signer");
@@ -661,14 +453,9 @@ async fn bad_access_tokens_map_to_the_protocol_outcome() {
         }
         signer.sign_jwt(&c).expect("sign")
     };
-    let public_key = URL_SAFE_NO_PAD
-        .decode(api.server.app.jwks()["keys"][0]["x"].as_str().expect("x"))
-        .expect("b64");
+    let public_key = URL_SAFE_NO_PAD.decode(api.server.app.jwks()["keys"][0]["x"].as_str().expect("x")).expect("b64");
     let hs256 = jsonwebtoken::encode(
-        &jsonwebtoken::Header {
-            kid: Some(kid.clone()),
-            ..jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256)
-        },
+        &jsonwebtoken::Header { kid: Some(kid.clone()), ..jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256) },
         &claims,
         &jsonwebtoken::EncodingKey::from_secret(&public_key),
     )
@@ -678,77 +465,32 @@ async fn bad_access_tokens_map_to_the_protocol_outcome() {
 
     let cases: Vec<(&str, String, &str)> = vec![
         ("garbage", "not a token".to_owned(), "unauthorised"),
-        (
-            "truncated",
-            format!("{}.{}", parts[0], parts[1]),
-            "unauthorised",
-        ),
+        ("truncated", format!("{}.{}", parts[0], parts[1]), "unauthorised"),
         ("oversized", "a.".repeat(5000) + "b", "unauthorised"),
         (
             "alg none",
-            format!(
-                "{}.{}.",
-                encode(&json!({"alg": "none", "typ": "JWT", "kid": kid})),
-                parts[1]
-            ),
+            format!("{}.{}.", encode(&json!({"alg": "none", "typ": "JWT", "kid": kid})), parts[1]),
             "tryRefreshToken",
         ),
         ("HS256 keyed with the public key", hs256, "tryRefreshToken"),
-        (
-            "tampered payload",
-            format!("{}.{}.{}", parts[0], encode(&tampered), parts[2]),
-            "tryRefreshToken",
-        ),
+        ("tampered payload", format!("{}.{}.{}", parts[0], encode(&tampered), parts[2]), "tryRefreshToken"),
         (
             "unknown kid",
-            format!(
-                "{}.{}.{}",
-                encode(&json!({"alg": "EdDSA", "typ": "JWT", "kid": "d-1"})),
-                parts[1],
-                parts[2]
-            ),
+            format!("{}.{}.{}", encode(&json!({"alg": "EdDSA", "typ": "JWT", "kid": "d-1"})), parts[1], parts[2]),
             "tryRefreshToken",
         ),
-        (
-            "wrong issuer",
-            resign(json!({"iss": "https://evil.example/auth"})),
-            "tryRefreshToken",
-        ),
-        (
-            "expired",
-            resign(json!({"exp": 1_000_000_000})),
-            "tryRefreshToken",
-        ),
-        (
-            "not a session token",
-            resign(json!({"stt": 1})),
-            "tryRefreshToken",
-        ),
-        (
-            "bad base64",
-            format!("{}.!!!.{}", parts[0], parts[2]),
-            "tryRefreshToken",
-        ),
+        ("wrong issuer", resign(json!({"iss": "https://evil.example/auth"})), "tryRefreshToken"),
+        ("expired", resign(json!({"exp": 1_000_000_000})), "tryRefreshToken"),
+        ("not a session token", resign(json!({"stt": 1})), "tryRefreshToken"),
+        ("bad base64", format!("{}.!!!.{}", parts[0], parts[2]), "tryRefreshToken"),
     ];
     for (name, bad, expected) in &cases {
-        let (status, body) = api
-            .call(
-                Method::POST,
-                "/api/v1/sessions/verify",
-                Some(json!({ "accessToken": bad })),
-            )
-            .await;
-        assert_eq!(
-            (status, body["errorCode"].as_str()),
-            (401, Some(*expected)),
-            "{name}: {body}"
-        );
+        let (status, body) =
+            api.call(Method::POST, "/api/v1/sessions/verify", Some(json!({ "accessToken": bad }))).await;
+        assert_eq!((status, body["errorCode"].as_str()), (401, Some(*expected)), "{name}: {body}");
         // The frontend face answers the same outcome in the SuperTokens shape.
-        let cookie = if bad.len() > 4000 {
-            format!("sAccessToken={}", "a".repeat(9000))
-        } else {
-            format!("sAccessToken={bad}")
-        };
+        let cookie =
+            if bad.len() > 4000 { format!("sAccessToken={}", "a".repeat(9000)) } else { format!("sAccessToken={bad}") };
         let response = api
             .server
             .request(Method::POST, "/auth/signout")
@@ -759,23 +501,9 @@ async fn bad_access_tokens_map_to_the_protocol_outcome() {
             .expect("request");
         let status = response.status().as_u16();
         let body: Value = response.json().await.expect("json");
-        let message = if *expected == "unauthorised" {
-            "unauthorised"
-        } else {
-            "try refresh token"
-        };
-        assert_eq!(
-            (status, body),
-            (401, json!({ "message": message })),
-            "{name} at /auth/signout"
-        );
+        let message = if *expected == "unauthorised" { "unauthorised" } else { "try refresh token" };
+        assert_eq!((status, body), (401, json!({ "message": message })), "{name} at /auth/signout");
     }
-    let (status, _) = api
-        .call(
-            Method::POST,
-            "/api/v1/sessions/verify",
-            Some(json!({ "accessToken": valid })),
-        )
-        .await;
+    let (status, _) = api.call(Method::POST, "/api/v1/sessions/verify", Some(json!({ "accessToken": valid }))).await;
     assert_eq!(status, 200, "the untouched token still verifies");
 }

@@ -26,26 +26,14 @@ async fn in_flight_requests_finish_after_the_stop_signal() {
     let app = std::sync::Arc::clone(&server.app);
     let stopping = tokio::spawn(server.stop());
     tokio::time::sleep(Duration::from_millis(100)).await;
-    assert!(
-        !stopping.is_finished(),
-        "the server stopped with a request in flight"
-    );
+    assert!(!stopping.is_finished(), "the server stopped with a request in flight");
 
     stream.write_all(&body[10..]).await.expect("second half");
     let mut response = String::new();
-    stream
-        .read_to_string(&mut response)
-        .await
-        .expect("response");
+    stream.read_to_string(&mut response).await.expect("response");
     assert!(response.starts_with("HTTP/1.1 201"), "{response}");
-    tokio::time::timeout(Duration::from_secs(5), stopping)
-        .await
-        .expect("stops after the request")
-        .expect("task");
+    tokio::time::timeout(Duration::from_secs(5), stopping).await.expect("stops after the request").expect("task");
     assert_eq!(app.organizations().await.expect("list").len(), 1);
 
-    assert!(
-        TcpStream::connect(&address).await.is_err(),
-        "no new connections after shutdown"
-    );
+    assert!(TcpStream::connect(&address).await.is_err(), "no new connections after shutdown");
 }
