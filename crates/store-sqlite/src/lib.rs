@@ -18,7 +18,7 @@ use portcullis_core::store::{OrganizationStore, SigningKeyRecord, SigningKeyStor
 use rusqlite::types::Type;
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, Row, params};
 
-use crate::worker::Workers;
+use crate::worker::{Workers, Writer};
 
 /// How SQLite syncs commits to disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -44,7 +44,7 @@ pub struct SqliteOptions {
 /// The SQLite store.
 #[derive(Debug)]
 pub struct SqliteStore {
-    pub(crate) writer: Workers,
+    pub(crate) writer: Writer,
     pub(crate) readers: Workers,
     path: PathBuf,
 }
@@ -60,7 +60,7 @@ impl SqliteStore {
             .map(|_| open_connection(&options.path, true, options.synchronous))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Self {
-            writer: Workers::start("writer", vec![writer])?,
+            writer: Writer::new(writer),
             readers: Workers::start("reader", readers)?,
             path: options.path.clone(),
         })
