@@ -59,8 +59,8 @@ function requireBinary(file, what) {
   }
 }
 
-// One log directory per `node --test` run (the runner starts one process per test file, so the
-// directory is per file; the file name keeps them apart), one log file per stack.
+// Logs: e2e/logs/<start time>-<pid>/NN-<label>.log, one directory per test-file process (node --test
+// runs each file in its own process), one file per stack with both servers' output and the CLI calls.
 const RUN_ID = `${new Date().toISOString().replace(/[:.]/g, "-")}-${process.pid}`;
 let logCounter = 0;
 
@@ -77,8 +77,9 @@ function newLogFile(label) {
 // ---------------------------------------------------------------------------------------------
 
 const liveChildren = new Set();
+const liveTmpDirs = new Set();
 
-// Last line of defence: whatever happens to the test process, no server is left behind.
+// Last line of defence: whatever ends the test process, no server or data dir is left behind.
 process.on("exit", () => {
   for (const child of liveChildren) {
     try {
@@ -87,14 +88,20 @@ process.on("exit", () => {
       // already gone
     }
   }
+  if (!process.env.E2E_KEEP_TMP) {
+    for (const dir of liveTmpDirs) rmSync(dir, { recursive: true, force: true });
+  }
 });
 for (const signal of ["SIGINT", "SIGTERM"]) {
   process.once(signal, () => process.exit(130));
 }
 
-/** Merges env overrides into process.env; an override of `undefined` removes the variable. */
+/**
+ * The children's environment: this process's, minus any PORTCULLIS_* / DEMO_* the shell happened to
+ * have (so a developer's config cannot leak in), plus the layers; `undefined` removes a variable.
+ */
 function mergeEnv(...layers) {
-  const env = { ...process.env };
+  const env = Object.fromEntries(Object.entries(process.env).filter(([key]) => !/^(PORTCULLIS|DEMO)_/.test(key)));
   for (const layer of layers) {
     for (const [key, value] of Object.entries(layer ?? {})) {
       if (value === undefined) delete env[key];
@@ -214,6 +221,7 @@ export async function startStack({ label = "stack", graceSecs = 30, portcullisEn
   requireBinary(bins.demoApp, "demo-app");
 
   const tmp = mkdtempSync(path.join(tmpdir(), "portcullis-e2e-"));
+  liveTmpDirs.add(tmp);
   const logPath = newLogFile(label);
   const stream = createWriteStream(logPath, { flags: "a" });
   stream.on("error", () => {});
@@ -233,6 +241,7 @@ export async function startStack({ label = "stack", graceSecs = 30, portcullisEn
     stoppers.length = 0;
     await new Promise((resolve) => log.end(resolve));
     if (!process.env.E2E_KEEP_TMP) rmSync(tmp, { recursive: true, force: true });
+    liveTmpDirs.delete(tmp);
   };
 
   try {
