@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs the whole Portcullis test suite on a fresh machine: formatting, lints, and every test on both
-# storage backends. It installs or starts what the tests need (PostgreSQL) and fails loudly otherwise.
+# Runs the whole Portcullis test suite on a fresh machine: formatting, lints, every test on both storage
+# backends, and the browser tests. It installs or starts what the tests need (PostgreSQL, Debian's
+# Chromium, npm packages) and fails loudly otherwise.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,3 +13,9 @@ echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== cargo test"
 cargo test --workspace --locked
+
+# Browser tests: the real supertokens-web-js in Debian's Chromium against the demo app and the server.
+echo "== browser tests (e2e/)"
+bash e2e/setup.sh
+cargo build --locked -p portcullis -p demo-app
+(cd e2e && npm test)

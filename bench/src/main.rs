@@ -52,9 +52,9 @@ async fn main() {
         }
     }
     print!("{}", report.markdown());
-    if let Some(path) = args.json {
-        if let Err(e) = std::fs::write(&path, report.json()) {
-            eprintln!("cannot write {}: {e}", path.display());
-        }
+    if let Some(path) = args.json
+        && let Err(e) = std::fs::write(&path, report.json())
+    {
+        eprintln!("cannot write {}: {e}", path.display());
     }
 }

@@ -121,6 +121,25 @@ fn invalid_values_name_the_key() {
 }
 
 #[test]
+fn session_settings_are_checked() {
+    let message = load_error(|jail| {
+        jail.set_env("PORTCULLIS_SESSION__CORS_ALLOWED_ORIGINS", "[\"*\"]");
+        Ok(())
+    });
+    assert!(message.contains("cors_allowed_origins") && message.contains("`*`"), "{message}");
+    let message = load_error(|jail| {
+        jail.set_env("PORTCULLIS_SESSION__COOKIE_SAME_SITE", "none");
+        Ok(())
+    });
+    assert!(message.contains("cookie_same_site"), "{message}");
+    let message = load_error(|jail| {
+        jail.set_env("PORTCULLIS_SESSION__REFRESH_GRACE_SECS", "301");
+        Ok(())
+    });
+    assert!(message.contains("refresh_grace_secs"), "{message}");
+}
+
+#[test]
 fn unknown_keys_are_rejected() {
     let message = load_error(|jail| jail.create_file("portcullis.toml", "[server]\nlisten_port = 80\n").map(|_| ()));
     assert!(message.contains("listen_port"), "{message}");
