@@ -1,4 +1,4 @@
-//! Embedded Portcullis storage on SQLite: WAL mode, one writer thread, a pool of reader threads.
+//! Embedded Portcullis storage on SQLite: WAL mode, one writer connection, a pool of reader threads.
 //!
 //! `synchronous = NORMAL` (the default) in WAL mode may lose the last commits on power loss but never
 //! corrupts the database; `FULL` syncs every commit at about a third of the write rate.
