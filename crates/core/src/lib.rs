@@ -3,6 +3,7 @@
 //! - [`error`]: the catalog of named, documented failures, and [`Error`], the one error type.
 //! - [`keys`]: signing keys, the key ring and the master key that seals secrets at rest.
 //! - [`store`]: the traits every storage backend implements.
+//! - [`login`]: the hosted login flow's rules (redirects, PKCE, callback answers, attempts, compat JWE).
 //! - [`session`]: sessions, refresh rotation with theft detection, access tokens, claims.
 //! - [`clock`]: injected time.
 
@@ -10,6 +11,7 @@ pub mod clock;
 pub mod error;
 mod failure;
 pub mod keys;
+pub mod login;
 pub mod organization;
 pub mod session;
 pub mod store;

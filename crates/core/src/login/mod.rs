@@ -1,0 +1,9 @@
+//! The hosted login flow's rules, shared by the CentralAuth-compatible face and the standard OAuth face:
+//! where a login may redirect, PKCE and `state`, the callback answer, email login attempts, and the
+//! compat token format. Each rule lives here once; the faces only parse and render.
+
+pub mod attempt;
+pub mod callback;
+pub mod jwe;
+pub mod pkce;
+pub mod redirect;
