@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
@@ -59,6 +59,15 @@ impl fmt::Display for Timestamp {
 impl Serialize for Timestamp {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.serialize_str(&self.to_rfc3339())
+    }
+}
+
+impl<'de> Deserialize<'de> for Timestamp {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        let parsed = OffsetDateTime::parse(&text, &Rfc3339).map_err(serde::de::Error::custom)?;
+        let millis = parsed.unix_timestamp_nanos() / 1_000_000;
+        Ok(Self(i64::try_from(millis).map_err(serde::de::Error::custom)?))
     }
 }
 
@@ -115,6 +124,14 @@ mod tests {
         shared.advance(Duration::from_millis(2_500));
         assert_eq!(clock.now().unix_millis(), 3_500);
         assert_eq!(clock.now().unix_seconds(), 3);
+    }
+
+    #[test]
+    fn timestamps_round_trip_through_json() {
+        let t = Timestamp::from_unix_millis(1_795_309_884_126);
+        let json = serde_json::to_string(&t).expect("serialize");
+        assert_eq!(serde_json::from_str::<Timestamp>(&json).expect("deserialize"), t);
+        assert!(serde_json::from_str::<Timestamp>("\"yesterday\"").is_err());
     }
 
     #[test]

@@ -2,7 +2,7 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::clock::Timestamp;
 use crate::{Error, ErrorCode};
@@ -20,6 +20,50 @@ pub struct Organization {
     pub name: String,
     /// When it was created.
     pub created: Timestamp,
+    /// Allowed callback origins (`https://app.example.com`, `https://*.example.com`). Empty allows nothing.
+    pub whitelist: Vec<String>,
+    /// Login and session settings.
+    pub settings: OrganizationSettings,
+}
+
+/// An organization's login settings (CentralAuth's `OrganizationSettings` names).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
+pub struct OrganizationSettings {
+    /// Absolute lifetime of a login session in seconds; 0 = no limit.
+    pub max_session_time: u64,
+    /// Idle lifetime in seconds (a userinfo or verify is activity); 0 = no limit.
+    pub max_inactivity_time: u64,
+    /// The first login of an unknown email creates the user.
+    pub enable_user_creation: bool,
+    /// Admit `localhost`, `127.0.0.1` and `[::1]` callbacks (development).
+    pub allow_localhost: bool,
+    /// Require PKCE (S256) on every login. Only confidential clients that cannot send it should turn it off.
+    pub require_pkce: bool,
+    /// Re-check the session's IP, user agent or device id on every userinfo; a change ends the session.
+    pub hijack_protection: bool,
+    /// With hijack protection: compare the IP (/24 for IPv4, /56 for IPv6).
+    pub hijack_protection_ip: bool,
+    /// With hijack protection: compare the user agent.
+    pub hijack_protection_user_agent: bool,
+    /// With hijack protection: compare the device id.
+    pub hijack_protection_device_id: bool,
+}
+
+impl Default for OrganizationSettings {
+    fn default() -> Self {
+        Self {
+            max_session_time: 0,
+            max_inactivity_time: 0,
+            enable_user_creation: true,
+            allow_localhost: false,
+            require_pkce: true,
+            hijack_protection: false,
+            hijack_protection_ip: true,
+            hijack_protection_user_agent: true,
+            hijack_protection_device_id: true,
+        }
+    }
 }
 
 impl Organization {
@@ -40,7 +84,31 @@ impl Organization {
             return Err(Error::new(ErrorCode::EntityInvalid)
                 .with_message("The organization name must not contain control characters."));
         }
-        Ok(Self { id: uuid::Uuid::now_v7().to_string(), name: name.to_owned(), created: now })
+        Ok(Self {
+            id: uuid::Uuid::now_v7().to_string(),
+            name: name.to_owned(),
+            created: now,
+            whitelist: Vec::new(),
+            settings: OrganizationSettings::default(),
+        })
+    }
+
+    /// Replaces the whitelist after validating every entry.
+    ///
+    /// # Errors
+    /// `entityInvalid` naming the first bad entry.
+    pub fn set_whitelist(&mut self, entries: Vec<String>) -> Result<(), Error> {
+        crate::login::redirect::Whitelist::parse(&entries)?;
+        self.whitelist = entries;
+        Ok(())
+    }
+
+    /// The parsed whitelist.
+    ///
+    /// # Errors
+    /// `entityInvalid` if a stored entry no longer parses.
+    pub fn parsed_whitelist(&self) -> Result<crate::login::redirect::Whitelist, Error> {
+        crate::login::redirect::Whitelist::parse(&self.whitelist)
     }
 }
 
@@ -121,4 +189,23 @@ mod tests {
         let b = Organization::new("a", now).map(|o| o.id);
         assert_ne!(a, b);
     }
+}
+
+/// A client secret: 64 characters of `[A-Za-z0-9_-]` (base64url of 48 random bytes). The compat token key
+/// is its UTF-8 bytes, and A256CBC-HS512 needs exactly 64 of them; the alphabet also makes HTTP Basic's
+/// form-encoding a no-op.
+///
+/// # Errors
+/// If the system random source fails.
+pub fn generate_client_secret() -> Result<String, Error> {
+    let mut bytes = [0u8; 48];
+    aws_lc_rs::rand::fill(&mut bytes)
+        .map_err(|_| Error::new(ErrorCode::GenericError).with_internal("the system random source failed"))?;
+    Ok(URL_SAFE_NO_PAD.encode(bytes))
+}
+
+/// The context a client secret is sealed under (binds it to its organization).
+#[must_use]
+pub fn client_secret_context(organization_id: &str) -> Vec<u8> {
+    format!("organization client secret:{organization_id}").into_bytes()
 }

@@ -4,6 +4,7 @@
 //! unmigrated [`Fixture`]; each case becomes its own `#[tokio::test]`.
 
 mod cases;
+mod login_cases;
 mod postgres_database;
 mod session_cases;
 
@@ -13,6 +14,7 @@ use std::sync::Arc;
 use portcullis_core::store::Store;
 
 pub use cases::*;
+pub use login_cases::*;
 pub use postgres_database::TestPostgres;
 pub use session_cases::*;
 
@@ -47,6 +49,11 @@ macro_rules! conformance_suite {
             foreign_organization_refresh_changes_nothing,
             revocation_feed_and_payload_updates,
             api_keys_round_trip,
+            organization_config_and_secrets,
+            users_are_unique_per_email_under_concurrency,
+            attempts_count_and_close_once,
+            codes_are_single_use_under_concurrency,
+            outbox_lists_newest_first,
         );
     };
     (@cases $fixture:expr; $($case:ident),* $(,)?) => {

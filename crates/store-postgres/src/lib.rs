@@ -1,6 +1,7 @@
 //! Shared Portcullis storage on PostgreSQL: many stateless instances on one database. Every
 //! precondition is a single conditional statement, safe under READ COMMITTED across instances.
 
+mod login;
 mod migrations;
 mod sessions;
 
@@ -74,11 +75,28 @@ pub(crate) fn store_error(err: &tokio_postgres::Error) -> StoreError {
     }
 }
 
+/// `whitelist` and `settings`, kept together as the `config` JSONB column.
+#[derive(serde::Serialize, serde::Deserialize, Default)]
+#[serde(default)]
+struct OrganizationConfig {
+    whitelist: Vec<String>,
+    settings: portcullis_core::organization::OrganizationSettings,
+}
+
+pub(crate) fn organization_config(org: &Organization) -> Result<serde_json::Value, StoreError> {
+    let config = OrganizationConfig { whitelist: org.whitelist.clone(), settings: org.settings.clone() };
+    serde_json::to_value(config).map_err(|e| StoreError::Backend(e.to_string()))
+}
+
 fn organization_from_row(row: &Row) -> Result<Organization, StoreError> {
+    let config: serde_json::Value = row.try_get(3).map_err(|e| decode(&e))?;
+    let config: OrganizationConfig = serde_json::from_value(config).map_err(|e| StoreError::Decode(e.to_string()))?;
     Ok(Organization {
         id: row.try_get(0).map_err(|e| decode(&e))?,
         name: row.try_get(1).map_err(|e| decode(&e))?,
         created: Timestamp::from_unix_millis(row.try_get(2).map_err(|e| decode(&e))?),
+        whitelist: config.whitelist,
+        settings: config.settings,
     })
 }
 
@@ -103,11 +121,12 @@ impl OrganizationStore for PostgresStore {
     async fn insert_organization(&self, organization: &Organization) -> Result<(), StoreError> {
         let client = self.client().await?;
         let statement = client
-            .prepare_cached("INSERT INTO organizations (id, name, created_at) VALUES ($1, $2, $3)")
+            .prepare_cached("INSERT INTO organizations (id, name, created_at, config) VALUES ($1, $2, $3, $4)")
             .await
             .map_err(|e| store_error(&e))?;
+        let config = organization_config(organization)?;
         client
-            .execute(&statement, &[&organization.id, &organization.name, &organization.created.unix_millis()])
+            .execute(&statement, &[&organization.id, &organization.name, &organization.created.unix_millis(), &config])
             .await
             .map_err(|e| store_error(&e))?;
         Ok(())
@@ -116,7 +135,7 @@ impl OrganizationStore for PostgresStore {
     async fn organization(&self, id: &str) -> Result<Option<Organization>, StoreError> {
         let client = self.client().await?;
         let statement = client
-            .prepare_cached("SELECT id, name, created_at FROM organizations WHERE id = $1")
+            .prepare_cached("SELECT id, name, created_at, config FROM organizations WHERE id = $1")
             .await
             .map_err(|e| store_error(&e))?;
         let row = client.query_opt(&statement, &[&id]).await.map_err(|e| store_error(&e))?;
@@ -126,7 +145,7 @@ impl OrganizationStore for PostgresStore {
     async fn organizations(&self) -> Result<Vec<Organization>, StoreError> {
         let client = self.client().await?;
         let rows = client
-            .query("SELECT id, name, created_at FROM organizations ORDER BY created_at, id", &[])
+            .query("SELECT id, name, created_at, config FROM organizations ORDER BY created_at, id", &[])
             .await
             .map_err(|e| store_error(&e))?;
         rows.iter().map(organization_from_row).collect()

@@ -6,8 +6,11 @@ use tokio_postgres::Client;
 
 use crate::store_error;
 
-const MIGRATIONS: &[&str] =
-    &[include_str!("../migrations/0001_foundation.sql"), include_str!("../migrations/0002_sessions.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../migrations/0001_foundation.sql"),
+    include_str!("../migrations/0002_sessions.sql"),
+    include_str!("../migrations/0004_login.sql"),
+];
 
 /// Arbitrary but fixed: "port" in ASCII.
 const MIGRATION_LOCK: i64 = 0x706f_7274;

@@ -3,6 +3,7 @@
 //! `synchronous = NORMAL` (the default) in WAL mode may lose the last commits on power loss but never
 //! corrupts the database; `FULL` syncs every commit at about a third of the write rate.
 
+mod login;
 mod migrations;
 mod sessions;
 mod worker;
@@ -108,8 +109,30 @@ pub(crate) fn store_error(err: rusqlite::Error) -> StoreError {
     }
 }
 
+/// `whitelist` and `settings`, kept together as the `config` JSON column.
+#[derive(serde::Serialize, serde::Deserialize, Default)]
+#[serde(default)]
+pub(crate) struct OrganizationConfig {
+    pub(crate) whitelist: Vec<String>,
+    pub(crate) settings: portcullis_core::organization::OrganizationSettings,
+}
+
+pub(crate) fn organization_config(org: &Organization) -> Result<String, StoreError> {
+    let config = OrganizationConfig { whitelist: org.whitelist.clone(), settings: org.settings.clone() };
+    serde_json::to_string(&config).map_err(|e| StoreError::Backend(e.to_string()))
+}
+
 fn organization_from_row(row: &Row<'_>) -> rusqlite::Result<Organization> {
-    Ok(Organization { id: row.get(0)?, name: row.get(1)?, created: Timestamp::from_unix_millis(row.get(2)?) })
+    let config: String = row.get(3)?;
+    let config: OrganizationConfig = serde_json::from_str(&config)
+        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(3, Type::Text, Box::new(e)))?;
+    Ok(Organization {
+        id: row.get(0)?,
+        name: row.get(1)?,
+        created: Timestamp::from_unix_millis(row.get(2)?),
+        whitelist: config.whitelist,
+        settings: config.settings,
+    })
 }
 
 fn key_from_row(row: &Row<'_>) -> rusqlite::Result<SigningKeyRecord> {
@@ -129,10 +152,11 @@ fn key_from_row(row: &Row<'_>) -> rusqlite::Result<SigningKeyRecord> {
 impl OrganizationStore for SqliteStore {
     async fn insert_organization(&self, organization: &Organization) -> Result<(), StoreError> {
         let org = organization.clone();
+        let config = organization_config(&org)?;
         self.writer
             .run(move |c| {
-                c.prepare_cached("INSERT INTO organizations (id, name, created_at) VALUES (?1, ?2, ?3)")
-                    .and_then(|mut s| s.execute(params![org.id, org.name, org.created.unix_millis()]))
+                c.prepare_cached("INSERT INTO organizations (id, name, created_at, config) VALUES (?1, ?2, ?3, ?4)")
+                    .and_then(|mut s| s.execute(params![org.id, org.name, org.created.unix_millis(), config]))
                     .map(|_| ())
                     .map_err(store_error)
             })
@@ -143,7 +167,7 @@ impl OrganizationStore for SqliteStore {
         let id = id.to_owned();
         self.readers
             .run(move |c| {
-                c.prepare_cached("SELECT id, name, created_at FROM organizations WHERE id = ?1")
+                c.prepare_cached("SELECT id, name, created_at, config FROM organizations WHERE id = ?1")
                     .and_then(|mut s| s.query_row([id], organization_from_row).optional())
                     .map_err(store_error)
             })
@@ -154,7 +178,7 @@ impl OrganizationStore for SqliteStore {
         self.readers
             .run(|c| {
                 let mut statement = c
-                    .prepare_cached("SELECT id, name, created_at FROM organizations ORDER BY created_at, id")
+                    .prepare_cached("SELECT id, name, created_at, config FROM organizations ORDER BY created_at, id")
                     .map_err(store_error)?;
                 let rows = statement.query_map([], organization_from_row).map_err(store_error)?;
                 rows.collect::<Result<Vec<_>, _>>().map_err(store_error)

@@ -5,8 +5,11 @@ use rusqlite::Connection;
 
 use crate::store_error;
 
-const MIGRATIONS: &[&str] =
-    &[include_str!("../migrations/0001_foundation.sql"), include_str!("../migrations/0002_sessions.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../migrations/0001_foundation.sql"),
+    include_str!("../migrations/0002_sessions.sql"),
+    include_str!("../migrations/0004_login.sql"),
+];
 
 pub(crate) fn apply(connection: &mut Connection) -> Result<(), StoreError> {
     let current: i64 = connection.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(store_error)?;

@@ -5,5 +5,6 @@
 pub mod attempt;
 pub mod callback;
 pub mod jwe;
+pub mod model;
 pub mod pkce;
 pub mod redirect;

@@ -1,0 +1,163 @@
+//! The records of a login: users, flows (one `/login` request), attempts, login sessions, authorization
+//! codes and outbox messages.
+
+use serde::{Deserialize, Serialize};
+
+use crate::clock::Timestamp;
+
+/// A user of an organization; the email is unique within it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct User {
+    /// Id.
+    pub id: String,
+    /// Organization.
+    pub organization_id: String,
+    /// Email, lowercased and trimmed.
+    pub email: String,
+    /// Whether the email was verified by a login.
+    pub verified: bool,
+    /// Blocked users can still log in; the application decides what blocking means.
+    pub blocked: bool,
+    /// Creation.
+    pub created: Timestamp,
+    /// Last change.
+    pub updated: Timestamp,
+    /// Last login.
+    pub last_login: Option<Timestamp>,
+}
+
+/// Which face started a flow: it decides parsing leniency and the error format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum FlowFace {
+    /// `/login` (CentralAuth).
+    Compat,
+    /// `/oauth2/authorize`.
+    Standard,
+}
+
+/// A validated authorization request, waiting for the user to log in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LoginFlow {
+    /// Id (in the hosted page's URL).
+    pub id: String,
+    /// Organization.
+    pub organization_id: String,
+    /// The validated callback.
+    pub redirect_uri: String,
+    /// `state`, echoed on the callback.
+    pub state: String,
+    /// PKCE challenge (S256).
+    pub code_challenge: Option<String>,
+    /// The face.
+    pub face: FlowFace,
+    /// Re-authentication requested (`affirm=1`).
+    pub affirm: bool,
+    /// SHA-256 of the binding cookie: only the browser that started the flow can finish it.
+    pub binding_hash: String,
+    /// Creation.
+    pub created_at: Timestamp,
+    /// Expiry.
+    pub expires_at: Timestamp,
+}
+
+/// An email login attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoginAttempt {
+    /// Id.
+    pub id: String,
+    /// The flow it belongs to.
+    pub flow_id: String,
+    /// Organization.
+    pub organization_id: String,
+    /// Email, normalised.
+    pub email: String,
+    /// HMAC of the code.
+    pub code_digest: String,
+    /// Creation.
+    pub created_at: Timestamp,
+    /// Wrong entries so far.
+    pub wrong_entries: u32,
+    /// When it was used or voided.
+    pub closed_at: Option<Timestamp>,
+}
+
+/// A login session (CentralAuth's "session"): created when the user logs in, checked by userinfo.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LoginSession {
+    /// Id (`sessionId` inside the compat tokens).
+    pub id: String,
+    /// Organization.
+    pub organization_id: String,
+    /// User.
+    pub user_id: String,
+    /// Start.
+    pub created_at: Timestamp,
+    /// Last activity.
+    pub last_active_at: Timestamp,
+    /// End (logout, code replay, hijack).
+    pub ended_at: Option<Timestamp>,
+    /// Origins verified for this session by a code exchange.
+    pub verified_domains: Vec<String>,
+    /// Bindings recorded at the first userinfo, for hijack protection.
+    pub ip: Option<String>,
+    /// See `ip`.
+    pub user_agent: Option<String>,
+    /// See `ip`.
+    pub device_id: Option<String>,
+}
+
+/// An authorization code: single use, 60 seconds, bound to its flow.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthorizationCode {
+    /// SHA-256 of the code (the code itself is never stored).
+    pub code_hash: String,
+    /// Organization.
+    pub organization_id: String,
+    /// Login session it grants.
+    pub session_id: String,
+    /// Callback of the flow.
+    pub redirect_uri: String,
+    /// PKCE challenge of the flow.
+    pub code_challenge: Option<String>,
+    /// Face of the flow.
+    pub face: FlowFace,
+    /// Creation.
+    pub created_at: Timestamp,
+    /// Expiry.
+    pub expires_at: Timestamp,
+    /// Redemption time.
+    pub used_at: Option<Timestamp>,
+}
+
+/// What redeeming a code found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Redemption {
+    /// First use: the code is now spent.
+    Redeemed(AuthorizationCode),
+    /// Already used: a replay. The caller ends the session it granted.
+    Replayed(AuthorizationCode),
+    /// No such code.
+    Unknown,
+}
+
+/// A message for a user (login codes), kept for the dev outbox and delivered by SMTP when configured.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OutboxMessage {
+    /// Id.
+    pub id: String,
+    /// Organization.
+    pub organization_id: String,
+    /// Recipient.
+    pub to: String,
+    /// Subject.
+    pub subject: String,
+    /// Plain-text body.
+    pub body: String,
+    /// Creation.
+    pub created: Timestamp,
+}

@@ -1,0 +1,225 @@
+//! Hosted-login cases: organization config and secrets, users, attempts, codes, login sessions, outbox.
+
+use std::sync::Arc;
+
+use portcullis_core::clock::Timestamp;
+use portcullis_core::login::model::{
+    AuthorizationCode, FlowFace, LoginAttempt, LoginFlow, LoginSession, OutboxMessage, Redemption, User,
+};
+use portcullis_core::organization::Organization;
+use portcullis_core::store::Store;
+
+fn at(millis: i64) -> Timestamp {
+    Timestamp::from_unix_millis(1_700_000_000_000 + millis)
+}
+
+async fn organization(store: &Arc<dyn Store>) -> Organization {
+    let org = Organization::new("login", at(0)).expect("organization");
+    store.insert_organization(&org).await.expect("insert organization");
+    org
+}
+
+fn user(org: &str, id: &str) -> User {
+    User {
+        id: id.to_owned(),
+        organization_id: org.to_owned(),
+        email: String::new(),
+        verified: false,
+        blocked: false,
+        created: at(1),
+        updated: at(1),
+        last_login: None,
+    }
+}
+
+fn flow(org: &str, id: &str) -> LoginFlow {
+    LoginFlow {
+        id: id.to_owned(),
+        organization_id: org.to_owned(),
+        redirect_uri: "https://app.example.com/cb?return_to=%2F".to_owned(),
+        state: "s".to_owned(),
+        code_challenge: Some("E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".to_owned()),
+        face: FlowFace::Compat,
+        affirm: false,
+        binding_hash: "b".to_owned(),
+        created_at: at(0),
+        expires_at: at(900_000),
+    }
+}
+
+/// Whitelist and settings survive a round trip; secrets are staged, then activated once.
+pub async fn organization_config_and_secrets(store: &Arc<dyn Store>) {
+    let mut org = organization(store).await;
+    org.set_whitelist(vec!["https://app.example.com".to_owned(), "https://*.corp.example".to_owned()])
+        .expect("whitelist");
+    org.settings.allow_localhost = true;
+    org.settings.max_session_time = 3600;
+    assert!(store.update_organization(&org).await.expect("update"));
+    assert_eq!(store.organization(&org.id).await.expect("get"), Some(org.clone()));
+    assert!(
+        !store.update_organization(&Organization { id: "missing".to_owned(), ..org.clone() }).await.expect("update")
+    );
+
+    assert_eq!(store.client_secrets(&org.id).await.expect("secrets"), (None, None));
+    store.set_client_secret(&org.id, b"first", false).await.expect("set");
+    store.set_client_secret(&org.id, b"second", true).await.expect("stage");
+    assert_eq!(
+        store.client_secrets(&org.id).await.expect("secrets"),
+        (Some(b"first".to_vec()), Some(b"second".to_vec()))
+    );
+    assert!(store.activate_client_secret(&org.id).await.expect("activate"));
+    assert!(!store.activate_client_secret(&org.id).await.expect("activate"), "nothing staged any more");
+    assert_eq!(store.client_secrets(&org.id).await.expect("secrets"), (Some(b"second".to_vec()), None));
+}
+
+/// Concurrent first logins of one email create one user; another organization has its own.
+pub async fn users_are_unique_per_email_under_concurrency(store: &Arc<dyn Store>) {
+    let org = organization(store).await;
+    let tasks: Vec<_> = (0..16)
+        .map(|i| {
+            let (store, org) = (Arc::clone(store), org.id.clone());
+            tokio::spawn(async move {
+                let candidate = user(&org, &format!("00000000-0000-4000-8000-{i:012}"));
+                store.user_by_email(&org, "ada@example.com", Some(&candidate)).await
+            })
+        })
+        .collect();
+    let mut ids = std::collections::HashSet::new();
+    for task in tasks {
+        ids.insert(task.await.expect("task").expect("user").expect("created").id);
+    }
+    assert_eq!(ids.len(), 1, "one user per email");
+    assert_eq!(store.user_by_email(&org.id, "nobody@example.com", None).await.expect("get"), None);
+    let other = Organization::new("other", at(0)).expect("organization");
+    store.insert_organization(&other).await.expect("insert");
+    let theirs =
+        store.user_by_email(&other.id, "ada@example.com", Some(&user(&other.id, "u-other"))).await.expect("user");
+    assert_eq!(theirs.map(|u| u.id), Some("u-other".to_owned()));
+    let id = ids.into_iter().next().expect("id");
+    store.record_login(&id, at(50)).await.expect("login");
+    let stored = store.user(&id).await.expect("get").expect("user");
+    assert!(stored.verified);
+    assert_eq!(stored.last_login, Some(at(50)));
+}
+
+/// Wrong entries count atomically; an attempt closes exactly once.
+pub async fn attempts_count_and_close_once(store: &Arc<dyn Store>) {
+    let org = organization(store).await;
+    store.insert_flow(&flow(&org.id, "f1")).await.expect("flow");
+    assert_eq!(store.flow("f1").await.expect("flow"), Some(flow(&org.id, "f1")));
+    for (i, created) in [(1, 10), (2, 20)] {
+        let attempt = LoginAttempt {
+            id: format!("a{i}"),
+            flow_id: "f1".to_owned(),
+            organization_id: org.id.clone(),
+            email: "ada@example.com".to_owned(),
+            code_digest: format!("d{i}"),
+            created_at: at(created),
+            wrong_entries: 0,
+            closed_at: None,
+        };
+        store.insert_attempt(&attempt).await.expect("attempt");
+    }
+    assert_eq!(store.latest_attempt("f1").await.expect("latest").map(|a| a.id), Some("a2".to_owned()));
+    assert_eq!(store.attempts_since(&org.id, "ada@example.com", at(15)).await.expect("since"), (1, Some(at(20))));
+    assert_eq!(store.attempts_since(&org.id, "eve@example.com", at(0)).await.expect("since"), (0, None));
+
+    let tasks: Vec<_> = (0..10)
+        .map(|_| {
+            let store = Arc::clone(store);
+            tokio::spawn(async move { store.record_wrong_entry("a2").await })
+        })
+        .collect();
+    for task in tasks {
+        task.await.expect("task").expect("wrong entry");
+    }
+    assert_eq!(store.latest_attempt("f1").await.expect("latest").map(|a| a.wrong_entries), Some(10));
+
+    let closes: Vec<_> = (0..8)
+        .map(|_| {
+            let store = Arc::clone(store);
+            tokio::spawn(async move { store.close_attempt("a2", at(30)).await })
+        })
+        .collect();
+    let mut closed = 0;
+    for close in closes {
+        closed += usize::from(close.await.expect("task").expect("close"));
+    }
+    assert_eq!(closed, 1, "an attempt closes exactly once");
+}
+
+/// A code is spent once, even under concurrent redemptions; the rest see a replay.
+pub async fn codes_are_single_use_under_concurrency(store: &Arc<dyn Store>) {
+    let org = organization(store).await;
+    let session = LoginSession {
+        id: "ls1".to_owned(),
+        organization_id: org.id.clone(),
+        user_id: "u1".to_owned(),
+        created_at: at(0),
+        last_active_at: at(0),
+        ended_at: None,
+        verified_domains: Vec::new(),
+        ip: None,
+        user_agent: None,
+        device_id: None,
+    };
+    store.insert_login_session(&session).await.expect("session");
+    let code = AuthorizationCode {
+        code_hash: "h1".to_owned(),
+        organization_id: org.id.clone(),
+        session_id: "ls1".to_owned(),
+        redirect_uri: "https://app.example.com/cb".to_owned(),
+        code_challenge: None,
+        face: FlowFace::Standard,
+        created_at: at(0),
+        expires_at: at(60_000),
+        used_at: None,
+    };
+    store.insert_code(&code).await.expect("code");
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let store = Arc::clone(store);
+            tokio::spawn(async move { store.redeem_code("h1", at(5)).await })
+        })
+        .collect();
+    let (mut redeemed, mut replayed) = (0, 0);
+    for task in tasks {
+        match task.await.expect("task").expect("redeem") {
+            Redemption::Redeemed(c) => {
+                redeemed += 1;
+                assert_eq!((c.used_at, c.face), (Some(at(5)), FlowFace::Standard));
+            }
+            Redemption::Replayed(_) => replayed += 1,
+            Redemption::Unknown => panic!("the code vanished"),
+        }
+    }
+    assert_eq!((redeemed, replayed), (1, 7));
+    assert_eq!(store.redeem_code("nope", at(5)).await.expect("redeem"), Redemption::Unknown);
+
+    let mut updated = session.clone();
+    updated.verified_domains.push("https://app.example.com".to_owned());
+    updated.last_active_at = at(9);
+    store.update_login_session(&updated).await.expect("update");
+    assert_eq!(store.login_session("ls1").await.expect("get"), Some(updated));
+    assert!(store.end_login_session("ls1", at(10)).await.expect("end"));
+    assert!(!store.end_login_session("ls1", at(11)).await.expect("end"), "ends once");
+    assert_eq!(store.login_session("ls1").await.expect("get").and_then(|s| s.ended_at), Some(at(10)));
+}
+
+/// The outbox lists the newest first.
+pub async fn outbox_lists_newest_first(store: &Arc<dyn Store>) {
+    let org = organization(store).await;
+    for i in 0..3 {
+        let message = OutboxMessage {
+            id: format!("m{i}"),
+            organization_id: org.id.clone(),
+            to: "ada@example.com".to_owned(),
+            subject: format!("Your code {i}"),
+            body: "12345".to_owned(),
+            created: at(i),
+        };
+        store.push_outbox(&message).await.expect("push");
+    }
+    let ids: Vec<String> = store.outbox(2).await.expect("outbox").into_iter().map(|m| m.id).collect();
+    assert_eq!(ids, ["m2", "m1"]);
+}
