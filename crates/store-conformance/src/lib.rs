@@ -4,6 +4,7 @@
 //! unmigrated [`Fixture`]; each case becomes its own `#[tokio::test]`.
 
 mod cases;
+mod connector_cases;
 mod login_cases;
 mod postgres_database;
 mod session_cases;
@@ -14,6 +15,7 @@ use std::sync::Arc;
 use portcullis_core::store::Store;
 
 pub use cases::*;
+pub use connector_cases::*;
 pub use login_cases::*;
 pub use postgres_database::TestPostgres;
 pub use session_cases::*;
@@ -54,6 +56,9 @@ macro_rules! conformance_suite {
             attempts_count_and_close_once,
             codes_are_single_use_under_concurrency,
             outbox_lists_newest_first,
+            connector_accounts_round_trip,
+            connector_credential_swaps_have_one_winner,
+            connector_leases_are_exclusive_until_expiry,
         );
     };
     (@cases $fixture:expr; $($case:ident),* $(,)?) => {

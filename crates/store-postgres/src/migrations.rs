@@ -10,6 +10,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0001_foundation.sql"),
     include_str!("../migrations/0002_sessions.sql"),
     include_str!("../migrations/0004_login.sql"),
+    include_str!("../migrations/0003_connectors.sql"),
 ];
 
 /// Arbitrary but fixed: "port" in ASCII.

@@ -2,6 +2,7 @@
 //! one conformance suite (`crates/store-conformance`).
 
 mod api_key;
+mod connector;
 mod login;
 mod organization;
 mod session;
@@ -12,6 +13,7 @@ use std::fmt;
 use async_trait::async_trait;
 
 pub use api_key::ApiKeyStore;
+pub use connector::{AccountState, ConnectorAccountRecord, ConnectorStore};
 pub use login::LoginStore;
 pub use organization::OrganizationStore;
 pub use session::SessionStore;
@@ -56,7 +58,16 @@ impl From<StoreError> for Error {
 /// Everything a backend provides.
 #[async_trait]
 pub trait Store:
-    OrganizationStore + ApiKeyStore + SigningKeyStore + SessionStore + LoginStore + fmt::Debug + Send + Sync + 'static
+    OrganizationStore
+    + ApiKeyStore
+    + SigningKeyStore
+    + SessionStore
+    + LoginStore
+    + ConnectorStore
+    + fmt::Debug
+    + Send
+    + Sync
+    + 'static
 {
     /// The backend's name, as `/health` reports it.
     fn backend(&self) -> &'static str;

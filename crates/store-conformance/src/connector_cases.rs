@@ -1,0 +1,108 @@
+//! Connector account and refresh-lease cases.
+
+use std::sync::Arc;
+
+use portcullis_core::clock::Timestamp;
+use portcullis_core::organization::Organization;
+use portcullis_core::store::{AccountState, ConnectorAccountRecord, Store, StoreError};
+
+fn at(millis: i64) -> Timestamp {
+    Timestamp::from_unix_millis(1_700_000_000_000 + millis)
+}
+
+async fn organization(store: &Arc<dyn Store>) -> String {
+    let org = Organization::new("connectors", at(0)).expect("organization");
+    store.insert_organization(&org).await.expect("insert organization");
+    org.id
+}
+
+fn account(org: &str, id: &str) -> ConnectorAccountRecord {
+    ConnectorAccountRecord {
+        id: id.to_owned(),
+        organization_id: org.to_owned(),
+        connector: "acme".to_owned(),
+        sealed_credentials: vec![0, 1, 2, 255, 254],
+        version: 1,
+        state: AccountState::Ok,
+        cooldown_until: None,
+        last_failure: None,
+        created_at: at(0),
+        updated_at: at(0),
+    }
+}
+
+/// Accounts round-trip byte for byte, are scoped to their organization, and ids are unique per organization.
+pub async fn connector_accounts_round_trip(store: &Arc<dyn Store>) {
+    let org = organization(store).await;
+    let other = organization(store).await;
+    let mut a = account(&org, "a1");
+    a.state = AccountState::NeedsReauth;
+    a.cooldown_until = Some(at(30_000));
+    a.last_failure = Some("invalid_grant".to_owned());
+    store.insert_connector_account(&a).await.expect("insert");
+    store.insert_connector_account(&account(&org, "a0")).await.expect("insert");
+    store.insert_connector_account(&account(&other, "a1")).await.expect("same id in another organization");
+    assert_eq!(store.connector_account(&org, "a1").await.expect("get"), Some(a.clone()));
+    assert_eq!(store.connector_account(&org, "missing").await.expect("get"), None);
+    let ids: Vec<String> = store.connector_accounts(&org).await.expect("list").into_iter().map(|a| a.id).collect();
+    assert_eq!(ids, ["a0", "a1"]);
+    let err = store.insert_connector_account(&a).await.expect_err("duplicate");
+    assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
+    assert!(store.delete_connector_account(&org, "a1").await.expect("delete"));
+    assert!(!store.delete_connector_account(&org, "a1").await.expect("delete again"));
+    assert!(store.connector_account(&other, "a1").await.expect("get").is_some(), "the other organization's is kept");
+}
+
+/// Credential writes are compare-and-swap on `version`: of many concurrent writers from one version,
+/// exactly one lands, and a stale version writes nothing.
+pub async fn connector_credential_swaps_have_one_winner(store: &Arc<dyn Store>) {
+    let org = organization(store).await;
+    store.insert_connector_account(&account(&org, "acct")).await.expect("insert");
+    let mut tasks = Vec::new();
+    for i in 0..16u8 {
+        let store = Arc::clone(store);
+        let mut next = account(&org, "acct");
+        next.version = 2;
+        next.sealed_credentials = vec![i; 8];
+        next.updated_at = at(1_000);
+        tasks.push(tokio::spawn(async move { (i, store.swap_connector_account(&next, 1).await.expect("swap")) }));
+    }
+    let mut winners = Vec::new();
+    for task in tasks {
+        let (i, won) = task.await.expect("task");
+        if won {
+            winners.push(i);
+        }
+    }
+    assert_eq!(winners.len(), 1, "{winners:?}");
+    let stored = store.connector_account(&org, "acct").await.expect("get").expect("exists");
+    assert_eq!(stored.version, 2);
+    assert_eq!(stored.sealed_credentials, vec![winners[0]; 8]);
+    let mut stale = account(&org, "acct");
+    stale.version = 2;
+    assert!(!store.swap_connector_account(&stale, 1).await.expect("stale swap"), "stale version writes nothing");
+    assert_eq!(store.connector_account(&org, "acct").await.expect("get").expect("exists"), stored);
+}
+
+/// A lease has one holder until it expires or is released; only the holder releases it.
+pub async fn connector_leases_are_exclusive_until_expiry(store: &Arc<dyn Store>) {
+    let mut tasks = Vec::new();
+    for i in 0..16 {
+        let store = Arc::clone(store);
+        tasks.push(tokio::spawn(async move {
+            store.try_connector_lease("org/acct", &format!("h{i}"), at(0), at(30_000)).await.expect("lease")
+        }));
+    }
+    let mut taken = 0;
+    for task in tasks {
+        taken += usize::from(task.await.expect("task"));
+    }
+    assert_eq!(taken, 1, "exactly one concurrent taker");
+    assert!(!store.try_connector_lease("org/acct", "late", at(29_999), at(60_000)).await.expect("lease"));
+    assert!(store.try_connector_lease("other", "late", at(29_999), at(60_000)).await.expect("another key"));
+    assert!(store.try_connector_lease("org/acct", "late", at(30_000), at(60_000)).await.expect("expired lease"));
+    store.release_connector_lease("org/acct", "not-the-holder").await.expect("release");
+    assert!(!store.try_connector_lease("org/acct", "third", at(30_001), at(90_000)).await.expect("still held"));
+    store.release_connector_lease("org/acct", "late").await.expect("release");
+    assert!(store.try_connector_lease("org/acct", "third", at(30_001), at(90_000)).await.expect("released"));
+}

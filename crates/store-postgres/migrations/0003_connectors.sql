@@ -1,0 +1,21 @@
+-- Connector accounts: credentials are sealed by the connector runtime (master key, context = account id).
+CREATE TABLE connector_accounts (
+    organization_id     TEXT NOT NULL REFERENCES organizations (id),
+    id                  TEXT NOT NULL,
+    connector           TEXT NOT NULL,
+    sealed_credentials  BYTEA NOT NULL,
+    version             BIGINT NOT NULL,
+    state               TEXT NOT NULL,
+    cooldown_until      BIGINT,
+    last_failure        TEXT,
+    created_at          BIGINT NOT NULL,
+    updated_at          BIGINT NOT NULL,
+    PRIMARY KEY (organization_id, id)
+);
+
+-- Cross-instance single-flight for credential refreshes.
+CREATE TABLE connector_leases (
+    key         TEXT PRIMARY KEY,
+    holder      TEXT NOT NULL,
+    expires_at  BIGINT NOT NULL
+);
