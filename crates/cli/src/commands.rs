@@ -11,7 +11,7 @@ use portcullis_server::app::{App, OpenOptions};
 use portcullis_server::config::Config;
 use serde::Serialize;
 
-use crate::{ApiKeyCommand, CatalogFormat, Command, KeysCommand, OrgCommand};
+use crate::{ApiKeyCommand, CatalogFormat, Command, KeysCommand, OrgCommand, SecretCommand};
 
 /// Why a command failed.
 #[derive(Debug)]
@@ -78,6 +78,34 @@ pub(crate) async fn run(command: Command, config: Config) -> Result<(), Failure>
                 println!("It is shown only now; Portcullis keeps only its hash.");
             }
         }
+        Command::Org(OrgCommand::Configure { id, whitelist, allow_localhost, json }) => {
+            let mut settings = app.organization(&id).await?.settings;
+            if let Some(allow) = allow_localhost {
+                settings.allow_localhost = allow;
+            }
+            let whitelist = (!whitelist.is_empty()).then_some(whitelist);
+            let organization = app.login().configure(&id, whitelist, Some(settings)).await?;
+            if json {
+                print_json(&organization);
+            } else {
+                print_organization(&organization, false);
+            }
+        }
+        Command::Org(OrgCommand::Secret(SecretCommand::Create { organization })) => {
+            let (secret, staged) = app.login().new_secret(&organization).await?;
+            println!("Client secret for {organization}:\n\n    {secret}\n");
+            if staged {
+                println!(
+                    "It is staged: the current secret keeps working until `portcullis org secret activate {organization}`."
+                );
+            } else {
+                println!("It is active now. It is shown only once.");
+            }
+        }
+        Command::Org(OrgCommand::Secret(SecretCommand::Activate { organization })) => {
+            app.login().activate_secret(&organization).await?;
+            println!("The staged secret of {organization} is now active; the previous one no longer works.");
+        }
         Command::Keys(KeysCommand::Rotate { json }) => {
             let key = app.rotate_keys().await?;
             if json {
@@ -118,7 +146,10 @@ fn print_organization(org: &Organization, json: bool) {
     if json {
         print_json(org);
     } else {
-        println!("id:      {}\nname:    {}\ncreated: {}", org.id, org.name, org.created.to_rfc3339());
+        println!("id:        {}\nname:      {}\ncreated:   {}", org.id, org.name, org.created.to_rfc3339());
+        let whitelist =
+            if org.whitelist.is_empty() { "(empty: no login allowed)".to_owned() } else { org.whitelist.join(", ") };
+        println!("whitelist: {whitelist}");
     }
 }
 

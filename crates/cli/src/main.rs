@@ -71,6 +71,38 @@ enum OrgCommand {
     /// Manage the organization's API keys (for the server-to-server session API).
     #[command(subcommand, name = "api-key")]
     ApiKey(ApiKeyCommand),
+    /// Set the organization's login whitelist and settings.
+    Configure {
+        /// Organization id.
+        id: String,
+        /// Allowed callback origins (repeat the flag), such as https://app.example.com or
+        /// https://*.example.com. Replaces the whole list.
+        #[arg(long = "whitelist", value_name = "ORIGIN")]
+        whitelist: Vec<String>,
+        /// Admit localhost / 127.0.0.1 / [::1] callbacks (development).
+        #[arg(long)]
+        allow_localhost: Option<bool>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Manage the organization's client secret.
+    #[command(subcommand)]
+    Secret(SecretCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum SecretCommand {
+    /// Create the client secret (printed once); when one exists, the new one is staged until activated.
+    Create {
+        /// Organization id.
+        organization: String,
+    },
+    /// Activate the staged secret; the old one stops working at once.
+    Activate {
+        /// Organization id.
+        organization: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -168,6 +168,25 @@ impl ApiKeyRecord {
     }
 }
 
+/// A client secret: 64 characters of `[A-Za-z0-9_-]` (base64url of 48 random bytes). The compat token key
+/// is its UTF-8 bytes, and A256CBC-HS512 needs exactly 64 of them; the alphabet also makes HTTP Basic's
+/// form-encoding a no-op.
+///
+/// # Errors
+/// If the system random source fails.
+pub fn generate_client_secret() -> Result<String, Error> {
+    let mut bytes = [0u8; 48];
+    aws_lc_rs::rand::fill(&mut bytes)
+        .map_err(|_| Error::new(ErrorCode::GenericError).with_internal("the system random source failed"))?;
+    Ok(URL_SAFE_NO_PAD.encode(bytes))
+}
+
+/// The context a client secret is sealed under (binds it to its organization).
+#[must_use]
+pub fn client_secret_context(organization_id: &str) -> Vec<u8> {
+    format!("organization client secret:{organization_id}").into_bytes()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -189,23 +208,4 @@ mod tests {
         let b = Organization::new("a", now).map(|o| o.id);
         assert_ne!(a, b);
     }
-}
-
-/// A client secret: 64 characters of `[A-Za-z0-9_-]` (base64url of 48 random bytes). The compat token key
-/// is its UTF-8 bytes, and A256CBC-HS512 needs exactly 64 of them; the alphabet also makes HTTP Basic's
-/// form-encoding a no-op.
-///
-/// # Errors
-/// If the system random source fails.
-pub fn generate_client_secret() -> Result<String, Error> {
-    let mut bytes = [0u8; 48];
-    aws_lc_rs::rand::fill(&mut bytes)
-        .map_err(|_| Error::new(ErrorCode::GenericError).with_internal("the system random source failed"))?;
-    Ok(URL_SAFE_NO_PAD.encode(bytes))
-}
-
-/// The context a client secret is sealed under (binds it to its organization).
-#[must_use]
-pub fn client_secret_context(organization_id: &str) -> Vec<u8> {
-    format!("organization client secret:{organization_id}").into_bytes()
 }

@@ -8,6 +8,7 @@ use aws_lc_rs::constant_time::verify_slices_are_equal;
 use aws_lc_rs::digest::{SHA256, digest};
 use portcullis_core::clock::{Clock, SystemClock};
 use portcullis_core::keys::{KeyService, KeyStatus};
+use portcullis_core::login::LoginService;
 use portcullis_core::organization::{ApiKeyRecord, NewApiKey, Organization};
 use portcullis_core::session::{SessionConfig, SessionService};
 use portcullis_core::store::Store;
@@ -34,6 +35,7 @@ pub struct App {
     store: Arc<dyn Store>,
     keys: Arc<KeyService>,
     sessions: Arc<SessionService>,
+    login: Arc<LoginService>,
     cookies: CookieSettings,
     clock: Arc<dyn Clock>,
     admin_token_digest: Vec<u8>,
@@ -84,11 +86,18 @@ impl App {
             &master,
         ));
         let cookies = cookie_settings(&config);
+        let login = Arc::new(LoginService::new(
+            Arc::clone(&store),
+            Arc::clone(&clock),
+            Arc::clone(&master),
+            config.public_url(),
+        ));
         Ok(Self {
             config,
             store,
             keys,
             sessions,
+            login,
             cookies,
             clock,
             admin_token_digest: digest(&SHA256, admin_token.as_bytes()).as_ref().to_vec(),
@@ -124,6 +133,12 @@ impl App {
     #[must_use]
     pub fn sessions(&self) -> &SessionService {
         &self.sessions
+    }
+
+    /// The hosted login flow.
+    #[must_use]
+    pub fn login(&self) -> &LoginService {
+        &self.login
     }
 
     /// Where session cookies go.

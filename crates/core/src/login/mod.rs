@@ -8,3 +8,9 @@ pub mod jwe;
 pub mod model;
 pub mod pkce;
 pub mod redirect;
+mod service;
+
+pub use service::{
+    AuthorizeFailure, AuthorizeRequest, CODE_LIFETIME, FLOW_LIFETIME, IssuedTokens, LoginOutcome, LoginService,
+    MAX_EMAIL_LEN, StartedFlow, TokenRequest, UserinfoRequest, normalize_email,
+};

@@ -39,6 +39,8 @@ pub struct Config {
     pub keys: KeysConfig,
     /// Sessions.
     pub session: SessionSettings,
+    /// The hosted login flow.
+    pub login: LoginSettings,
     /// Admin API.
     pub admin: AdminConfig,
     /// Logging.
@@ -197,6 +199,14 @@ impl Default for SessionSettings {
     }
 }
 
+/// `[login]`
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LoginSettings {
+    /// Serve the outbox of login emails at `GET /dev/outbox` (development and tests only: it shows codes).
+    pub dev_outbox: bool,
+}
+
 /// `[admin]`
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -234,6 +244,7 @@ impl Default for Config {
             store: StoreConfig::default(),
             keys: KeysConfig::default(),
             session: SessionSettings::default(),
+            login: LoginSettings::default(),
             admin: AdminConfig::default(),
             log: LogConfig::default(),
         }

@@ -19,6 +19,9 @@ pub(crate) fn routes() -> Router<Arc<App>> {
         .route("/admin/v1/organizations", post(create_organization).get(list_organizations))
         .route("/admin/v1/organizations/{id}", get(show_organization))
         .route("/admin/v1/organizations/{id}/api-keys", post(create_api_key))
+        .route("/admin/v1/organizations/{id}/login", axum::routing::put(configure_login))
+        .route("/admin/v1/organizations/{id}/secret", post(new_secret))
+        .route("/admin/v1/organizations/{id}/secret/activate", post(activate_secret))
         .route("/admin/v1/keys", get(list_keys))
         .route("/admin/v1/keys/rotate", post(rotate_keys))
 }
@@ -56,6 +59,40 @@ async fn create_api_key(
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let key = app.create_api_key(&id).await?;
     Ok((StatusCode::CREATED, Json(json!({ "key": key.secret, "apiKey": key.record }))))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LoginConfiguration {
+    whitelist: Option<Vec<String>>,
+    settings: Option<portcullis_core::organization::OrganizationSettings>,
+}
+
+async fn configure_login(
+    _: AdminAuth,
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<LoginConfiguration>,
+) -> Result<Json<Organization>, ApiError> {
+    Ok(Json(app.login().configure(&id, body.whitelist, body.settings).await?))
+}
+
+async fn new_secret(
+    _: AdminAuth,
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let (secret, staged) = app.login().new_secret(&id).await?;
+    Ok((StatusCode::CREATED, Json(json!({ "secret": secret, "staged": staged }))))
+}
+
+async fn activate_secret(
+    _: AdminAuth,
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    app.login().activate_secret(&id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 async fn list_keys(_: AdminAuth, State(app): State<Arc<App>>) -> Json<Value> {

@@ -2,6 +2,8 @@
 //! own way. Rules live in core, not here.
 
 pub(crate) mod admin;
+pub(crate) mod centralauth;
+pub(crate) mod login_pages;
 pub(crate) mod ops;
 pub(crate) mod session;
 pub(crate) mod session_api;

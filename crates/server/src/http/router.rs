@@ -29,6 +29,8 @@ pub fn router(app: Arc<App>) -> Router {
         .merge(faces::admin::routes())
         .merge(faces::session::routes(app.config()))
         .merge(faces::session_api::routes())
+        .merge(faces::login_pages::routes())
+        .merge(faces::centralauth::routes(app.config().login.dev_outbox))
         .route_layer(from_fn(tag_route))
         .fallback(unknown_route)
         .with_state(app)

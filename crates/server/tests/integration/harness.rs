@@ -56,10 +56,13 @@ impl TestServer {
         Self::start_in(dir, postgres, config).await
     }
 
-    pub(crate) async fn start_in(dir: TempDir, postgres: Option<TestPostgres>, config: Config) -> Self {
-        let app = Arc::new(App::open(config, OpenOptions { migrate: true }).await.expect("app opens"));
-        let listener = portcullis_server::bind(&app).await.expect("bind");
+    pub(crate) async fn start_in(dir: TempDir, postgres: Option<TestPostgres>, mut config: Config) -> Self {
+        // Bind first, so the configuration (and the issuer) names the real port, as a deployment's would.
+        let listener = tokio::net::TcpListener::bind(&config.server.listen).await.expect("bind");
         let url = format!("http://{}", listener.local_addr().expect("address"));
+        config.server.listen = listener.local_addr().expect("address").to_string();
+        config.server.public_url.clone_from(&url);
+        let app = Arc::new(App::open(config, OpenOptions { migrate: true }).await.expect("app opens"));
         let (stop, stopped) = oneshot::channel::<()>();
         let served = Arc::clone(&app);
         let task = tokio::spawn(async move {

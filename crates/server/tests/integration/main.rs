@@ -6,6 +6,7 @@ mod config;
 mod errors;
 mod harness;
 mod keys;
+mod login;
 mod ops;
 mod sdk;
 mod sessions;

@@ -1,0 +1,778 @@
+//! The hosted login flow: one service for both faces. The CentralAuth-compatible face (`/login`,
+//! `/api/v1/*`) and the standard OAuth face call the same methods with their [`FlowFace`]; every rule
+//! lives here or in the sibling modules.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_lc_rs::constant_time::verify_slices_are_equal;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde_json::{Value, json};
+use url::Url;
+
+use super::attempt::{self, AttemptState, CodeOutcome};
+use super::callback::{self, ErrorFormat};
+use super::jwe;
+use super::model::{
+    AuthorizationCode, FlowFace, LoginAttempt, LoginFlow, LoginSession, OutboxMessage, Redemption, User,
+};
+use super::pkce::{self, Face};
+use super::redirect::{self, Whitelist};
+use crate::clock::{Clock, Timestamp};
+use crate::keys::MasterKey;
+use crate::organization::{Organization, client_secret_context, generate_client_secret};
+use crate::session::sha256_hex;
+use crate::store::Store;
+use crate::{Error, ErrorCode};
+
+/// How long a `/login` flow may take.
+pub const FLOW_LIFETIME: Duration = Duration::from_secs(30 * 60);
+/// How long an authorization code is valid.
+pub const CODE_LIFETIME: Duration = Duration::from_secs(60);
+/// Longest email accepted.
+pub const MAX_EMAIL_LEN: usize = 254;
+
+/// The authorization request, as either face parsed it.
+#[derive(Debug, Clone, Default)]
+pub struct AuthorizeRequest {
+    /// `client_id` (the organization id).
+    pub client_id: Option<String>,
+    /// `redirect_uri`.
+    pub redirect_uri: Option<String>,
+    /// `response_type`.
+    pub response_type: Option<String>,
+    /// `state`.
+    pub state: Option<String>,
+    /// `code_challenge`.
+    pub code_challenge: Option<String>,
+    /// `code_challenge_method`.
+    pub code_challenge_method: Option<String>,
+    /// `affirm=1`.
+    pub affirm: bool,
+}
+
+/// Why an authorization request failed, and where the answer goes.
+#[derive(Debug)]
+pub enum AuthorizeFailure {
+    /// The client or callback cannot be trusted: show the error page, never redirect.
+    Page(Error),
+    /// Tell the application: redirect to its (validated) callback with the error.
+    Redirect(Url, Error),
+}
+
+/// A started flow, with the secret that binds it to the browser (set as a cookie; only its hash is stored).
+#[derive(Debug, Clone)]
+pub struct StartedFlow {
+    /// The flow.
+    pub flow: LoginFlow,
+    /// The organization (for the page: name).
+    pub organization: Organization,
+    /// Browser binding.
+    pub binding: String,
+}
+
+/// Where a finished login sends the browser.
+#[derive(Debug, Clone)]
+pub enum LoginOutcome {
+    /// To the callback (success, or a terminal error).
+    Redirect(Url),
+}
+
+/// A token request at `/api/v1/verify` or the standard token endpoint.
+#[derive(Debug, Clone, Default)]
+pub struct TokenRequest {
+    /// `grant_type`.
+    pub grant_type: Option<String>,
+    /// `code`.
+    pub code: Option<String>,
+    /// `redirect_uri`.
+    pub redirect_uri: Option<String>,
+    /// `code_verifier`.
+    pub code_verifier: Option<String>,
+    /// Client id (HTTP Basic or body).
+    pub client_id: Option<String>,
+    /// Client secret (HTTP Basic or body).
+    pub client_secret: Option<String>,
+}
+
+/// The compat token response.
+#[derive(Debug, Clone)]
+pub struct IssuedTokens {
+    /// JWE `{sessionId}`.
+    pub access_token: String,
+    /// JWE `{sessionId, user}`.
+    pub id_token: String,
+    /// Seconds until the session's absolute limit, when it has one.
+    pub expires_in: Option<u64>,
+    /// The same as a time.
+    pub expires_at: Option<Timestamp>,
+}
+
+/// What a userinfo request carries besides the token.
+#[derive(Debug, Clone, Default)]
+pub struct UserinfoRequest {
+    /// `domain` query parameter.
+    pub domain: Option<String>,
+    /// `auth-ip` header (first entry).
+    pub ip: Option<String>,
+    /// `user-agent` header.
+    pub user_agent: Option<String>,
+    /// `device-id` header.
+    pub device_id: Option<String>,
+}
+
+/// The login flow service.
+#[derive(Debug)]
+pub struct LoginService {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    master: Arc<MasterKey>,
+    code_key: [u8; 32],
+    issuer: String,
+}
+
+fn missing(field: &str) -> Error {
+    Error::new(ErrorCode::MissingFields).with_message(format!("The field `{field}` is required."))
+}
+
+fn random_token() -> Result<String, Error> {
+    let mut bytes = [0u8; 32];
+    aws_lc_rs::rand::fill(&mut bytes)
+        .map_err(|_| Error::new(ErrorCode::GenericError).with_internal("the system random source failed"))?;
+    Ok(URL_SAFE_NO_PAD.encode(bytes))
+}
+
+/// Lowercases and trims an email, and checks its shape.
+///
+/// # Errors
+/// `missingFields` or `entityInvalid`.
+pub fn normalize_email(raw: &str) -> Result<String, Error> {
+    let email = raw.trim().to_lowercase();
+    if email.is_empty() {
+        return Err(missing("email"));
+    }
+    let valid = email.len() <= MAX_EMAIL_LEN
+        && email
+            .split_once('@')
+            .is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.') && !domain.starts_with('.'))
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control());
+    if valid {
+        Ok(email)
+    } else {
+        Err(Error::new(ErrorCode::EntityInvalid).with_message("Please enter a valid email address."))
+    }
+}
+
+impl LoginService {
+    /// A service; `issuer` is the server's public URL (the `iss` of callbacks).
+    #[must_use]
+    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, master: Arc<MasterKey>, issuer: String) -> Self {
+        let code_key = master.derive("login attempt codes");
+        Self { store, clock, master, code_key, issuer }
+    }
+
+    /// The issuer.
+    #[must_use]
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
+    async fn organization(&self, id: &str) -> Result<Organization, Error> {
+        self.store
+            .organization(id)
+            .await?
+            .ok_or_else(|| Error::new(ErrorCode::EntityMissing).with_message("There is no organization with this id."))
+    }
+
+    /// Updates an organization's whitelist and settings.
+    ///
+    /// # Errors
+    /// `entityMissing`, or `entityInvalid` for a bad whitelist entry.
+    pub async fn configure(
+        &self,
+        organization_id: &str,
+        whitelist: Option<Vec<String>>,
+        settings: Option<crate::organization::OrganizationSettings>,
+    ) -> Result<Organization, Error> {
+        let mut organization = self.organization(organization_id).await?;
+        if let Some(whitelist) = whitelist {
+            organization.set_whitelist(whitelist)?;
+        }
+        if let Some(settings) = settings {
+            organization.settings = settings;
+        }
+        self.store.update_organization(&organization).await?;
+        Ok(organization)
+    }
+
+    /// Makes a client secret, shown once: the active one if there is none yet, otherwise a staged one
+    /// that [`activate_secret`](Self::activate_secret) turns active (the old one then stops working).
+    ///
+    /// # Errors
+    /// `entityMissing`, or a store failure.
+    pub async fn new_secret(&self, organization_id: &str) -> Result<(String, bool), Error> {
+        let organization = self.organization(organization_id).await?;
+        let secret = generate_client_secret()?;
+        let sealed = self.master.seal(&client_secret_context(&organization.id), secret.as_bytes())?;
+        let (active, _) = self.store.client_secrets(&organization.id).await?;
+        let staged = active.is_some();
+        self.store.set_client_secret(&organization.id, &sealed, staged).await?;
+        Ok((secret, staged))
+    }
+
+    /// Activates the staged secret.
+    ///
+    /// # Errors
+    /// `entityInvalid` when none is staged.
+    pub async fn activate_secret(&self, organization_id: &str) -> Result<(), Error> {
+        if self.store.activate_client_secret(organization_id).await? {
+            Ok(())
+        } else {
+            Err(Error::new(ErrorCode::EntityInvalid).with_message("There is no new secret to activate."))
+        }
+    }
+
+    async fn active_secret(&self, organization_id: &str) -> Result<Option<String>, Error> {
+        let (active, _) = self.store.client_secrets(organization_id).await?;
+        active
+            .map(|sealed| {
+                let plain = self.master.open(&client_secret_context(organization_id), &sealed)?;
+                String::from_utf8(plain)
+                    .map_err(|_| Error::new(ErrorCode::GenericError).with_internal("secret is not UTF-8"))
+            })
+            .transpose()
+    }
+
+    /// Authenticates a confidential client; returns its organization and secret.
+    async fn authenticate_client(&self, client_id: &str, secret: &str) -> Result<(Organization, String), Error> {
+        let bad = || {
+            Error::new(ErrorCode::NoPermission).with_status(401).with_message("The client credentials are not valid.")
+        };
+        let organization = self.store.organization(client_id).await?.ok_or_else(bad)?;
+        let active = self.active_secret(&organization.id).await?.ok_or_else(bad)?;
+        verify_slices_are_equal(active.as_bytes(), secret.as_bytes()).map_err(|_| bad())?;
+        Ok((organization, active))
+    }
+
+    /// Validates an authorization request and starts a flow. Checks run in the order the reference
+    /// prescribes: client, then callback (failures there show a page), then the rest (redirected).
+    ///
+    /// # Errors
+    /// An [`AuthorizeFailure`].
+    pub async fn start(&self, request: &AuthorizeRequest, face: FlowFace) -> Result<StartedFlow, AuthorizeFailure> {
+        let page = AuthorizeFailure::Page;
+        let client_id = request
+            .client_id
+            .as_deref()
+            .filter(|c| !c.is_empty())
+            .ok_or_else(|| page(Error::new(ErrorCode::OrganizationIdMissing)))?;
+        let organization = match self.store.organization(client_id).await {
+            Ok(Some(org)) => org,
+            Ok(None) => return Err(page(Error::new(ErrorCode::OrganizationIdMissing))),
+            Err(e) => return Err(page(e.into())),
+        };
+        let whitelist = organization.parsed_whitelist().map_err(page)?;
+        let callback = redirect::validate_redirect_uri(
+            request.redirect_uri.as_deref(),
+            &whitelist,
+            organization.settings.allow_localhost,
+        )
+        .map_err(page)?;
+        let format = match face {
+            FlowFace::Compat => ErrorFormat::Compat,
+            FlowFace::Standard => ErrorFormat::Standard,
+        };
+        let redirect_error = |error: Error, state: Option<&str>| {
+            let url = callback::error(&callback, error.code(), error.message(), state, &self.issuer, format);
+            AuthorizeFailure::Redirect(url, error)
+        };
+        let state = match pkce::check_state(request.state.as_deref()) {
+            Ok(state) => state.to_owned(),
+            Err(error) => {
+                // An over-long or unprintable state is not echoed.
+                return Err(redirect_error(error, None));
+            }
+        };
+        if request.response_type.as_deref().is_some_and(|t| t != "code") {
+            let error = Error::new(ErrorCode::EntityInvalid)
+                .with_message("Only response_type=code is supported (unsupported_response_type).");
+            return Err(redirect_error(error, Some(&state)));
+        }
+        let challenge = pkce::check_challenge(
+            request.code_challenge.as_deref(),
+            request.code_challenge_method.as_deref(),
+            organization.settings.require_pkce,
+        )
+        .map_err(|e| redirect_error(e, Some(&state)))?;
+        let now = self.clock.now();
+        let binding = random_token().map_err(page)?;
+        let flow = LoginFlow {
+            id: uuid::Uuid::new_v4().to_string(),
+            organization_id: organization.id.clone(),
+            redirect_uri: callback.to_string(),
+            state,
+            code_challenge: challenge.map(str::to_owned),
+            face,
+            affirm: request.affirm,
+            binding_hash: sha256_hex(binding.as_bytes()),
+            created_at: now,
+            expires_at: now.plus(FLOW_LIFETIME),
+        };
+        self.store.insert_flow(&flow).await.map_err(|e| page(e.into()))?;
+        Ok(StartedFlow { flow, organization, binding })
+    }
+
+    /// The flow a page belongs to, checked against the browser's binding.
+    ///
+    /// # Errors
+    /// `loginAttemptMissing` for an unknown flow or another browser; `loginAttemptExpired` after 30 minutes.
+    pub async fn flow(&self, flow_id: &str, binding: Option<&str>) -> Result<(LoginFlow, Organization), Error> {
+        let missing = || {
+            Error::new(ErrorCode::LoginAttemptMissing)
+                .with_message("This login page is not valid in this browser. Please start again from the application.")
+        };
+        let flow = self.store.flow(flow_id).await?.ok_or_else(missing)?;
+        let presented = binding.map(|b| sha256_hex(b.as_bytes())).unwrap_or_default();
+        verify_slices_are_equal(presented.as_bytes(), flow.binding_hash.as_bytes()).map_err(|_| missing())?;
+        if flow.expires_at <= self.clock.now() {
+            return Err(Error::new(ErrorCode::LoginAttemptExpired)
+                .with_message("This login page has expired. Please start again from the application."));
+        }
+        let organization = self.organization(&flow.organization_id).await?;
+        Ok((flow, organization))
+    }
+
+    /// Starts an email attempt: a 5-digit code goes to the outbox (and out by mail). Known and unknown
+    /// emails get the same answer; the growing per-email delay applies to both.
+    ///
+    /// # Errors
+    /// Flow errors, `entityInvalid` for a bad email, `tooManyRequests` (with `Retry-After`) inside the delay.
+    pub async fn send_code(&self, flow_id: &str, binding: Option<&str>, email: &str) -> Result<OutboxMessage, Error> {
+        let (flow, organization) = self.flow(flow_id, binding).await?;
+        let email = normalize_email(email)?;
+        let now = self.clock.now();
+        let hour_ago = Timestamp::from_unix_millis(now.unix_millis() - 3_600_000);
+        let (recent, last) = self.store.attempts_since(&organization.id, &email, hour_ago).await?;
+        if let Some(allowed) = attempt::next_allowed(recent, last).filter(|allowed| *allowed > now) {
+            let wait = u64::try_from((allowed.unix_millis() - now.unix_millis() + 999) / 1000).unwrap_or(1);
+            return Err(Error::new(ErrorCode::TooManyRequests)
+                .with_message(format!("Please wait {wait} seconds before requesting another code."))
+                .with_retry_after(wait));
+        }
+        let code = attempt::new_code()?;
+        let attempt = LoginAttempt {
+            id: uuid::Uuid::new_v4().to_string(),
+            flow_id: flow.id.clone(),
+            organization_id: organization.id.clone(),
+            email: email.clone(),
+            code_digest: String::new(),
+            created_at: now,
+            wrong_entries: 0,
+            closed_at: None,
+        };
+        let attempt = LoginAttempt { code_digest: attempt::code_digest(&self.code_key, &attempt.id, &code), ..attempt };
+        self.store.insert_attempt(&attempt).await?;
+        let message = OutboxMessage {
+            id: uuid::Uuid::new_v4().to_string(),
+            organization_id: organization.id.clone(),
+            to: email,
+            subject: format!("Your login code for {}", organization.name),
+            body: format!(
+                "Your login code for {} is {code}.\n\nIt is valid for 15 minutes. If you did not try to log in, ignore this message.\n",
+                organization.name
+            ),
+            created: now,
+        };
+        self.store.push_outbox(&message).await?;
+        Ok(message)
+    }
+
+    /// Checks a code. Right: the user is logged in and the browser goes to the callback with a code.
+    ///
+    /// # Errors
+    /// `loginAttemptMissing`, `loginAttemptExpired`, `loginAttemptInvalid` (wrong code, with the tries
+    /// left; void after 5), flow errors.
+    pub async fn enter_code(&self, flow_id: &str, binding: Option<&str>, code: &str) -> Result<LoginOutcome, Error> {
+        let (flow, organization) = self.flow(flow_id, binding).await?;
+        let attempt =
+            self.store.latest_attempt(&flow.id).await?.ok_or_else(|| {
+                Error::new(ErrorCode::LoginAttemptMissing).with_message("Please request a code first.")
+            })?;
+        let now = self.clock.now();
+        let state = AttemptState {
+            created_at: attempt.created_at,
+            wrong_entries: attempt.wrong_entries,
+            closed: attempt.closed_at.is_some(),
+        };
+        let presented = attempt::code_digest(&self.code_key, &attempt.id, code.trim());
+        match attempt::enter_code(&state, &attempt.code_digest, &presented, now)? {
+            CodeOutcome::Rejected { .. } => {
+                let wrong = self.store.record_wrong_entry(&attempt.id).await?;
+                let left = attempt::MAX_WRONG_ENTRIES.saturating_sub(wrong);
+                if left == 0 {
+                    self.store.close_attempt(&attempt.id, now).await?;
+                    return Err(Error::new(ErrorCode::LoginAttemptInvalid)
+                        .with_message("Too many wrong codes. Please request a new code."));
+                }
+                Err(Error::new(ErrorCode::LoginAttemptInvalid)
+                    .with_message(format!("That code is not right. {left} tries left.")))
+            }
+            CodeOutcome::Accepted => {
+                if !self.store.close_attempt(&attempt.id, now).await? {
+                    return Err(Error::new(ErrorCode::LoginAttemptInvalid)
+                        .with_message("This code was already used. Please request a new code."));
+                }
+                self.finish(&flow, &organization, &attempt.email).await
+            }
+        }
+    }
+
+    async fn finish(&self, flow: &LoginFlow, organization: &Organization, email: &str) -> Result<LoginOutcome, Error> {
+        let now = self.clock.now();
+        let callback =
+            Url::parse(&flow.redirect_uri).map_err(|e| Error::new(ErrorCode::GenericError).with_internal(e))?;
+        let candidate = organization.settings.enable_user_creation.then(|| User {
+            id: uuid::Uuid::new_v4().to_string(),
+            organization_id: organization.id.clone(),
+            email: email.to_owned(),
+            verified: false,
+            blocked: false,
+            created: now,
+            updated: now,
+            last_login: None,
+        });
+        let Some(user) = self.store.user_by_email(&organization.id, email, candidate.as_ref()).await? else {
+            let format = if flow.face == FlowFace::Standard { ErrorFormat::Standard } else { ErrorFormat::Compat };
+            let url = callback::error(
+                &callback,
+                ErrorCode::NoPermission,
+                "This account cannot log in to this application.",
+                Some(&flow.state),
+                &self.issuer,
+                format,
+            );
+            return Ok(LoginOutcome::Redirect(url));
+        };
+        self.store.record_login(&user.id, now).await?;
+        let session = LoginSession {
+            id: uuid::Uuid::new_v4().to_string(),
+            organization_id: organization.id.clone(),
+            user_id: user.id,
+            created_at: now,
+            last_active_at: now,
+            ended_at: None,
+            verified_domains: Vec::new(),
+            ip: None,
+            user_agent: None,
+            device_id: None,
+        };
+        self.store.insert_login_session(&session).await?;
+        let code = random_token()?;
+        self.store
+            .insert_code(&AuthorizationCode {
+                code_hash: sha256_hex(code.as_bytes()),
+                organization_id: organization.id.clone(),
+                session_id: session.id,
+                redirect_uri: flow.redirect_uri.clone(),
+                code_challenge: flow.code_challenge.clone(),
+                face: flow.face,
+                created_at: now,
+                expires_at: now.plus(CODE_LIFETIME),
+                used_at: None,
+            })
+            .await?;
+        Ok(LoginOutcome::Redirect(callback::success(&callback, &code, &flow.state, &self.issuer, flow.affirm)))
+    }
+
+    /// The CentralAuth token exchange (`/api/v1/verify`): lenient parsing, strict rules.
+    ///
+    /// # Errors
+    /// `missingFields`, `noPermission` (401, bad client), `tokenInvalid` (400: unknown, expired, reused or
+    /// foreign code; a reused code also ends the session), `callbackUrlInvalid`, `codeChallengeInvalid`.
+    pub async fn exchange_compat(&self, request: &TokenRequest) -> Result<IssuedTokens, Error> {
+        if request.grant_type.as_deref().is_some_and(|g| g != "authorization_code") {
+            return Err(Error::new(ErrorCode::EntityInvalid)
+                .with_message("Only grant_type=authorization_code is supported (unsupported_grant_type)."));
+        }
+        let code = request.code.as_deref().filter(|c| !c.is_empty()).ok_or_else(|| missing("code"))?;
+        let redirect_uri =
+            request.redirect_uri.as_deref().filter(|r| !r.is_empty()).ok_or_else(|| missing("redirect_uri"))?;
+        let now = self.clock.now();
+        let invalid_code =
+            || Error::new(ErrorCode::TokenInvalid).with_status(400).with_message("The authorization code is invalid.");
+        let granted = match self.store.redeem_code(&sha256_hex(code.as_bytes()), now).await? {
+            Redemption::Unknown => return Err(invalid_code()),
+            Redemption::Replayed(code) => {
+                // RFC 6749 §4.1.2: a reused code revokes what it issued.
+                self.store.end_login_session(&code.session_id, now).await?;
+                return Err(
+                    invalid_code().with_internal(format!("code replay; login session {} ended", code.session_id))
+                );
+            }
+            Redemption::Redeemed(code) => code,
+        };
+        if granted.expires_at <= now {
+            return Err(invalid_code().with_internal("code expired"));
+        }
+        let secret = match (request.client_id.as_deref(), request.client_secret.as_deref()) {
+            (client_id, Some(secret)) => {
+                let (organization, secret) =
+                    self.authenticate_client(client_id.unwrap_or(&granted.organization_id), secret).await?;
+                if organization.id != granted.organization_id {
+                    return Err(invalid_code().with_internal("code of another organization"));
+                }
+                secret
+            }
+            // A public client (no secret) is bound by PKCE; tokens still need the secret as key.
+            (_, None) if granted.code_challenge.is_some() => {
+                self.active_secret(&granted.organization_id).await?.ok_or_else(|| {
+                    Error::new(ErrorCode::NoPermission)
+                        .with_status(401)
+                        .with_message("The organization has no client secret yet.")
+                })?
+            }
+            (_, None) => {
+                return Err(Error::new(ErrorCode::NoPermission)
+                    .with_status(401)
+                    .with_message("Client authentication is required for a login without PKCE."));
+            }
+        };
+        let authorized =
+            Url::parse(&granted.redirect_uri).map_err(|e| Error::new(ErrorCode::GenericError).with_internal(e))?;
+        let presented = Url::parse(redirect_uri).map_err(|_| {
+            Error::new(ErrorCode::CallbackUrlInvalid).with_message("The redirect_uri does not match the login request.")
+        })?;
+        if redirect::without_return_to(&authorized) != redirect::without_return_to(&presented) {
+            return Err(Error::new(ErrorCode::CallbackUrlInvalid)
+                .with_message("The redirect_uri does not match the login request."));
+        }
+        pkce::check_verifier(granted.code_challenge.as_deref(), request.code_verifier.as_deref(), Face::Compat)?;
+
+        let organization = self.organization(&granted.organization_id).await?;
+        let mut session = self.store.login_session(&granted.session_id).await?.ok_or_else(invalid_code)?;
+        let origin = presented.origin().ascii_serialization();
+        if !session.verified_domains.contains(&origin) {
+            session.verified_domains.push(origin);
+        }
+        session.last_active_at = now;
+        self.store.update_login_session(&session).await?;
+        let user = self.store.user(&session.user_id).await?.ok_or_else(invalid_code)?;
+
+        let max = organization.settings.max_session_time;
+        let expires_at = (max > 0).then(|| session.created_at.plus(Duration::from_secs(max)));
+        let exp = expires_at.map(Timestamp::unix_seconds);
+        let mut access = json!({ "sessionId": session.id, "iat": now.unix_seconds() });
+        let mut id = json!({ "sessionId": session.id, "user": user_json(&user), "iat": now.unix_seconds() });
+        if let Some(exp) = exp {
+            access["exp"] = json!(exp);
+            id["exp"] = json!(exp);
+        }
+        let seal = |claims: &Value| {
+            jwe::encrypt(secret.as_bytes(), claims.to_string().as_bytes())
+                .map_err(|e| Error::new(ErrorCode::GenericError).with_internal(e))
+        };
+        Ok(IssuedTokens {
+            access_token: seal(&access)?,
+            id_token: seal(&id)?,
+            expires_in: expires_at.map(|at| u64::try_from((at.unix_millis() - now.unix_millis()) / 1000).unwrap_or(0)),
+            expires_at,
+        })
+    }
+
+    /// Decrypts a compat token and finds its live session, in the reference's check order.
+    async fn session_for_token(
+        &self,
+        client_id: &str,
+        secret: &str,
+        token: &str,
+    ) -> Result<(Organization, LoginSession), Error> {
+        let (organization, secret) = self.authenticate_client(client_id, secret).await?;
+        if token.trim().is_empty() {
+            return Err(Error::new(ErrorCode::TokenMissing));
+        }
+        let invalid = || Error::new(ErrorCode::TokenInvalid);
+        let plain = jwe::decrypt(secret.as_bytes(), token.trim()).map_err(|_| invalid())?;
+        let claims: Value = serde_json::from_slice(&plain).map_err(|_| invalid())?;
+        let session_id = claims["sessionId"].as_str().ok_or_else(invalid)?;
+        let session =
+            self.store.login_session(session_id).await?.ok_or_else(|| Error::new(ErrorCode::SessionMissing))?;
+        if session.organization_id != organization.id {
+            return Err(Error::new(ErrorCode::NoPermission));
+        }
+        Ok((organization, session))
+    }
+
+    /// The CentralAuth userinfo ("session check").
+    ///
+    /// # Errors
+    /// In order: client, `tokenMissing`, `tokenInvalid`, `sessionMissing`, `noPermission`,
+    /// `sessionInactive`, `sessionExpired`, `domainInvalid`, `sessionNotVerified`, `sessionInvalid`.
+    pub async fn userinfo(
+        &self,
+        client_id: &str,
+        secret: &str,
+        token: &str,
+        request: &UserinfoRequest,
+    ) -> Result<Value, Error> {
+        let (organization, mut session) = self.session_for_token(client_id, secret, token).await?;
+        let now = self.clock.now();
+        if session.ended_at.is_some() {
+            return Err(Error::new(ErrorCode::SessionInactive));
+        }
+        let settings = &organization.settings;
+        let absolute = settings.max_session_time > 0
+            && session.created_at.plus(Duration::from_secs(settings.max_session_time)) <= now;
+        let idle = settings.max_inactivity_time > 0
+            && session.last_active_at.plus(Duration::from_secs(settings.max_inactivity_time)) <= now;
+        if absolute || idle {
+            return Err(Error::new(ErrorCode::SessionExpired));
+        }
+        let origin = request
+            .domain
+            .as_deref()
+            .and_then(|d| Url::parse(d).ok())
+            .filter(|url| {
+                organization.parsed_whitelist().is_ok_and(|w: Whitelist| w.allows(url, settings.allow_localhost))
+            })
+            .map(|url| url.origin().ascii_serialization())
+            .ok_or_else(|| Error::new(ErrorCode::DomainInvalid))?;
+        if !session.verified_domains.contains(&origin) {
+            return Err(Error::new(ErrorCode::SessionNotVerified));
+        }
+        if settings.hijack_protection && hijacked(&mut session, request, settings) {
+            self.store.end_login_session(&session.id, now).await?;
+            return Err(Error::new(ErrorCode::SessionInvalid).with_internal("session bindings changed"));
+        }
+        session.last_active_at = now;
+        self.store.update_login_session(&session).await?;
+        let user = self.store.user(&session.user_id).await?.ok_or_else(|| Error::new(ErrorCode::SessionMissing))?;
+        Ok(user_json(&user))
+    }
+
+    /// Ends the session a compat token names.
+    ///
+    /// # Errors
+    /// Client and token errors.
+    pub async fn logout(&self, client_id: &str, secret: &str, token: &str) -> Result<(), Error> {
+        let (_, session) = self.session_for_token(client_id, secret, token).await?;
+        self.store.end_login_session(&session.id, self.clock.now()).await?;
+        Ok(())
+    }
+
+    /// Messages in the outbox, newest first (dev mode).
+    ///
+    /// # Errors
+    /// Store failures.
+    pub async fn outbox(&self, limit: usize) -> Result<Vec<OutboxMessage>, Error> {
+        Ok(self.store.outbox(limit).await?)
+    }
+}
+
+/// Records the bindings on first use; afterwards reports whether a protected one changed.
+fn hijacked(
+    session: &mut LoginSession,
+    request: &UserinfoRequest,
+    settings: &crate::organization::OrganizationSettings,
+) -> bool {
+    let ip = request.ip.as_deref().filter(|ip| *ip != "0.0.0.0").map(ip_prefix);
+    let mut changed = false;
+    let mut check =
+        |stored: &mut Option<String>, presented: Option<String>, enabled: bool| match (stored.as_ref(), presented) {
+            (None, presented) => *stored = presented,
+            (Some(old), Some(new)) if enabled && *old != new => changed = true,
+            _ => {}
+        };
+    check(&mut session.ip, ip, settings.hijack_protection_ip);
+    check(&mut session.user_agent, request.user_agent.clone(), settings.hijack_protection_user_agent);
+    check(&mut session.device_id, request.device_id.clone(), settings.hijack_protection_device_id);
+    changed
+}
+
+/// The network an address belongs to: /24 for IPv4, /56 for IPv6 (`auth-ip` is what the RP saw).
+fn ip_prefix(ip: &str) -> String {
+    match ip.trim().parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V4(v4)) => {
+            let [a, b, c, _] = v4.octets();
+            format!("{a}.{b}.{c}.0/24")
+        }
+        Ok(std::net::IpAddr::V6(v6)) => {
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}:{:x}::/56", s[0], s[1], s[2], s[3] & 0xff00)
+        }
+        Err(_) => ip.trim().to_owned(),
+    }
+}
+
+fn user_json(user: &User) -> Value {
+    json!({
+        "id": user.id,
+        "email": user.email,
+        "gravatar": format!("https://www.gravatar.com/avatar/{}", sha256_hex(user.email.as_bytes())),
+        "verified": user.verified,
+        "blocked": user.blocked,
+        "organizationId": user.organization_id,
+        "created": user.created,
+        "updated": user.updated,
+        "lastLogin": user.last_login,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emails_are_normalised_and_checked() {
+        assert_eq!(normalize_email("  Ada@Example.COM "), Ok("ada@example.com".to_owned()));
+        assert_eq!(normalize_email("").map_err(|e| e.code()), Err(ErrorCode::MissingFields));
+        for bad in ["ada", "@example.com", "ada@example", "a b@example.com", "ada@.example.com"] {
+            assert_eq!(normalize_email(bad).map_err(|e| e.code()), Err(ErrorCode::EntityInvalid), "{bad}");
+        }
+    }
+
+    #[test]
+    fn ip_bindings_compare_networks() {
+        assert_eq!(ip_prefix("203.0.113.7"), ip_prefix("203.0.113.200"));
+        assert_ne!(ip_prefix("203.0.113.7"), ip_prefix("203.0.114.7"));
+        assert_eq!(ip_prefix("2001:db8:1:2:3::1"), ip_prefix("2001:db8:1:2:ffff::9"));
+    }
+
+    #[test]
+    fn hijack_check_records_first_then_compares() {
+        let settings = crate::organization::OrganizationSettings { hijack_protection: true, ..Default::default() };
+        let mut session = LoginSession {
+            id: "s".to_owned(),
+            organization_id: "o".to_owned(),
+            user_id: "u".to_owned(),
+            created_at: Timestamp::from_unix_millis(0),
+            last_active_at: Timestamp::from_unix_millis(0),
+            ended_at: None,
+            verified_domains: Vec::new(),
+            ip: None,
+            user_agent: None,
+            device_id: None,
+        };
+        let first = UserinfoRequest {
+            ip: Some("203.0.113.7".to_owned()),
+            user_agent: Some("UA".to_owned()),
+            ..Default::default()
+        };
+        assert!(!hijacked(&mut session, &first, &settings));
+        let same_network = UserinfoRequest {
+            ip: Some("203.0.113.9".to_owned()),
+            user_agent: Some("UA".to_owned()),
+            ..Default::default()
+        };
+        assert!(!hijacked(&mut session, &same_network, &settings));
+        let skipped =
+            UserinfoRequest { ip: Some("0.0.0.0".to_owned()), user_agent: Some("UA".to_owned()), ..Default::default() };
+        assert!(!hijacked(&mut session, &skipped, &settings), "0.0.0.0 skips the IP check");
+        let moved = UserinfoRequest {
+            ip: Some("198.51.100.1".to_owned()),
+            user_agent: Some("UA".to_owned()),
+            ..Default::default()
+        };
+        assert!(hijacked(&mut session, &moved, &settings));
+    }
+}

@@ -1,0 +1,354 @@
+//! The CentralAuth-compatible login flow over HTTP, as CentralAuth's npm library drives it: `/login`,
+//! the hosted page (email code read from the dev outbox), the callback, `/api/v1/verify` (multipart, no
+//! `grant_type`, a UUID verifier), local decryption of the tokens with the secret, and userinfo.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use reqwest::redirect::Policy;
+use reqwest::{Method, Response, StatusCode};
+use serde_json::Value;
+use url::Url;
+
+use crate::harness::{Backend, TestServer, read_json};
+
+const CALLBACK: &str = "https://app.example.com/api/auth/callback";
+const VERIFIER: &str = "3f2504e0-4f89-41d3-9a0c-0305e82c3301";
+
+struct Flow {
+    server: TestServer,
+    client: reqwest::Client,
+    org: String,
+    secret: String,
+}
+
+fn challenge(verifier: &str) -> String {
+    URL_SAFE_NO_PAD.encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, verifier.as_bytes()))
+}
+
+fn location(response: &Response) -> String {
+    response.headers().get("location").and_then(|v| v.to_str().ok()).expect("location").to_owned()
+}
+
+impl Flow {
+    async fn start(backend: Backend) -> Self {
+        let server = TestServer::start_with(backend, |c| c.login.dev_outbox = true).await;
+        let org = server.app.create_organization("Acme").await.expect("organization").id;
+        server
+            .app
+            .login()
+            .configure(&org, Some(vec!["https://app.example.com".to_owned()]), None)
+            .await
+            .expect("whitelist");
+        let (secret, staged) = server.app.login().new_secret(&org).await.expect("secret");
+        assert!(!staged);
+        assert_eq!(secret.len(), 64);
+        let client = reqwest::Client::builder().redirect(Policy::none()).build().expect("client");
+        Self { server, client, org, secret }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.server.url)
+    }
+
+    async fn authorize(&self, query: &[(&str, &str)]) -> Response {
+        self.client.get(self.url("/login")).query(query).send().await.expect("request")
+    }
+
+    fn standard_query(&self) -> Vec<(String, String)> {
+        vec![
+            ("client_id".to_owned(), self.org.clone()),
+            ("redirect_uri".to_owned(), format!("{CALLBACK}?return_to=%2Fhome")),
+            ("response_type".to_owned(), "code".to_owned()),
+            ("state".to_owned(), "0b6f1a4e-8c1e-4f0e-9d3a-2d5c7e9f1a2b".to_owned()),
+            ("code_challenge".to_owned(), challenge(VERIFIER)),
+            ("code_challenge_method".to_owned(), "S256".to_owned()),
+        ]
+    }
+
+    /// Logs in by email code; returns the callback URL with `code`.
+    async fn log_in(&self, email: &str) -> Url {
+        let query = self.standard_query();
+        let started = self.client.get(self.url("/login")).query(&query).send().await.expect("login");
+        assert_eq!(started.status(), StatusCode::SEE_OTHER);
+        let page = location(&started);
+        let cookie =
+            started.headers().get("set-cookie").and_then(|v| v.to_str().ok()).expect("binding cookie").to_owned();
+        assert!(
+            cookie.contains("HttpOnly")
+                && cookie.contains(&format!("Path={}", page.split('?').next().unwrap_or_default()))
+        );
+        let binding = cookie.split(';').next().expect("cookie").to_owned();
+
+        let shown = self.client.get(self.url(&page)).header("cookie", &binding).send().await.expect("page");
+        assert_eq!(shown.status(), StatusCode::OK);
+        assert_eq!(shown.headers().get("x-frame-options").and_then(|v| v.to_str().ok()), Some("DENY"));
+        assert_eq!(shown.headers().get("cache-control").and_then(|v| v.to_str().ok()), Some("no-store"));
+        assert!(shown.text().await.expect("html").contains("Log in to Acme"));
+
+        let flow_path = page.split('?').next().expect("path").to_owned();
+        let sent = self
+            .client
+            .post(self.url(&format!("{flow_path}/email")))
+            .header("cookie", &binding)
+            .form(&[("email", email)])
+            .send()
+            .await
+            .expect("email");
+        assert_eq!(sent.status(), StatusCode::SEE_OTHER, "{:?}", sent.text().await);
+
+        let (_, outbox) = self.server.get_json("/dev/outbox").await;
+        let body = outbox["messages"][0]["body"].as_str().expect("message").to_owned();
+        let code: String = body
+            .split_whitespace()
+            .find(|w| w.trim_end_matches('.').len() == 5 && w.trim_end_matches('.').bytes().all(|b| b.is_ascii_digit()))
+            .expect("code")
+            .trim_end_matches('.')
+            .to_owned();
+
+        let wrong = if code == "00000" { "11111" } else { "00000" };
+        let refused = self
+            .client
+            .post(self.url(&format!("{flow_path}/code")))
+            .header("cookie", &binding)
+            .form(&[("code", wrong)])
+            .send()
+            .await
+            .expect("code");
+        assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+        assert!(refused.text().await.expect("html").contains("4 tries left"));
+
+        let accepted = self
+            .client
+            .post(self.url(&format!("{flow_path}/code")))
+            .header("cookie", &binding)
+            .form(&[("code", code.as_str())])
+            .send()
+            .await
+            .expect("code");
+        assert_eq!(accepted.status(), StatusCode::SEE_OTHER);
+        Url::parse(&location(&accepted)).expect("callback")
+    }
+
+    async fn verify(&self, code: &str, verifier: &str) -> (u16, Value) {
+        // Exactly the npm library's request: Basic auth, multipart, no grant_type, the bare callback.
+        let form = reqwest::multipart::Form::new()
+            .text("code", code.to_owned())
+            .text("redirect_uri", CALLBACK.to_owned())
+            .text("code_verifier", verifier.to_owned());
+        let response = self
+            .client
+            .post(self.url("/api/v1/verify"))
+            .basic_auth(&self.org, Some(&self.secret))
+            .multipart(form)
+            .send()
+            .await
+            .expect("verify");
+        assert_eq!(response.headers().get("cache-control").and_then(|v| v.to_str().ok()), Some("no-store"));
+        read_json(response).await
+    }
+
+    async fn userinfo(&self, token: &str, domain: &str) -> (u16, Value) {
+        let response = self
+            .client
+            .post(self.url(&format!("/api/v1/userinfo?domain={domain}")))
+            .basic_auth(&self.org, Some(&self.secret))
+            .header("content-type", "text/plain")
+            .header("auth-ip", "203.0.113.7, 10.0.0.1")
+            .header("user-agent", "Mozilla/5.0 test")
+            .body(token.to_owned())
+            .send()
+            .await
+            .expect("userinfo");
+        read_json(response).await
+    }
+}
+
+async fn compat_login_end_to_end(backend: Backend) {
+    let flow = Flow::start(backend).await;
+    let callback = flow.log_in("Ada@Example.com").await;
+    let params: std::collections::HashMap<String, String> =
+        callback.query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
+    assert_eq!(callback.origin().ascii_serialization(), "https://app.example.com");
+    assert_eq!(params.get("return_to").map(String::as_str), Some("/home"), "return_to is kept");
+    assert_eq!(params.get("state").map(String::as_str), Some("0b6f1a4e-8c1e-4f0e-9d3a-2d5c7e9f1a2b"));
+    assert_eq!(params.get("iss"), Some(&flow.server.url));
+    let code = params.get("code").expect("code").clone();
+
+    let (status, tokens) = flow.verify(&code, VERIFIER).await;
+    assert_eq!(status, 200, "{tokens}");
+    assert_eq!(tokens["token_type"], "Bearer");
+    assert!(tokens.get("expires_in").is_none(), "no absolute limit, no expires_in");
+    let access = tokens["access_token"].as_str().expect("access token");
+    let id_token = tokens["id_token"].as_str().expect("id token");
+    // The npm library decrypts locally with the secret (jose.jwtDecrypt, dir + A256CBC-HS512).
+    let plain =
+        portcullis_core::login::jwe::decrypt(flow.secret.as_bytes(), id_token).expect("decrypts with the secret");
+    let claims: Value = serde_json::from_slice(&plain).expect("claims");
+    assert_eq!(claims["user"]["email"], "ada@example.com");
+    assert!(claims["sessionId"].is_string());
+
+    let (status, user) = flow.userinfo(access, "https://app.example.com").await;
+    assert_eq!(status, 200, "{user}");
+    assert_eq!(user["email"], "ada@example.com");
+    assert_eq!(user["verified"], true);
+    assert_eq!(user["organizationId"], flow.org.as_str());
+
+    let (status, body) = flow.userinfo(access, "https://evil.example").await;
+    assert_eq!((status, body["errorCode"].as_str()), (400, Some("domainInvalid")));
+
+    // A replayed code is refused and ends the session it granted (RFC 6749 §4.1.2).
+    let (status, body) = flow.verify(&code, VERIFIER).await;
+    assert_eq!(
+        (status, body["error"].as_str(), body["errorCode"].as_str()),
+        (400, Some("invalid_grant"), Some("tokenInvalid"))
+    );
+    let (status, body) = flow.userinfo(access, "https://app.example.com").await;
+    assert_eq!((status, body["errorCode"].as_str()), (401, Some("sessionInactive")));
+}
+
+#[tokio::test]
+async fn compat_login_on_sqlite() {
+    compat_login_end_to_end(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn compat_login_on_postgres() {
+    compat_login_end_to_end(Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn untrusted_clients_and_callbacks_get_a_page_never_a_redirect() {
+    let flow = Flow::start(Backend::Sqlite).await;
+    let mut query = flow.standard_query();
+    let cases: Vec<(&str, Option<&str>, &str)> = vec![
+        ("client_id", None, "organizationIdMissing"),
+        ("client_id", Some("unknown-organization"), "organizationIdMissing"),
+        ("redirect_uri", None, "callbackUrlMissing"),
+        ("redirect_uri", Some("https://evil.example/cb"), "callbackUrlInvalid"),
+        ("redirect_uri", Some("https://app.example.com/cb?return_to=%2F%2Fevil.example"), "callbackUrlInvalid"),
+    ];
+    for (key, value, expected) in cases {
+        let mut q: Vec<(String, String)> = query.iter().filter(|(k, _)| k != key).cloned().collect();
+        if let Some(value) = value {
+            q.push((key.to_owned(), value.to_owned()));
+        }
+        let response = flow.client.get(flow.url("/login")).query(&q).send().await.expect("request");
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{key}={value:?}");
+        assert!(response.headers().get("location").is_none(), "never a redirect for {expected}");
+        let html = response.text().await.expect("html");
+        assert!(html.contains(expected), "{expected} missing from the page");
+    }
+    // After the client and the callback are trusted, errors go back to the callback with `error`.
+    query.retain(|(k, _)| k != "state");
+    let response = flow.client.get(flow.url("/login")).query(&query).send().await.expect("request");
+    assert_eq!(response.status(), StatusCode::FOUND);
+    let target = Url::parse(&location(&response)).expect("url");
+    let pairs: Vec<(String, String)> = target.query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
+    assert!(pairs.contains(&("error".to_owned(), "stateMissing".to_owned())), "{pairs:?}");
+    assert!(pairs.iter().any(|(k, _)| k == "error_description") && pairs.iter().any(|(k, _)| k == "iss"));
+
+    let mut plain = flow.standard_query();
+    plain.retain(|(k, _)| k != "code_challenge_method");
+    let response = flow.client.get(flow.url("/login")).query(&plain).send().await.expect("request");
+    assert!(location(&response).contains("error=codeChallengeInvalid"), "an absent method means plain, refused");
+}
+
+#[tokio::test]
+async fn token_endpoint_errors() {
+    let flow = Flow::start(Backend::Sqlite).await;
+    let callback = flow.log_in("eve@example.com").await;
+    let code = callback.query_pairs().find(|(k, _)| k == "code").map(|(_, v)| v.into_owned()).expect("code");
+    let (status, body) = flow.verify(&code, "wrong-verifier-0000000000000000000000").await;
+    assert_eq!(
+        (status, body["error"].as_str(), body["errorCode"].as_str()),
+        (400, Some("invalid_grant"), Some("codeChallengeInvalid"))
+    );
+    // The failed attempt spent the code: a second try is a replay.
+    let (status, body) = flow.verify(&code, VERIFIER).await;
+    assert_eq!((status, body["errorCode"].as_str()), (400, Some("tokenInvalid")));
+
+    let response = flow
+        .client
+        .post(flow.url("/api/v1/verify"))
+        .basic_auth(&flow.org, Some("not-the-secret"))
+        .form(&[("code", "x"), ("redirect_uri", CALLBACK)])
+        .send()
+        .await
+        .expect("request");
+    let (status, body) = read_json(response).await;
+    assert_eq!((status, body["errorCode"].as_str()), (400, Some("tokenInvalid")), "unknown code first");
+    let response = flow
+        .client
+        .post(flow.url("/api/v1/verify"))
+        .basic_auth(&flow.org, Some(&flow.secret))
+        .form(&[("redirect_uri", CALLBACK)])
+        .send()
+        .await
+        .expect("request");
+    let (status, body) = read_json(response).await;
+    assert_eq!(
+        (status, body["errorCode"].as_str(), body["error"].as_str()),
+        (400, Some("missingFields"), Some("invalid_request"))
+    );
+    let response = flow
+        .client
+        .post(flow.url("/api/v1/verify"))
+        .basic_auth(&flow.org, Some(&flow.secret))
+        .form(&[("grant_type", "password"), ("code", "x"), ("redirect_uri", CALLBACK)])
+        .send()
+        .await
+        .expect("request");
+    let (_, body) = read_json(response).await;
+    assert_eq!(body["error"], "unsupported_grant_type");
+    let response = flow
+        .client
+        .post(flow.url("/api/v1/verify"))
+        .header("content-type", "application/json")
+        .body("{}")
+        .send()
+        .await
+        .expect("request");
+    let (status, body) = read_json(response).await;
+    assert_eq!((status, body["errorCode"].as_str()), (415, Some("entityInvalid")));
+}
+
+#[tokio::test]
+async fn page_steps_refuse_other_browsers_and_throttle_codes() {
+    let flow = Flow::start(Backend::Sqlite).await;
+    let started =
+        flow.authorize(&flow.standard_query().iter().map(|(k, v)| (k.as_str(), v.as_str())).collect::<Vec<_>>()).await;
+    let page = location(&started);
+    let stolen = flow.client.get(flow.url(&page)).send().await.expect("page");
+    assert_eq!(stolen.status(), StatusCode::BAD_REQUEST);
+    assert!(stolen.text().await.expect("html").contains("loginAttemptMissing"), "another browser cannot use the flow");
+
+    let binding = started
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|c| c.split(';').next())
+        .expect("cookie")
+        .to_owned();
+    let flow_path = page.split('?').next().expect("path").to_owned();
+    let email = |address: &'static str| {
+        flow.client
+            .post(flow.url(&format!("{flow_path}/email")))
+            .header("cookie", binding.clone())
+            .form(&[("email", address)])
+            .send()
+    };
+    assert_eq!(email("bob@example.com").await.expect("first").status(), StatusCode::SEE_OTHER);
+    let second = email("bob@example.com").await.expect("second");
+    assert_eq!(second.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry: u64 = second
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .expect("retry-after");
+    assert!((1..=30).contains(&retry), "{retry}");
+    let invalid = email("not-an-email").await.expect("invalid");
+    assert_eq!(invalid.status(), StatusCode::BAD_REQUEST);
+    assert!(invalid.text().await.expect("html").contains("valid email"));
+    let _ = Method::GET;
+}
