@@ -213,7 +213,7 @@ function runJson({ file, args, cwd, env, log }) {
  *   portcullisEnv  extra env for portcullis (server and CLI); `undefined` values remove a variable
  *   demoEnv        extra env for the demo app
  *
- * Returns { portcullisUrl, demoUrl, orgId, apiKey, logPath, tmp, stop() }.
+ * Returns { portcullisUrl, demoUrl, orgId, apiKey, logPath, tmp, stop(), cli(...args) → JSON }.
  */
 export async function startStack({ label = "stack", graceSecs = 30, portcullisEnv, demoEnv } = {}) {
   const bins = binaries();
@@ -280,7 +280,7 @@ export async function startStack({ label = "stack", graceSecs = 30, portcullisEn
     const demoUrl = firstHttpUrl(await demo.firstLine);
     await waitForOk(`${demoUrl}/`);
 
-    return { portcullisUrl, demoUrl, orgId: org.id, apiKey: key.key, logPath, tmp, stop };
+    return { portcullisUrl, demoUrl, orgId: org.id, apiKey: key.key, logPath, tmp, stop, cli };
   } catch (err) {
     await stop();
     err.message += ` (log: ${logPath})`;

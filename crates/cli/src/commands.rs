@@ -41,11 +41,16 @@ pub(crate) fn print_catalog(format: CatalogFormat) {
     }
 }
 
-pub(crate) async fn run(command: Command, config: Config) -> Result<(), Failure> {
+pub(crate) async fn run(command: Command, mut config: Config) -> Result<(), Failure> {
     let migrate = matches!(command, Command::Migrate) || config.store.migrate_on_start;
+    if matches!(command, Command::Serve) {
+        let listener = portcullis_server::bind(&mut config).await?;
+        let app = App::open(config, OpenOptions { migrate }).await?;
+        return Ok(serve(app, listener).await?);
+    }
     let app = App::open(config, OpenOptions { migrate }).await?;
     match command {
-        Command::Serve => serve(app).await?,
+        Command::Serve => {}
         Command::Migrate => println!("The {} store is up to date.", app.store_backend()),
         Command::Org(OrgCommand::Create { name, json }) => {
             print_organization(&app.create_organization(&name).await?, json)
@@ -91,7 +96,11 @@ pub(crate) async fn run(command: Command, config: Config) -> Result<(), Failure>
                 print_organization(&organization, false);
             }
         }
-        Command::Org(OrgCommand::Secret(SecretCommand::Create { organization })) => {
+        Command::Org(OrgCommand::Secret(SecretCommand::Create { organization, json: true })) => {
+            let (secret, staged) = app.login().new_secret(&organization).await?;
+            print_json(&serde_json::json!({ "secret": secret, "staged": staged }));
+        }
+        Command::Org(OrgCommand::Secret(SecretCommand::Create { organization, json: false })) => {
             let (secret, staged) = app.login().new_secret(&organization).await?;
             println!("Client secret for {organization}:\n\n    {secret}\n");
             if staged {
@@ -120,13 +129,8 @@ pub(crate) async fn run(command: Command, config: Config) -> Result<(), Failure>
     Ok(())
 }
 
-async fn serve(app: App) -> Result<(), StartupError> {
-    let listener = portcullis_server::bind(&app).await?;
-    // With port 0 the configured address is not the one to print.
-    let url = match listener.local_addr() {
-        Ok(address) if app.config().server.public_url.is_empty() => format!("http://{address}"),
-        _ => app.config().public_url(),
-    };
+async fn serve(app: App, listener: tokio::net::TcpListener) -> Result<(), StartupError> {
+    let url = app.config().public_url();
     let store = match app.store_backend() {
         "sqlite" => format!("SQLite at {}", app.config().sqlite_path().display()),
         other => other.to_owned(),

@@ -97,6 +97,9 @@ enum SecretCommand {
     Create {
         /// Organization id.
         organization: String,
+        /// Print JSON: `{"secret", "staged"}`.
+        #[arg(long)]
+        json: bool,
     },
     /// Activate the staged secret; the old one stops working at once.
     Activate {

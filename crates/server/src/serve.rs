@@ -9,15 +9,26 @@ use tokio::sync::watch;
 
 use crate::StartupError;
 use crate::app::App;
+use crate::config::Config;
 use crate::http::router;
 
 /// Binds the configured address.
 ///
 /// # Errors
 /// [`StartupError::Bind`] when the address is taken or not allowed.
-pub async fn bind(app: &App) -> Result<TcpListener, StartupError> {
-    let address = &app.config().server.listen;
-    TcpListener::bind(address).await.map_err(|source| StartupError::Bind { address: address.clone(), source })
+/// Binds `server.listen` before the application opens, and pins the configuration to the address actually
+/// bound: with port 0, the listen address and (when `server.public_url` is unset) the issuer name the real
+/// port.
+///
+/// # Errors
+/// [`StartupError::Bind`] when the address is taken or not allowed.
+pub async fn bind(config: &mut Config) -> Result<TcpListener, StartupError> {
+    let address = config.server.listen.clone();
+    let listener =
+        TcpListener::bind(&address).await.map_err(|source| StartupError::Bind { address: address.clone(), source })?;
+    let bound = listener.local_addr().map_err(|source| StartupError::Bind { address, source })?;
+    config.server.listen = bound.to_string();
+    Ok(listener)
 }
 
 /// Serves until `shutdown` completes, then lets in-flight requests finish for at most

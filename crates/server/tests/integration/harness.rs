@@ -57,11 +57,8 @@ impl TestServer {
     }
 
     pub(crate) async fn start_in(dir: TempDir, postgres: Option<TestPostgres>, mut config: Config) -> Self {
-        // Bind first, so the configuration (and the issuer) names the real port, as a deployment's would.
-        let listener = tokio::net::TcpListener::bind(&config.server.listen).await.expect("bind");
-        let url = format!("http://{}", listener.local_addr().expect("address"));
-        config.server.listen = listener.local_addr().expect("address").to_string();
-        config.server.public_url.clone_from(&url);
+        let listener = portcullis_server::bind(&mut config).await.expect("bind");
+        let url = config.public_url();
         let app = Arc::new(App::open(config, OpenOptions { migrate: true }).await.expect("app opens"));
         let (stop, stopped) = oneshot::channel::<()>();
         let served = Arc::clone(&app);

@@ -352,3 +352,88 @@ async fn page_steps_refuse_other_browsers_and_throttle_codes() {
     assert!(invalid.text().await.expect("html").contains("valid email"));
     let _ = Method::GET;
 }
+
+/// The `oauth2` crate, as CentralAuth's Rust desktop demo uses it: a public client (client id only),
+/// PKCE S256 with a 43-character verifier, a loopback callback, an urlencoded token request with
+/// `grant_type`. Its HTTP goes through reqwest 0.13 over loopback.
+#[tokio::test]
+async fn the_oauth2_crate_logs_in_as_a_public_loopback_client() {
+    use oauth2::basic::BasicClient;
+    use oauth2::{
+        AuthUrl, AuthorizationCode, ClientId, CsrfToken, HttpRequest, HttpResponse, PkceCodeChallenge, RedirectUrl,
+        TokenResponse, TokenUrl,
+    };
+
+    let flow = Flow::start(Backend::Sqlite).await;
+    let settings = portcullis_core::organization::OrganizationSettings { allow_localhost: true, ..Default::default() };
+    flow.server.app.login().configure(&flow.org, None, Some(settings)).await.expect("allow localhost");
+    let client = BasicClient::new(ClientId::new(flow.org.clone()))
+        .set_auth_uri(AuthUrl::new(flow.url("/login")).expect("auth url"))
+        .set_token_uri(TokenUrl::new(flow.url("/api/v1/verify")).expect("token url"))
+        .set_redirect_uri(RedirectUrl::new("http://localhost:12120".to_owned()).expect("redirect"));
+    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+    let (authorize_url, csrf) = client.authorize_url(CsrfToken::new_random).set_pkce_challenge(challenge).url();
+
+    // The browser part: the hosted pages.
+    let started = flow.client.get(authorize_url.as_str()).send().await.expect("login");
+    assert_eq!(started.status(), StatusCode::SEE_OTHER, "{:?}", started.text().await);
+    let page = location(&started);
+    let binding = started
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|c| c.split(';').next())
+        .expect("cookie")
+        .to_owned();
+    let flow_path = page.split('?').next().expect("path").to_owned();
+    flow.client
+        .post(flow.url(&format!("{flow_path}/email")))
+        .header("cookie", &binding)
+        .form(&[("email", "desk@example.com")])
+        .send()
+        .await
+        .expect("email");
+    let (_, outbox) = flow.server.get_json("/dev/outbox").await;
+    let body = outbox["messages"][0]["body"].as_str().expect("message");
+    let code = body
+        .split_whitespace()
+        .map(|w| w.trim_end_matches('.'))
+        .find(|w| w.len() == 5 && w.bytes().all(|b| b.is_ascii_digit()))
+        .expect("code");
+    let done = flow
+        .client
+        .post(flow.url(&format!("{flow_path}/code")))
+        .header("cookie", &binding)
+        .form(&[("code", code)])
+        .send()
+        .await
+        .expect("code");
+    let callback = Url::parse(&location(&done)).expect("callback");
+    assert_eq!(callback.host_str(), Some("localhost"));
+    let param = |name: &str| callback.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned());
+    assert_eq!(param("state").as_deref(), Some(csrf.secret().as_str()));
+
+    // The token exchange, by the oauth2 crate itself.
+    let http = |request: HttpRequest| async move {
+        let client = reqwest::Client::builder().redirect(Policy::none()).build()?;
+        let (parts, body) = request.into_parts();
+        let response =
+            client.request(parts.method, parts.uri.to_string()).headers(parts.headers).body(body).send().await?;
+        let mut builder = oauth2::http::Response::builder().status(response.status());
+        for (name, value) in response.headers() {
+            builder = builder.header(name, value);
+        }
+        let bytes = response.bytes().await?;
+        Ok::<HttpResponse, reqwest::Error>(builder.body(bytes.to_vec()).expect("response"))
+    };
+    let token = client
+        .exchange_code(AuthorizationCode::new(param("code").expect("code")))
+        .set_pkce_verifier(verifier)
+        .request_async(&http)
+        .await
+        .expect("the oauth2 crate accepts the token response");
+    assert_eq!(token.token_type(), &oauth2::basic::BasicTokenType::Bearer);
+    let plain =
+        portcullis_core::login::jwe::decrypt(flow.secret.as_bytes(), token.access_token().secret()).expect("JWE");
+    assert!(serde_json::from_slice::<Value>(&plain).expect("claims")["sessionId"].is_string());
+}
