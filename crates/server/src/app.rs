@@ -36,6 +36,7 @@ pub struct App {
     keys: Arc<KeyService>,
     sessions: Arc<SessionService>,
     login: Arc<LoginService>,
+    mailer: Option<crate::mail::Mailer>,
     cookies: CookieSettings,
     clock: Arc<dyn Clock>,
     admin_token_digest: Vec<u8>,
@@ -86,6 +87,10 @@ impl App {
             &master,
         ));
         let cookies = cookie_settings(&config);
+        let mailer = crate::mail::Mailer::from_settings(&config.smtp)?;
+        if mailer.is_none() && !config.login.dev_outbox {
+            tracing::warn!("no SMTP server is configured (smtp.host): the hosted login cannot deliver codes");
+        }
         let login = Arc::new(LoginService::new(
             Arc::clone(&store),
             Arc::clone(&clock),
@@ -98,6 +103,7 @@ impl App {
             keys,
             sessions,
             login,
+            mailer,
             cookies,
             clock,
             admin_token_digest: digest(&SHA256, admin_token.as_bytes()).as_ref().to_vec(),
@@ -139,6 +145,24 @@ impl App {
     #[must_use]
     pub fn login(&self) -> &LoginService {
         &self.login
+    }
+
+    /// Delivers a login message: SMTP when configured, the dev outbox when enabled.
+    ///
+    /// # Errors
+    /// `genericError` (503) when no delivery is configured or the SMTP server fails.
+    pub async fn deliver(&self, message: &portcullis_core::login::model::OutboxMessage) -> Result<(), Error> {
+        if self.config.login.dev_outbox {
+            self.login.record_in_outbox(message).await?;
+        }
+        match &self.mailer {
+            Some(mailer) => mailer.send(message).await,
+            None if self.config.login.dev_outbox => Ok(()),
+            None => Err(Error::new(ErrorCode::GenericError)
+                .with_status(503)
+                .with_message("Email delivery is not configured for this server.")
+                .with_internal("smtp.host is empty and login.dev_outbox is off")),
+        }
     }
 
     /// Where session cookies go.

@@ -10,6 +10,7 @@ pub mod config;
 mod faces;
 pub mod http;
 pub mod local_secrets;
+pub mod mail;
 mod metrics;
 mod serve;
 mod storage;

@@ -41,6 +41,8 @@ pub struct Config {
     pub session: SessionSettings,
     /// The hosted login flow.
     pub login: LoginSettings,
+    /// Outgoing mail (login codes).
+    pub smtp: SmtpSettings,
     /// Admin API.
     pub admin: AdminConfig,
     /// Logging.
@@ -207,6 +209,52 @@ pub struct LoginSettings {
     pub dev_outbox: bool,
 }
 
+/// `[smtp]`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SmtpSettings {
+    /// SMTP server; empty: no mail is sent (then only the dev outbox can deliver codes).
+    pub host: String,
+    /// SMTP port.
+    pub port: u16,
+    /// `starttls`, `tls` (implicit, usually port 465) or `none` (loopback testing only).
+    pub security: SmtpSecurity,
+    /// User name; empty: no authentication.
+    pub username: String,
+    /// Password.
+    pub password: Secret,
+    /// The `From` address.
+    pub from: String,
+    /// Seconds to wait for the SMTP server.
+    pub timeout_secs: u64,
+}
+
+/// SMTP transport security.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpSecurity {
+    /// Upgrade a plain connection with STARTTLS (required).
+    Starttls,
+    /// TLS from the first byte.
+    Tls,
+    /// No encryption.
+    None,
+}
+
+impl Default for SmtpSettings {
+    fn default() -> Self {
+        Self {
+            host: String::new(),
+            port: 587,
+            security: SmtpSecurity::Starttls,
+            username: String::new(),
+            password: Secret::default(),
+            from: "Portcullis <no-reply@localhost>".to_owned(),
+            timeout_secs: 10,
+        }
+    }
+}
+
 /// `[admin]`
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -245,6 +293,7 @@ impl Default for Config {
             keys: KeysConfig::default(),
             session: SessionSettings::default(),
             login: LoginSettings::default(),
+            smtp: SmtpSettings::default(),
             admin: AdminConfig::default(),
             log: LogConfig::default(),
         }

@@ -199,7 +199,11 @@ async fn email(
 ) -> Response {
     let login = app.login();
     let bound = binding(&headers);
-    match login.send_code(&id, bound.as_deref(), &form.email).await {
+    let sent = match login.send_code(&id, bound.as_deref(), &form.email).await {
+        Ok(message) => app.deliver(&message).await.map(|()| message),
+        Err(error) => Err(error),
+    };
+    match sent {
         Ok(message) => {
             let to: String = url::form_urlencoded::byte_serialize(message.to.as_bytes()).collect();
             see_other(&format!("/login/flow/{id}?step=code&email={to}"))

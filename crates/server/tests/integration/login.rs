@@ -437,3 +437,146 @@ async fn the_oauth2_crate_logs_in_as_a_public_loopback_client() {
         portcullis_core::login::jwe::decrypt(flow.secret.as_bytes(), token.access_token().secret()).expect("JWE");
     assert!(serde_json::from_slice::<Value>(&plain).expect("claims")["sessionId"].is_string());
 }
+
+/// Login codes delivered over real SMTP: `aiosmtpd` (PyPI) listens on a loopback port and prints each
+/// message it receives; the code is read from there. Without the dev outbox, no code is stored in
+/// plaintext and `/dev/outbox` does not exist.
+#[tokio::test]
+async fn login_codes_arrive_over_real_smtp() {
+    use std::io::{BufRead as _, BufReader};
+    use std::process::{Command, Stdio};
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("free port").local_addr().expect("address").port();
+    let mut smtp = Command::new("python3")
+        .args(["-u", "-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}")])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("python3 -m aiosmtpd (install with `pip install aiosmtpd==1.4.6`; scripts/test.sh does)");
+    let (lines_tx, lines) = std::sync::mpsc::channel::<String>();
+    let stdout = smtp.stdout.take().expect("stdout");
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if lines_tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+        assert!(std::time::Instant::now() < deadline, "aiosmtpd did not start on port {port}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+
+    let server = TestServer::start_with(Backend::Sqlite, |c| {
+        c.smtp.host = "127.0.0.1".to_owned();
+        c.smtp.port = port;
+        c.smtp.security = portcullis_server::config::SmtpSecurity::None;
+        c.smtp.from = "Acme Login <login@acme.example>".to_owned();
+    })
+    .await;
+    let org = server.app.create_organization("Acme").await.expect("organization").id;
+    server
+        .app
+        .login()
+        .configure(&org, Some(vec!["https://app.example.com".to_owned()]), None)
+        .await
+        .expect("whitelist");
+    let client = reqwest::Client::builder().redirect(Policy::none()).build().expect("client");
+    let query = [
+        ("client_id", org.as_str()),
+        ("redirect_uri", CALLBACK),
+        ("state", "smtp-state"),
+        ("code_challenge", &challenge(VERIFIER)),
+        ("code_challenge_method", "S256"),
+    ];
+    let started = client.get(format!("{}/login", server.url)).query(&query).send().await.expect("login");
+    let page = location(&started);
+    let binding = started
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|c| c.split(';').next())
+        .expect("cookie")
+        .to_owned();
+    let flow_path = page.split('?').next().expect("path").to_owned();
+    let sent = client
+        .post(format!("{}{flow_path}/email", server.url))
+        .header("cookie", &binding)
+        .form(&[("email", "smtp@example.com")])
+        .send()
+        .await
+        .expect("email");
+    assert_eq!(sent.status(), StatusCode::SEE_OTHER);
+
+    let mut received = Vec::new();
+    let code = loop {
+        let line = lines.recv_timeout(std::time::Duration::from_secs(10)).expect("a message reached the SMTP server");
+        received.push(line.clone());
+        if let Some(code) = line
+            .split_whitespace()
+            .map(|w| w.trim_end_matches('.'))
+            .find(|w| w.len() == 5 && w.bytes().all(|b| b.is_ascii_digit()))
+        {
+            break code.to_owned();
+        }
+    };
+    let transcript = received.join("\n");
+    assert!(transcript.contains("From: \"Acme Login\" <login@acme.example>"), "{transcript}");
+    assert!(transcript.contains("To: smtp@example.com"), "{transcript}");
+    assert!(transcript.contains("Subject: Your login code for Acme"), "{transcript}");
+
+    let done = client
+        .post(format!("{}{flow_path}/code", server.url))
+        .header("cookie", &binding)
+        .form(&[("code", code.as_str())])
+        .send()
+        .await
+        .expect("code");
+    assert_eq!(done.status(), StatusCode::SEE_OTHER);
+    assert!(location(&done).starts_with(&format!("{CALLBACK}?code=")));
+    let outbox = client.get(format!("{}/dev/outbox", server.url)).send().await.expect("outbox");
+    assert_eq!(outbox.status(), StatusCode::NOT_FOUND, "the dev outbox is off by default");
+    let _ = smtp.kill();
+    let _ = smtp.wait();
+}
+
+/// Without SMTP and without the dev outbox, the page says email is not configured instead of pretending.
+#[tokio::test]
+async fn without_delivery_the_page_says_so() {
+    let server = TestServer::start().await;
+    let org = server.app.create_organization("Acme").await.expect("organization").id;
+    server
+        .app
+        .login()
+        .configure(&org, Some(vec!["https://app.example.com".to_owned()]), None)
+        .await
+        .expect("whitelist");
+    let client = reqwest::Client::builder().redirect(Policy::none()).build().expect("client");
+    let query = [
+        ("client_id", org.as_str()),
+        ("redirect_uri", CALLBACK),
+        ("state", "s"),
+        ("code_challenge", &challenge(VERIFIER)),
+        ("code_challenge_method", "S256"),
+    ];
+    let started = client.get(format!("{}/login", server.url)).query(&query).send().await.expect("login");
+    let page = location(&started);
+    let binding = started
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|c| c.split(';').next())
+        .expect("cookie")
+        .to_owned();
+    let flow_path = page.split('?').next().expect("path").to_owned();
+    let sent = client
+        .post(format!("{}{flow_path}/email", server.url))
+        .header("cookie", &binding)
+        .form(&[("email", "nobody@example.com")])
+        .send()
+        .await
+        .expect("email");
+    assert_eq!(sent.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(sent.text().await.expect("html").contains("Email delivery is not configured"));
+}
