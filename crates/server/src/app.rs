@@ -8,7 +8,7 @@ use aws_lc_rs::constant_time::verify_slices_are_equal;
 use aws_lc_rs::digest::{SHA256, digest};
 use portcullis_core::clock::{Clock, SystemClock};
 use portcullis_core::keys::{KeyService, KeyStatus};
-use portcullis_core::login::LoginService;
+use portcullis_core::login::{LoginService, OAuthService};
 use portcullis_core::organization::{ApiKeyRecord, NewApiKey, Organization};
 use portcullis_core::session::{SessionConfig, SessionService};
 use portcullis_core::store::Store;
@@ -36,6 +36,7 @@ pub struct App {
     keys: Arc<KeyService>,
     sessions: Arc<SessionService>,
     login: Arc<LoginService>,
+    oauth: OAuthService,
     mailer: Option<crate::mail::Mailer>,
     cookies: CookieSettings,
     clock: Arc<dyn Clock>,
@@ -97,12 +98,23 @@ impl App {
             Arc::clone(&master),
             config.public_url(),
         ));
+        let oauth_refresh = SessionService::for_purpose(
+            Arc::clone(&store),
+            Arc::clone(&keys),
+            Arc::clone(&clock),
+            session_config(&config),
+            &master,
+            "oauth",
+        );
+        let oauth =
+            OAuthService::new(Arc::clone(&store), Arc::clone(&clock), Arc::clone(&keys), Arc::clone(&login), oauth_refresh);
         Ok(Self {
             config,
             store,
             keys,
             sessions,
             login,
+            oauth,
             mailer,
             cookies,
             clock,
@@ -145,6 +157,12 @@ impl App {
     #[must_use]
     pub fn login(&self) -> &LoginService {
         &self.login
+    }
+
+    /// The standard OAuth / OIDC face.
+    #[must_use]
+    pub const fn oauth(&self) -> &OAuthService {
+        &self.oauth
     }
 
     /// Delivers a login message: SMTP when configured, the dev outbox when enabled.

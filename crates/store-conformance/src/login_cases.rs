@@ -41,6 +41,8 @@ fn flow(org: &str, id: &str) -> LoginFlow {
         code_challenge: Some("E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".to_owned()),
         face: FlowFace::Compat,
         affirm: false,
+        scope: Some("openid offline_access".to_owned()),
+        nonce: None,
         binding_hash: "b".to_owned(),
         created_at: at(0),
         expires_at: at(900_000),
@@ -162,6 +164,8 @@ pub async fn codes_are_single_use_under_concurrency(store: &Arc<dyn Store>) {
         ip: None,
         user_agent: None,
         device_id: None,
+        scope: Some("openid email".to_owned()),
+        nonce: Some("n-0S6_WzA2Mj".to_owned()),
     };
     store.insert_login_session(&session).await.expect("session");
     let code = AuthorizationCode {

@@ -6,9 +6,12 @@ pub mod attempt;
 pub mod callback;
 pub mod jwe;
 pub mod model;
+mod oauth;
 pub mod pkce;
 pub mod redirect;
 mod service;
+
+pub use oauth::{OAUTH_TOKEN_LIFETIME, OAuthService, StandardTokens};
 
 pub use service::{
     AuthorizeFailure, AuthorizeRequest, CODE_LIFETIME, FLOW_LIFETIME, IssuedTokens, LoginOutcome, LoginService,

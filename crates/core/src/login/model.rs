@@ -55,6 +55,12 @@ pub struct LoginFlow {
     pub face: FlowFace,
     /// Re-authentication requested (`affirm=1`).
     pub affirm: bool,
+    /// Requested scopes (standard face).
+    #[serde(default)]
+    pub scope: Option<String>,
+    /// OIDC `nonce`, echoed in the ID token.
+    #[serde(default)]
+    pub nonce: Option<String>,
     /// SHA-256 of the binding cookie: only the browser that started the flow can finish it.
     pub binding_hash: String,
     /// Creation.
@@ -108,6 +114,12 @@ pub struct LoginSession {
     pub user_agent: Option<String>,
     /// See `ip`.
     pub device_id: Option<String>,
+    /// Scopes granted (standard face).
+    #[serde(default)]
+    pub scope: Option<String>,
+    /// OIDC `nonce` of the login.
+    #[serde(default)]
+    pub nonce: Option<String>,
 }
 
 /// An authorization code: single use, 60 seconds, bound to its flow.

@@ -50,6 +50,10 @@ pub struct AuthorizeRequest {
     pub code_challenge_method: Option<String>,
     /// `affirm=1`.
     pub affirm: bool,
+    /// `scope`.
+    pub scope: Option<String>,
+    /// `nonce`.
+    pub nonce: Option<String>,
 }
 
 /// Why an authorization request failed, and where the answer goes.
@@ -90,6 +94,8 @@ pub struct TokenRequest {
     pub redirect_uri: Option<String>,
     /// `code_verifier`.
     pub code_verifier: Option<String>,
+    /// `refresh_token` (standard face).
+    pub refresh_token: Option<String>,
     /// Client id (HTTP Basic or body).
     pub client_id: Option<String>,
     /// Client secret (HTTP Basic or body).
@@ -178,7 +184,7 @@ impl LoginService {
         &self.issuer
     }
 
-    async fn organization(&self, id: &str) -> Result<Organization, Error> {
+    pub(crate) async fn organization(&self, id: &str) -> Result<Organization, Error> {
         self.store
             .organization(id)
             .await?
@@ -233,7 +239,7 @@ impl LoginService {
         }
     }
 
-    async fn active_secret(&self, organization_id: &str) -> Result<Option<String>, Error> {
+    pub(crate) async fn active_secret(&self, organization_id: &str) -> Result<Option<String>, Error> {
         let (active, _) = self.store.client_secrets(organization_id).await?;
         active
             .map(|sealed| {
@@ -245,7 +251,11 @@ impl LoginService {
     }
 
     /// Authenticates a confidential client; returns its organization and secret.
-    async fn authenticate_client(&self, client_id: &str, secret: &str) -> Result<(Organization, String), Error> {
+    pub(crate) async fn authenticate_client(
+        &self,
+        client_id: &str,
+        secret: &str,
+    ) -> Result<(Organization, String), Error> {
         let bad = || {
             Error::new(ErrorCode::NoPermission).with_status(401).with_message("The client credentials are not valid.")
         };
@@ -294,7 +304,12 @@ impl LoginService {
                 return Err(redirect_error(error, None));
             }
         };
-        if request.response_type.as_deref().is_some_and(|t| t != "code") {
+        // The compat face tolerates an absent response_type (PHP's library); the standard face does not.
+        let response_type_ok = match request.response_type.as_deref() {
+            Some(t) => t == "code",
+            None => face == FlowFace::Compat,
+        };
+        if !response_type_ok {
             let error = Error::new(ErrorCode::EntityInvalid)
                 .with_message("Only response_type=code is supported (unsupported_response_type).");
             return Err(redirect_error(error, Some(&state)));
@@ -315,6 +330,8 @@ impl LoginService {
             code_challenge: challenge.map(str::to_owned),
             face,
             affirm: request.affirm,
+            scope: request.scope.clone(),
+            nonce: request.nonce.clone(),
             binding_hash: sha256_hex(binding.as_bytes()),
             created_at: now,
             expires_at: now.plus(FLOW_LIFETIME),
@@ -474,6 +491,8 @@ impl LoginService {
             ip: None,
             user_agent: None,
             device_id: None,
+            scope: flow.scope.clone(),
+            nonce: flow.nonce.clone(),
         };
         self.store.insert_login_session(&session).await?;
         let code = random_token()?;
@@ -760,6 +779,8 @@ mod tests {
             ip: None,
             user_agent: None,
             device_id: None,
+            scope: None,
+            nonce: None,
         };
         let first = UserinfoRequest {
             ip: Some("203.0.113.7".to_owned()),

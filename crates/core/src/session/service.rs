@@ -97,7 +97,21 @@ impl SessionService {
         config: SessionConfig,
         master: &MasterKey,
     ) -> Self {
-        let codec = RefreshTokenCodec::new(&master.derive("session refresh tokens"));
+        Self::for_purpose(store, keys, clock, config, master, "session")
+    }
+
+    /// A service whose refresh tokens are keyed for one purpose, so tokens of one purpose (OAuth clients'
+    /// refresh tokens) never authenticate as another's (browser sessions).
+    #[must_use]
+    pub fn for_purpose(
+        store: Arc<dyn Store>,
+        keys: Arc<KeyService>,
+        clock: Arc<dyn Clock>,
+        config: SessionConfig,
+        master: &MasterKey,
+        purpose: &str,
+    ) -> Self {
+        let codec = RefreshTokenCodec::new(&master.derive(&format!("{purpose} refresh tokens")));
         Self { store, keys, clock, config, codec }
     }
 

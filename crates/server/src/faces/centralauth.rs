@@ -29,7 +29,7 @@ pub(crate) fn routes(dev_outbox: bool) -> Router<Arc<App>> {
 }
 
 /// `Authorization: Basic` credentials, form-decoded as RFC 6749 §2.3.1 requires.
-fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
+pub(crate) fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let encoded = value.strip_prefix("Basic ").or_else(|| value.strip_prefix("basic "))?;
     let decoded = String::from_utf8(STANDARD.decode(encoded.trim()).ok()?).ok()?;
@@ -71,11 +71,12 @@ async fn form_fields(request: Request) -> Result<HashMap<String, String>, Error>
 }
 
 /// Token endpoint errors carry the RFC 6749 fields beside the catalog's (a superset every client reads).
-fn token_error(error: Error, request_id: &RequestId, issuer: &str) -> Response {
+pub(crate) fn token_error(error: Error, request_id: &RequestId, issuer: &str) -> Response {
     let status = StatusCode::from_u16(error.status()).unwrap_or(StatusCode::BAD_REQUEST);
     let oauth = match error.code() {
         ErrorCode::TokenInvalid | ErrorCode::CodeChallengeInvalid | ErrorCode::CallbackUrlInvalid => "invalid_grant",
         ErrorCode::NoPermission | ErrorCode::OrganizationIdMissing => "invalid_client",
+        ErrorCode::MissingFields => "invalid_request",
         ErrorCode::EntityInvalid if error.message().contains("unsupported_grant_type") => "unsupported_grant_type",
         code => code.spec().oauth_error.unwrap_or("server_error"),
     };
@@ -119,6 +120,7 @@ async fn verify(
         code: field("code"),
         redirect_uri: field("redirect_uri"),
         code_verifier: field("code_verifier").filter(|v| v != "undefined"),
+        refresh_token: None,
         client_id,
         client_secret,
     };
@@ -153,7 +155,7 @@ fn client_or_error(headers: &HeaderMap) -> Result<(String, String), ApiError> {
 }
 
 /// With a token error, the userinfo answer names the problem in `WWW-Authenticate` (RFC 6750 §3).
-fn bearer_challenge(error: Error) -> Response {
+pub(crate) fn bearer_challenge(error: Error) -> Response {
     let code = error.code();
     let mut response = ApiError(error).into_response();
     let value = match code {

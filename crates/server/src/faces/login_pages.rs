@@ -27,7 +27,8 @@ const MAX_NOTICE_CHARS: usize = 200;
 
 pub(crate) fn routes() -> Router<Arc<App>> {
     Router::new()
-        .route("/login", get(start))
+        .route("/login", get(start_compat))
+        .route("/oauth2/authorize", get(start_standard))
         .route("/login/flow/{id}", get(show))
         .route("/login/flow/{id}/email", post(email))
         .route("/login/flow/{id}/code", post(code))
@@ -104,11 +105,24 @@ fn binding(headers: &HeaderMap) -> Option<String> {
         .map(|c| c.value().to_owned())
 }
 
-async fn start(
+async fn start_compat(
     State(app): State<Arc<App>>,
     Extension(request_id): Extension<RequestId>,
     Query(params): Query<HashMap<String, String>>,
 ) -> Response {
+    start(&app, &request_id, &params, FlowFace::Compat).await
+}
+
+async fn start_standard(
+    State(app): State<Arc<App>>,
+    Extension(request_id): Extension<RequestId>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Response {
+    start(&app, &request_id, &params, FlowFace::Standard).await
+}
+
+/// Both faces' authorization endpoint; the face decides leniency and the callback error format.
+async fn start(app: &App, request_id: &RequestId, params: &HashMap<String, String>, face: FlowFace) -> Response {
     let get = |k: &str| params.get(k).cloned();
     let request = AuthorizeRequest {
         client_id: get("client_id"),
@@ -118,8 +132,10 @@ async fn start(
         code_challenge: get("code_challenge"),
         code_challenge_method: get("code_challenge_method"),
         affirm: params.get("affirm").is_some_and(|v| v == "1"),
+        scope: get("scope"),
+        nonce: get("nonce"),
     };
-    match app.login().start(&request, FlowFace::Compat).await {
+    match app.login().start(&request, face).await {
         Ok(started) => {
             // The banner (`error_message`, or `error_description` as npm sends it) and the email prefill
             // travel to the page; both are shown escaped.
@@ -146,7 +162,7 @@ async fn start(
             }
             response
         }
-        Err(AuthorizeFailure::Page(error)) => error_page(error, &request_id),
+        Err(AuthorizeFailure::Page(error)) => error_page(error, request_id),
         Err(AuthorizeFailure::Redirect(url, error)) => {
             let mut response = see_other(url.as_str());
             *response.status_mut() = StatusCode::FOUND;

@@ -4,6 +4,7 @@
 pub(crate) mod admin;
 pub(crate) mod centralauth;
 pub(crate) mod login_pages;
+pub(crate) mod oauth;
 pub(crate) mod ops;
 pub(crate) mod session;
 pub(crate) mod session_api;

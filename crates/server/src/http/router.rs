@@ -30,6 +30,7 @@ pub fn router(app: Arc<App>) -> Router {
         .merge(faces::session::routes(app.config()))
         .merge(faces::session_api::routes())
         .merge(faces::login_pages::routes())
+        .merge(faces::oauth::routes())
         .merge(faces::centralauth::routes(app.config().login.dev_outbox))
         .route_layer(from_fn(tag_route))
         .fallback(unknown_route)

@@ -580,3 +580,68 @@ async fn without_delivery_the_page_says_so() {
     assert_eq!(sent.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert!(sent.text().await.expect("html").contains("Email delivery is not configured"));
 }
+
+/// The strict face keeps the rules the compat face relaxes, and the two faces' codes and tokens do not mix.
+#[tokio::test]
+async fn strict_face_rules() {
+    let flow = Flow::start(Backend::Sqlite).await;
+    let (status, discovery) = flow.server.get_json("/.well-known/openid-configuration").await;
+    assert_eq!(status, 200);
+    assert_eq!(discovery["issuer"], flow.server.url.as_str());
+    assert_eq!(discovery["authorization_response_iss_parameter_supported"], true);
+    assert_eq!(discovery["code_challenge_methods_supported"], serde_json::json!(["S256"]));
+
+    let token = |form: Vec<(&'static str, String)>| {
+        flow.client.post(flow.url("/oauth2/token")).basic_auth(&flow.org, Some(&flow.secret)).form(&form).send()
+    };
+    let (status, body) = read_json(token(vec![("code", "x".to_owned())]).await.expect("request")).await;
+    assert_eq!(
+        (status, body["error"].as_str(), body["errorCode"].as_str()),
+        (400, Some("invalid_request"), Some("missingFields")),
+        "grant_type is required"
+    );
+    let response = flow
+        .client
+        .post(flow.url("/oauth2/token"))
+        .json(&serde_json::json!({"grant_type": "authorization_code"}))
+        .send()
+        .await
+        .expect("request");
+    let (status, body) = read_json(response).await;
+    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_request")), "urlencoded only");
+
+    // A code from the compat face is not valid at the strict token endpoint.
+    let callback = flow.log_in("strict@example.com").await;
+    let code = callback.query_pairs().find(|(k, _)| k == "code").map(|(_, v)| v.into_owned()).expect("code");
+    let form = vec![
+        ("grant_type", "authorization_code".to_owned()),
+        ("code", code),
+        ("redirect_uri", format!("{CALLBACK}?return_to=%2Fhome")),
+        ("code_verifier", "x".repeat(43)),
+    ];
+    let (status, body) = read_json(token(form).await.expect("request")).await;
+    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")));
+
+    // Strict authorization: response_type is required, and errors use format B (RFC error + error_code).
+    let mut query = flow.standard_query();
+    query.retain(|(k, _)| k != "response_type");
+    let response = flow.client.get(flow.url("/oauth2/authorize")).query(&query).send().await.expect("request");
+    let target = Url::parse(&location(&response)).expect("url");
+    let pairs: Vec<(String, String)> = target.query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
+    assert!(pairs.contains(&("error".to_owned(), "invalid_request".to_owned())), "{pairs:?}");
+    assert!(pairs.contains(&("error_code".to_owned(), "entityInvalid".to_owned())), "{pairs:?}");
+
+    // Userinfo takes only OAuth access tokens: a session token signed by the same key is refused.
+    let org = flow.server.app.create_organization("sessions").await.expect("organization");
+    let session = flow.server.app.sessions().create(&org.id, "u", None, serde_json::Map::new()).await.expect("session");
+    let response =
+        flow.client.get(flow.url("/oauth2/userinfo")).bearer_auth(&session.access_token).send().await.expect("request");
+    assert_eq!(
+        response.headers().get("www-authenticate").and_then(|v| v.to_str().ok()),
+        Some("Bearer realm=\"portcullis\", error=\"invalid_token\"")
+    );
+    let (status, body) = read_json(response).await;
+    assert_eq!((status, body["errorCode"].as_str()), (401, Some("tokenInvalid")));
+    let response = flow.client.get(flow.url("/oauth2/userinfo")).send().await.expect("request");
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+}
