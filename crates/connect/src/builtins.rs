@@ -1,0 +1,185 @@
+//! Host side of the script built-ins: `btoa`/`atob` with charsets, `cyclr_sign`, `http_request`.
+
+use std::time::Duration;
+
+use aws_lc_rs::{hmac, rand::SystemRandom, signature};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use serde_json::{Map, Value, json};
+use unicode_normalization::UnicodeNormalization;
+
+use crate::script::Host;
+
+/// Longest an `http_request` may take, whatever the remaining budget.
+const HTTP_REQUEST_CAP: Duration = Duration::from_secs(30);
+
+fn encode(text: &str, charset: &str) -> Result<Vec<u8>, String> {
+    let units16 = || text.encode_utf16();
+    Ok(match charset.to_ascii_uppercase().as_str() {
+        "UTF-8" | "UTF8" => text.as_bytes().to_vec(),
+        "ASCII" | "US-ASCII" => text.chars().map(|c| if c.is_ascii() { c as u8 } else { b'?' }).collect(),
+        "ISO-8859-1" | "LATIN1" => text
+            .chars()
+            .map(|c| {
+                u8::try_from(u32::from(c)).unwrap_or_else(|_| {
+                    // Best fit: drop combining marks from the decomposition, else '?'.
+                    c.to_string()
+                        .nfd()
+                        .find(|d| u32::from(*d) < 0x300)
+                        .and_then(|d| u8::try_from(u32::from(d)).ok())
+                        .unwrap_or(b'?')
+                })
+            })
+            .collect(),
+        "UTF-16" | "UTF-16LE" => units16().flat_map(u16::to_le_bytes).collect(),
+        "UTF-16BE" => units16().flat_map(u16::to_be_bytes).collect(),
+        "UTF-32" | "UTF-32LE" => text.chars().flat_map(|c| u32::from(c).to_le_bytes()).collect(),
+        "UTF-32BE" => text.chars().flat_map(|c| u32::from(c).to_be_bytes()).collect(),
+        other => return Err(format!("unsupported charset {other:?}")),
+    })
+}
+
+fn decode(bytes: &[u8], charset: &str) -> Result<String, String> {
+    let words16 = |be: bool| -> Vec<u16> {
+        bytes
+            .chunks_exact(2)
+            .map(|c| if be { u16::from_be_bytes([c[0], c[1]]) } else { u16::from_le_bytes([c[0], c[1]]) })
+            .collect()
+    };
+    let chars32 = |be: bool| -> String {
+        bytes
+            .chunks_exact(4)
+            .map(|c| {
+                let n = if be {
+                    u32::from_be_bytes([c[0], c[1], c[2], c[3]])
+                } else {
+                    u32::from_le_bytes([c[0], c[1], c[2], c[3]])
+                };
+                char::from_u32(n).unwrap_or('\u{FFFD}')
+            })
+            .collect()
+    };
+    Ok(match charset.to_ascii_uppercase().as_str() {
+        "UTF-8" | "UTF8" => String::from_utf8_lossy(bytes).into_owned(),
+        "ASCII" | "US-ASCII" => bytes.iter().map(|&b| if b.is_ascii() { char::from(b) } else { '?' }).collect(),
+        "ISO-8859-1" | "LATIN1" => bytes.iter().map(|&b| char::from(b)).collect(),
+        "UTF-16" | "UTF-16LE" => String::from_utf16_lossy(&words16(false)),
+        "UTF-16BE" => String::from_utf16_lossy(&words16(true)),
+        "UTF-32" | "UTF-32LE" => chars32(false),
+        "UTF-32BE" => chars32(true),
+        other => return Err(format!("unsupported charset {other:?}")),
+    })
+}
+
+/// `btoa(text, charset)`: Base64 of the text's bytes in the charset.
+///
+/// # Errors
+/// An unsupported charset.
+pub fn btoa(text: &str, charset: &str) -> Result<String, String> {
+    Ok(STANDARD.encode(encode(text, charset)?))
+}
+
+/// `atob(base64, charset)`: the Base64's bytes read in the charset.
+///
+/// # Errors
+/// Invalid Base64 or an unsupported charset.
+pub fn atob(text: &str, charset: &str) -> Result<String, String> {
+    let bytes = STANDARD.decode(text.trim()).map_err(|e| format!("invalid Base64: {e}"))?;
+    decode(&bytes, charset)
+}
+
+/// `cyclr_sign(algorithm, key, value)`, Base64 output. RSA keys are PKCS#8 PEM.
+///
+/// # Errors
+/// An unknown algorithm or an unreadable key.
+pub fn sign(algorithm: &str, key: &str, value: &str) -> Result<String, String> {
+    let hmac_alg = match algorithm.to_ascii_uppercase().as_str() {
+        "HMAC-SHA1" => Some(hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY),
+        "HMAC-SHA256" => Some(hmac::HMAC_SHA256),
+        "HMAC-SHA512" => Some(hmac::HMAC_SHA512),
+        _ => None,
+    };
+    if let Some(alg) = hmac_alg {
+        let tag = hmac::sign(&hmac::Key::new(alg, key.as_bytes()), value.as_bytes());
+        return Ok(STANDARD.encode(tag.as_ref()));
+    }
+    let rsa_alg: &'static dyn signature::RsaEncoding = match algorithm.to_ascii_uppercase().as_str() {
+        "RSA-SHA256" => &signature::RSA_PKCS1_SHA256,
+        "RSA-SHA384" => &signature::RSA_PKCS1_SHA384,
+        "RSA-SHA512" => &signature::RSA_PKCS1_SHA512,
+        other => return Err(format!("unsupported signing algorithm {other:?}")),
+    };
+    let body: String = key.lines().filter(|l| !l.starts_with("-----")).collect();
+    let der = STANDARD.decode(body.trim()).map_err(|e| format!("the key is not PEM: {e}"))?;
+    let pair = signature::RsaKeyPair::from_pkcs8(&der).map_err(|e| format!("the key is not a PKCS#8 RSA key: {e}"))?;
+    let mut out = vec![0; pair.public_modulus_len()];
+    pair.sign(rsa_alg, &SystemRandom::new(), value.as_bytes(), &mut out).map_err(|e| format!("signing failed: {e}"))?;
+    Ok(STANDARD.encode(out))
+}
+
+/// A response body as scripts see it: parsed JSON, else the string; `null` when empty.
+#[must_use]
+pub fn body_value(text: &str) -> Value {
+    if text.trim().is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_owned()))
+    }
+}
+
+/// `http_request({method, url, parameters, headers, data})`, run synchronously on the async runtime. Answers
+/// `{status_code, headers, content, request}`, or `{__error}`. Non-2xx does not throw.
+#[must_use]
+pub fn http_request(host: &Host, remaining: Duration, request: &str) -> String {
+    let result = (|| -> Result<Value, String> {
+        let request: Value = serde_json::from_str(request).map_err(|e| e.to_string())?;
+        let url = request.get("url").and_then(Value::as_str).ok_or("http_request needs a url")?;
+        let mut url = url::Url::parse(url).map_err(|e| format!("http_request: bad url: {e}"))?;
+        if let Some(Value::Object(params)) = request.get("parameters") {
+            let mut pairs = url.query_pairs_mut();
+            for (k, v) in params {
+                pairs.append_pair(k, &v.as_str().map_or_else(|| v.to_string(), str::to_owned));
+            }
+        }
+        let method = request.get("method").and_then(Value::as_str).unwrap_or("GET").to_ascii_uppercase();
+        let method = reqwest::Method::from_bytes(method.as_bytes()).map_err(|e| e.to_string())?;
+        let mut builder = host.client.request(method, url.clone()).timeout(remaining.min(HTTP_REQUEST_CAP));
+        let mut has_auth_header = false;
+        if let Some(Value::Object(headers)) = request.get("headers") {
+            for (k, v) in headers {
+                if host.auth.as_ref().is_some_and(|(_, name, _)| name.eq_ignore_ascii_case(k)) {
+                    has_auth_header = true;
+                }
+                builder = builder.header(k, v.as_str().map_or_else(|| v.to_string(), str::to_owned));
+            }
+        }
+        if let Some((auth_host, name, value)) = &host.auth
+            && !has_auth_header
+            && url.host_str() == Some(auth_host.as_str())
+        {
+            builder = builder.header(name, value);
+        }
+        match request.get("data") {
+            Some(Value::String(s)) => builder = builder.body(s.clone()),
+            Some(Value::Null) | None => {}
+            Some(other) => builder = builder.body(other.to_string()),
+        }
+        let response = host.handle.block_on(async move {
+            let response = builder.send().await.map_err(|e| format!("http_request failed: {e}"))?;
+            let status = response.status().as_u16();
+            let mut headers = Map::new();
+            for (k, v) in response.headers() {
+                headers.insert(k.as_str().to_owned(), Value::String(v.to_str().unwrap_or_default().to_owned()));
+            }
+            let text = response.text().await.map_err(|e| format!("http_request failed: {e}"))?;
+            Ok::<_, String>((status, headers, text))
+        })?;
+        Ok(
+            json!({ "status_code": response.0, "headers": response.1, "content": body_value(&response.2), "request": request }),
+        )
+    })();
+    match result {
+        Ok(v) => v.to_string(),
+        Err(e) => json!({ "__error": e }).to_string(),
+    }
+}

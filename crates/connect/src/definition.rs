@@ -1,0 +1,349 @@
+//! Connector definitions: the YAML format (schema in `schema/connector.schema.json`), loading, and checks
+//! that report file, line and what is wrong.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::script;
+
+/// A loaded, checked connector definition.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Connector {
+    /// Identifier used in URLs; defaults to the file name without extension.
+    #[serde(default)]
+    pub name: String,
+    /// Human-readable description.
+    #[serde(default)]
+    pub description: String,
+    /// Every method path is relative to this URL.
+    pub base_url: String,
+    /// How requests are authenticated.
+    pub auth: Auth,
+    /// Asked per account at install.
+    #[serde(default)]
+    pub properties: Vec<Property>,
+    /// Set once for every account.
+    #[serde(default)]
+    pub partner_properties: Vec<PartnerProperty>,
+    /// Connector-level script (handlers run for every method).
+    #[serde(default)]
+    pub script: Option<String>,
+    /// The methods, by id.
+    pub methods: BTreeMap<String, Method>,
+    /// The Post Install Property Value Lookup Method.
+    #[serde(default)]
+    pub lookup: Option<Lookup>,
+    /// The Post Install Test Auth Method.
+    #[serde(default)]
+    pub test_auth_method: Option<String>,
+    /// Where the definition came from.
+    #[serde(skip)]
+    pub source: PathBuf,
+}
+
+/// The auth type and its settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Auth {
+    /// No authentication.
+    None,
+    /// A key sent in a header (`method_auth_value` in scripts).
+    ApiKey {
+        /// Header name.
+        #[serde(default = "default_auth_header")]
+        header: String,
+        /// Put before the key, e.g. `"Bearer "`.
+        #[serde(default)]
+        prefix: String,
+    },
+    /// `Authorization: Basic <base64(username:password)>`.
+    Basic,
+    /// Credentials in account properties; the lookup method stores the session value in a property that
+    /// methods use as a merge field.
+    Session,
+    /// OAuth 2.
+    Oauth2(OAuth2),
+}
+
+fn default_auth_header() -> String {
+    "Authorization".to_owned()
+}
+
+/// OAuth 2 settings. `client_id` / `client_secret` may be merge fields (`{{ClientId}}`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OAuth2 {
+    /// Which grant.
+    pub grant: Grant,
+    /// Authorization endpoint (authorization code only).
+    #[serde(default)]
+    pub authorize_url: Option<String>,
+    /// Access Token URL.
+    pub token_url: String,
+    /// Client id.
+    #[serde(default)]
+    pub client_id: String,
+    /// Client secret.
+    #[serde(default)]
+    pub client_secret: String,
+    /// Requested scopes.
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    /// Send a PKCE S256 challenge (authorization code).
+    #[serde(default)]
+    pub pkce: bool,
+    /// Refresh this many seconds before expiry at most; default `min(900, lifetime / 2)`.
+    #[serde(default)]
+    pub token_expiration_buffer_secs: Option<u64>,
+}
+
+/// OAuth 2 grant types (Cyclr's `OAuth2Type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Grant {
+    /// `AuthorisationCode`.
+    AuthorizationCode,
+    /// `ClientCredentials`.
+    ClientCredentials,
+    /// `PasswordCredentials`: reads the `Username` and `Password` properties.
+    Password,
+}
+
+/// An account property.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Property {
+    /// Name, usable as `{{Name}}`.
+    pub name: String,
+    /// Masked in listings.
+    #[serde(default)]
+    pub sensitive: bool,
+    /// Must be given at install.
+    #[serde(default)]
+    pub required: bool,
+    /// Shown to whoever installs.
+    #[serde(default)]
+    pub description: String,
+}
+
+/// A partner property: one value for all accounts.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PartnerProperty {
+    /// Name, usable as `{{Name}}`.
+    pub name: String,
+    /// The value.
+    pub value: String,
+    /// Masked in listings.
+    #[serde(default)]
+    pub sensitive: bool,
+}
+
+/// One HTTP request template.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Method {
+    /// `GET`, `POST`, …
+    #[serde(default = "default_http_method")]
+    pub http_method: String,
+    /// Path after `base_url`, with `{{Name}}` merge fields.
+    pub path: String,
+    /// Query parameters (values may hold merge fields).
+    #[serde(default)]
+    pub query: BTreeMap<String, String>,
+    /// Headers (values may hold merge fields).
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// JSON body template; string leaves may hold merge fields.
+    #[serde(default)]
+    pub body: Option<Value>,
+    /// Method-level script.
+    #[serde(default)]
+    pub script: Option<String>,
+}
+
+fn default_http_method() -> String {
+    "GET".to_owned()
+}
+
+/// The Post Install Property Value Lookup Method and where its answer goes.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Lookup {
+    /// Method id.
+    pub method: String,
+    /// Account property that receives the value.
+    pub output_property: String,
+    /// Dotted path into the JSON response, e.g. `session.id`.
+    pub response_path: String,
+}
+
+/// A definition that failed to load.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct DefinitionError {
+    /// The file.
+    pub file: PathBuf,
+    /// 1-based line, when known.
+    pub line: Option<usize>,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for DefinitionError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.line {
+            Some(line) => write!(f, "{}:{line}: {}", self.file.display(), self.message),
+            None => write!(f, "{}: {}", self.file.display(), self.message),
+        }
+    }
+}
+
+impl From<DefinitionError> for portcullis_core::Error {
+    fn from(err: DefinitionError) -> Self {
+        Self::new(portcullis_core::ErrorCode::ConnectorInvalid).with_message(err.to_string())
+    }
+}
+
+const HTTP_METHODS: &[&str] = &["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"];
+
+impl Connector {
+    /// Reads and checks one definition file.
+    ///
+    /// # Errors
+    /// Every problem found, each with file and line.
+    pub fn load(path: &Path) -> Result<Self, Vec<DefinitionError>> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            vec![DefinitionError { file: path.to_owned(), line: None, message: format!("cannot read: {e}") }]
+        })?;
+        Self::parse(path, &text)
+    }
+
+    /// Parses and checks a definition; `path` names it in errors and gives the default name.
+    ///
+    /// # Errors
+    /// Every problem found, each with file and line.
+    pub fn parse(path: &Path, text: &str) -> Result<Self, Vec<DefinitionError>> {
+        let error = |line: Option<usize>, message: String| DefinitionError { file: path.to_owned(), line, message };
+        let mut connector: Self =
+            serde_yaml_ng::from_str(text).map_err(|e| vec![error(e.location().map(|l| l.line()), e.to_string())])?;
+        if connector.name.is_empty() {
+            connector.name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        }
+        connector.source = path.to_owned();
+        let mut errors = Vec::new();
+        let mut check = |ok: bool, key: &str, message: String| {
+            if !ok {
+                errors.push(error(line_of(text, key), message));
+            }
+        };
+        check(
+            !connector.name.is_empty()
+                && connector.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'),
+            "name",
+            format!("name {:?} must be letters, digits, '-' or '_'", connector.name),
+        );
+        check(
+            url::Url::parse(&connector.base_url).is_ok_and(|u| matches!(u.scheme(), "http" | "https")),
+            "base_url",
+            format!("base_url {:?} is not an http(s) URL", connector.base_url),
+        );
+        if let Auth::Oauth2(oauth) = &connector.auth {
+            check(url::Url::parse(&oauth.token_url).is_ok(), "token_url", "token_url is not a URL".to_owned());
+            if oauth.grant == Grant::AuthorizationCode {
+                check(
+                    oauth.authorize_url.as_deref().is_some_and(|u| url::Url::parse(u).is_ok()),
+                    "grant",
+                    "the authorization_code grant needs an authorize_url".to_owned(),
+                );
+            }
+        }
+        for (id, method) in &connector.methods {
+            check(
+                HTTP_METHODS.contains(&method.http_method.as_str()),
+                "http_method",
+                format!("method {id}: http_method {:?} is not one of {HTTP_METHODS:?}", method.http_method),
+            );
+            if let Some(src) = &method.script
+                && let Err(e) = script::check_syntax(src)
+            {
+                check(false, id, format!("method {id}: script does not compile: {e}"));
+            }
+        }
+        if let Some(src) = &connector.script
+            && let Err(e) = script::check_syntax(src)
+        {
+            check(false, "script", format!("connector script does not compile: {e}"));
+        }
+        if let Some(lookup) = &connector.lookup {
+            check(
+                connector.methods.contains_key(&lookup.method),
+                "lookup",
+                format!("lookup method {:?} is not a method of this connector", lookup.method),
+            );
+        }
+        if matches!(connector.auth, Auth::Session) {
+            check(connector.lookup.is_some(), "auth", "session auth needs a lookup method".to_owned());
+        }
+        if let Some(test) = &connector.test_auth_method {
+            check(
+                connector.methods.contains_key(test),
+                "test_auth_method",
+                format!("test_auth_method {test:?} is not a method of this connector"),
+            );
+        }
+        if errors.is_empty() { Ok(connector) } else { Err(errors) }
+    }
+
+    /// Loads every `*.yaml` / `*.yml` file of a directory.
+    ///
+    /// # Errors
+    /// Every problem in every file.
+    pub fn load_dir(dir: &Path) -> Result<BTreeMap<String, Self>, Vec<DefinitionError>> {
+        let entries = std::fs::read_dir(dir).map_err(|e| {
+            vec![DefinitionError { file: dir.to_owned(), line: None, message: format!("cannot read directory: {e}") }]
+        })?;
+        let mut paths: Vec<PathBuf> = entries
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|e| e == "yaml" || e == "yml"))
+            .collect();
+        paths.sort();
+        let mut connectors = BTreeMap::new();
+        let mut errors = Vec::new();
+        for path in paths {
+            match Self::load(&path) {
+                Ok(c) => {
+                    if connectors.contains_key(&c.name) {
+                        errors.push(DefinitionError {
+                            file: path.clone(),
+                            line: line_of(&std::fs::read_to_string(&path).unwrap_or_default(), "name"),
+                            message: format!("a connector named {:?} is already defined", c.name),
+                        });
+                    } else {
+                        connectors.insert(c.name.clone(), c);
+                    }
+                }
+                Err(mut e) => errors.append(&mut e),
+            }
+        }
+        if errors.is_empty() { Ok(connectors) } else { Err(errors) }
+    }
+
+    /// The names of sensitive properties (account and partner).
+    #[must_use]
+    pub fn is_sensitive(&self, name: &str) -> bool {
+        self.properties.iter().any(|p| p.sensitive && p.name == name)
+            || self.partner_properties.iter().any(|p| p.sensitive && p.name == name)
+    }
+}
+
+/// The first line whose key is `key` (good enough to point an author at the right place).
+fn line_of(text: &str, key: &str) -> Option<usize> {
+    let prefix = format!("{key}:");
+    text.lines().position(|l| l.trim_start().trim_start_matches("- ").starts_with(&prefix)).map(|i| i + 1)
+}

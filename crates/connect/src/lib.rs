@@ -1,0 +1,14 @@
+//! The connector runtime: declarative connectors (YAML), auth strategies, the JavaScript hook host
+//! (`rquickjs`) with Cyclr's events, globals and auth exceptions, and single-flight auth recovery.
+
+mod account;
+pub mod builtins;
+pub mod definition;
+mod runtime;
+pub mod script;
+
+pub use account::{Credentials, OAuthValue};
+pub use definition::{Connector, DefinitionError};
+pub use runtime::{
+    AccountInput, AccountView, CallRequest, CallResult, ConnectorRuntime, RuntimeConfig, basic_auth_value,
+};

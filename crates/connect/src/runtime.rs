@@ -1,0 +1,1173 @@
+//! The call pipeline and auth recovery (`docs/connectors.md` has the rules).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use portcullis_core::clock::{Clock, Timestamp};
+use portcullis_core::keys::MasterKey;
+use portcullis_core::store::{AccountState, ConnectorAccountRecord, Store};
+use portcullis_core::{Error, ErrorCode};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+
+use crate::account::{Credentials, OAuthValue, iso};
+use crate::builtins::body_value;
+use crate::definition::{Auth, Connector, Grant, Method};
+use crate::script::{self, Event, Host, Limits, Outcome};
+
+/// Runtime settings.
+#[derive(Debug, Clone)]
+pub struct RuntimeConfig {
+    /// Script limits.
+    pub limits: Limits,
+    /// Timeout of one upstream request.
+    pub http_timeout: Duration,
+    /// A 429 whose wait is at most this long is waited out inside the call, once.
+    pub max_inline_rate_limit_wait: Duration,
+    /// How long a refresh lease is held at most.
+    pub lease_ttl: Duration,
+    /// How long to wait for another instance's lease before refreshing anyway (the CAS still guards).
+    pub lease_wait: Duration,
+    /// Fail-fast period after the retried request failed authentication again.
+    pub reauth_cooldown: Duration,
+    /// Upper bound of the proactive-refresh margin.
+    pub refresh_margin: Duration,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        Self {
+            limits: Limits::default(),
+            http_timeout: Duration::from_secs(30),
+            max_inline_rate_limit_wait: Duration::from_secs(5),
+            lease_ttl: Duration::from_secs(30),
+            lease_wait: Duration::from_secs(10),
+            reauth_cooldown: Duration::from_secs(30),
+            refresh_margin: Duration::from_secs(900),
+        }
+    }
+}
+
+/// One call of a method.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CallRequest {
+    /// Method id.
+    pub method: String,
+    /// Merge-field values (`{{Name}}`), over the account's properties.
+    #[serde(default)]
+    pub mergefields: Map<String, Value>,
+    /// Extra query parameters.
+    #[serde(default)]
+    pub query: Map<String, Value>,
+    /// Extra headers.
+    #[serde(default)]
+    pub headers: Map<String, Value>,
+    /// Body; replaces the method's body template.
+    #[serde(default)]
+    pub body: Option<Value>,
+    /// Step-level script (runs after the connector and method levels).
+    #[serde(default)]
+    pub script: Option<String>,
+}
+
+/// How a call ended.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CallResult {
+    /// `success`, `warning` (an `after_error` set `isWarning`) or `aborted` (`before_action` returned false).
+    pub outcome: &'static str,
+    /// Upstream status (0: no request was sent).
+    pub status: u16,
+    /// `method_response` after the hooks.
+    pub data: Value,
+    /// `action_condition`'s exit, when a level defines it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub condition: Option<bool>,
+    /// How many auth recoveries this call ran.
+    pub recoveries: u32,
+}
+
+/// Which recovery a script asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Recovery {
+    Refresh,
+    Session,
+}
+
+enum Attempt {
+    Done(CallResult),
+    Recover(Recovery),
+    RateLimited(Option<u64>),
+}
+
+struct Loaded {
+    record: ConnectorAccountRecord,
+    credentials: Credentials,
+}
+
+#[derive(Debug, Default)]
+struct RateState {
+    blocked_until: Option<Timestamp>,
+    strikes: usize,
+}
+
+/// Waits after repeated 429s without `Retry-After` (Cyclr: 60 s, then +1, 3, 7, 15, 30 min).
+const RATE_LADDER_SECS: &[u64] = &[60, 60, 180, 420, 900, 1800];
+const MAX_RECOVERIES: u32 = 3;
+const TRANSIENT_REFRESH_ATTEMPTS: u32 = 3;
+
+/// The connector runtime: definitions, accounts, calls.
+#[derive(Debug)]
+pub struct ConnectorRuntime {
+    connectors: BTreeMap<String, Arc<Connector>>,
+    store: Arc<dyn Store>,
+    master: Arc<MasterKey>,
+    clock: Arc<dyn Clock>,
+    client: reqwest::Client,
+    config: RuntimeConfig,
+    flights: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    rates: Mutex<HashMap<String, RateState>>,
+    holder: String,
+}
+
+fn err(code: ErrorCode, message: impl Into<String>) -> Error {
+    Error::new(code).with_message(message.into())
+}
+
+fn fill(template: &str, fields: &Map<String, Value>) -> String {
+    let mut out = String::with_capacity(template.len());
+    let mut rest = template;
+    while let Some(start) = rest.find("{{") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let Some(end) = after.find("}}") else {
+            out.push_str(&rest[start..]);
+            return out;
+        };
+        let name = after[..end].trim();
+        match fields.get(name) {
+            Some(Value::String(s)) => out.push_str(s),
+            Some(Value::Null) | None => {}
+            Some(other) => out.push_str(&other.to_string()),
+        }
+        rest = &after[end + 2..];
+    }
+    out.push_str(rest);
+    out
+}
+
+fn fill_value(value: &Value, fields: &Map<String, Value>) -> Value {
+    match value {
+        Value::String(s) => Value::String(fill(s, fields)),
+        Value::Array(items) => Value::Array(items.iter().map(|v| fill_value(v, fields)).collect()),
+        Value::Object(map) => Value::Object(map.iter().map(|(k, v)| (k.clone(), fill_value(v, fields))).collect()),
+        other => other.clone(),
+    }
+}
+
+fn as_text(v: &Value) -> String {
+    v.as_str().map_or_else(|| v.to_string(), str::to_owned)
+}
+
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+fn retry_after(headers: &reqwest::header::HeaderMap, now: Timestamp) -> Option<u64> {
+    let text = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(secs) = text.parse::<u64>() {
+        return Some(secs);
+    }
+    let at = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc2822).ok()?;
+    Some(u64::try_from(at.unix_timestamp() - now.unix_seconds()).unwrap_or(0))
+}
+
+fn script_error(event: Event, outcome: Outcome) -> Error {
+    match outcome {
+        Outcome::Timeout => Error::new(ErrorCode::ScriptTimeout).with_internal(event.name()),
+        Outcome::OutOfMemory => Error::new(ErrorCode::ScriptMemoryExceeded).with_internal(event.name()),
+        Outcome::Failed { message } => err(ErrorCode::ScriptError, format!("{}: {message}", event.name())),
+        other => err(ErrorCode::ScriptError, format!("{}: unexpected outcome {other:?}", event.name())),
+    }
+}
+
+impl ConnectorRuntime {
+    /// A runtime over these definitions.
+    ///
+    /// # Errors
+    /// The HTTP client cannot be built.
+    pub fn new(
+        connectors: BTreeMap<String, Connector>,
+        store: Arc<dyn Store>,
+        master: Arc<MasterKey>,
+        clock: Arc<dyn Clock>,
+        config: RuntimeConfig,
+    ) -> Result<Self, Error> {
+        let client = reqwest::Client::builder()
+            .timeout(config.http_timeout)
+            .build()
+            .map_err(|e| Error::new(ErrorCode::GenericError).with_internal(e))?;
+        Ok(Self {
+            connectors: connectors.into_iter().map(|(k, v)| (k, Arc::new(v))).collect(),
+            store,
+            master,
+            clock,
+            client,
+            config,
+            flights: Mutex::new(HashMap::new()),
+            rates: Mutex::new(HashMap::new()),
+            holder: uuid::Uuid::now_v7().to_string(),
+        })
+    }
+
+    /// The loaded definitions.
+    pub fn connectors(&self) -> impl Iterator<Item = &Connector> {
+        self.connectors.values().map(AsRef::as_ref)
+    }
+
+    /// One definition.
+    ///
+    /// # Errors
+    /// `entityMissing` for an unknown name.
+    pub fn connector(&self, name: &str) -> Result<Arc<Connector>, Error> {
+        self.connectors
+            .get(name)
+            .cloned()
+            .ok_or_else(|| err(ErrorCode::EntityMissing, format!("There is no connector {name:?}.")))
+    }
+
+    async fn load(&self, org: &str, account: &str, connector: &str) -> Result<Loaded, Error> {
+        let record = self
+            .store
+            .connector_account(org, account)
+            .await?
+            .filter(|r| r.connector == connector)
+            .ok_or_else(|| {
+                err(ErrorCode::EntityMissing, format!("There is no account {account:?} of connector {connector:?}."))
+            })?;
+        let credentials = Credentials::open(&self.master, &record.id, &record.sealed_credentials)?;
+        Ok(Loaded { record, credentials })
+    }
+
+    async fn write(
+        &self,
+        record: &ConnectorAccountRecord,
+        credentials: &Credentials,
+        state: AccountState,
+        cooldown: Option<Timestamp>,
+        failure: Option<String>,
+    ) -> Result<bool, Error> {
+        let next = ConnectorAccountRecord {
+            sealed_credentials: credentials.seal(&self.master, &record.id)?,
+            version: record.version + 1,
+            state,
+            cooldown_until: cooldown,
+            last_failure: failure,
+            updated_at: self.clock.now(),
+            ..record.clone()
+        };
+        Ok(self.store.swap_connector_account(&next, record.version).await?)
+    }
+
+    /// Calls a method of an account's connector: hooks, auth, recovery, rate limits.
+    ///
+    /// # Errors
+    /// A catalog error for every failure.
+    pub async fn call(
+        &self,
+        org: &str,
+        connector_name: &str,
+        account: &str,
+        request: &CallRequest,
+    ) -> Result<CallResult, Error> {
+        let connector = self.connector(connector_name)?;
+        let method = connector.methods.get(&request.method).ok_or_else(|| {
+            err(ErrorCode::EntityMissing, format!("Connector {connector_name:?} has no method {:?}.", request.method))
+        })?;
+        let key = format!("{org}/{account}");
+        let mut action_data = Value::Object(Map::new());
+        let mut mergefields = request.mergefields.clone();
+        let mut recoveries = 0;
+        let mut retried_after_recovery = false;
+        let mut waited_for_rate_limit = false;
+        loop {
+            self.rate_gate(&key)?;
+            let mut loaded = self.load(org, account, connector_name).await?;
+            let probing = self.reauth_gate(&loaded.record)?;
+            if self.needs_proactive_refresh(&connector, &loaded) {
+                self.recover(&connector, org, &loaded.record, Recovery::Refresh).await?;
+                loaded = self.load(org, account, connector_name).await?;
+            }
+            let version = loaded.record.version;
+            match self.attempt(&connector, method, request, &loaded, &mut action_data, &mut mergefields).await? {
+                Attempt::Done(mut result) => {
+                    self.rate_clear(&key);
+                    if probing {
+                        let fresh = self.load(org, account, connector_name).await?;
+                        self.write(&fresh.record, &fresh.credentials, AccountState::Ok, None, None).await?;
+                    }
+                    result.recoveries = recoveries;
+                    return Ok(result);
+                }
+                Attempt::Recover(kind) => {
+                    if retried_after_recovery || recoveries >= MAX_RECOVERIES {
+                        let fresh = self.load(org, account, connector_name).await?;
+                        let until = self.clock.now().plus(self.config.reauth_cooldown);
+                        let why = "the request failed authentication again after a refresh".to_owned();
+                        self.write(
+                            &fresh.record,
+                            &fresh.credentials,
+                            AccountState::NeedsReauth,
+                            Some(until),
+                            Some(why),
+                        )
+                        .await?;
+                        tracing::warn!(account = %key, "connector account needs re-authentication");
+                        return Err(err(ErrorCode::NeedsReauthentication, "Failed to authenticate the connector."));
+                    }
+                    recoveries += 1;
+                    let mut used = loaded.record.clone();
+                    used.version = version;
+                    self.recover(&connector, org, &used, kind).await?;
+                    retried_after_recovery = true;
+                }
+                Attempt::RateLimited(after) => {
+                    let wait = self.rate_strike(&key, after, waited_for_rate_limit);
+                    if waited_for_rate_limit || wait > self.config.max_inline_rate_limit_wait.as_secs() {
+                        return Err(Error::new(ErrorCode::UpstreamRateLimited).with_retry_after(wait));
+                    }
+                    waited_for_rate_limit = true;
+                    tokio::time::sleep(Duration::from_secs(wait)).await;
+                }
+            }
+        }
+    }
+
+    fn rate_gate(&self, key: &str) -> Result<(), Error> {
+        let now = self.clock.now();
+        let rates = self.rates.lock().unwrap_or_else(PoisonError::into_inner);
+        match rates.get(key).and_then(|r| r.blocked_until) {
+            Some(until) if until > now => {
+                let secs = u64::try_from((until.unix_millis() - now.unix_millis() + 999) / 1000).unwrap_or(1);
+                Err(Error::new(ErrorCode::UpstreamRateLimited).with_retry_after(secs))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Counts a 429 and returns the wait. Blocks the account for other calls when the wait is not done inline.
+    fn rate_strike(&self, key: &str, retry_after: Option<u64>, final_strike: bool) -> u64 {
+        let mut rates = self.rates.lock().unwrap_or_else(PoisonError::into_inner);
+        let state = rates.entry(key.to_owned()).or_default();
+        state.strikes += 1;
+        let ladder = RATE_LADDER_SECS[state.strikes.min(RATE_LADDER_SECS.len()) - 1];
+        let wait = retry_after.unwrap_or(ladder);
+        if final_strike || wait > self.config.max_inline_rate_limit_wait.as_secs() {
+            state.blocked_until = Some(self.clock.now().plus(Duration::from_secs(wait)));
+        }
+        wait
+    }
+
+    fn rate_clear(&self, key: &str) {
+        self.rates.lock().unwrap_or_else(PoisonError::into_inner).remove(key);
+    }
+
+    /// Fails fast while an account needs re-authentication; `Ok(true)` when this call is the probe after a
+    /// cooldown.
+    fn reauth_gate(&self, record: &ConnectorAccountRecord) -> Result<bool, Error> {
+        if record.state == AccountState::Ok {
+            return Ok(false);
+        }
+        match record.cooldown_until {
+            Some(until) if until <= self.clock.now() => Ok(true),
+            Some(until) => Err(err(ErrorCode::NeedsReauthentication, "Failed to authenticate the connector.")
+                .with_retry_after(
+                    u64::try_from((until.unix_millis() - self.clock.now().unix_millis() + 999) / 1000).unwrap_or(1),
+                )),
+            None => Err(err(
+                ErrorCode::NeedsReauthentication,
+                "The connector account must be re-authenticated: its credentials were rejected.",
+            )),
+        }
+    }
+
+    fn needs_proactive_refresh(&self, connector: &Connector, loaded: &Loaded) -> bool {
+        let Auth::Oauth2(oauth) = &connector.auth else { return false };
+        let Some(value) = loaded.credentials.oauth() else { return false };
+        let Some(expires) = value.expires_millis() else { return false };
+        let now = self.clock.now().unix_millis();
+        let lifetime = (expires - loaded.record.updated_at.unix_millis()).max(0);
+        let margin = oauth.token_expiration_buffer_secs.map_or_else(
+            || millis(self.config.refresh_margin).min(lifetime / 2),
+            |s| i64::try_from(s.saturating_mul(1000)).unwrap_or(i64::MAX),
+        );
+        expires - now < margin
+    }
+
+    fn auth_header(connector: &Connector, credentials: &Credentials) -> Option<(String, String)> {
+        match &connector.auth {
+            Auth::ApiKey { header, prefix } => {
+                credentials.auth_value.as_ref().map(|key| (header.clone(), format!("{prefix}{key}")))
+            }
+            Auth::Basic => credentials.auth_value.as_ref().map(|v| ("Authorization".to_owned(), format!("Basic {v}"))),
+            Auth::Oauth2(_) => credentials
+                .oauth()
+                .filter(|v| !v.access_token.is_empty())
+                .map(|v| ("Authorization".to_owned(), format!("Bearer {}", v.access_token))),
+            Auth::Session | Auth::None => None,
+        }
+    }
+
+    fn fields(connector: &Connector, credentials: &Credentials, extra: &Map<String, Value>) -> Map<String, Value> {
+        let mut fields: Map<String, Value> =
+            connector.partner_properties.iter().map(|p| (p.name.clone(), Value::String(p.value.clone()))).collect();
+        fields.extend(credentials.properties.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))));
+        fields.extend(extra.iter().map(|(k, v)| (k.clone(), v.clone())));
+        fields
+    }
+
+    async fn hooks(
+        &self,
+        event: Event,
+        levels: &[String],
+        globals: Map<String, Value>,
+        auth: Option<(String, String, String)>,
+    ) -> Result<script::Run, Error> {
+        if !levels.iter().any(|src| src.contains(event.name())) {
+            return Ok(script::run(event, &[], globals, self.config.limits, &self.host(None)));
+        }
+        let host = self.host(auth);
+        let limits = self.config.limits;
+        let levels = levels.to_vec();
+        tokio::task::spawn_blocking(move || {
+            let refs: Vec<&str> = levels.iter().map(String::as_str).collect();
+            script::run(event, &refs, globals, limits, &host)
+        })
+        .await
+        .map_err(|e| Error::new(ErrorCode::ScriptError).with_internal(e))
+    }
+
+    fn host(&self, auth: Option<(String, String, String)>) -> Host {
+        Host { client: self.client.clone(), handle: tokio::runtime::Handle::current(), auth }
+    }
+
+    async fn attempt(
+        &self,
+        connector: &Connector,
+        method: &Method,
+        request: &CallRequest,
+        loaded: &Loaded,
+        action_data: &mut Value,
+        mergefields: &mut Map<String, Value>,
+    ) -> Result<Attempt, Error> {
+        let levels: Vec<String> = [connector.script.clone(), method.script.clone(), request.script.clone()]
+            .into_iter()
+            .map(Option::unwrap_or_default)
+            .collect();
+        let fields = Self::fields(connector, &loaded.credentials, mergefields);
+        let mut headers: Map<String, Value> =
+            method.headers.iter().map(|(k, v)| (k.clone(), Value::String(fill(v, &fields)))).collect();
+        headers.extend(request.headers.clone());
+        let mut query: Map<String, Value> =
+            method.query.iter().map(|(k, v)| (k.clone(), Value::String(fill(v, &fields)))).collect();
+        query.extend(request.query.clone());
+        let body = request
+            .body
+            .clone()
+            .or_else(|| method.body.as_ref().map(|b| fill_value(b, &fields)))
+            .unwrap_or(Value::Null);
+        let endpoint = format!("{}{}", connector.base_url.trim_end_matches('/'), fill(&method.path, &fields));
+        let auth = Self::auth_header(connector, &loaded.credentials);
+        let host_auth = auth.as_ref().and_then(|(name, value)| {
+            url::Url::parse(&connector.base_url).ok()?.host_str().map(|h| (h.to_owned(), name.clone(), value.clone()))
+        });
+        let mut globals = Map::new();
+        globals.insert("method_request".to_owned(), body);
+        globals.insert("method_request_headers".to_owned(), Value::Object(headers));
+        globals.insert("method_request_parameters".to_owned(), Value::Object(query));
+        globals.insert("method_request_mergefields".to_owned(), Value::Object(mergefields.clone()));
+        globals.insert("method_endpoint".to_owned(), Value::String(endpoint));
+        globals.insert("action_data".to_owned(), action_data.clone());
+        globals.insert("script_parameters".to_owned(), Value::Object(Map::new()));
+        globals.insert("cycle_variables".to_owned(), Value::Object(Map::new()));
+        globals.insert("script_execution_context".to_owned(), Value::String("RUNNING_TRANSACTION".to_owned()));
+        let transaction = uuid::Uuid::now_v7().to_string();
+        for name in ["cycle_id", "transaction_id", "cycle_step_id"] {
+            globals.insert(name.to_owned(), Value::String(transaction.clone()));
+        }
+        globals.insert("cyclr_account_id".to_owned(), Value::String(loaded.record.organization_id.clone()));
+        globals.insert("external_account_id".to_owned(), Value::String(loaded.record.id.clone()));
+        if matches!(connector.auth, Auth::ApiKey { .. }) {
+            globals.insert(
+                "method_auth_value".to_owned(),
+                loaded.credentials.auth_value.clone().map_or(Value::Null, Value::String),
+            );
+        }
+
+        let run = self.hooks(Event::BeforeAction, &levels, globals, host_auth.clone()).await?;
+        let mut globals = run.globals;
+        *action_data = globals.get("action_data").cloned().unwrap_or(Value::Null);
+        if let Some(Value::Object(m)) = globals.get("method_request_mergefields") {
+            mergefields.clone_from(m);
+        }
+        match run.outcome {
+            Outcome::Continue => {}
+            Outcome::Abort => {
+                tracing::warn!(connector = %connector.name, "before_action returned false; call aborted");
+                return Ok(Attempt::Done(CallResult {
+                    outcome: "aborted",
+                    status: 0,
+                    data: Value::Null,
+                    condition: None,
+                    recoveries: 0,
+                }));
+            }
+            Outcome::RefreshAuth => return Ok(Attempt::Recover(Recovery::Refresh)),
+            Outcome::RefreshSession => return Ok(Attempt::Recover(Recovery::Session)),
+            other => return Err(script_error(Event::BeforeAction, other)),
+        }
+
+        // Merge fields may have changed in before_action.
+        let fields = Self::fields(connector, &loaded.credentials, mergefields);
+        let url = format!("{}{}", connector.base_url.trim_end_matches('/'), fill(&method.path, &fields));
+        let mut url = url::Url::parse(&url)
+            .map_err(|e| err(ErrorCode::ConnectorInvalid, format!("method endpoint {url:?} is not a URL: {e}")))?;
+        if let Some(Value::Object(q)) = globals.get("method_request_parameters")
+            && !q.is_empty()
+        {
+            let mut pairs = url.query_pairs_mut();
+            for (k, v) in q {
+                pairs.append_pair(k, &as_text(v));
+            }
+        }
+        let http_method = reqwest::Method::from_bytes(method.http_method.as_bytes())
+            .map_err(|e| err(ErrorCode::ConnectorInvalid, e.to_string()))?;
+        let mut builder = self.client.request(http_method, url.clone());
+        let mut has_auth = false;
+        if let Some(Value::Object(h)) = globals.get("method_request_headers") {
+            for (k, v) in h {
+                has_auth |= auth.as_ref().is_some_and(|(name, _)| name.eq_ignore_ascii_case(k));
+                builder = builder.header(k, as_text(v));
+            }
+        }
+        if let Some((name, value)) = &auth
+            && !has_auth
+        {
+            builder = builder.header(name, value);
+        }
+        match globals.get("method_request") {
+            None | Some(Value::Null) => {}
+            Some(Value::String(s)) => builder = builder.body(s.clone()),
+            Some(other) => builder = builder.json(other),
+        }
+
+        let sent = builder.send().await;
+        let (status, reason, response_headers, text) = match sent {
+            Ok(response) => {
+                let status = response.status();
+                if status.as_u16() == 429 {
+                    return Ok(Attempt::RateLimited(retry_after(response.headers(), self.clock.now())));
+                }
+                let headers: Map<String, Value> = response
+                    .headers()
+                    .iter()
+                    .map(|(k, v)| (k.as_str().to_owned(), Value::String(v.to_str().unwrap_or_default().to_owned())))
+                    .collect();
+                let text = response.text().await.unwrap_or_default();
+                (status.as_u16(), status.canonical_reason().unwrap_or_default().to_owned(), headers, text)
+            }
+            Err(e) => {
+                tracing::warn!(connector = %connector.name, error = %e, "connector request failed");
+                (0, if e.is_timeout() { "Timeout" } else { "Network Error" }.to_owned(), Map::new(), e.to_string())
+            }
+        };
+        globals.insert("method_response_headers".to_owned(), Value::Object(response_headers));
+        globals.insert("statusCode".to_owned(), json!(status));
+        globals.insert("reasonPhrase".to_owned(), Value::String(reason.clone()));
+        let mut outcome = "success";
+        if (200..300).contains(&status) {
+            globals.insert("method_response".to_owned(), body_value(&text));
+            let run = self.hooks(Event::AfterAction, &levels, globals, host_auth.clone()).await?;
+            globals = run.globals;
+            match run.outcome {
+                Outcome::Continue => {}
+                Outcome::RefreshAuth => return Ok(Attempt::Recover(Recovery::Refresh)),
+                Outcome::RefreshSession => return Ok(Attempt::Recover(Recovery::Session)),
+                other => return Err(script_error(Event::AfterAction, other)),
+            }
+            let run = self.hooks(Event::AfterActionPaging, &levels, globals, host_auth.clone()).await?;
+            globals = run.globals;
+            if run.outcome != Outcome::Continue {
+                return Err(script_error(Event::AfterActionPaging, run.outcome));
+            }
+        } else {
+            globals.insert("method_response".to_owned(), Value::Null);
+            globals.insert("method_error".to_owned(), script::method_error(status, &reason, &text));
+            let run = self.hooks(Event::AfterError, &levels, globals, host_auth.clone()).await?;
+            globals = run.globals;
+            match run.outcome {
+                Outcome::Continue => {}
+                Outcome::RefreshAuth => return Ok(Attempt::Recover(Recovery::Refresh)),
+                Outcome::RefreshSession => return Ok(Attempt::Recover(Recovery::Session)),
+                other => return Err(script_error(Event::AfterError, other)),
+            }
+            let flag = |name: &str| {
+                globals.get("method_error").and_then(|e| e.get(name)).and_then(Value::as_bool).unwrap_or(false)
+            };
+            let content = globals.get("method_error").and_then(|e| e.get("content")).map(as_text).unwrap_or_default();
+            if flag("isSuccess") {
+                globals.insert("method_response".to_owned(), body_value(&content));
+            } else if flag("isWarning") || !flag("isError") {
+                outcome = "warning";
+                globals.insert("method_response".to_owned(), body_value(&content));
+            } else {
+                *action_data = globals.get("action_data").cloned().unwrap_or(Value::Null);
+                let error = if status == 0 {
+                    err(ErrorCode::UpstreamError, format!("The third-party API could not be reached: {reason}."))
+                } else {
+                    err(ErrorCode::UpstreamError, format!("The third-party API answered {status} {reason}."))
+                };
+                return Err(if reason == "Timeout" { error.with_status(504) } else { error });
+            }
+        }
+        *action_data = globals.get("action_data").cloned().unwrap_or(Value::Null);
+        let defines_condition = levels.iter().any(|l| l.contains(Event::ActionCondition.name()));
+        let data = globals.get("method_response").cloned().unwrap_or(Value::Null);
+        let condition = if defines_condition {
+            let run = self.hooks(Event::ActionCondition, &levels, globals, host_auth).await?;
+            match run.outcome {
+                Outcome::Condition(c) => Some(c),
+                Outcome::RefreshAuth => return Ok(Attempt::Recover(Recovery::Refresh)),
+                Outcome::RefreshSession => return Ok(Attempt::Recover(Recovery::Session)),
+                other => return Err(script_error(Event::ActionCondition, other)),
+            }
+        } else {
+            None
+        };
+        Ok(Attempt::Done(CallResult { outcome, status, data, condition, recoveries: 0 }))
+    }
+
+    fn flight(&self, key: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut flights = self.flights.lock().unwrap_or_else(PoisonError::into_inner);
+        Arc::clone(flights.entry(key.to_owned()).or_default())
+    }
+
+    /// Single-flight recovery: in-process lock, database lease, re-read, then refresh or re-login.
+    async fn recover(
+        &self,
+        connector: &Connector,
+        org: &str,
+        used: &ConnectorAccountRecord,
+        kind: Recovery,
+    ) -> Result<(), Error> {
+        let key = format!("connector:{org}/{}", used.id);
+        let flight = self.flight(&key);
+        let _in_process = flight.lock().await;
+        let leased = self.take_lease(&key).await;
+        let result = self.recover_locked(connector, org, used, kind).await;
+        if leased && let Err(e) = self.store.release_connector_lease(&key, &self.holder).await {
+            tracing::warn!(error = %e, "could not release a connector refresh lease; it expires on its own");
+        }
+        result
+    }
+
+    async fn take_lease(&self, key: &str) -> bool {
+        let give_up = self.clock.now().plus(self.config.lease_wait);
+        loop {
+            let now = self.clock.now();
+            match self.store.try_connector_lease(key, &self.holder, now, now.plus(self.config.lease_ttl)).await {
+                Ok(true) => return true,
+                Ok(false) if now < give_up => tokio::time::sleep(Duration::from_millis(25)).await,
+                Ok(false) => {
+                    tracing::warn!(key, "refresh lease still held elsewhere; refreshing anyway (guarded by CAS)");
+                    return false;
+                }
+                Err(e) => {
+                    tracing::warn!(key, error = %e, "refresh lease unavailable; refreshing anyway (guarded by CAS)");
+                    return false;
+                }
+            }
+        }
+    }
+
+    async fn recover_locked(
+        &self,
+        connector: &Connector,
+        org: &str,
+        used: &ConnectorAccountRecord,
+        kind: Recovery,
+    ) -> Result<(), Error> {
+        let current = self.load(org, &used.id, &connector.name).await?;
+        if current.record.version != used.version {
+            tracing::debug!(account = %used.id, "credentials already renewed by another call");
+            return Ok(());
+        }
+        if current.record.state == AccountState::NeedsReauth
+            && current.record.cooldown_until.is_none_or(|until| until > self.clock.now())
+        {
+            return Err(err(ErrorCode::NeedsReauthentication, "Failed to authenticate the connector."));
+        }
+        match kind {
+            Recovery::Refresh => self.refresh(connector, &current).await,
+            Recovery::Session => self.renew_session(connector, org, &current).await,
+        }
+    }
+
+    async fn reject(&self, loaded: &Loaded, why: String) -> Error {
+        tracing::warn!(account = %loaded.record.id, reason = %why, "connector credentials rejected; account needs re-authentication");
+        if let Err(e) =
+            self.write(&loaded.record, &loaded.credentials, AccountState::NeedsReauth, None, Some(why)).await
+        {
+            tracing::warn!(error = %e, "could not mark the account as needing re-authentication");
+        }
+        err(
+            ErrorCode::NeedsReauthentication,
+            "The connector account must be re-authenticated: its credentials were rejected.",
+        )
+    }
+
+    async fn refresh(&self, connector: &Connector, loaded: &Loaded) -> Result<(), Error> {
+        let Auth::Oauth2(oauth) = &connector.auth else {
+            return Err(err(ErrorCode::ConnectorInvalid, "AuthRefreshException needs an OAuth 2 connector."));
+        };
+        let fields = Self::fields(connector, &loaded.credentials, &Map::new());
+        let old = loaded.credentials.oauth().unwrap_or_default();
+        let mut form = Map::new();
+        let refresh_token = old.refresh_token.clone().filter(|t| !t.is_empty());
+        match (oauth.grant, refresh_token) {
+            (Grant::ClientCredentials, _) => {
+                form.insert("grant_type".to_owned(), json!("client_credentials"));
+            }
+            (_, Some(token)) => {
+                form.insert("grant_type".to_owned(), json!("refresh_token"));
+                form.insert("refresh_token".to_owned(), json!(token));
+            }
+            (Grant::Password, None) => {
+                form.insert("grant_type".to_owned(), json!("password"));
+                form.insert("username".to_owned(), fields.get("Username").cloned().unwrap_or(Value::Null));
+                form.insert("password".to_owned(), fields.get("Password").cloned().unwrap_or(Value::Null));
+            }
+            (Grant::AuthorizationCode, None) => {
+                return Err(self.reject(loaded, "no refresh token is stored".to_owned()).await);
+            }
+        }
+        if !oauth.scopes.is_empty() && oauth.grant != Grant::AuthorizationCode {
+            form.insert("scope".to_owned(), json!(oauth.scopes.join(" ")));
+        }
+        form.insert("client_id".to_owned(), json!(fill(&oauth.client_id, &fields)));
+        form.insert("client_secret".to_owned(), json!(fill(&oauth.client_secret, &fields)));
+        let response = self.token_request(connector, oauth.token_url.as_str(), form, true).await;
+        match response {
+            Ok(token) => {
+                let value = self.token_value(&token, Some(&old));
+                let mut credentials = loaded.credentials.clone();
+                credentials.auth_value = Some(
+                    serde_json::to_string(&value).map_err(|e| Error::new(ErrorCode::GenericError).with_internal(e))?,
+                );
+                // Persisted before use: a rotated refresh token never lives only in memory.
+                if !self.write(&loaded.record, &credentials, AccountState::Ok, None, None).await? {
+                    tracing::info!(account = %loaded.record.id, "another instance stored newer credentials first");
+                }
+                Ok(())
+            }
+            Err(TokenFailure::Rejected(why)) => Err(self.reject(loaded, why).await),
+            Err(TokenFailure::Transient(why)) => Err(Error::new(ErrorCode::AuthRefreshRequired).with_internal(why)),
+            Err(TokenFailure::Script(e)) => Err(e),
+        }
+    }
+
+    fn token_value(&self, token: &Value, old: Option<&OAuthValue>) -> OAuthValue {
+        let now = self.clock.now().unix_millis();
+        let seconds = |name: &str| token.get(name).and_then(|v| v.as_i64().or_else(|| v.as_str()?.parse().ok()));
+        OAuthValue {
+            access_token: token.get("access_token").map(as_text).unwrap_or_default(),
+            refresh_token: token
+                .get("refresh_token")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+                .or_else(|| old.and_then(|o| o.refresh_token.clone())),
+            expires: seconds("expires_in").and_then(|s| iso(now + s * 1000)),
+            refresh_expires: seconds("refresh_expires_in")
+                .and_then(|s| iso(now + s * 1000))
+                .or_else(|| old.and_then(|o| o.refresh_expires.clone())),
+        }
+    }
+
+    async fn token_request(
+        &self,
+        connector: &Connector,
+        url: &str,
+        form: Map<String, Value>,
+        refresh: bool,
+    ) -> Result<Value, TokenFailure> {
+        let (before, after) = if refresh {
+            (Event::BeforeOauth2Refresh, Event::AfterOauth2Refresh)
+        } else {
+            (Event::BeforeOauth2Token, Event::AfterOauth2Token)
+        };
+        let levels: Vec<String> = connector.script.iter().cloned().collect();
+        let mut globals = Map::new();
+        globals.insert("method_request".to_owned(), Value::Object(form));
+        globals.insert("method_request_headers".to_owned(), Value::Object(Map::new()));
+        globals.insert("method_endpoint".to_owned(), json!(url));
+        let run = self.hooks(before, &levels, globals, None).await.map_err(TokenFailure::Script)?;
+        if run.outcome != Outcome::Continue {
+            return Err(TokenFailure::Script(script_error(before, run.outcome)));
+        }
+        let mut globals = run.globals;
+        let form: Vec<(String, String)> = match globals.get("method_request") {
+            Some(Value::Object(m)) => {
+                m.iter().filter(|(_, v)| !v.is_null()).map(|(k, v)| (k.clone(), as_text(v))).collect()
+            }
+            _ => Vec::new(),
+        };
+        let mut last = String::new();
+        for attempt in 0..TRANSIENT_REFRESH_ATTEMPTS {
+            if attempt > 0 {
+                tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
+            }
+            let mut builder = self.client.post(url).form(&form).header("Accept", "application/json");
+            if let Some(Value::Object(h)) = globals.get("method_request_headers") {
+                for (k, v) in h {
+                    builder = builder.header(k, as_text(v));
+                }
+            }
+            let response = match builder.send().await {
+                Ok(r) => r,
+                Err(e) => {
+                    last = format!("token endpoint unreachable: {e}");
+                    continue;
+                }
+            };
+            let status = response.status().as_u16();
+            let text = response.text().await.unwrap_or_default();
+            let body = body_value(&text);
+            let error = body.get("error").and_then(Value::as_str).unwrap_or_default().to_owned();
+            if status == 429 || status >= 500 {
+                last = format!("token endpoint answered {status}");
+                continue;
+            }
+            if !(200..300).contains(&status) || !error.is_empty() || body.get("access_token").is_none() {
+                return Err(TokenFailure::Rejected(
+                    format!("token endpoint answered {status} {error}").trim().to_owned(),
+                ));
+            }
+            globals.insert("method_response".to_owned(), body);
+            let run = self.hooks(after, &levels, globals, None).await.map_err(TokenFailure::Script)?;
+            if run.outcome != Outcome::Continue {
+                return Err(TokenFailure::Script(script_error(after, run.outcome)));
+            }
+            return Ok(run.globals.get("method_response").cloned().unwrap_or(Value::Null));
+        }
+        Err(TokenFailure::Transient(last))
+    }
+
+    async fn renew_session(&self, connector: &Connector, org: &str, loaded: &Loaded) -> Result<(), Error> {
+        let Some(lookup) = &connector.lookup else {
+            return Err(err(ErrorCode::ConnectorInvalid, "AuthSessionException needs a lookup method."));
+        };
+        let method = connector.methods.get(&lookup.method).ok_or_else(|| {
+            err(ErrorCode::ConnectorInvalid, format!("The lookup method {:?} does not exist.", lookup.method))
+        })?;
+        let request = CallRequest { method: lookup.method.clone(), ..CallRequest::default() };
+        let mut action_data = Value::Object(Map::new());
+        let mut mergefields = Map::new();
+        let answer = self.attempt(connector, method, &request, loaded, &mut action_data, &mut mergefields).await;
+        let data = match answer {
+            Ok(Attempt::Done(result)) if result.outcome == "success" => result.data,
+            Ok(Attempt::Recover(_)) => {
+                return Err(self.reject(loaded, "the lookup method asked for a new session itself".to_owned()).await);
+            }
+            Ok(Attempt::RateLimited(_)) => {
+                return Err(Error::new(ErrorCode::AuthSessionRequired).with_internal("lookup rate limited"));
+            }
+            Ok(Attempt::Done(_)) => {
+                return Err(self.reject(loaded, "the lookup method did not succeed".to_owned()).await);
+            }
+            Err(e) if e.code() == ErrorCode::UpstreamError && e.message().contains(" 5") => {
+                return Err(Error::new(ErrorCode::AuthSessionRequired).with_internal(e.message().to_owned()));
+            }
+            Err(e) if e.code() == ErrorCode::UpstreamError => {
+                return Err(self.reject(loaded, format!("lookup method failed: {}", e.message())).await);
+            }
+            Err(e) => return Err(e),
+        };
+        let value = lookup.response_path.split('.').try_fold(&data, |v, part| v.get(part)).map(as_text);
+        let Some(value) = value.filter(|v| !v.is_empty() && v != "null") else {
+            return Err(self.reject(loaded, format!("the lookup response has no {}", lookup.response_path)).await);
+        };
+        let mut credentials = loaded.credentials.clone();
+        credentials.properties.insert(lookup.output_property.clone(), value);
+        if !self.write(&loaded.record, &credentials, AccountState::Ok, None, None).await? {
+            tracing::info!(org, account = %loaded.record.id, "another instance renewed the session first");
+        }
+        Ok(())
+    }
+}
+
+enum TokenFailure {
+    Rejected(String),
+    Transient(String),
+    Script(Error),
+}
+
+/// An account as the admin API shows it: sensitive properties and the auth value masked.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AccountView {
+    /// Id.
+    pub id: String,
+    /// Connector name.
+    pub connector: String,
+    /// Properties, sensitive ones as `"********"`.
+    pub properties: BTreeMap<String, String>,
+    /// Whether an auth value is stored.
+    pub authenticated: bool,
+    /// `ok` or `needs_reauth`.
+    pub state: &'static str,
+    /// Credential version.
+    pub version: i64,
+    /// Why the last refresh failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_failure: Option<String>,
+}
+
+/// A new account or new credentials.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AccountInput {
+    /// Id (new accounts); generated when absent.
+    #[serde(default)]
+    pub id: Option<String>,
+    /// Connector name (new accounts).
+    #[serde(default)]
+    pub connector: Option<String>,
+    /// Properties to set (merged over the stored ones on update).
+    #[serde(default)]
+    pub properties: BTreeMap<String, String>,
+    /// The auth value in Cyclr's format; replaces the stored one.
+    #[serde(default)]
+    pub auth_value: Option<String>,
+}
+
+const OAUTH_STATE_CONTEXT: &[u8] = b"portcullis connector oauth2 state";
+const OAUTH_STATE_TTL_MILLIS: i64 = 10 * 60 * 1000;
+
+impl ConnectorRuntime {
+    fn view(&self, record: &ConnectorAccountRecord) -> Result<AccountView, Error> {
+        let credentials = Credentials::open(&self.master, &record.id, &record.sealed_credentials)?;
+        let connector = self.connectors.get(&record.connector);
+        let properties = credentials
+            .properties
+            .iter()
+            .map(|(k, v)| {
+                let masked = connector.is_none_or(|c| c.is_sensitive(k));
+                (k.clone(), if masked { "********".to_owned() } else { v.clone() })
+            })
+            .collect();
+        Ok(AccountView {
+            id: record.id.clone(),
+            connector: record.connector.clone(),
+            properties,
+            authenticated: credentials.auth_value.is_some(),
+            state: record.state.as_str(),
+            version: record.version,
+            last_failure: record.last_failure.clone(),
+        })
+    }
+
+    /// Installs a connector for an organization.
+    ///
+    /// # Errors
+    /// Unknown connector, missing required properties, id taken.
+    pub async fn create_account(&self, org: &str, input: AccountInput) -> Result<AccountView, Error> {
+        let name = input.connector.ok_or_else(|| err(ErrorCode::MissingFields, "connector is required."))?;
+        let connector = self.connector(&name)?;
+        let missing: Vec<&str> = connector
+            .properties
+            .iter()
+            .filter(|p| p.required && !input.properties.contains_key(&p.name))
+            .map(|p| p.name.as_str())
+            .collect();
+        if !missing.is_empty() {
+            return Err(err(ErrorCode::MissingFields, format!("Missing account properties: {}.", missing.join(", "))));
+        }
+        let id = input.id.unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+        let credentials = Credentials { properties: input.properties, auth_value: input.auth_value };
+        let now = self.clock.now();
+        let record = ConnectorAccountRecord {
+            sealed_credentials: credentials.seal(&self.master, &id)?,
+            id,
+            organization_id: org.to_owned(),
+            connector: name,
+            version: 1,
+            state: AccountState::Ok,
+            cooldown_until: None,
+            last_failure: None,
+            created_at: now,
+            updated_at: now,
+        };
+        self.store.insert_connector_account(&record).await?;
+        self.view(&record)
+    }
+
+    /// Replaces the auth value and merges properties; clears a needs-reauth state.
+    ///
+    /// # Errors
+    /// Unknown account; a concurrent write (retry).
+    pub async fn update_account(&self, org: &str, id: &str, input: AccountInput) -> Result<AccountView, Error> {
+        let record = self.account_record(org, id).await?;
+        let mut credentials = Credentials::open(&self.master, id, &record.sealed_credentials)?;
+        credentials.properties.extend(input.properties);
+        if input.auth_value.is_some() {
+            credentials.auth_value = input.auth_value;
+        }
+        if !self.write(&record, &credentials, AccountState::Ok, None, None).await? {
+            return Err(Error::from(portcullis_core::store::StoreError::Conflict(
+                "account changed concurrently".to_owned(),
+            )));
+        }
+        self.view(&self.account_record(org, id).await?)
+    }
+
+    async fn account_record(&self, org: &str, id: &str) -> Result<ConnectorAccountRecord, Error> {
+        self.store
+            .connector_account(org, id)
+            .await?
+            .ok_or_else(|| err(ErrorCode::EntityMissing, format!("There is no connector account {id:?}.")))
+    }
+
+    /// One account, masked.
+    ///
+    /// # Errors
+    /// Unknown account.
+    pub async fn account(&self, org: &str, id: &str) -> Result<AccountView, Error> {
+        self.view(&self.account_record(org, id).await?)
+    }
+
+    /// The organization's accounts, masked.
+    ///
+    /// # Errors
+    /// A store failure.
+    pub async fn accounts(&self, org: &str) -> Result<Vec<AccountView>, Error> {
+        self.store.connector_accounts(org).await?.iter().map(|r| self.view(r)).collect()
+    }
+
+    /// Removes an account.
+    ///
+    /// # Errors
+    /// Unknown account.
+    pub async fn delete_account(&self, org: &str, id: &str) -> Result<(), Error> {
+        if self.store.delete_connector_account(org, id).await? {
+            Ok(())
+        } else {
+            Err(err(ErrorCode::EntityMissing, format!("There is no connector account {id:?}.")))
+        }
+    }
+
+    /// Starts the OAuth 2 authorization-code install: the URL to send the user to. `state` is sealed and
+    /// carries the PKCE verifier, so any instance can finish the flow.
+    ///
+    /// # Errors
+    /// Not an authorization-code connector; unknown account.
+    pub async fn authorize_url(&self, org: &str, id: &str, redirect_uri: &str) -> Result<String, Error> {
+        let record = self.account_record(org, id).await?;
+        let connector = self.connector(&record.connector)?;
+        let Auth::Oauth2(oauth) = &connector.auth else {
+            return Err(err(ErrorCode::EntityInvalid, "The connector does not use OAuth 2."));
+        };
+        let Some(authorize) = oauth.authorize_url.as_deref().filter(|_| oauth.grant == Grant::AuthorizationCode) else {
+            return Err(err(ErrorCode::EntityInvalid, "The connector does not use the authorization-code grant."));
+        };
+        let credentials = Credentials::open(&self.master, id, &record.sealed_credentials)?;
+        let fields = Self::fields(&connector, &credentials, &Map::new());
+        let verifier = URL_SAFE_NO_PAD.encode(uuid::Uuid::new_v4().as_bytes())
+            + &URL_SAFE_NO_PAD.encode(uuid::Uuid::new_v4().as_bytes());
+        let state = json!({ "org": org, "account": id, "verifier": verifier, "exp": self.clock.now().unix_millis() + OAUTH_STATE_TTL_MILLIS });
+        let sealed = self
+            .master
+            .seal(OAUTH_STATE_CONTEXT, state.to_string().as_bytes())
+            .map_err(|e| Error::new(ErrorCode::GenericError).with_internal(e))?;
+        let mut url = url::Url::parse(authorize).map_err(|e| err(ErrorCode::ConnectorInvalid, e.to_string()))?;
+        {
+            let mut q = url.query_pairs_mut();
+            q.append_pair("response_type", "code")
+                .append_pair("client_id", &fill(&oauth.client_id, &fields))
+                .append_pair("redirect_uri", redirect_uri)
+                .append_pair("state", &URL_SAFE_NO_PAD.encode(sealed));
+            if !oauth.scopes.is_empty() {
+                q.append_pair("scope", &oauth.scopes.join(" "));
+            }
+            if oauth.pkce {
+                let challenge = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, verifier.as_bytes());
+                q.append_pair("code_challenge", &URL_SAFE_NO_PAD.encode(challenge.as_ref()))
+                    .append_pair("code_challenge_method", "S256");
+            }
+        }
+        Ok(url.into())
+    }
+
+    /// Finishes the install at Portcullis's callback: exchanges the code and stores the tokens.
+    /// Returns `(organization, account)`.
+    ///
+    /// # Errors
+    /// A bad or expired state; the provider rejected the code.
+    pub async fn complete_authorization(
+        &self,
+        state: &str,
+        code: &str,
+        redirect_uri: &str,
+    ) -> Result<(String, String), Error> {
+        let bad = || err(ErrorCode::EntityInvalid, "The authorization state is invalid or expired.");
+        let sealed = URL_SAFE_NO_PAD.decode(state).map_err(|_| bad())?;
+        let plain = self.master.open(OAUTH_STATE_CONTEXT, &sealed).map_err(|_| bad())?;
+        let state: Value = serde_json::from_slice(&plain).map_err(|_| bad())?;
+        if state.get("exp").and_then(Value::as_i64).is_none_or(|exp| exp < self.clock.now().unix_millis()) {
+            return Err(bad());
+        }
+        let text = |k: &str| state.get(k).and_then(Value::as_str).map(str::to_owned).ok_or_else(bad);
+        let (org, id, verifier) = (text("org")?, text("account")?, text("verifier")?);
+        let record = self.account_record(&org, &id).await?;
+        let connector = self.connector(&record.connector)?;
+        let Auth::Oauth2(oauth) = &connector.auth else { return Err(bad()) };
+        let loaded = Loaded { credentials: Credentials::open(&self.master, &id, &record.sealed_credentials)?, record };
+        let fields = Self::fields(&connector, &loaded.credentials, &Map::new());
+        let mut form = Map::new();
+        form.insert("grant_type".to_owned(), json!("authorization_code"));
+        form.insert("code".to_owned(), json!(code));
+        form.insert("redirect_uri".to_owned(), json!(redirect_uri));
+        form.insert("client_id".to_owned(), json!(fill(&oauth.client_id, &fields)));
+        form.insert("client_secret".to_owned(), json!(fill(&oauth.client_secret, &fields)));
+        if oauth.pkce {
+            form.insert("code_verifier".to_owned(), json!(verifier));
+        }
+        let token = match self.token_request(&connector, &oauth.token_url, form, false).await {
+            Ok(t) => t,
+            Err(TokenFailure::Script(e)) => return Err(e),
+            Err(TokenFailure::Rejected(why) | TokenFailure::Transient(why)) => {
+                return Err(err(ErrorCode::UpstreamError, "The provider did not issue a token.").with_internal(why));
+            }
+        };
+        let mut credentials = loaded.credentials.clone();
+        credentials.auth_value = Some(
+            serde_json::to_string(&self.token_value(&token, None))
+                .map_err(|e| Error::new(ErrorCode::GenericError).with_internal(e))?,
+        );
+        if !self.write(&loaded.record, &credentials, AccountState::Ok, None, None).await? {
+            return Err(Error::from(portcullis_core::store::StoreError::Conflict(
+                "account changed concurrently".to_owned(),
+            )));
+        }
+        Ok((org, id))
+    }
+}
+
+/// `Basic` auth value for a username and password.
+#[must_use]
+pub fn basic_auth_value(username: &str, password: &str) -> String {
+    STANDARD.encode(format!("{username}:{password}"))
+}

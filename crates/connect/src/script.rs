@@ -1,0 +1,459 @@
+//! The script host: Cyclr's events, globals, built-ins and exceptions on `rquickjs`.
+//!
+//! Every invocation gets a fresh runtime and context (nothing is shared between accounts or calls), a
+//! memory limit, and an interrupt handler that stops the script at its deadline, also inside a runaway
+//! regular expression. It is synchronous: callers run it off the async threads (`spawn_blocking`).
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use rquickjs::function::Opt;
+use rquickjs::{Context, Function, Runtime};
+use serde_json::{Map, Value, json};
+
+use crate::builtins;
+
+/// The script events (Cyclr's names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+    /// Before each request.
+    BeforeAction,
+    /// After a 2xx response.
+    AfterAction,
+    /// Once after all pages.
+    AfterActionPaging,
+    /// After an error response or transport failure.
+    AfterError,
+    /// Picks the true/false exit.
+    ActionCondition,
+    /// Before the access-token request.
+    BeforeOauth2Token,
+    /// After the access-token request.
+    AfterOauth2Token,
+    /// Before the refresh request.
+    BeforeOauth2Refresh,
+    /// After the refresh request.
+    AfterOauth2Refresh,
+}
+
+impl Event {
+    /// The handler's function name.
+    #[must_use]
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::BeforeAction => "before_action",
+            Self::AfterAction => "after_action",
+            Self::AfterActionPaging => "after_action_paging",
+            Self::AfterError => "after_error",
+            Self::ActionCondition => "action_condition",
+            Self::BeforeOauth2Token => "before_oauth2_token",
+            Self::AfterOauth2Token => "after_oauth2_token",
+            Self::BeforeOauth2Refresh => "before_oauth2_refresh",
+            Self::AfterOauth2Refresh => "after_oauth2_refresh",
+        }
+    }
+
+    const fn is_before(self) -> bool {
+        matches!(self, Self::BeforeAction | Self::BeforeOauth2Token | Self::BeforeOauth2Refresh)
+    }
+
+    const fn allows_auth_exceptions(self) -> bool {
+        matches!(self, Self::BeforeAction | Self::AfterAction | Self::AfterError | Self::ActionCondition)
+    }
+}
+
+/// Globals the host reads back after every handler (scripts may reassign them).
+pub const WRITABLE_GLOBALS: &[&str] = &[
+    "method_request",
+    "method_request_headers",
+    "method_request_parameters",
+    "method_request_mergefields",
+    "method_response",
+    "method_response_headers",
+    "method_error",
+    "action_data",
+    "cycle_variables",
+    "next_last_successful_run_date",
+];
+
+/// What a chain of handlers decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Go on.
+    Continue,
+    /// A `before` handler returned `false`.
+    Abort,
+    /// `action_condition`'s exit.
+    Condition(bool),
+    /// `AuthRefreshException` was thrown.
+    RefreshAuth,
+    /// `AuthSessionException` was thrown.
+    RefreshSession,
+    /// Another throw or a syntax error; the message is the script's.
+    Failed {
+        /// `Error.message` or `String(value)`.
+        message: String,
+    },
+    /// The wall-clock limit stopped the script.
+    Timeout,
+    /// The memory limit stopped the script.
+    OutOfMemory,
+}
+
+/// Limits for one invocation.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Wall-clock budget per handler invocation, host calls included.
+    pub timeout: Duration,
+    /// Heap limit.
+    pub memory_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self { timeout: Duration::from_secs(60), memory_bytes: 32 * 1024 * 1024 }
+    }
+}
+
+/// What `http_request` needs: a client, the async runtime to run it on, and the connector's auth, which is
+/// applied only for the connector's own host.
+#[derive(Debug, Clone)]
+pub struct Host {
+    /// Shared HTTP client.
+    pub client: reqwest::Client,
+    /// The runtime the blocking thread hands requests to.
+    pub handle: tokio::runtime::Handle,
+    /// `(host, header name, header value)`.
+    pub auth: Option<(String, String, String)>,
+}
+
+/// The result of one chain.
+#[derive(Debug, Clone)]
+pub struct Run {
+    /// The decision.
+    pub outcome: Outcome,
+    /// Every global after the last handler that ran.
+    pub globals: Map<String, Value>,
+}
+
+const PRELUDE: &str = r"
+class AuthRefreshException extends Error {
+  constructor(message) { super(message === undefined ? 'AuthRefreshException' : message); this.name = 'AuthRefreshException'; }
+}
+class AuthSessionException extends Error {
+  constructor(message) { super(message === undefined ? 'AuthSessionException' : message); this.name = 'AuthSessionException'; }
+}
+globalThis.AuthRefreshException = AuthRefreshException;
+globalThis.AuthSessionException = AuthSessionException;
+globalThis.console = { log: function () {
+  __host_log(Array.prototype.map.call(arguments, function (a) { return typeof a === 'string' ? a : JSON.stringify(a); }).join(' '));
+} };
+globalThis.btoa = function (s, charset) { return __host_btoa(String(s), charset === undefined ? 'UTF-8' : String(charset)); };
+globalThis.atob = function (s, charset) { return __host_atob(String(s), charset === undefined ? 'UTF-8' : String(charset)); };
+globalThis.cyclr_sign = function (a, k, v) { return __host_sign(String(a), String(k), String(v)); };
+globalThis.http_request = function (request) {
+  var r = JSON.parse(__host_http(JSON.stringify(request)));
+  if (r.__error !== undefined) throw new Error(r.__error);
+  return r;
+};
+globalThis.__levels = [];
+globalThis.__invoke = function (level, event) {
+  var h = __levels[level][event];
+  if (typeof h !== 'function') return 'absent';
+  try {
+    var r = h();
+    return r === true ? 'true' : r === false ? 'false' : (r ? 'truthy' : 'falsy');
+  } catch (e) {
+    var isObj = e !== null && typeof e === 'object';
+    if (e instanceof AuthRefreshException || (isObj && e.name === 'AuthRefreshException')) return 'refresh';
+    if (e instanceof AuthSessionException || (isObj && e.name === 'AuthSessionException')) return 'session';
+    var m;
+    try { m = isObj && e.message !== undefined ? String(e.message) : String(e); } catch (_) { m = 'uncaught exception'; }
+    if (e instanceof InternalError && m.indexOf('out of memory') >= 0) return 'oom';
+    return 'error:' + m;
+  }
+};
+";
+
+fn wrapper(source: &str) -> String {
+    let names = [
+        Event::BeforeAction,
+        Event::AfterAction,
+        Event::AfterActionPaging,
+        Event::AfterError,
+        Event::ActionCondition,
+        Event::BeforeOauth2Token,
+        Event::AfterOauth2Token,
+        Event::BeforeOauth2Refresh,
+        Event::AfterOauth2Refresh,
+    ]
+    .iter()
+    .map(|e| format!("{0}: typeof {0} === 'function' ? {0} : undefined", e.name()))
+    .collect::<Vec<_>>()
+    .join(", ");
+    format!("__levels.push((function () {{\n{source}\n;return {{ {names} }}; }})());")
+}
+
+/// Compiles a script without running it.
+///
+/// # Errors
+/// The engine's syntax error.
+pub fn check_syntax(source: &str) -> Result<(), String> {
+    let runtime = Runtime::new().map_err(|e| e.to_string())?;
+    runtime.set_memory_limit(Limits::default().memory_bytes);
+    let context = Context::full(&runtime).map_err(|e| e.to_string())?;
+    context.with(|ctx| {
+        let check: Function<'_> = ctx
+            .eval("(function (src) { try { new Function(src); return ''; } catch (e) { return String(e); } })")
+            .map_err(|e| e.to_string())?;
+        let message: String = check.call((source,)).map_err(|e| e.to_string())?;
+        if message.is_empty() { Ok(()) } else { Err(message) }
+    })
+}
+
+/// Runs `event` on every level that defines it, in Cyclr's order. `levels` is given connector → method →
+/// step; `before*` events run method → connector → step.
+#[must_use]
+pub fn run(event: Event, levels: &[&str], globals: Map<String, Value>, limits: Limits, host: &Host) -> Run {
+    if !levels.iter().any(|src| src.contains(event.name())) {
+        let outcome = if event == Event::ActionCondition { Outcome::Condition(true) } else { Outcome::Continue };
+        return Run { outcome, globals };
+    }
+    let mut order: Vec<usize> = (0..levels.len()).collect();
+    if event.is_before() && levels.len() >= 2 {
+        order.swap(0, 1);
+    }
+    match Engine::new(limits, host) {
+        Ok(engine) => engine.run(event, levels, &order, globals),
+        Err(message) => Run { outcome: Outcome::Failed { message }, globals },
+    }
+}
+
+struct Engine {
+    runtime: Runtime,
+    context: Context,
+    deadline: Rc<RefCell<Instant>>,
+    interrupted: Arc<AtomicBool>,
+    limits: Limits,
+}
+
+impl Engine {
+    fn new(limits: Limits, host: &Host) -> Result<Self, String> {
+        let runtime = Runtime::new().map_err(|e| e.to_string())?;
+        runtime.set_memory_limit(limits.memory_bytes);
+        // Below the limit, so an out-of-memory never leaves the threshold above it (later allocations fail).
+        runtime.set_gc_threshold(1024 * 1024);
+        runtime.set_max_stack_size(512 * 1024);
+        let deadline = Rc::new(RefCell::new(Instant::now() + limits.timeout));
+        let interrupted = Arc::new(AtomicBool::new(false));
+        {
+            let deadline = Rc::clone(&deadline);
+            let interrupted = Arc::clone(&interrupted);
+            runtime.set_interrupt_handler(Some(Box::new(move || {
+                let late = Instant::now() >= *deadline.borrow();
+                if late {
+                    interrupted.store(true, Ordering::Relaxed);
+                }
+                late
+            })));
+        }
+        let context = Context::full(&runtime).map_err(|e| e.to_string())?;
+        let engine = Self { runtime, context, deadline, interrupted, limits };
+        engine.install(host)?;
+        Ok(engine)
+    }
+
+    fn install(&self, host: &Host) -> Result<(), String> {
+        self.context.with(|ctx| -> Result<(), String> {
+            let g = ctx.globals();
+            let err = |e: rquickjs::Error| e.to_string();
+            g.set(
+                "__host_log",
+                Function::new(ctx.clone(), |line: String| tracing::info!(target: "connector_script", "{line}"))
+                    .map_err(err)?,
+            )
+            .map_err(err)?;
+            g.set(
+                "__host_btoa",
+                Function::new(ctx.clone(), |s: String, charset: Opt<String>| {
+                    builtins::btoa(&s, charset.0.as_deref().unwrap_or("UTF-8")).unwrap_or_else(|e| format!("\u{0}{e}"))
+                })
+                .map_err(err)?,
+            )
+            .map_err(err)?;
+            g.set(
+                "__host_atob",
+                Function::new(ctx.clone(), |s: String, charset: Opt<String>| {
+                    builtins::atob(&s, charset.0.as_deref().unwrap_or("UTF-8")).unwrap_or_else(|e| format!("\u{0}{e}"))
+                })
+                .map_err(err)?,
+            )
+            .map_err(err)?;
+            g.set(
+                "__host_sign",
+                Function::new(ctx.clone(), |a: String, k: String, v: String| {
+                    builtins::sign(&a, &k, &v).unwrap_or_else(|e| format!("\u{0}{e}"))
+                })
+                .map_err(err)?,
+            )
+            .map_err(err)?;
+            let host = host.clone();
+            let deadline = Rc::clone(&self.deadline);
+            g.set(
+                "__host_http",
+                Function::new(ctx.clone(), move |request: String| {
+                    let remaining = deadline.borrow().saturating_duration_since(Instant::now());
+                    builtins::http_request(&host, remaining, &request)
+                })
+                .map_err(err)?,
+            )
+            .map_err(err)?;
+            ctx.eval::<(), _>(PRELUDE).map_err(err)?;
+            // Host errors come back as strings starting with NUL; turn them into JS errors.
+            ctx.eval::<(), _>(
+                "for (const n of ['btoa', 'atob', 'cyclr_sign']) { const f = globalThis[n]; \
+                 globalThis[n] = function () { const r = f.apply(null, arguments); \
+                 if (typeof r === 'string' && r.charCodeAt(0) === 0) throw new Error(r.slice(1)); return r; }; }",
+            )
+            .map_err(err)?;
+            Ok(())
+        })
+    }
+
+    fn arm(&self) {
+        *self.deadline.borrow_mut() = Instant::now() + self.limits.timeout;
+    }
+
+    fn failure(&self, ctx: &rquickjs::Ctx<'_>, err: &rquickjs::Error) -> Outcome {
+        if self.interrupted.load(Ordering::Relaxed) {
+            return Outcome::Timeout;
+        }
+        let detail = if matches!(err, rquickjs::Error::Exception) {
+            let value = ctx.catch();
+            value
+                .as_exception()
+                .and_then(rquickjs::Exception::message)
+                .or_else(|| value.as_string().and_then(|s| s.to_string().ok()))
+                .unwrap_or_default()
+        } else {
+            err.to_string()
+        };
+        let usage = self.runtime.memory_usage();
+        let near_limit =
+            usize::try_from(usage.malloc_size.max(0)).unwrap_or(0) + 1024 * 1024 >= self.limits.memory_bytes;
+        if detail.contains("out of memory")
+            || matches!(err, rquickjs::Error::Allocation)
+            || (detail.is_empty() && near_limit)
+        {
+            Outcome::OutOfMemory
+        } else {
+            Outcome::Failed { message: if detail.is_empty() { err.to_string() } else { detail } }
+        }
+    }
+
+    fn run(self, event: Event, levels: &[&str], order: &[usize], mut globals: Map<String, Value>) -> Run {
+        let outcome = self.context.with(|ctx| -> Outcome {
+            let g = ctx.globals();
+            for (name, value) in &globals {
+                let parsed = serde_json::to_string(value)
+                    .map_err(|e| e.to_string())
+                    .and_then(|text| ctx.json_parse(text).map_err(|e| e.to_string()));
+                match parsed {
+                    Ok(v) => {
+                        if let Err(e) = g.set(name.as_str(), v) {
+                            return Outcome::Failed { message: e.to_string() };
+                        }
+                    }
+                    Err(message) => return Outcome::Failed { message },
+                }
+            }
+            for src in levels {
+                self.arm();
+                if let Err(e) = ctx.eval::<(), _>(wrapper(src)) {
+                    return self.failure(&ctx, &e);
+                }
+            }
+            let invoke: Function<'_> = match g.get("__invoke") {
+                Ok(f) => f,
+                Err(e) => return Outcome::Failed { message: e.to_string() },
+            };
+            let mut condition = None;
+            for &level in order {
+                self.arm();
+                let answer: String = match invoke.call((level, event.name())) {
+                    Ok(a) => a,
+                    Err(e) => return self.failure(&ctx, &e),
+                };
+                match answer.as_str() {
+                    "absent" => {}
+                    "false" if event.is_before() => return Outcome::Abort,
+                    "true" => condition = Some(true),
+                    "false" | "falsy" => {
+                        condition = Some(false);
+                        if event != Event::ActionCondition {
+                            tracing::warn!(event = event.name(), "a connector handler did not return true");
+                        }
+                    }
+                    "truthy" => condition = Some(true),
+                    "refresh" | "session" if !event.allows_auth_exceptions() => {
+                        let class = if answer == "refresh" { "AuthRefreshException" } else { "AuthSessionException" };
+                        return Outcome::Failed { message: format!("{class} not allowed in {}", event.name()) };
+                    }
+                    "refresh" => return Outcome::RefreshAuth,
+                    "session" => return Outcome::RefreshSession,
+                    "oom" => return Outcome::OutOfMemory,
+                    other => {
+                        let message = other.strip_prefix("error:").unwrap_or(other).to_owned();
+                        return Outcome::Failed { message };
+                    }
+                }
+            }
+            if event == Event::ActionCondition {
+                if condition.is_none() {
+                    tracing::warn!("action_condition returned nothing; taking the false exit");
+                }
+                Outcome::Condition(condition.unwrap_or(false))
+            } else {
+                Outcome::Continue
+            }
+        });
+        if matches!(outcome, Outcome::Timeout | Outcome::OutOfMemory) {
+            return Run { outcome, globals };
+        }
+        self.arm();
+        let collected = self.context.with(|ctx| -> Result<Map<String, Value>, String> {
+            let names = WRITABLE_GLOBALS
+                .iter()
+                .map(|n| format!("{n}: typeof {n} === 'undefined' ? null : {n}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let text: String = ctx.eval(format!("JSON.stringify({{ {names} }})")).map_err(|e| e.to_string())?;
+            serde_json::from_str(&text).map_err(|e| e.to_string())
+        });
+        match collected {
+            Ok(read_back) => {
+                globals.extend(read_back);
+                Run { outcome, globals }
+            }
+            Err(message) if outcome == Outcome::Continue => Run { outcome: Outcome::Failed { message }, globals },
+            Err(_) => Run { outcome, globals },
+        }
+    }
+}
+
+/// The `method_error` object for a failed request.
+#[must_use]
+pub fn method_error(status: u16, reason: &str, content: &str) -> Value {
+    json!({
+        "statusCode": status,
+        "reasonPhrase": reason,
+        "content": content,
+        "error": format!("{status} {reason}"),
+        "isError": true,
+        "isWarning": false,
+        "isSuccess": false,
+    })
+}

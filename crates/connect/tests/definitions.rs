@@ -1,0 +1,49 @@
+//! Loading definitions: good ones load, bad ones report file, line and what is wrong.
+
+use std::path::Path;
+
+use portcullis_connect::Connector;
+
+fn errors(yaml: &str) -> Vec<String> {
+    Connector::parse(Path::new("bad.yaml"), yaml).expect_err("invalid").iter().map(ToString::to_string).collect()
+}
+
+#[test]
+fn the_documented_example_loads() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/acme.yaml");
+    let connector = Connector::load(&path).expect("example loads");
+    assert_eq!(connector.name, "acme");
+    assert!(connector.methods.contains_key("list_contacts"));
+}
+
+#[test]
+fn the_schema_is_json() {
+    let text = include_str!("../schema/connector.schema.json");
+    let schema: serde_json::Value = serde_json::from_str(text).expect("schema parses");
+    assert_eq!(schema["required"], serde_json::json!(["base_url", "auth", "methods"]));
+}
+
+#[test]
+fn unknown_keys_name_the_line() {
+    let e = errors("base_url: http://x\nauth:\n  type: none\nmethods:\n  m:\n    path: /a\n    verb: GET\n");
+    assert_eq!(e.len(), 1);
+    assert!(e[0].starts_with("bad.yaml:7:"), "{e:?}");
+    assert!(e[0].contains("unknown field `verb`"), "{e:?}");
+}
+
+#[test]
+fn semantic_errors_are_all_reported_with_lines() {
+    let yaml = "base_url: ftp://x\nauth:\n  type: oauth2\n  grant: authorization_code\n  token_url: http://t\nmethods:\n  m:\n    http_method: FETCH\n    path: /a\n    script: 'function before_action( {'\nlookup:\n  method: missing\n  output_property: S\n  response_path: a\n";
+    let e = errors(yaml);
+    assert!(e.iter().any(|m| m.starts_with("bad.yaml:1:") && m.contains("base_url")), "{e:?}");
+    assert!(e.iter().any(|m| m.starts_with("bad.yaml:4:") && m.contains("authorize_url")), "{e:?}");
+    assert!(e.iter().any(|m| m.starts_with("bad.yaml:8:") && m.contains("FETCH")), "{e:?}");
+    assert!(e.iter().any(|m| m.contains("script does not compile") && m.contains("SyntaxError")), "{e:?}");
+    assert!(e.iter().any(|m| m.starts_with("bad.yaml:11:") && m.contains("missing")), "{e:?}");
+}
+
+#[test]
+fn wrong_auth_type_is_reported() {
+    let e = errors("base_url: http://x\nauth:\n  type: kerberos\nmethods: {}\n");
+    assert!(e[0].starts_with("bad.yaml:3:") && e[0].contains("kerberos"), "{e:?}");
+}

@@ -1,0 +1,191 @@
+//! A fake third-party API: a real HTTP server on 127.0.0.1, scripted per scenario, counting calls.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::extract::{Form, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::{Value, json};
+
+/// How the API answers a stale token or session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stale {
+    /// 200 `{"error": "invalid_grant"}`.
+    InvalidGrant200,
+    /// 403.
+    Forbidden,
+    /// 200 `{"error_code": "You are not logged on."}`.
+    NotLoggedOn200,
+}
+
+/// The token endpoint's behaviour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenMode {
+    /// Issues tokens; refresh tokens rotate and an old one is rejected with invalid_grant.
+    Rotate,
+    /// 500 every time.
+    Fail,
+    /// 400 invalid_grant every time.
+    Reject,
+    /// Issues tokens the API never accepts.
+    Useless,
+}
+
+#[derive(Debug)]
+pub struct Scenario {
+    pub stale: Stale,
+    pub token: TokenMode,
+    pub login_fails: bool,
+    /// Answer this many data requests with 429 first.
+    pub rate_limited: usize,
+    pub retry_after: &'static str,
+    pub access_token: String,
+    pub refresh_token: String,
+    pub session: String,
+    pub issued: usize,
+    pub last_refresh_form: Vec<(String, String)>,
+}
+
+#[derive(Debug)]
+pub struct Fake {
+    pub scenario: Mutex<Scenario>,
+    pub token_calls: AtomicUsize,
+    pub login_calls: AtomicUsize,
+    pub data_calls: AtomicUsize,
+    pub url: String,
+}
+
+impl Fake {
+    pub async fn start(stale: Stale, token: TokenMode) -> Arc<Self> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let fake = Arc::new(Self {
+            scenario: Mutex::new(Scenario {
+                stale,
+                token,
+                login_fails: false,
+                rate_limited: 0,
+                retry_after: "1",
+                access_token: "at-valid".to_owned(),
+                refresh_token: "rt-0".to_owned(),
+                session: "sess-valid".to_owned(),
+                issued: 0,
+                last_refresh_form: Vec::new(),
+            }),
+            token_calls: AtomicUsize::new(0),
+            login_calls: AtomicUsize::new(0),
+            data_calls: AtomicUsize::new(0),
+            url,
+        });
+        let app = Router::new()
+            .route("/oauth/token", post(token_endpoint))
+            .route("/data", get(data))
+            .route("/login", post(login))
+            .route("/session-data", get(session_data))
+            .route("/echo", get(echo).post(echo))
+            .route("/slow", get(slow))
+            .with_state(Arc::clone(&fake));
+        tokio::spawn(async move { axum::serve(listener, app).await.expect("serve") });
+        fake
+    }
+
+    pub fn set(&self, f: impl FnOnce(&mut Scenario)) {
+        f(&mut self.scenario.lock().expect("lock"));
+    }
+
+    pub fn tokens(&self) -> usize {
+        self.token_calls.load(Ordering::SeqCst)
+    }
+
+    pub fn logins(&self) -> usize {
+        self.login_calls.load(Ordering::SeqCst)
+    }
+}
+
+async fn token_endpoint(State(fake): State<Arc<Fake>>, Form(form): Form<Vec<(String, String)>>) -> Response {
+    fake.token_calls.fetch_add(1, Ordering::SeqCst);
+    // Long enough that concurrent callers really overlap.
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let mut s = fake.scenario.lock().expect("lock");
+    s.last_refresh_form.clone_from(&form);
+    let field = |k: &str| form.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()).unwrap_or_default();
+    match s.token {
+        TokenMode::Fail => return (StatusCode::INTERNAL_SERVER_ERROR, "down").into_response(),
+        TokenMode::Reject => {
+            return (StatusCode::BAD_REQUEST, axum::Json(json!({"error": "invalid_grant"}))).into_response();
+        }
+        TokenMode::Rotate | TokenMode::Useless => {}
+    }
+    if field("grant_type") == "refresh_token" && field("refresh_token") != s.refresh_token {
+        return (StatusCode::BAD_REQUEST, axum::Json(json!({"error": "invalid_grant"}))).into_response();
+    }
+    s.issued += 1;
+    let n = s.issued;
+    let access = format!("at-{n}");
+    if s.token == TokenMode::Rotate {
+        s.access_token.clone_from(&access);
+    }
+    s.refresh_token = format!("rt-{n}");
+    axum::Json(
+        json!({"access_token": access, "refresh_token": s.refresh_token, "expires_in": 3600, "token_type": "Bearer"}),
+    )
+    .into_response()
+}
+
+fn stale_answer(stale: Stale) -> Response {
+    match stale {
+        Stale::InvalidGrant200 => axum::Json(json!({"error": "invalid_grant"})).into_response(),
+        Stale::Forbidden => (StatusCode::FORBIDDEN, "forbidden").into_response(),
+        Stale::NotLoggedOn200 => axum::Json(json!({"error_code": "You are not logged on."})).into_response(),
+    }
+}
+
+async fn data(State(fake): State<Arc<Fake>>, headers: HeaderMap) -> Response {
+    fake.data_calls.fetch_add(1, Ordering::SeqCst);
+    let mut s = fake.scenario.lock().expect("lock");
+    if s.rate_limited > 0 {
+        s.rate_limited -= 1;
+        return (StatusCode::TOO_MANY_REQUESTS, [("retry-after", s.retry_after)], "slow down").into_response();
+    }
+    let auth = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or_default();
+    if auth != format!("Bearer {}", s.access_token) {
+        return stale_answer(s.stale);
+    }
+    axum::Json(json!({"items": [1, 2, 3]})).into_response()
+}
+
+async fn login(State(fake): State<Arc<Fake>>, axum::Json(body): axum::Json<Value>) -> Response {
+    fake.login_calls.fetch_add(1, Ordering::SeqCst);
+    let mut s = fake.scenario.lock().expect("lock");
+    if s.login_fails || body.get("password").and_then(Value::as_str) != Some("hunter2") {
+        return (StatusCode::UNAUTHORIZED, "bad credentials").into_response();
+    }
+    s.issued += 1;
+    s.session = format!("sess-{}", s.issued);
+    axum::Json(json!({"session": {"id": s.session}})).into_response()
+}
+
+async fn session_data(State(fake): State<Arc<Fake>>, headers: HeaderMap) -> Response {
+    fake.data_calls.fetch_add(1, Ordering::SeqCst);
+    let s = fake.scenario.lock().expect("lock");
+    if headers.get("x-session").and_then(|v| v.to_str().ok()) != Some(s.session.as_str()) {
+        return stale_answer(s.stale);
+    }
+    axum::Json(json!({"contacts": ["ada"]})).into_response()
+}
+
+async fn echo(headers: HeaderMap, uri: axum::http::Uri, body: String) -> Response {
+    let headers: serde_json::Map<String, Value> = headers
+        .iter()
+        .map(|(k, v)| (k.as_str().to_owned(), Value::String(v.to_str().unwrap_or_default().to_owned())))
+        .collect();
+    axum::Json(json!({"headers": headers, "query": uri.query(), "body": body})).into_response()
+}
+
+async fn slow() -> Response {
+    tokio::time::sleep(std::time::Duration::from_secs(30)).await;
+    "late".into_response()
+}

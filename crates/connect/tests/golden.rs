@@ -1,0 +1,549 @@
+//! Golden tests: the Cyclr documentation's scripts, unchanged, against a fake third-party API.
+
+mod fake_api;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use fake_api::{Fake, Stale, TokenMode};
+use portcullis_connect::script::Limits;
+use portcullis_connect::{
+    AccountInput, CallRequest, Connector, ConnectorRuntime, Credentials, OAuthValue, RuntimeConfig,
+};
+use portcullis_core::ErrorCode;
+use portcullis_core::clock::{Clock, SystemClock};
+use portcullis_core::keys::MasterKey;
+use portcullis_core::organization::Organization;
+use portcullis_core::store::{AccountState, Store};
+use portcullis_store_sqlite::{SqliteOptions, SqliteStore, Synchronous};
+use serde_json::json;
+
+// Seed 000/001 (Cyclr "Exceptions" page), verbatim.
+const SEED_REFRESH_AFTER_ACTION: &str = r"function after_action() {
+    if (method_response != null && method_response.error != null && typeof method_response.error !== 'undefined' && method_response.error === 'invalid_grant') {
+        throw new AuthRefreshException();
+    }
+   
+    return true;
+}";
+const SEED_REFRESH_AFTER_ERROR: &str = r"function after_error() {
+    if (method_error != null && method_error.error != null && method_error.statusCode.toString() === '403') {
+        throw new AuthRefreshException();
+    }
+
+
+    return true;
+}";
+const SEED_SESSION_AFTER_ACTION: &str = r"
+function after_action() {
+    if (method_response != null && method_response.error_code != null && typeof method_response.error_code !== 'undefined' && method_response.error_code === 'You are not logged on.') {
+        throw new AuthSessionException();
+    }
+
+
+    return true;
+}";
+const SEED_SESSION_AFTER_ERROR: &str = r"function after_error() {
+    if (method_error != null && method_error.statusCode != null && method_error.statusCode.toString() === '403') {
+        throw new AuthSessionException();
+    }
+   
+    return true;
+}";
+
+#[derive(Debug)]
+pub struct Env {
+    pub runtime: ConnectorRuntime,
+    pub store: Arc<dyn Store>,
+    pub master: Arc<MasterKey>,
+    pub org: String,
+    pub fake: Arc<Fake>,
+    _dir: tempfile::TempDir,
+}
+
+fn indent(script: &str) -> String {
+    script.lines().map(|l| format!("  {l}\n")).collect()
+}
+
+fn oauth_yaml(base: &str, script: &str) -> String {
+    format!(
+        "name: acme\nbase_url: {base}\nauth:\n  type: oauth2\n  grant: authorization_code\n  authorize_url: {base}/authorize\n  token_url: {base}/oauth/token\n  client_id: cid\n  client_secret: csecret\n  pkce: true\nscript: |\n{}methods:\n  list:\n    path: /data\n",
+        indent(script)
+    )
+}
+
+fn session_yaml(base: &str, script: &str) -> String {
+    format!(
+        "name: sess\nbase_url: {base}\nauth:\n  type: session\nproperties:\n  - name: Username\n    required: true\n  - name: Password\n    sensitive: true\n    required: true\nscript: |\n{}methods:\n  login:\n    http_method: POST\n    path: /login\n    body:\n      username: '{{{{Username}}}}'\n      password: '{{{{Password}}}}'\n  contacts:\n    path: /session-data\n    headers:\n      X-Session: '{{{{SessionId}}}}'\nlookup:\n  method: login\n  output_property: SessionId\n  response_path: session.id\n",
+        indent(script)
+    )
+}
+
+impl Env {
+    pub async fn new(stale: Stale, token: TokenMode, yaml: impl Fn(&str) -> String, config: RuntimeConfig) -> Self {
+        let fake = Fake::start(stale, token).await;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = SqliteStore::open(&SqliteOptions {
+            path: dir.path().join("p.db"),
+            readers: 2,
+            synchronous: Synchronous::Normal,
+        })
+        .expect("sqlite");
+        let store: Arc<dyn Store> = Arc::new(store);
+        store.migrate().await.expect("migrate");
+        Self::with_store(fake, store, dir, yaml, config).await
+    }
+
+    pub async fn with_store(
+        fake: Arc<Fake>,
+        store: Arc<dyn Store>,
+        dir: tempfile::TempDir,
+        yaml: impl Fn(&str) -> String,
+        config: RuntimeConfig,
+    ) -> Self {
+        let org = Organization::new("acme", SystemClock.now()).expect("org");
+        store.insert_organization(&org).await.expect("org");
+        let master = Arc::new(MasterKey::generate().expect("key").0);
+        let runtime = runtime(&fake, &store, &master, &yaml, config);
+        Self { runtime, store, master, org: org.id, fake, _dir: dir }
+    }
+
+    pub async fn oauth_account(&self, id: &str, access: &str) {
+        let value = OAuthValue {
+            access_token: access.to_owned(),
+            refresh_token: Some("rt-0".to_owned()),
+            expires: None,
+            refresh_expires: None,
+        };
+        let input = AccountInput {
+            id: Some(id.to_owned()),
+            connector: Some("acme".to_owned()),
+            auth_value: Some(serde_json::to_string(&value).expect("json")),
+            ..AccountInput::default()
+        };
+        self.runtime.create_account(&self.org, input).await.expect("account");
+    }
+
+    pub async fn credentials(&self, id: &str) -> (Credentials, AccountState, i64) {
+        let record = self.store.connector_account(&self.org, id).await.expect("get").expect("exists");
+        (Credentials::open(&self.master, id, &record.sealed_credentials).expect("open"), record.state, record.version)
+    }
+
+    pub async fn call(
+        &self,
+        connector: &str,
+        method: &str,
+    ) -> Result<portcullis_connect::CallResult, portcullis_core::Error> {
+        let request = CallRequest { method: method.to_owned(), ..CallRequest::default() };
+        self.runtime.call(&self.org, connector, "a1", &request).await
+    }
+}
+
+pub fn runtime(
+    fake: &Fake,
+    store: &Arc<dyn Store>,
+    master: &Arc<MasterKey>,
+    yaml: &impl Fn(&str) -> String,
+    config: RuntimeConfig,
+) -> ConnectorRuntime {
+    let connector = Connector::parse(Path::new("test.yaml"), &yaml(&fake.url)).expect("definition");
+    let connectors = [(connector.name.clone(), connector)].into_iter().collect();
+    ConnectorRuntime::new(connectors, Arc::clone(store), Arc::clone(master), Arc::new(SystemClock), config)
+        .expect("runtime")
+}
+
+fn fast() -> RuntimeConfig {
+    RuntimeConfig {
+        limits: Limits { timeout: Duration::from_millis(500), memory_bytes: 16 * 1024 * 1024 },
+        ..RuntimeConfig::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seed_after_action_invalid_grant_refreshes_and_retries_once() {
+    let env =
+        Env::new(Stale::InvalidGrant200, TokenMode::Rotate, |b| oauth_yaml(b, SEED_REFRESH_AFTER_ACTION), fast()).await;
+    env.oauth_account("a1", "at-stale").await;
+    let result = env.call("acme", "list").await.expect("call");
+    assert_eq!(result.data, json!({"items": [1, 2, 3]}));
+    assert_eq!(result.recoveries, 1);
+    assert_eq!(env.fake.tokens(), 1);
+    let (credentials, state, version) = env.credentials("a1").await;
+    let value = credentials.oauth().expect("oauth");
+    assert_eq!(value.access_token, "at-1");
+    assert_eq!(value.refresh_token.as_deref(), Some("rt-1"), "the rotated refresh token is stored");
+    assert!(value.expires.is_some());
+    assert_eq!((state, version), (AccountState::Ok, 2));
+    let form = env.fake.scenario.lock().expect("lock").last_refresh_form.clone();
+    assert!(form.contains(&("grant_type".to_owned(), "refresh_token".to_owned())));
+    assert!(form.contains(&("refresh_token".to_owned(), "rt-0".to_owned())));
+    // The next call uses the stored token: no further refresh.
+    env.call("acme", "list").await.expect("call");
+    assert_eq!(env.fake.tokens(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seed_after_error_403_refreshes_and_retries_once() {
+    let env = Env::new(Stale::Forbidden, TokenMode::Rotate, |b| oauth_yaml(b, SEED_REFRESH_AFTER_ERROR), fast()).await;
+    env.oauth_account("a1", "at-stale").await;
+    let result = env.call("acme", "list").await.expect("call");
+    assert_eq!(result.data, json!({"items": [1, 2, 3]}));
+    assert_eq!((result.recoveries, env.fake.tokens()), (1, 1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seed_after_action_not_logged_on_reruns_the_lookup_method() {
+    let env =
+        Env::new(Stale::NotLoggedOn200, TokenMode::Rotate, |b| session_yaml(b, SEED_SESSION_AFTER_ACTION), fast())
+            .await;
+    session_account(&env).await;
+    let result = env.call("sess", "contacts").await.expect("call");
+    assert_eq!(result.data, json!({"contacts": ["ada"]}));
+    assert_eq!((result.recoveries, env.fake.logins()), (1, 1));
+    let (credentials, _, _) = env.credentials("a1").await;
+    assert_eq!(credentials.properties.get("SessionId").map(String::as_str), Some("sess-1"));
+    let view = env.runtime.account(&env.org, "a1").await.expect("view");
+    assert_eq!(view.properties.get("Password").map(String::as_str), Some("********"), "sensitive is masked");
+    assert_eq!(view.properties.get("Username").map(String::as_str), Some("ada"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seed_after_error_403_reruns_the_lookup_method() {
+    let env =
+        Env::new(Stale::Forbidden, TokenMode::Rotate, |b| session_yaml(b, SEED_SESSION_AFTER_ERROR), fast()).await;
+    session_account(&env).await;
+    let result = env.call("sess", "contacts").await.expect("call");
+    assert_eq!(result.data, json!({"contacts": ["ada"]}));
+    assert_eq!((result.recoveries, env.fake.logins()), (1, 1));
+}
+
+async fn session_account(env: &Env) {
+    let input = AccountInput {
+        id: Some("a1".to_owned()),
+        connector: Some("sess".to_owned()),
+        properties: [("Username", "ada"), ("Password", "hunter2"), ("SessionId", "sess-old")]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect(),
+        ..AccountInput::default()
+    };
+    env.runtime.create_account(&env.org, input).await.expect("account");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failing_lookup_method_marks_the_account_and_does_not_recurse() {
+    let env =
+        Env::new(Stale::Forbidden, TokenMode::Rotate, |b| session_yaml(b, SEED_SESSION_AFTER_ERROR), fast()).await;
+    session_account(&env).await;
+    env.fake.set(|s| s.login_fails = true);
+    let err = env.call("sess", "contacts").await.expect_err("lookup fails");
+    assert_eq!(err.code(), ErrorCode::NeedsReauthentication);
+    assert_eq!(env.fake.logins(), 1, "no recursion");
+    assert_eq!(env.credentials("a1").await.1, AccountState::NeedsReauth);
+    let again = env.call("sess", "contacts").await.expect_err("fails fast");
+    assert_eq!(again.code(), ErrorCode::NeedsReauthentication);
+    assert_eq!(env.fake.logins(), 1, "fails fast, no new login");
+    // New credentials clear the state.
+    env.fake.set(|s| s.login_fails = false);
+    let input =
+        AccountInput { properties: [("SessionId".to_owned(), "x".to_owned())].into(), ..AccountInput::default() };
+    env.runtime.update_account(&env.org, "a1", input).await.expect("update");
+    env.call("sess", "contacts").await.expect("works again");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotated_refresh_tokens_are_persisted_across_refreshes() {
+    let env = Env::new(Stale::Forbidden, TokenMode::Rotate, |b| oauth_yaml(b, SEED_REFRESH_AFTER_ERROR), fast()).await;
+    env.oauth_account("a1", "at-stale").await;
+    env.call("acme", "list").await.expect("first");
+    // The provider revokes the access token: the next refresh must present rt-1, not rt-0.
+    env.fake.set(|s| s.access_token = "revoked".to_owned());
+    env.call("acme", "list").await.expect("second");
+    assert_eq!(env.fake.tokens(), 2);
+    let value = env.credentials("a1").await.0.oauth().expect("oauth");
+    assert_eq!((value.access_token.as_str(), value.refresh_token.as_deref()), ("at-2", Some("rt-2")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failing_token_endpoint_is_transient_and_keeps_the_account_usable() {
+    let env = Env::new(Stale::Forbidden, TokenMode::Fail, |b| oauth_yaml(b, SEED_REFRESH_AFTER_ERROR), fast()).await;
+    env.oauth_account("a1", "at-stale").await;
+    let err = env.call("acme", "list").await.expect_err("refresh fails");
+    assert_eq!(err.code(), ErrorCode::AuthRefreshRequired);
+    assert_eq!(env.fake.tokens(), 3, "three attempts");
+    assert_eq!(env.credentials("a1").await.1, AccountState::Ok);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rejected_refresh_needs_reauthentication_until_credentials_change() {
+    let env = Env::new(Stale::Forbidden, TokenMode::Reject, |b| oauth_yaml(b, SEED_REFRESH_AFTER_ERROR), fast()).await;
+    env.oauth_account("a1", "at-stale").await;
+    let err = env.call("acme", "list").await.expect_err("rejected");
+    assert_eq!(err.code(), ErrorCode::NeedsReauthentication);
+    assert_eq!(env.call("acme", "list").await.expect_err("fast").code(), ErrorCode::NeedsReauthentication);
+    assert_eq!(env.fake.tokens(), 1, "no further token calls");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_failing_again_marks_needs_reauth_with_a_cooldown() {
+    let config = RuntimeConfig { reauth_cooldown: Duration::from_millis(400), ..fast() };
+    let env = Env::new(Stale::Forbidden, TokenMode::Useless, |b| oauth_yaml(b, SEED_REFRESH_AFTER_ERROR), config).await;
+    env.oauth_account("a1", "at-stale").await;
+    let err = env.call("acme", "list").await.expect_err("still 403");
+    assert_eq!(err.code(), ErrorCode::NeedsReauthentication);
+    assert_eq!(env.fake.tokens(), 1, "no second refresh");
+    let (_, state, _) = env.credentials("a1").await;
+    assert_eq!(state, AccountState::NeedsReauth);
+    assert_eq!(env.call("acme", "list").await.expect_err("cooldown").code(), ErrorCode::NeedsReauthentication);
+    assert_eq!(env.fake.tokens(), 1, "fail fast during the cooldown");
+    tokio::time::sleep(Duration::from_millis(450)).await;
+    env.fake.set(|s| s.token = TokenMode::Rotate);
+    env.call("acme", "list").await.expect("the probe refreshes and succeeds");
+    assert_eq!(env.fake.tokens(), 2);
+    assert_eq!(env.credentials("a1").await.1, AccountState::Ok, "the probe clears the state");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn short_retry_after_is_honoured_inline_and_long_one_is_reported() {
+    let env = Env::new(Stale::Forbidden, TokenMode::Rotate, |b| oauth_yaml(b, SEED_REFRESH_AFTER_ERROR), fast()).await;
+    env.oauth_account("a1", "at-valid").await;
+    env.fake.set(|s| s.rate_limited = 1);
+    let started = std::time::Instant::now();
+    env.call("acme", "list").await.expect("waited and retried");
+    assert!(started.elapsed() >= Duration::from_secs(1), "Retry-After: 1 honoured");
+    env.fake.set(|s| {
+        s.rate_limited = 1;
+        s.retry_after = "120";
+    });
+    let err = env.call("acme", "list").await.expect_err("long wait");
+    assert_eq!(err.code(), ErrorCode::UpstreamRateLimited);
+    assert_eq!(err.retry_after_secs(), Some(120));
+    let calls = env.fake.data_calls.load(std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(env.call("acme", "list").await.expect_err("blocked").code(), ErrorCode::UpstreamRateLimited);
+    assert_eq!(env.fake.data_calls.load(std::sync::atomic::Ordering::SeqCst), calls, "blocked calls are not sent");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn hundred_concurrent_calls_on_an_expired_token_make_one_token_request() {
+    let env = Env::new(Stale::Forbidden, TokenMode::Rotate, |b| oauth_yaml(b, SEED_REFRESH_AFTER_ERROR), fast()).await;
+    env.oauth_account("a1", "at-stale").await;
+    let env = Arc::new(env);
+    let tasks: Vec<_> = (0..100)
+        .map(|_| {
+            let env = Arc::clone(&env);
+            tokio::spawn(async move { env.call("acme", "list").await })
+        })
+        .collect();
+    for task in tasks {
+        let result = task.await.expect("task").expect("every call succeeds");
+        assert_eq!(result.data, json!({"items": [1, 2, 3]}));
+    }
+    assert_eq!(env.fake.tokens(), 1, "exactly one token request");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn proactive_refresh_before_expiry_is_single_flight() {
+    let env = Env::new(Stale::Forbidden, TokenMode::Rotate, |b| oauth_yaml(b, ""), fast()).await;
+    let value = OAuthValue {
+        access_token: "at-valid".to_owned(),
+        refresh_token: Some("rt-0".to_owned()),
+        expires: Some("2000-01-01T00:00:00Z".to_owned()),
+        refresh_expires: None,
+    };
+    let input = AccountInput {
+        id: Some("a1".to_owned()),
+        connector: Some("acme".to_owned()),
+        auth_value: Some(serde_json::to_string(&value).expect("json")),
+        ..AccountInput::default()
+    };
+    env.runtime.create_account(&env.org, input).await.expect("account");
+    let env = Arc::new(env);
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let env = Arc::clone(&env);
+            tokio::spawn(async move { env.call("acme", "list").await })
+        })
+        .collect();
+    for task in tasks {
+        task.await.expect("task").expect("call");
+    }
+    assert_eq!(env.fake.tokens(), 1);
+}
+
+fn echo_yaml(base: &str, script: &str) -> String {
+    format!(
+        "name: echo\nbase_url: {base}\nauth:\n  type: api_key\n  header: X-Api-Key\nscript: |\n{}methods:\n  echo:\n    path: /echo\n    query:\n      q: '{{{{Term}}}}'\n    script: |\n      function before_action() {{ order.push('method'); method_request_headers['X-Order'] = order.join(','); return true; }}\n      function after_action() {{ order.push('method'); method_response.order = order.join(','); return true; }}\n",
+        indent(script)
+    )
+}
+
+async fn echo_env(connector_script: &str) -> Env {
+    let script = connector_script.to_owned();
+    let env = Env::new(Stale::Forbidden, TokenMode::Rotate, move |b| echo_yaml(b, &script), fast()).await;
+    let input = AccountInput {
+        id: Some("a1".to_owned()),
+        connector: Some("echo".to_owned()),
+        auth_value: Some("k-123".to_owned()),
+        ..AccountInput::default()
+    };
+    env.runtime.create_account(&env.org, input).await.expect("account");
+    env
+}
+
+async fn echo_call(env: &Env, step: Option<&str>) -> Result<portcullis_connect::CallResult, portcullis_core::Error> {
+    let request = CallRequest {
+        method: "echo".to_owned(),
+        mergefields: [("Term".to_owned(), json!("ada"))].into_iter().collect(),
+        script: step.map(str::to_owned),
+        ..CallRequest::default()
+    };
+    env.runtime.call(&env.org, "echo", "a1", &request).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handlers_on_three_levels_run_in_cyclr_order_and_stay_apart() {
+    let connector = "var order = globalThis.order = [];\nfunction before_action() { order.push('connector'); method_request_headers['X-Trace'] = cycle_id; return true; }\nfunction after_action() { order.push('connector'); return true; }";
+    let env = echo_env(connector).await;
+    let step = "function before_action() { order.push('step'); method_request_headers['X-Order'] = order.join(','); return true; }\nfunction after_action() { order.push('step'); method_response.order = order.join(','); return true; }";
+    let result = echo_call(&env, Some(step)).await.expect("call");
+    // before: method → connector → step; others: connector → method → step.
+    assert_eq!(result.data["headers"]["x-order"], "method,connector,step");
+    // Each event runs in a fresh context: only the writable globals (action_data, method_*) carry over.
+    assert_eq!(result.data["order"], "connector,method,step");
+    assert_eq!(result.data["headers"]["x-api-key"], "k-123", "auth applied after before_action");
+    assert!(result.data["headers"]["x-trace"].as_str().is_some_and(|t| !t.is_empty()));
+    assert_eq!(result.data["query"], "q=ada");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doc_examples_globals_return_false_and_builtins() {
+    // Reassigned globals are read back; `method_auth_value` (Doc: ApiKey) sets a header that wins.
+    let env = echo_env("var order = globalThis.order = [];").await;
+    let step = "function before_action() { method_request_headers.Authorization = 'Bearer ' + method_auth_value; method_request_parameters = { page: '2' }; return true; }\n\
+                function after_action() { method_response = { b: btoa('Hĕllō Wōrld'), a: btoa('Hĕllō Wōrld', 'ascii'), i: btoa('Hĕllō Wōrld', 'iso-8859-1'), back: atob('SGVsbG8gV29ybGQ=', 'iso-8859-1'), auth: method_response.headers.authorization, q: method_response.query, sig: cyclr_sign('HMAC-SHA256', 'key', 'The quick brown fox jumps over the lazy dog') }; return true; }";
+    let result = echo_call(&env, Some(step)).await.expect("call");
+    assert_eq!(result.data["b"], "SMSVbGzFjSBXxY1ybGQ=");
+    assert_eq!(result.data["a"], "SD9sbD8gVz9ybGQ=");
+    assert_eq!(result.data["i"], "SGVsbG8gV29ybGQ=");
+    assert_eq!(result.data["back"], "Hello World");
+    assert_eq!(result.data["auth"], "Bearer k-123");
+    assert_eq!(result.data["q"], "page=2");
+    assert_eq!(result.data["sig"], "97yD9DBThCSxMpjmqm+xQ+9NWaFJRhdZl0edvC0aPNg=");
+
+    let abort = "function before_action() { return false; }";
+    let result = echo_call(&env, Some(abort)).await.expect("aborted");
+    assert_eq!((result.outcome, result.status), ("aborted", 0));
+
+    let condition = "function action_condition() { return method_response.query === 'q=ada'; }";
+    assert_eq!(echo_call(&env, Some(condition)).await.expect("call").condition, Some(true));
+
+    let http = format!(
+        "function after_action() {{ var r = http_request({{ method: 'GET', url: '{}/echo', parameters: {{ x: '1' }}, headers: {{}} }}); method_response = {{ s: r.status_code, key: r.content.headers['x-api-key'], q: r.content.query }}; console.log('fetched', r.status_code); return true; }}",
+        env.fake.url
+    );
+    let result = echo_call(&env, Some(&http)).await.expect("call");
+    assert_eq!(result.data, json!({"s": 200, "key": "k-123", "q": "x=1"}));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_error_flags_decide_the_outcome() {
+    let env = Env::new(Stale::Forbidden, TokenMode::Rotate, |b| oauth_yaml(b, ""), fast()).await;
+    env.oauth_account("a1", "at-stale").await;
+    let call = |script: &'static str| {
+        let request =
+            CallRequest { method: "list".to_owned(), script: Some(script.to_owned()), ..CallRequest::default() };
+        let env = &env;
+        async move { env.runtime.call(&env.org, "acme", "a1", &request).await }
+    };
+    let ok = call("function after_error() { method_error.isError = false; method_error.isSuccess = true; method_error.content = '{}'; return true; }").await.expect("success");
+    assert_eq!((ok.outcome, ok.data.clone()), ("success", json!({})));
+    let warn =
+        call("function after_error() { method_error.isError = false; method_error.isWarning = true; return true; }")
+            .await
+            .expect("warning");
+    assert_eq!((warn.outcome, warn.status), ("warning", 403));
+    let err = call("function after_error() { return true; }").await.expect_err("error");
+    assert_eq!(err.code(), ErrorCode::UpstreamError);
+    // Older doc variant: `== 403` and no null check.
+    let old = call(
+        "function after_error() { if (method_error.statusCode == 403) throw new AuthRefreshException(); return true; }",
+    )
+    .await
+    .expect("refreshed");
+    assert_eq!(old.recoveries, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_scripts_are_stopped_and_other_calls_keep_working() {
+    let env = echo_env("var order = globalThis.order = [];").await;
+    let cases: &[(&str, ErrorCode)] = &[
+        ("function before_action() { while (true) {} }", ErrorCode::ScriptTimeout),
+        (
+            "function before_action() { while (true) { try { while (true) {} } catch (e) {} } }",
+            ErrorCode::ScriptTimeout,
+        ),
+        ("function before_action() { return /(a+)+$/.test('a'.repeat(40) + 'b'); }", ErrorCode::ScriptTimeout),
+        (
+            "function before_action() { var a = []; while (true) { a.push('x'.repeat(1024 * 1024)); } }",
+            ErrorCode::ScriptMemoryExceeded,
+        ),
+        ("function before_action() { throw 42; }", ErrorCode::ScriptError),
+        ("function before_action() { throw null; }", ErrorCode::ScriptError),
+        ("function before_action() { throw { name: 'Other' }; }", ErrorCode::ScriptError),
+        ("function before_action() { throw 'AuthRefreshException'; }", ErrorCode::ScriptError),
+        ("function before_action() { function f() { return f(); } return f(); }", ErrorCode::ScriptError),
+        ("function before_action() { syntax error here", ErrorCode::ScriptError),
+        ("function after_action_paging() { throw new AuthRefreshException(); }", ErrorCode::ScriptError),
+    ];
+    for (script, code) in cases {
+        let err = echo_call(&env, Some(script)).await.expect_err(script);
+        assert_eq!(err.code(), *code, "{script}: {}", err.message());
+        echo_call(&env, None).await.expect("a normal call still works");
+    }
+    // Many fresh contexts after a memory bomb still allocate.
+    for _ in 0..50 {
+        echo_call(&env, Some("function after_action() { method_response = { n: [1,2,3].map(function (x) { return x * 2; }) }; return true; }")).await.expect("fresh context");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_runtime_instances_on_one_postgres_make_one_token_request() {
+    use portcullis_store_conformance::TestPostgres;
+    use portcullis_store_postgres::{PostgresOptions, PostgresStore};
+    let database = TestPostgres::create().await;
+    let connect = || {
+        let options =
+            PostgresOptions { url: database.url.clone(), pool_size: 16, connect_timeout: Duration::from_secs(5) };
+        let store: Arc<dyn Store> = Arc::new(PostgresStore::connect(&options).expect("pool"));
+        store
+    };
+    let first = connect();
+    first.migrate().await.expect("migrate");
+    let fake = Fake::start(Stale::Forbidden, TokenMode::Rotate).await;
+    let yaml = |b: &str| oauth_yaml(b, SEED_REFRESH_AFTER_ERROR);
+    let env = Env::with_store(Arc::clone(&fake), first, tempfile::tempdir().expect("dir"), yaml, fast()).await;
+    env.oauth_account("a1", "at-stale").await;
+    // A second instance: its own pool, its own in-process single-flight map, the same database and key.
+    let second = runtime(&fake, &connect(), &env.master, &yaml, fast());
+    let env = Arc::new(env);
+    let second = Arc::new(second);
+    let mut tasks = Vec::new();
+    for i in 0..40 {
+        let env = Arc::clone(&env);
+        let second = Arc::clone(&second);
+        tasks.push(tokio::spawn(async move {
+            let request = CallRequest { method: "list".to_owned(), ..CallRequest::default() };
+            if i % 2 == 0 {
+                env.runtime.call(&env.org, "acme", "a1", &request).await
+            } else {
+                second.call(&env.org, "acme", "a1", &request).await
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.expect("task").expect("every call succeeds");
+    }
+    assert_eq!(fake.tokens(), 1, "one token request across both instances");
+    drop(database);
+}
