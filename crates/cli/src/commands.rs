@@ -11,7 +11,7 @@ use portcullis_server::app::{App, OpenOptions};
 use portcullis_server::config::Config;
 use serde::Serialize;
 
-use crate::{ApiKeyCommand, CatalogFormat, Command, KeysCommand, OrgCommand, SecretCommand};
+use crate::{ApiKeyCommand, CatalogFormat, Command, ConnectorCommand, KeysCommand, OrgCommand, SecretCommand};
 
 /// Why a command failed.
 #[derive(Debug)]
@@ -125,8 +125,63 @@ pub(crate) async fn run(command: Command, mut config: Config) -> Result<(), Fail
         }
         Command::Keys(KeysCommand::List { json }) => print_keys(&app.key_statuses(), json),
         Command::Errors { format } => print_catalog(format),
+        Command::Connector(ConnectorCommand::Validate { paths }) => {
+            validate_connectors(&paths);
+        }
+        Command::Connector(ConnectorCommand::Call { organization, account, method, fields, body, script }) => {
+            let request = connector_call(method, &fields, body.as_deref(), script.as_deref())?;
+            let connector = app.connectors().account(&organization, &account).await?.connector;
+            print_json(&app.connectors().call(&organization, &connector, &account, &request).await?);
+        }
     }
     Ok(())
+}
+
+fn connector_call(
+    method: String,
+    fields: &[String],
+    body: Option<&str>,
+    script: Option<&std::path::Path>,
+) -> Result<portcullis_connect::CallRequest, portcullis_core::Error> {
+    let invalid = |m: String| portcullis_core::Error::new(portcullis_core::ErrorCode::EntityInvalid).with_message(m);
+    let mut mergefields = serde_json::Map::new();
+    for field in fields {
+        let (name, value) =
+            field.split_once('=').ok_or_else(|| invalid(format!("--field {field:?} is not NAME=VALUE")))?;
+        mergefields.insert(name.to_owned(), serde_json::Value::String(value.to_owned()));
+    }
+    let body = body.map(serde_json::from_str).transpose().map_err(|e| invalid(format!("--body is not JSON: {e}")))?;
+    let script = script
+        .map(std::fs::read_to_string)
+        .transpose()
+        .map_err(|e| invalid(format!("--script cannot be read: {e}")))?;
+    Ok(portcullis_connect::CallRequest { method, mergefields, body, script, ..Default::default() })
+}
+
+/// `portcullis connector validate`: exit 0 when every definition loads, 1 otherwise.
+pub(crate) fn validate_connectors(paths: &[std::path::PathBuf]) -> std::process::ExitCode {
+    let mut ok = true;
+    for path in paths {
+        let loaded = if path.is_dir() {
+            portcullis_connect::Connector::load_dir(path).map(|c| c.into_values().collect::<Vec<_>>())
+        } else {
+            portcullis_connect::Connector::load(path).map(|c| vec![c])
+        };
+        match loaded {
+            Ok(connectors) => {
+                for c in connectors {
+                    println!("{}: ok (connector {:?}, {} methods)", c.source.display(), c.name, c.methods.len());
+                }
+            }
+            Err(errors) => {
+                ok = false;
+                for e in errors {
+                    eprintln!("{e}");
+                }
+            }
+        }
+    }
+    if ok { std::process::ExitCode::SUCCESS } else { std::process::ExitCode::FAILURE }
 }
 
 async fn serve(app: App, listener: tokio::net::TcpListener) -> Result<(), StartupError> {

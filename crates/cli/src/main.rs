@@ -36,11 +36,42 @@ enum Command {
     /// Manage the signing keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Connector authoring: check definitions, call a method of an installed account.
+    #[command(subcommand)]
+    Connector(ConnectorCommand),
     /// Print the error catalog.
     Errors {
         /// Output format.
         #[arg(long, value_enum, default_value_t = CatalogFormat::Json)]
         format: CatalogFormat,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ConnectorCommand {
+    /// Check connector definitions (YAML, scripts); prints file:line: problem for each error.
+    Validate {
+        /// Definition files or directories.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
+    /// Call a method of an installed connector account (definitions from `connectors.dir`) and print the result.
+    Call {
+        /// Organization id.
+        organization: String,
+        /// Connector account id.
+        account: String,
+        /// Method id.
+        method: String,
+        /// A merge-field value, `Name=value` (repeatable).
+        #[arg(long = "field", value_name = "NAME=VALUE")]
+        fields: Vec<String>,
+        /// JSON body, replacing the method's body template.
+        #[arg(long)]
+        body: Option<String>,
+        /// A step-level script file, run after the connector and method levels.
+        #[arg(long, value_name = "FILE")]
+        script: Option<PathBuf>,
     },
 }
 
@@ -149,6 +180,9 @@ fn main() -> ExitCode {
     if let Command::Errors { format } = cli.command {
         commands::print_catalog(format);
         return ExitCode::SUCCESS;
+    }
+    if let Command::Connector(ConnectorCommand::Validate { paths }) = &cli.command {
+        return commands::validate_connectors(paths);
     }
     let config = match Config::load(cli.config.as_deref()) {
         Ok(mut config) => {

@@ -37,6 +37,7 @@ pub struct App {
     sessions: Arc<SessionService>,
     login: Arc<LoginService>,
     oauth: OAuthService,
+    connectors: Arc<portcullis_connect::ConnectorRuntime>,
     mailer: Option<crate::mail::Mailer>,
     cookies: CookieSettings,
     clock: Arc<dyn Clock>,
@@ -106,8 +107,14 @@ impl App {
             &master,
             "oauth",
         );
-        let oauth =
-            OAuthService::new(Arc::clone(&store), Arc::clone(&clock), Arc::clone(&keys), Arc::clone(&login), oauth_refresh);
+        let oauth = OAuthService::new(
+            Arc::clone(&store),
+            Arc::clone(&clock),
+            Arc::clone(&keys),
+            Arc::clone(&login),
+            oauth_refresh,
+        );
+        let connectors = Arc::new(connector_runtime(&config, &store, &master, &clock)?);
         Ok(Self {
             config,
             store,
@@ -115,12 +122,19 @@ impl App {
             sessions,
             login,
             oauth,
+            connectors,
             mailer,
             cookies,
             clock,
             admin_token_digest: digest(&SHA256, admin_token.as_bytes()).as_ref().to_vec(),
             admin_token_file,
         })
+    }
+
+    /// The connector runtime.
+    #[must_use]
+    pub fn connectors(&self) -> &portcullis_connect::ConnectorRuntime {
+        &self.connectors
     }
 
     /// The configuration.
@@ -310,4 +324,39 @@ fn cookie_settings(config: &Config) -> CookieSettings {
         },
         refresh_path: format!("{}/session/refresh", session.api_base_path),
     }
+}
+
+/// Loads the connector definitions of `connectors.dir` (none when it is empty).
+fn connector_runtime(
+    config: &Config,
+    store: &Arc<dyn Store>,
+    master: &Arc<portcullis_core::keys::MasterKey>,
+    clock: &Arc<dyn Clock>,
+) -> Result<portcullis_connect::ConnectorRuntime, StartupError> {
+    let settings = &config.connectors;
+    let definitions = if settings.dir.as_os_str().is_empty() {
+        std::collections::BTreeMap::new()
+    } else {
+        portcullis_connect::Connector::load_dir(&settings.dir).map_err(|errors| {
+            let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
+            crate::config::ConfigError(format!("connectors.dir: invalid connector definitions:\n{}", lines.join("\n")))
+        })?
+    };
+    let runtime_config = portcullis_connect::RuntimeConfig {
+        limits: portcullis_connect::script::Limits {
+            timeout: std::time::Duration::from_secs(settings.script_timeout_secs),
+            memory_bytes: settings.script_memory_limit_bytes,
+        },
+        http_timeout: std::time::Duration::from_secs(settings.http_timeout_secs),
+        max_inline_rate_limit_wait: std::time::Duration::from_secs(settings.max_inline_rate_limit_wait_secs),
+        ..portcullis_connect::RuntimeConfig::default()
+    };
+    portcullis_connect::ConnectorRuntime::new(
+        definitions,
+        Arc::clone(store),
+        Arc::clone(master),
+        Arc::clone(clock),
+        runtime_config,
+    )
+    .map_err(|e| crate::config::ConfigError(format!("connectors: {}", e.internal().unwrap_or(e.message()))).into())
 }

@@ -45,6 +45,8 @@ pub struct Config {
     pub smtp: SmtpSettings,
     /// Admin API.
     pub admin: AdminConfig,
+    /// The connector runtime.
+    pub connectors: ConnectorsSettings,
     /// Logging.
     pub log: LogConfig,
 }
@@ -209,6 +211,34 @@ pub struct LoginSettings {
     pub dev_outbox: bool,
 }
 
+/// `[connectors]`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConnectorsSettings {
+    /// Directory of connector definitions (`*.yaml`); empty: no connectors.
+    pub dir: PathBuf,
+    /// Wall-clock limit of one script handler, host calls included.
+    pub script_timeout_secs: u64,
+    /// Heap limit of one script context.
+    pub script_memory_limit_bytes: usize,
+    /// Timeout of one upstream request.
+    pub http_timeout_secs: u64,
+    /// A 429 asking to wait at most this long is waited out inside the call, once.
+    pub max_inline_rate_limit_wait_secs: u64,
+}
+
+impl Default for ConnectorsSettings {
+    fn default() -> Self {
+        Self {
+            dir: PathBuf::new(),
+            script_timeout_secs: 60,
+            script_memory_limit_bytes: 32 * 1024 * 1024,
+            http_timeout_secs: 30,
+            max_inline_rate_limit_wait_secs: 5,
+        }
+    }
+}
+
 /// `[smtp]`
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -295,6 +325,7 @@ impl Default for Config {
             login: LoginSettings::default(),
             smtp: SmtpSettings::default(),
             admin: AdminConfig::default(),
+            connectors: ConnectorsSettings::default(),
             log: LogConfig::default(),
         }
     }

@@ -3,6 +3,7 @@
 
 pub(crate) mod admin;
 pub(crate) mod centralauth;
+pub(crate) mod connect;
 pub(crate) mod login_pages;
 pub(crate) mod oauth;
 pub(crate) mod ops;

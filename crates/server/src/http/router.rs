@@ -29,6 +29,7 @@ pub fn router(app: Arc<App>) -> Router {
         .merge(faces::admin::routes())
         .merge(faces::session::routes(app.config()))
         .merge(faces::session_api::routes())
+        .merge(faces::connect::routes())
         .merge(faces::login_pages::routes())
         .merge(faces::oauth::routes())
         .merge(faces::centralauth::routes(app.config().login.dev_outbox))

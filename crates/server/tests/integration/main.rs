@@ -3,6 +3,7 @@
 
 mod admin;
 mod config;
+mod connectors;
 mod errors;
 mod harness;
 mod keys;

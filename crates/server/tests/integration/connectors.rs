@@ -1,0 +1,174 @@
+//! Connectors over HTTP: admin account management, the OAuth 2 install through Portcullis's callback, the
+//! call API with an organization API key, recovery, script limits, and definition errors at startup.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use axum::Router;
+use axum::extract::{Form, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use portcullis_server::app::{App, OpenOptions};
+use reqwest::Method;
+use serde_json::json;
+use tokio::sync::Mutex;
+
+use crate::harness::{Backend, TestServer, assert_catalog_error, read_json, test_config};
+
+#[derive(Debug, Default)]
+struct Provider {
+    current: Mutex<String>,
+    token_calls: AtomicUsize,
+    forms: Mutex<Vec<Vec<(String, String)>>>,
+}
+
+async fn token(State(p): State<Arc<Provider>>, Form(form): Form<Vec<(String, String)>>) -> Response {
+    let n = p.token_calls.fetch_add(1, Ordering::SeqCst) + 1;
+    p.forms.lock().await.push(form);
+    let access = format!("at-{n}");
+    *p.current.lock().await = access.clone();
+    axum::Json(json!({"access_token": access, "refresh_token": format!("rt-{n}"), "expires_in": 3600})).into_response()
+}
+
+async fn data(State(p): State<Arc<Provider>>, headers: HeaderMap) -> Response {
+    let auth = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    if auth != format!("Bearer {}", p.current.lock().await) {
+        return (StatusCode::FORBIDDEN, "forbidden").into_response();
+    }
+    axum::Json(json!({"items": [1, 2]})).into_response()
+}
+
+async fn provider() -> (String, Arc<Provider>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let p = Arc::new(Provider::default());
+    let app = Router::new().route("/oauth/token", post(token)).route("/data", get(data)).with_state(Arc::clone(&p));
+    tokio::spawn(async move { axum::serve(listener, app).await.expect("serve") });
+    (url, p)
+}
+
+fn definition(base: &str) -> String {
+    format!(
+        "name: acme\nbase_url: {base}\nauth:\n  type: oauth2\n  grant: authorization_code\n  authorize_url: {base}/authorize\n  token_url: {base}/oauth/token\n  client_id: cid\n  client_secret: '{{{{ClientSecret}}}}'\n  pkce: true\nproperties:\n  - name: ClientSecret\n    sensitive: true\n    required: true\nscript: |\n  function after_error() {{\n      if (method_error != null && method_error.error != null && method_error.statusCode.toString() === '403') {{\n          throw new AuthRefreshException();\n      }}\n      return true;\n  }}\nmethods:\n  list:\n    path: /data\n"
+    )
+}
+
+async fn server(backend: Backend, base: &str) -> TestServer {
+    let defs = tempfile::tempdir().expect("dir");
+    std::fs::write(defs.path().join("acme.yaml"), definition(base)).expect("write");
+    let dir = defs.path().to_owned();
+    let server = TestServer::start_with(backend, move |c| {
+        c.connectors.dir = dir;
+        c.connectors.script_timeout_secs = 1;
+    })
+    .await;
+    // The definitions are loaded at startup; the directory may go now.
+    drop(defs);
+    server
+}
+
+async fn install_and_call(backend: Backend) {
+    let (base, provider) = provider().await;
+    let server = server(backend, &base).await;
+    let org = server.app.create_organization("Acme").await.expect("org");
+    let key = server.app.create_api_key(&org.id).await.expect("key").secret;
+    let accounts = format!("/admin/v1/organizations/{}/connector-accounts", org.id);
+
+    let response = server
+        .admin(Method::POST, &accounts)
+        .json(&json!({"id": "crm", "connector": "acme", "properties": {"ClientSecret": "s3cret"}}))
+        .send()
+        .await
+        .expect("create");
+    let (status, body) = read_json(response).await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["properties"]["ClientSecret"], "********", "sensitive properties are masked");
+    assert_eq!(body["authenticated"], false);
+
+    // The install: authorize URL with PKCE, then the provider redirects to Portcullis's callback.
+    let (status, body) =
+        read_json(server.admin(Method::POST, &format!("{accounts}/crm/authorize")).send().await.expect("authorize"))
+            .await;
+    assert_eq!(status, 200, "{body}");
+    let url = url::Url::parse(body["authorizeUrl"].as_str().expect("url")).expect("parse");
+    let query: std::collections::HashMap<String, String> = url.query_pairs().into_owned().collect();
+    assert_eq!(query["code_challenge_method"], "S256");
+    assert_eq!(query["redirect_uri"], format!("{}/connectors/oauth2/callback", server.url));
+    let callback = server
+        .request(Method::GET, "/connectors/oauth2/callback")
+        .query(&[("code", "the-code"), ("state", query["state"].as_str())])
+        .send()
+        .await
+        .expect("callback");
+    assert_eq!(callback.status().as_u16(), 200);
+    let form = provider.forms.lock().await[0].clone();
+    assert!(form.contains(&("grant_type".to_owned(), "authorization_code".to_owned())));
+    assert!(form.contains(&("client_secret".to_owned(), "s3cret".to_owned())), "merge field from the property");
+    assert!(form.iter().any(|(k, v)| k == "code_verifier" && v.len() >= 43));
+    let forged = server
+        .request(Method::GET, "/connectors/oauth2/callback")
+        .query(&[("code", "x"), ("state", "forged")])
+        .send()
+        .await
+        .expect("forged");
+    assert_catalog_error(forged, 400, "entityInvalid").await;
+
+    let calls = "/api/v1/connectors/acme/accounts/crm/calls";
+    let call = |body: serde_json::Value| server.request(Method::POST, calls).bearer_auth(&key).json(&body).send();
+    let (status, body) = read_json(call(json!({"method": "list"})).await.expect("call")).await;
+    assert_eq!((status, &body["data"], &body["recoveries"]), (200, &json!({"items": [1, 2]}), &json!(0)), "{body}");
+
+    // The provider revokes the token: the seed's after_error throws AuthRefreshException, one refresh, retry.
+    *provider.current.lock().await = "revoked".to_owned();
+    let (status, body) = read_json(call(json!({"method": "list"})).await.expect("call")).await;
+    assert_eq!((status, &body["recoveries"]), (200, &json!(1)), "{body}");
+    assert_eq!(provider.token_calls.load(Ordering::SeqCst), 2);
+
+    let no_key = server.request(Method::POST, calls).json(&json!({"method": "list"})).send().await.expect("call");
+    assert_eq!(no_key.status().as_u16(), 401);
+    let unknown = server
+        .request(Method::POST, "/api/v1/connectors/nope/accounts/crm/calls")
+        .bearer_auth(&key)
+        .json(&json!({"method": "list"}))
+        .send()
+        .await
+        .expect("call");
+    assert_catalog_error(unknown, 404, "entityMissing").await;
+    let hostile = call(json!({"method": "list", "script": "function before_action() { while (true) {} }"}));
+    assert_catalog_error(hostile.await.expect("call"), 504, "scriptTimeout").await;
+    let (status, _) = read_json(call(json!({"method": "list"})).await.expect("call")).await;
+    assert_eq!(status, 200, "the server keeps serving");
+
+    let (status, body) = read_json(server.admin(Method::GET, &accounts).send().await.expect("list")).await;
+    assert_eq!((status, body["accounts"][0]["authenticated"].as_bool()), (200, Some(true)));
+    let deleted = server.admin(Method::DELETE, &format!("{accounts}/crm")).send().await.expect("delete");
+    assert_eq!(deleted.status().as_u16(), 204);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn connector_install_and_calls_on_sqlite() {
+    install_and_call(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn connector_install_and_calls_on_postgres() {
+    install_and_call(Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn a_bad_definition_stops_startup_with_file_and_line() {
+    let defs = tempfile::tempdir().expect("dir");
+    std::fs::write(
+        defs.path().join("bad.yaml"),
+        "base_url: http://x\nauth:\n  type: none\nmethods:\n  m:\n    pathh: /a\n",
+    )
+    .expect("write");
+    let dir = tempfile::tempdir().expect("dir");
+    let mut config = test_config(&dir, None);
+    config.connectors.dir = defs.path().to_owned();
+    let err = App::open(config, OpenOptions { migrate: true }).await.expect_err("invalid definitions");
+    let text = err.to_string();
+    assert!(text.contains("bad.yaml:6:") && text.contains("pathh"), "{text}");
+}
