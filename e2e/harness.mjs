@@ -212,10 +212,11 @@ function runJson({ file, args, cwd, env, log }) {
  *   graceSecs      PORTCULLIS_SESSION__REFRESH_GRACE_SECS (default 30)
  *   portcullisEnv  extra env for portcullis (server and CLI); `undefined` values remove a variable
  *   demoEnv        extra env for the demo app
+ *   login          configure the organization for the hosted login and give the demo app its client
  *
  * Returns { portcullisUrl, demoUrl, orgId, apiKey, logPath, tmp, stop(), cli(...args) → JSON }.
  */
-export async function startStack({ label = "stack", graceSecs = 30, portcullisEnv, demoEnv } = {}) {
+export async function startStack({ label = "stack", graceSecs = 30, portcullisEnv, demoEnv, login = false } = {}) {
   const bins = binaries();
   requireBinary(bins.portcullis, "portcullis");
   requireBinary(bins.demoApp, "demo-app");
@@ -264,6 +265,14 @@ export async function startStack({ label = "stack", graceSecs = 30, portcullisEn
     const org = await cli("org", "create", "demo", "--json");
     const key = await cli("org", "api-key", "create", org.id, "--json");
     if (typeof key.key !== "string" || key.key === "") throw new Error(`api-key create printed no key: ${JSON.stringify(key)}`);
+    // With `login`, the demo app signs in through the hosted login: its loopback callback is allowed and
+    // it gets the client secret.
+    let loginEnv = {};
+    if (login) {
+      await cli("org", "configure", org.id, "--allow-localhost", "true", "--json");
+      const { secret } = await cli("org", "secret", "create", org.id, "--json");
+      loginEnv = { DEMO_CLIENT_ID: org.id, DEMO_CLIENT_SECRET: secret };
+    }
 
     const dEnv = mergeEnv(
       {
@@ -272,6 +281,7 @@ export async function startStack({ label = "stack", graceSecs = 30, portcullisEn
         DEMO_LISTEN: "127.0.0.1:0",
         DEMO_DEV_MODE: "1",
         RUST_LOG: "warn",
+        ...loginEnv,
       },
       demoEnv,
     );

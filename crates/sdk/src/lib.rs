@@ -29,6 +29,7 @@ mod endpoints;
 mod guard;
 mod handlers;
 mod jwks;
+mod login;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -42,6 +43,7 @@ pub use deny_list::DenyList;
 pub use guard::{Guard, Session, SessionRejection, require_session};
 pub use handlers::{DefaultErrorHandlers, ErrorContext, ErrorHandlers, ResponseDraft};
 pub use jwks::{JwksCache, REFETCH_COOLDOWN};
+pub use login::{CallbackQuery, LoginClient, LoginError, LoginUser};
 
 /// Why the SDK could not start or act.
 #[derive(Debug, thiserror::Error)]

@@ -6,7 +6,9 @@
 //! - `DEMO_LISTEN` (default `127.0.0.1:3000`);
 //! - `DEMO_DEV_MODE=1` enables `/dev/*`: a sign-in for any user id (there is no login page yet), and the
 //!   controls the browser tests use;
-//! - `DEMO_REVOCATION_POLL_MS` (default 1000): how often revoked sessions are fetched.
+//! - `DEMO_REVOCATION_POLL_MS` (default 1000): how often revoked sessions are fetched;
+//! - `DEMO_CLIENT_ID` and `DEMO_CLIENT_SECRET` (the organization id and its client secret) turn on the
+//!   hosted login: `/api/auth/login` → Portcullis's login page → `/api/auth/callback` → a session.
 #![allow(clippy::print_stdout, reason = "the first line tells the caller where the app listens")]
 
 use std::sync::Arc;
@@ -21,7 +23,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use portcullis_core::clock::{Clock, SystemClock};
 use portcullis_core::session::{ClaimValidator, ROLES, claim_entry};
-use portcullis_sdk::{Portcullis, Session, require_session};
+use portcullis_sdk::{LoginClient, Portcullis, Session, require_session};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
@@ -29,6 +31,25 @@ use serde_json::{Map, Value, json};
 struct Demo {
     portcullis: Portcullis,
     stats: Arc<Stats>,
+}
+
+/// What the login routes need.
+#[derive(Clone)]
+struct LoginState {
+    portcullis: Portcullis,
+    client: LoginClient,
+}
+
+impl axum::extract::FromRef<LoginState> for Portcullis {
+    fn from_ref(state: &LoginState) -> Self {
+        state.portcullis.clone()
+    }
+}
+
+impl axum::extract::FromRef<LoginState> for LoginClient {
+    fn from_ref(state: &LoginState) -> Self {
+        state.client.clone()
+    }
 }
 
 #[derive(Default)]
@@ -90,6 +111,12 @@ async fn run() -> Result<(), String> {
     let listener =
         tokio::net::TcpListener::bind(&listen).await.map_err(|e| format!("cannot listen on {listen}: {e}"))?;
     let address = listener.local_addr().map_err(|e| e.to_string())?;
+    if let (Ok(client_id), Ok(secret)) = (std::env::var("DEMO_CLIENT_ID"), std::env::var("DEMO_CLIENT_SECRET")) {
+        let callback = format!("http://{address}/api/auth/callback");
+        let client = LoginClient::new(&server, &client_id, &secret, &callback).map_err(|e| e.to_string())?;
+        let state = LoginState { portcullis: portcullis.clone(), client: client.clone() };
+        app = app.merge(client.routes::<LoginState>().with_state(state));
+    }
     println!("demo-app listening on http://{address}");
     axum::serve(listener, app.with_state(demo)).await.map_err(|e| e.to_string())
 }
@@ -97,7 +124,8 @@ async fn run() -> Result<(), String> {
 async fn page() -> Html<&'static str> {
     Html(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Portcullis demo</title></head>\
-         <body><h1>Portcullis demo</h1><p>Sessions through the Portcullis SDK. APIs: <code>GET /api/me</code>, \
+         <body><h1>Portcullis demo</h1><p><a href=\"/api/auth/login\">Log in</a></p>\
+         <p>Sessions through the Portcullis SDK. APIs: <code>GET /api/me</code>, \
          <code>GET /api/admin</code> (needs the admin role), <code>POST /auth/session/refresh</code>, \
          <code>POST /auth/signout</code>.</p></body></html>",
     )

@@ -1,0 +1,72 @@
+// The hosted login in a real browser: the demo app sends the person to Portcullis's login page, the
+// email code comes from the dev outbox, the callback creates a Portcullis session, and the demo app's
+// protected API answers. And the seed's error pattern: a failing flow lands back on the login page with
+// the message shown.
+
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { withBrowser, withStack } from "./harness.mjs";
+
+const stackOptions = { label: "hosted-login", login: true, portcullisEnv: { PORTCULLIS_LOGIN__DEV_OUTBOX: "true" } };
+
+async function latestCode(portcullisUrl) {
+  const outbox = await (await fetch(`${portcullisUrl}/dev/outbox`)).json();
+  return outbox.messages[0].body.match(/\b(\d{5})\b/)[1];
+}
+
+test("demo app → hosted login → email code → callback → signed in", () =>
+  withStack(stackOptions, (stack) =>
+    withBrowser(async (browser) => {
+      const context = await browser.newContext();
+      const page = await context.newPage();
+      await page.goto(`${stack.demoUrl}/`);
+      await page.getByRole("link", { name: "Log in" }).click();
+
+      await page.waitForURL((url) => url.href.startsWith(`${stack.portcullisUrl}/login/flow/`));
+      assert.equal(await page.getByRole("heading", { level: 1 }).textContent(), "Log in to demo");
+      await page.getByLabel("Email address").fill("browser@example.com");
+      await page.getByRole("button", { name: "Send me a login code" }).click();
+      await page.getByLabel("Login code").waitFor();
+      assert.match(await page.getByRole("status").textContent(), /browser@example\.com/);
+
+      await page.getByLabel("Login code").fill(await latestCode(stack.portcullisUrl));
+      await page.getByRole("button", { name: "Log in" }).click();
+      await page.waitForURL(`${stack.demoUrl}/`);
+
+      const me = await page.evaluate(async () => {
+        const response = await fetch("/api/me");
+        return { status: response.status, body: await response.json() };
+      });
+      assert.equal(me.status, 200);
+      assert.equal(typeof me.body.userId, "string");
+      const user = await page.evaluate(async () => (await fetch("/api/auth/user")).json());
+      assert.equal(user.email, "browser@example.com");
+      const cookies = await context.cookies(stack.demoUrl);
+      assert.ok(cookies.some((c) => c.name === "sAccessToken" && c.httpOnly), "signed in with a session cookie");
+      await context.close();
+    }),
+  ));
+
+test("a failing flow lands back on the login page with the error message", () =>
+  withStack(stackOptions, (stack) =>
+    withBrowser(async (browser) => {
+      const context = await browser.newContext();
+      const page = await context.newPage();
+      await page.goto(`${stack.demoUrl}/api/auth/login`);
+      await page.waitForURL((url) => url.href.startsWith(`${stack.portcullisUrl}/login/flow/`));
+      await page.getByLabel("Email address").fill("lost@example.com");
+      await page.getByRole("button", { name: "Send me a login code" }).click();
+      await page.getByLabel("Login code").waitFor();
+
+      // The login's state cookie is lost (another browser profile, a cleared cookie jar): the callback
+      // fails, and the demo app's login route shows why on a fresh hosted page.
+      await context.clearCookies({ name: "pc_login_state" });
+      await page.getByLabel("Login code").fill(await latestCode(stack.portcullisUrl));
+      await page.getByRole("button", { name: "Log in" }).click();
+      await page.waitForURL((url) => url.href.startsWith(`${stack.portcullisUrl}/login/flow/`));
+      assert.match(await page.getByRole("alert").textContent(), /does not belong to this browser/);
+      const me = await page.evaluate(async (demo) => (await fetch(`${demo}/api/me`, { credentials: "include" })).status, stack.demoUrl).catch(() => 401);
+      assert.notEqual(me, 200, "no session was created");
+      await context.close();
+    }),
+  ));
