@@ -2,6 +2,7 @@
 //! reported as rates and ratios (median of several runs). Run with `--release`; see `bench/README.md`.
 #![allow(clippy::print_stdout, reason = "the report is this binary's output")]
 
+mod connectors;
 mod refresh;
 mod report;
 mod verify;
@@ -37,6 +38,8 @@ enum Pair {
     RefreshSqlite,
     /// Session refresh on PostgreSQL vs a raw tokio-postgres rotation transaction.
     RefreshPostgres,
+    /// Connector calls through the runtime (with and without a hook) vs a direct HTTP call.
+    Connectors,
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -49,6 +52,7 @@ async fn main() {
             Pair::Verify => verify::run(&mut report, window, args.runs),
             Pair::RefreshSqlite => refresh::sqlite(&mut report, window, args.runs).await,
             Pair::RefreshPostgres => refresh::postgres(&mut report, window, args.runs).await,
+            Pair::Connectors => connectors::run(&mut report, window, args.runs).await,
         }
     }
     print!("{}", report.markdown());

@@ -302,7 +302,6 @@ impl ConnectorRuntime {
                 self.recover(&connector, org, &loaded.record, Recovery::Refresh).await?;
                 loaded = self.load(org, account, connector_name).await?;
             }
-            let version = loaded.record.version;
             match self.attempt(&connector, method, request, &loaded, &mut action_data, &mut mergefields).await? {
                 Attempt::Done(mut result) => {
                     self.rate_clear(&key);
@@ -330,9 +329,7 @@ impl ConnectorRuntime {
                         return Err(err(ErrorCode::NeedsReauthentication, "Failed to authenticate the connector."));
                     }
                     recoveries += 1;
-                    let mut used = loaded.record.clone();
-                    used.version = version;
-                    self.recover(&connector, org, &used, kind).await?;
+                    self.recover(&connector, org, &loaded.record, kind).await?;
                     retried_after_recovery = true;
                 }
                 Attempt::RateLimited(after) => {
@@ -1055,6 +1052,20 @@ impl ConnectorRuntime {
     /// A store failure.
     pub async fn accounts(&self, org: &str) -> Result<Vec<AccountView>, Error> {
         self.store.connector_accounts(org).await?.iter().map(|r| self.view(r)).collect()
+    }
+
+    /// Runs the connector's Post Install Test Auth Method for an account.
+    ///
+    /// # Errors
+    /// No test method defined (`connectorInvalid`), or the call's own errors.
+    pub async fn test_auth(&self, org: &str, id: &str) -> Result<CallResult, Error> {
+        let record = self.account_record(org, id).await?;
+        let connector = self.connector(&record.connector)?;
+        let method = connector
+            .test_auth_method
+            .clone()
+            .ok_or_else(|| err(ErrorCode::ConnectorInvalid, "The connector defines no test_auth_method."))?;
+        self.call(org, &record.connector, id, &CallRequest { method, ..CallRequest::default() }).await
     }
 
     /// Removes an account.

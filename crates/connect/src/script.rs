@@ -179,6 +179,9 @@ globalThis.__invoke = function (level, event) {
 ";
 
 fn wrapper(source: &str) -> String {
+    if source.trim().is_empty() {
+        return "__levels.push({});".to_owned();
+    }
     let names = [
         Event::BeforeAction,
         Event::AfterAction,

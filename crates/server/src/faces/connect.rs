@@ -29,6 +29,7 @@ pub(crate) fn routes() -> Router<Arc<App>> {
         )
         .route("/admin/v1/organizations/{org}/connector-accounts/{account}/authorize", post(authorize))
         .route("/admin/v1/organizations/{org}/connector-accounts/{account}/calls", post(admin_call))
+        .route("/admin/v1/organizations/{org}/connector-accounts/{account}/test", post(test_auth))
         .route(CALLBACK_PATH, get(callback))
 }
 
@@ -49,6 +50,14 @@ async fn admin_call(
 ) -> Result<Json<CallResult>, ApiError> {
     let connector = app.connectors().account(&org, &account).await?.connector;
     Ok(Json(app.connectors().call(&org, &connector, &account, &body).await?))
+}
+
+async fn test_auth(
+    _: AdminAuth,
+    State(app): State<Arc<App>>,
+    Path((org, account)): Path<(String, String)>,
+) -> Result<Json<CallResult>, ApiError> {
+    Ok(Json(app.connectors().test_auth(&org, &account).await?))
 }
 
 async fn list_connectors(_: AdminAuth, State(app): State<Arc<App>>) -> Json<Value> {

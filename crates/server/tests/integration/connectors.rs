@@ -140,6 +140,8 @@ async fn install_and_call(backend: Backend) {
     let (status, _) = read_json(call(json!({"method": "list"})).await.expect("call")).await;
     assert_eq!(status, 200, "the server keeps serving");
 
+    let test = server.admin(Method::POST, &format!("{accounts}/crm/test")).send().await.expect("test");
+    assert_catalog_error(test, 422, "connectorInvalid").await;
     let (status, body) = read_json(server.admin(Method::GET, &accounts).send().await.expect("list")).await;
     assert_eq!((status, body["accounts"][0]["authenticated"].as_bool()), (200, Some(true)));
     let deleted = server.admin(Method::DELETE, &format!("{accounts}/crm")).send().await.expect("delete");

@@ -1,0 +1,155 @@
+//! Connector calls: through the runtime (account load, credentials opened, hooks, auth) against a direct HTTP
+//! call to the same fake API, and the cost of one hook invocation in a fresh script context.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::routing::get;
+use portcullis_connect::script::{self, Event, Host, Limits};
+use portcullis_connect::{AccountInput, CallRequest, Connector, ConnectorRuntime, RuntimeConfig};
+use portcullis_core::clock::{Clock, SystemClock};
+use portcullis_core::keys::MasterKey;
+use portcullis_core::organization::Organization;
+use portcullis_core::store::Store;
+use portcullis_store_sqlite::{SqliteOptions, SqliteStore, Synchronous};
+use serde_json::{Map, Value, json};
+
+use crate::report::{Report, Row, median};
+
+/// The seed's first example (Cyclr "Exceptions" page), verbatim.
+const SEED_AFTER_ACTION: &str = r"function after_action() {
+    if (method_response != null && method_response.error != null && typeof method_response.error !== 'undefined' && method_response.error === 'invalid_grant') {
+        throw new AuthRefreshException();
+    }
+   
+    return true;
+}";
+
+async fn fake_api() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let app = Router::new().route("/data", get(|| async { axum::Json(json!({"items": [1, 2, 3]})) }));
+    tokio::spawn(async move { axum::serve(listener, app).await.expect("serve") });
+    url
+}
+
+fn definition(base: &str, script: &str) -> String {
+    let script: String = script.lines().map(|l| format!("  {l}\n")).collect();
+    format!(
+        "name: bench\nbase_url: {base}\nauth:\n  type: api_key\n  header: X-Api-Key\nscript: |\n{script}methods:\n  list:\n    path: /data\n"
+    )
+}
+
+async fn runtime(base: &str, script: &str, dir: &Path) -> (ConnectorRuntime, String) {
+    let store =
+        SqliteStore::open(&SqliteOptions { path: dir.join("b.db"), readers: 2, synchronous: Synchronous::Normal })
+            .expect("sqlite");
+    let store: Arc<dyn Store> = Arc::new(store);
+    store.migrate().await.expect("migrate");
+    let org = Organization::new("bench", SystemClock.now()).expect("org");
+    store.insert_organization(&org).await.expect("org");
+    let connector = Connector::parse(Path::new("bench.yaml"), &definition(base, script)).expect("definition");
+    let runtime = ConnectorRuntime::new(
+        [(connector.name.clone(), connector)].into_iter().collect(),
+        store,
+        Arc::new(MasterKey::generate().expect("key").0),
+        Arc::new(SystemClock),
+        RuntimeConfig::default(),
+    )
+    .expect("runtime");
+    let input = AccountInput {
+        id: Some("a1".to_owned()),
+        connector: Some("bench".to_owned()),
+        auth_value: Some("k".to_owned()),
+        ..AccountInput::default()
+    };
+    runtime.create_account(&org.id, input).await.expect("account");
+    (runtime, org.id)
+}
+
+async fn calls_per_sec(runtime: &ConnectorRuntime, org: &str, window: Duration) -> f64 {
+    let request = CallRequest { method: "list".to_owned(), ..CallRequest::default() };
+    let start = Instant::now();
+    let mut count = 0u64;
+    while start.elapsed() < window {
+        runtime.call(org, "bench", "a1", &request).await.expect("call");
+        count += 1;
+    }
+    count as f64 / start.elapsed().as_secs_f64()
+}
+
+async fn direct_per_sec(client: &reqwest::Client, url: &str, window: Duration) -> f64 {
+    let start = Instant::now();
+    let mut count = 0u64;
+    while start.elapsed() < window {
+        let body: Value =
+            client.get(url).header("X-Api-Key", "k").send().await.expect("send").json().await.expect("json");
+        assert!(body.get("items").is_some());
+        count += 1;
+    }
+    count as f64 / start.elapsed().as_secs_f64()
+}
+
+fn hooks_per_sec(window: Duration, host: &Host) -> f64 {
+    let mut globals = Map::new();
+    globals.insert("method_response".to_owned(), json!({"items": [1, 2, 3]}));
+    let start = Instant::now();
+    let mut count = 0u64;
+    while start.elapsed() < window {
+        let run = script::run(Event::AfterAction, &[SEED_AFTER_ACTION], globals.clone(), Limits::default(), host);
+        assert_eq!(run.outcome, script::Outcome::Continue);
+        count += 1;
+    }
+    count as f64 / start.elapsed().as_secs_f64()
+}
+
+pub(crate) async fn run(report: &mut Report, window: Duration, runs: usize) {
+    let base = fake_api().await;
+    let dir = tempfile::tempdir().expect("dir");
+    let plain_dir = dir.path().join("plain");
+    let hook_dir = dir.path().join("hook");
+    std::fs::create_dir_all(&plain_dir).expect("dir");
+    std::fs::create_dir_all(&hook_dir).expect("dir");
+    let (plain, plain_org) = runtime(&base, "", &plain_dir).await;
+    let (hooked, hooked_org) = runtime(&base, SEED_AFTER_ACTION, &hook_dir).await;
+    let client = reqwest::Client::new();
+    let url = format!("{base}/data");
+    let host = Host { client: client.clone(), handle: tokio::runtime::Handle::current(), auth: None };
+    let (mut direct, mut ours, mut with_hook, mut hooks) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..runs {
+        direct.push(direct_per_sec(&client, &url, window).await);
+        ours.push(calls_per_sec(&plain, &plain_org, window).await);
+        with_hook.push(calls_per_sec(&hooked, &hooked_org, window).await);
+        let host = host.clone();
+        hooks.push(tokio::task::spawn_blocking(move || hooks_per_sec(window, &host)).await.expect("hooks"));
+    }
+    let direct = median(direct);
+    let hook_rate = median(hooks);
+    println!("one after_action hook in a fresh context: {:.0} µs", 1e6 / hook_rate);
+    report.push(Row {
+        name: "connector call",
+        ours: "runtime call, no scripts",
+        ours_rate: median(ours),
+        baseline: "direct HTTP call",
+        baseline_rate: direct,
+        goal: None,
+    });
+    report.push(Row {
+        name: "connector call + hook",
+        ours: "runtime call, seed after_action (fresh context)",
+        ours_rate: median(with_hook),
+        baseline: "direct HTTP call",
+        baseline_rate: direct,
+        goal: None,
+    });
+    report.push(Row {
+        name: "hook alone",
+        ours: "seed after_action, fresh runtime + context",
+        ours_rate: hook_rate,
+        baseline: "direct HTTP call",
+        baseline_rate: direct,
+        goal: None,
+    });
+}
