@@ -235,16 +235,28 @@ pub fn run(event: Event, levels: &[&str], globals: Map<String, Value>, limits: L
     }
 }
 
-struct Engine {
+/// A QuickJS runtime with its interrupt handler; kept per thread between invocations (each invocation still
+/// gets a fresh context), dropped after a timeout or an out-of-memory.
+struct Shell {
     runtime: Runtime,
-    context: Context,
     deadline: Rc<RefCell<Instant>>,
     interrupted: Arc<AtomicBool>,
-    limits: Limits,
+    memory_bytes: usize,
 }
 
-impl Engine {
-    fn new(limits: Limits, host: &Host) -> Result<Self, String> {
+thread_local! {
+    static SPARE: RefCell<Option<Shell>> = const { RefCell::new(None) };
+}
+
+impl Shell {
+    fn take_or_new(limits: Limits) -> Result<Self, String> {
+        if let Some(shell) = SPARE.with(|s| s.borrow_mut().take())
+            && shell.memory_bytes == limits.memory_bytes
+        {
+            shell.interrupted.store(false, Ordering::Relaxed);
+            *shell.deadline.borrow_mut() = Instant::now() + limits.timeout;
+            return Ok(shell);
+        }
         let runtime = Runtime::new().map_err(|e| e.to_string())?;
         runtime.set_memory_limit(limits.memory_bytes);
         // Below the limit, so an out-of-memory never leaves the threshold above it (later allocations fail).
@@ -263,10 +275,49 @@ impl Engine {
                 late
             })));
         }
-        let context = Context::full(&runtime).map_err(|e| e.to_string())?;
-        let engine = Self { runtime, context, deadline, interrupted, limits };
+        Ok(Self { runtime, deadline, interrupted, memory_bytes: limits.memory_bytes })
+    }
+
+    fn keep(self) {
+        self.runtime.set_gc_threshold(1024 * 1024);
+        self.runtime.run_gc();
+        SPARE.with(|s| *s.borrow_mut() = Some(self));
+    }
+}
+
+struct Engine {
+    runtime: Runtime,
+    context: Context,
+    deadline: Rc<RefCell<Instant>>,
+    interrupted: Arc<AtomicBool>,
+    limits: Limits,
+    shell: Shell,
+}
+
+impl Engine {
+    fn new(limits: Limits, host: &Host) -> Result<Self, String> {
+        let shell = Shell::take_or_new(limits)?;
+        let context = Context::full(&shell.runtime).map_err(|e| e.to_string())?;
+        let engine = Self {
+            runtime: shell.runtime.clone(),
+            context,
+            deadline: Rc::clone(&shell.deadline),
+            interrupted: Arc::clone(&shell.interrupted),
+            limits,
+            shell,
+        };
         engine.install(host)?;
         Ok(engine)
+    }
+
+    /// Drops the context; the runtime is reused on this thread unless the script broke a limit.
+    fn finish(self, healthy: bool) {
+        let Self { runtime, context, shell, .. } = self;
+        drop(context);
+        drop(runtime);
+        if healthy {
+            shell.keep();
+        }
     }
 
     fn install(&self, host: &Host) -> Result<(), String> {
@@ -375,7 +426,10 @@ impl Engine {
             }
             for src in levels {
                 self.arm();
-                if let Err(e) = ctx.eval::<(), _>(wrapper(src)) {
+                // Sloppy mode, as Cyclr's engine runs scripts: assigning an undeclared name creates a global.
+                let mut options = rquickjs::context::EvalOptions::default();
+                options.strict = false;
+                if let Err(e) = ctx.eval_with_options::<(), _>(wrapper(src), options) {
                     return self.failure(&ctx, &e);
                 }
             }
@@ -424,6 +478,7 @@ impl Engine {
             }
         });
         if matches!(outcome, Outcome::Timeout | Outcome::OutOfMemory) {
+            self.finish(false);
             return Run { outcome, globals };
         }
         self.arm();
@@ -436,6 +491,7 @@ impl Engine {
             let text: String = ctx.eval(format!("JSON.stringify({{ {names} }})")).map_err(|e| e.to_string())?;
             serde_json::from_str(&text).map_err(|e| e.to_string())
         });
+        self.finish(collected.is_ok());
         match collected {
             Ok(read_back) => {
                 globals.extend(read_back);

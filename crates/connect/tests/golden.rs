@@ -547,3 +547,27 @@ async fn two_runtime_instances_on_one_postgres_make_one_token_request() {
     assert_eq!(fake.tokens(), 1, "one token request across both instances");
     drop(database);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_leaks_between_invocations_on_one_thread() {
+    use portcullis_connect::script::{self, Event, Host, Outcome};
+    let host = Host { client: reqwest::Client::new(), handle: tokio::runtime::Handle::current(), auth: None };
+    tokio::task::spawn_blocking(move || {
+        let limits = Limits { timeout: Duration::from_millis(300), memory_bytes: 16 * 1024 * 1024 };
+        let set = "function after_action() { globalThis.leak = 1; Object.prototype.polluted = 1; return true; }";
+        let check = "function after_action() { method_response = { leak: typeof leak, polluted: typeof ({}).polluted }; return true; }";
+        for _ in 0..3 {
+            assert_eq!(script::run(Event::AfterAction, &[set], serde_json::Map::new(), limits, &host).outcome, Outcome::Continue);
+            let bomb = "function after_action() { var a = []; while (true) { a.push('x'.repeat(1 << 20)); } }";
+            assert_eq!(script::run(Event::AfterAction, &[bomb], serde_json::Map::new(), limits, &host).outcome, Outcome::OutOfMemory);
+            let spin = "function after_action() { while (true) {} }";
+            assert_eq!(script::run(Event::AfterAction, &[spin], serde_json::Map::new(), limits, &host).outcome, Outcome::Timeout);
+            assert_eq!(script::run(Event::AfterAction, &[set], serde_json::Map::new(), limits, &host).outcome, Outcome::Continue);
+            let run = script::run(Event::AfterAction, &[check], serde_json::Map::new(), limits, &host);
+            assert_eq!(run.outcome, Outcome::Continue);
+            assert_eq!(run.globals["method_response"], json!({"leak": "undefined", "polluted": "undefined"}));
+        }
+    })
+    .await
+    .expect("blocking");
+}
