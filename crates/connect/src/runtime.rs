@@ -195,6 +195,31 @@ fn script_error(event: Event, outcome: Outcome) -> Error {
     }
 }
 
+/// Credentials that must never appear in a script's error message.
+fn secrets(connector: &Connector, credentials: &Credentials) -> Vec<String> {
+    let mut secrets: Vec<String> = credentials.auth_value.iter().cloned().collect();
+    if let Some(oauth) = credentials.oauth() {
+        secrets.push(oauth.access_token);
+        secrets.extend(oauth.refresh_token);
+    }
+    secrets.extend(credentials.properties.iter().filter(|(k, _)| connector.is_sensitive(k)).map(|(_, v)| v.clone()));
+    secrets.extend(connector.partner_properties.iter().filter(|p| p.sensitive).map(|p| p.value.clone()));
+    secrets.retain(|s| s.len() >= 4);
+    secrets
+}
+
+fn redacted_script_error(event: Event, outcome: Outcome, secrets: &[String]) -> Error {
+    match outcome {
+        Outcome::Failed { mut message } => {
+            for secret in secrets {
+                message = message.replace(secret.as_str(), "********");
+            }
+            script_error(event, Outcome::Failed { message })
+        }
+        other => script_error(event, other),
+    }
+}
+
 impl ConnectorRuntime {
     /// A runtime over these definitions.
     ///
@@ -465,6 +490,7 @@ impl ConnectorRuntime {
             .into_iter()
             .map(Option::unwrap_or_default)
             .collect();
+        let secrets = secrets(connector, &loaded.credentials);
         let fields = Self::fields(connector, &loaded.credentials, mergefields);
         let mut headers: Map<String, Value> =
             method.headers.iter().map(|(k, v)| (k.clone(), Value::String(fill(v, &fields)))).collect();
@@ -525,7 +551,7 @@ impl ConnectorRuntime {
             }
             Outcome::RefreshAuth => return Ok(Attempt::Recover(Recovery::Refresh)),
             Outcome::RefreshSession => return Ok(Attempt::Recover(Recovery::Session)),
-            other => return Err(script_error(Event::BeforeAction, other)),
+            other => return Err(redacted_script_error(Event::BeforeAction, other, &secrets)),
         }
 
         // Merge fields may have changed in before_action.
@@ -594,12 +620,12 @@ impl ConnectorRuntime {
                 Outcome::Continue => {}
                 Outcome::RefreshAuth => return Ok(Attempt::Recover(Recovery::Refresh)),
                 Outcome::RefreshSession => return Ok(Attempt::Recover(Recovery::Session)),
-                other => return Err(script_error(Event::AfterAction, other)),
+                other => return Err(redacted_script_error(Event::AfterAction, other, &secrets)),
             }
             let run = self.hooks(Event::AfterActionPaging, &levels, globals, host_auth.clone()).await?;
             globals = run.globals;
             if run.outcome != Outcome::Continue {
-                return Err(script_error(Event::AfterActionPaging, run.outcome));
+                return Err(redacted_script_error(Event::AfterActionPaging, run.outcome, &secrets));
             }
         } else {
             globals.insert("method_response".to_owned(), Value::Null);
@@ -610,7 +636,7 @@ impl ConnectorRuntime {
                 Outcome::Continue => {}
                 Outcome::RefreshAuth => return Ok(Attempt::Recover(Recovery::Refresh)),
                 Outcome::RefreshSession => return Ok(Attempt::Recover(Recovery::Session)),
-                other => return Err(script_error(Event::AfterError, other)),
+                other => return Err(redacted_script_error(Event::AfterError, other, &secrets)),
             }
             let flag = |name: &str| {
                 globals.get("method_error").and_then(|e| e.get(name)).and_then(Value::as_bool).unwrap_or(false)
@@ -640,7 +666,7 @@ impl ConnectorRuntime {
                 Outcome::Condition(c) => Some(c),
                 Outcome::RefreshAuth => return Ok(Attempt::Recover(Recovery::Refresh)),
                 Outcome::RefreshSession => return Ok(Attempt::Recover(Recovery::Session)),
-                other => return Err(script_error(Event::ActionCondition, other)),
+                other => return Err(redacted_script_error(Event::ActionCondition, other, &secrets)),
             }
         } else {
             None

@@ -501,6 +501,9 @@ async fn hostile_scripts_are_stopped_and_other_calls_keep_working() {
         assert_eq!(err.code(), *code, "{script}: {}", err.message());
         echo_call(&env, None).await.expect("a normal call still works");
     }
+    let leak = echo_call(&env, Some("function before_action() { throw new Error('key is ' + method_auth_value); }"));
+    let message = leak.await.expect_err("throws").message().to_owned();
+    assert!(message.contains("key is ********") && !message.contains("k-123"), "{message}");
     // Many fresh contexts after a memory bomb still allocate.
     for _ in 0..50 {
         echo_call(&env, Some("function after_action() { method_response = { n: [1,2,3].map(function (x) { return x * 2; }) }; return true; }")).await.expect("fresh context");
