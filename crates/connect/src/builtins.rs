@@ -183,3 +183,99 @@ pub fn http_request(host: &Host, remaining: Duration, request: &str) -> String {
         Err(e) => json!({ "__error": e }).to_string(),
     }
 }
+
+/// `cyclr_csv_parse(csv, delimiter, hasHeader)`: arrays of fields, or objects keyed by the header row.
+/// Quoted fields may hold the delimiter, newlines and doubled quotes.
+///
+/// # Errors
+/// A delimiter that is not one character, or an unterminated quote.
+pub fn csv_parse(csv: &str, delimiter: &str, has_header: bool) -> Result<Value, String> {
+    let mut chars = delimiter.chars();
+    let (Some(delim), None) = (chars.next(), chars.next()) else {
+        return Err(format!("the delimiter must be one character, not {delimiter:?}"));
+    };
+    let mut rows: Vec<Vec<String>> = Vec::new();
+    let (mut row, mut field) = (Vec::new(), String::new());
+    let (mut quoted, mut any) = (false, false);
+    let mut it = csv.chars().peekable();
+    while let Some(c) = it.next() {
+        any = true;
+        if quoted {
+            match c {
+                '"' if it.peek() == Some(&'"') => {
+                    it.next();
+                    field.push('"');
+                }
+                '"' => quoted = false,
+                other => field.push(other),
+            }
+            continue;
+        }
+        match c {
+            '"' if field.is_empty() => quoted = true,
+            c if c == delim => row.push(std::mem::take(&mut field)),
+            '\r' if it.peek() == Some(&'\n') => {}
+            '\n' => {
+                row.push(std::mem::take(&mut field));
+                rows.push(std::mem::take(&mut row));
+                any = false;
+            }
+            other => field.push(other),
+        }
+    }
+    if quoted {
+        return Err("unterminated quoted field".to_owned());
+    }
+    if any {
+        row.push(field);
+        rows.push(row);
+    }
+    if !has_header {
+        return Ok(json!(rows));
+    }
+    let mut rows = rows.into_iter();
+    let header = rows.next().unwrap_or_default();
+    Ok(Value::Array(
+        rows.map(|r| Value::Object(header.iter().cloned().zip(r.into_iter().map(Value::String)).collect())).collect(),
+    ))
+}
+
+fn node_value(node: roxmltree::Node<'_, '_>) -> Value {
+    let mut map = Map::new();
+    for attr in node.attributes() {
+        map.insert(format!("@{}", attr.name()), Value::String(attr.value().to_owned()));
+    }
+    let children: Vec<_> = node.children().filter(roxmltree::Node::is_element).collect();
+    let text: String = node.children().filter(roxmltree::Node::is_text).filter_map(|t| t.text()).collect();
+    if children.is_empty() && map.is_empty() {
+        return if text.is_empty() { Value::Null } else { Value::String(text) };
+    }
+    for child in children {
+        let name = child.tag_name().name().to_owned();
+        let value = node_value(child);
+        match map.get_mut(&name) {
+            Some(Value::Array(items)) => items.push(value),
+            Some(existing) => *existing = Value::Array(vec![existing.take(), value]),
+            None => {
+                map.insert(name, value);
+            }
+        }
+    }
+    if !text.trim().is_empty() {
+        map.insert("#text".to_owned(), Value::String(text));
+    }
+    Value::Object(map)
+}
+
+/// `cyclr_xml_deserialize(xml)`: XML to JSON (Json.NET's convention: `@name` attributes, `#text` for mixed
+/// content, repeated siblings as arrays, empty elements as `null`).
+///
+/// # Errors
+/// Malformed XML.
+pub fn xml_deserialize(xml: &str) -> Result<Value, String> {
+    let doc = roxmltree::Document::parse(xml).map_err(|e| format!("invalid XML: {e}"))?;
+    let root = doc.root_element();
+    let mut map = Map::new();
+    map.insert(root.tag_name().name().to_owned(), node_value(root));
+    Ok(Value::Object(map))
+}

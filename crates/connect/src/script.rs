@@ -139,7 +139,7 @@ pub struct Run {
     pub globals: Map<String, Value>,
 }
 
-const PRELUDE: &str = r"
+const PRELUDE: &str = r#"
 class AuthRefreshException extends Error {
   constructor(message) { super(message === undefined ? 'AuthRefreshException' : message); this.name = 'AuthRefreshException'; }
 }
@@ -154,6 +154,29 @@ globalThis.console = { log: function () {
 globalThis.btoa = function (s, charset) { return __host_btoa(String(s), charset === undefined ? 'UTF-8' : String(charset)); };
 globalThis.atob = function (s, charset) { return __host_atob(String(s), charset === undefined ? 'UTF-8' : String(charset)); };
 globalThis.cyclr_sign = function (a, k, v) { return __host_sign(String(a), String(k), String(v)); };
+globalThis.cyclr_csv_parse = function (csv, delimiter, hasHeader) {
+  return JSON.parse(__check(__host_csv(String(csv), delimiter === undefined ? ',' : String(delimiter), !!hasHeader)));
+};
+// In JavaScript so that key order is the object's own (Json.NET convention: @attributes, #text, arrays repeat).
+globalThis.cyclr_xml_serialize = function (obj) {
+  function esc(t) { return String(t).replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;'); }
+  function el(name, v) {
+    if (Array.isArray(v)) return v.map(function (i) { return el(name, i); }).join('');
+    if (v === null || v === undefined) return '<' + name + ' />';
+    if (typeof v !== 'object') return '<' + name + '>' + esc(v) + '</' + name + '>';
+    var attrs = '', inner = '';
+    Object.keys(v).forEach(function (k) {
+      if (k.charAt(0) === '@') attrs += ' ' + k.slice(1) + '="' + esc(v[k]) + '"';
+      else if (k === '#text') inner += esc(v[k]);
+      else inner += el(k, v[k]);
+    });
+    return '<' + name + attrs + '>' + inner + '</' + name + '>';
+  }
+  if (obj === null || typeof obj !== 'object') return esc(obj);
+  return Object.keys(obj).map(function (k) { return el(k, obj[k]); }).join('');
+};
+globalThis.cyclr_xml_deserialize = function (xml) { return JSON.parse(__check(__host_xml_deserialize(String(xml)))); };
+function __check(r) { if (r.charCodeAt(0) === 0) throw new Error(r.slice(1)); return r; }
 globalThis.http_request = function (request) {
   var r = JSON.parse(__host_http(JSON.stringify(request)));
   if (r.__error !== undefined) throw new Error(r.__error);
@@ -176,7 +199,7 @@ globalThis.__invoke = function (level, event) {
     return 'error:' + m;
   }
 };
-";
+"#;
 
 fn wrapper(source: &str) -> String {
     if source.trim().is_empty() {
@@ -350,6 +373,23 @@ impl Engine {
                 "__host_sign",
                 Function::new(ctx.clone(), |a: String, k: String, v: String| {
                     builtins::sign(&a, &k, &v).unwrap_or_else(|e| format!("\u{0}{e}"))
+                })
+                .map_err(err)?,
+            )
+            .map_err(err)?;
+            g.set(
+                "__host_csv",
+                Function::new(ctx.clone(), |csv: String, delimiter: String, header: bool| {
+                    builtins::csv_parse(&csv, &delimiter, header)
+                        .map_or_else(|e| format!("\u{0}{e}"), |v| v.to_string())
+                })
+                .map_err(err)?,
+            )
+            .map_err(err)?;
+            g.set(
+                "__host_xml_deserialize",
+                Function::new(ctx.clone(), |xml: String| {
+                    builtins::xml_deserialize(&xml).map_or_else(|e| format!("\u{0}{e}"), |v| v.to_string())
                 })
                 .map_err(err)?,
             )

@@ -574,3 +574,33 @@ async fn nothing_leaks_between_invocations_on_one_thread() {
     .await
     .expect("blocking");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn csv_and_xml_builtins() {
+    let env = echo_env("var order = globalThis.order = [];").await;
+    let step = r#"function after_action() {
+        method_response = {
+            rows: cyclr_csv_parse('a,b\n1,"x, ""y"""\n2,z', ',', false),
+            objects: cyclr_csv_parse('name;age\r\nAda;36', ';', true),
+            xml: cyclr_xml_serialize({ note: { to: 'Tove', from: 'Jani', heading: 'Reminder', body: "Don't forget me this weekend!" } }),
+            back: cyclr_xml_deserialize('<note><to>Tove</to><from>Jani</from><heading>Reminder</heading><body>Don\'t forget me this weekend!</body></note>'),
+            mixed: cyclr_xml_deserialize('<a id="1"><b>x</b><b>y</b>text</a>')
+        };
+        return true;
+    }"#;
+    let result = echo_call(&env, Some(step)).await.expect("call");
+    assert_eq!(result.data["rows"], json!([["a", "b"], ["1", "x, \"y\""], ["2", "z"]]));
+    assert_eq!(result.data["objects"], json!([{"name": "Ada", "age": "36"}]));
+    assert_eq!(
+        result.data["xml"],
+        "<note><to>Tove</to><from>Jani</from><heading>Reminder</heading><body>Don't forget me this weekend!</body></note>"
+    );
+    assert_eq!(
+        result.data["back"],
+        json!({"note": {"to": "Tove", "from": "Jani", "heading": "Reminder", "body": "Don't forget me this weekend!"}})
+    );
+    assert_eq!(result.data["mixed"], json!({"a": {"@id": "1", "b": ["x", "y"], "#text": "text"}}));
+    let bad = echo_call(&env, Some("function after_action() { cyclr_xml_deserialize('<a>'); return true; }"));
+    let err = bad.await.expect_err("malformed");
+    assert!(err.message().contains("invalid XML"), "{}", err.message());
+}
