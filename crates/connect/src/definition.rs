@@ -165,6 +165,53 @@ pub struct Method {
     /// Method-level script.
     #[serde(default)]
     pub script: Option<String>,
+    /// Inbound paging.
+    #[serde(default)]
+    pub paging: Option<Paging>,
+}
+
+/// Inbound paging: each page runs `before_action` / `after_action`; the `CYCLR_PAGE_*` merge fields carry the
+/// position; `after_action_paging` sees every page's items.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Paging {
+    /// How the next page is addressed.
+    #[serde(rename = "type")]
+    pub kind: PagingKind,
+    /// `CYCLR_PAGE_SIZE`; a shorter page is the last (page number and offset).
+    #[serde(default = "default_page_size")]
+    pub page_size: u64,
+    /// Stop after this many pages.
+    #[serde(default = "default_max_pages")]
+    pub max_pages: usize,
+    /// Dotted path of the page's items in the response.
+    #[serde(default)]
+    pub items_path: Option<String>,
+    /// Dotted path of the next URL or token in the response (next URL and token paging).
+    #[serde(default)]
+    pub next_path: Option<String>,
+}
+
+/// Paging styles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PagingKind {
+    /// `CYCLR_PAGE_NUMBER`, from 1.
+    PageNumber,
+    /// `CYCLR_PAGE_OFFSET`, from 0.
+    Offset,
+    /// The response names the next page's URL (`CYCLR_PAGE_NEXT_URL`).
+    NextUrl,
+    /// The response carries a continuation token (`CYCLR_PAGE_TOKEN`).
+    Token,
+}
+
+const fn default_page_size() -> u64 {
+    100
+}
+
+const fn default_max_pages() -> usize {
+    10
 }
 
 fn default_http_method() -> String {
@@ -268,6 +315,18 @@ impl Connector {
                 "http_method",
                 format!("method {id}: http_method {:?} is not one of {HTTP_METHODS:?}", method.http_method),
             );
+            if let Some(paging) = &method.paging {
+                let needs = match paging.kind {
+                    PagingKind::PageNumber | PagingKind::Offset => ("items_path", paging.items_path.is_some()),
+                    PagingKind::NextUrl | PagingKind::Token => ("next_path", paging.next_path.is_some()),
+                };
+                check(needs.1, "paging", format!("method {id}: this paging type needs {}", needs.0));
+                check(
+                    paging.page_size > 0 && paging.max_pages > 0,
+                    "paging",
+                    format!("method {id}: page_size and max_pages must be positive"),
+                );
+            }
             if let Some(src) = &method.script
                 && let Err(e) = script::check_syntax(src)
             {

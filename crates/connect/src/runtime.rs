@@ -15,7 +15,7 @@ use serde_json::{Map, Value, json};
 
 use crate::account::{Credentials, OAuthValue, iso};
 use crate::builtins::body_value;
-use crate::definition::{Auth, Connector, Grant, Method};
+use crate::definition::{Auth, Connector, Grant, Method, Paging, PagingKind};
 use crate::script::{self, Event, Host, Limits, Outcome};
 
 /// Runtime settings.
@@ -89,6 +89,82 @@ pub struct CallResult {
     pub condition: Option<bool>,
     /// How many auth recoveries this call ran.
     pub recoveries: u32,
+}
+
+/// What one call keeps across pages and its auth retry.
+#[derive(Debug)]
+struct Transaction {
+    action_data: Value,
+    mergefields: Map<String, Value>,
+    pages: Pages,
+}
+
+/// Inbound paging progress of one call; kept across an auth retry so only the failed page is fetched again.
+#[derive(Debug, Default)]
+struct Pages {
+    next: Option<String>,
+    fetched: Vec<Value>,
+}
+
+fn at_path<'v>(value: &'v Value, path: &str) -> Option<&'v Value> {
+    path.split('.').filter(|p| !p.is_empty()).try_fold(value, |v, part| v.get(part))
+}
+
+impl Pages {
+    /// Cyclr's paging merge fields for the next page.
+    fn vars(&self, paging: Option<&Paging>, fields: &mut Map<String, Value>) {
+        let Some(paging) = paging else { return };
+        let number = self.fetched.len() as u64 + 1;
+        let next = self.next.clone().unwrap_or_default();
+        fields.insert("CYCLR_PAGE_NUMBER".to_owned(), json!(number.to_string()));
+        fields.insert("CYCLR_PAGE_OFFSET".to_owned(), json!(((number - 1) * paging.page_size).to_string()));
+        fields.insert("CYCLR_PAGE_SIZE".to_owned(), json!(paging.page_size.to_string()));
+        fields.insert("CYCLR_PAGE_TOKEN".to_owned(), json!(next));
+        fields.insert("CYCLR_PAGE_NEXT_URL".to_owned(), json!(next));
+    }
+
+    /// Records a fetched page; `true` when another page should be fetched.
+    fn advance(&mut self, paging: Option<&Paging>, page: &Value) -> bool {
+        self.fetched.push(page.clone());
+        let Some(paging) = paging else { return false };
+        if self.fetched.len() >= paging.max_pages {
+            return false;
+        }
+        match paging.kind {
+            PagingKind::PageNumber | PagingKind::Offset => {
+                let count = paging
+                    .items_path
+                    .as_deref()
+                    .and_then(|p| at_path(page, p))
+                    .and_then(Value::as_array)
+                    .map_or(0, Vec::len);
+                count as u64 >= paging.page_size && count > 0
+            }
+            PagingKind::NextUrl | PagingKind::Token => {
+                self.next = paging
+                    .next_path
+                    .as_deref()
+                    .and_then(|p| at_path(page, p))
+                    .and_then(Value::as_str)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned);
+                self.next.is_some()
+            }
+        }
+    }
+
+    /// Every page's items in one array (each whole page when no `items_path` is set).
+    fn combined(&self, paging: &Paging) -> Value {
+        let mut items = Vec::new();
+        for page in &self.fetched {
+            match paging.items_path.as_deref().and_then(|p| at_path(page, p)) {
+                Some(Value::Array(list)) => items.extend(list.iter().cloned()),
+                Some(other) => items.push(other.clone()),
+                None => items.push(page.clone()),
+            }
+        }
+        Value::Array(items)
+    }
 }
 
 /// Which recovery a script asked for.
@@ -314,8 +390,11 @@ impl ConnectorRuntime {
             err(ErrorCode::EntityMissing, format!("Connector {connector_name:?} has no method {:?}.", request.method))
         })?;
         let key = format!("{org}/{account}");
-        let mut action_data = Value::Object(Map::new());
-        let mut mergefields = request.mergefields.clone();
+        let mut tx = Transaction {
+            action_data: Value::Object(Map::new()),
+            mergefields: request.mergefields.clone(),
+            pages: Pages::default(),
+        };
         let mut recoveries = 0;
         let mut retried_after_recovery = false;
         let mut waited_for_rate_limit = false;
@@ -327,7 +406,7 @@ impl ConnectorRuntime {
                 self.recover(&connector, org, &loaded.record, Recovery::Refresh).await?;
                 loaded = self.load(org, account, connector_name).await?;
             }
-            match self.attempt(&connector, method, request, &loaded, &mut action_data, &mut mergefields).await? {
+            match self.attempt(&connector, method, request, &loaded, &mut tx).await? {
                 Attempt::Done(mut result) => {
                     self.rate_clear(&key);
                     if probing {
@@ -483,179 +562,217 @@ impl ConnectorRuntime {
         method: &Method,
         request: &CallRequest,
         loaded: &Loaded,
-        action_data: &mut Value,
-        mergefields: &mut Map<String, Value>,
+        tx: &mut Transaction,
     ) -> Result<Attempt, Error> {
+        let Transaction { action_data, mergefields, pages } = tx;
         let levels: Vec<String> = [connector.script.clone(), method.script.clone(), request.script.clone()]
             .into_iter()
             .map(Option::unwrap_or_default)
             .collect();
         let secrets = secrets(connector, &loaded.credentials);
-        let fields = Self::fields(connector, &loaded.credentials, mergefields);
-        let mut headers: Map<String, Value> =
-            method.headers.iter().map(|(k, v)| (k.clone(), Value::String(fill(v, &fields)))).collect();
-        headers.extend(request.headers.clone());
-        let mut query: Map<String, Value> =
-            method.query.iter().map(|(k, v)| (k.clone(), Value::String(fill(v, &fields)))).collect();
-        query.extend(request.query.clone());
-        let body = request
-            .body
-            .clone()
-            .or_else(|| method.body.as_ref().map(|b| fill_value(b, &fields)))
-            .unwrap_or(Value::Null);
-        let endpoint = format!("{}{}", connector.base_url.trim_end_matches('/'), fill(&method.path, &fields));
         let auth = Self::auth_header(connector, &loaded.credentials);
         let host_auth = auth.as_ref().and_then(|(name, value)| {
             url::Url::parse(&connector.base_url).ok()?.host_str().map(|h| (h.to_owned(), name.clone(), value.clone()))
         });
-        let mut globals = Map::new();
-        globals.insert("method_request".to_owned(), body);
-        globals.insert("method_request_headers".to_owned(), Value::Object(headers));
-        globals.insert("method_request_parameters".to_owned(), Value::Object(query));
-        globals.insert("method_request_mergefields".to_owned(), Value::Object(mergefields.clone()));
-        globals.insert("method_endpoint".to_owned(), Value::String(endpoint));
-        globals.insert("action_data".to_owned(), action_data.clone());
-        globals.insert("script_parameters".to_owned(), Value::Object(Map::new()));
-        globals.insert("cycle_variables".to_owned(), Value::Object(Map::new()));
-        globals.insert("script_execution_context".to_owned(), Value::String("RUNNING_TRANSACTION".to_owned()));
-        let transaction = uuid::Uuid::now_v7().to_string();
-        for name in ["cycle_id", "transaction_id", "cycle_step_id"] {
-            globals.insert(name.to_owned(), Value::String(transaction.clone()));
-        }
-        globals.insert("cyclr_account_id".to_owned(), Value::String(loaded.record.organization_id.clone()));
-        globals.insert("external_account_id".to_owned(), Value::String(loaded.record.id.clone()));
-        if matches!(connector.auth, Auth::ApiKey { .. }) {
-            globals.insert(
-                "method_auth_value".to_owned(),
-                loaded.credentials.auth_value.clone().map_or(Value::Null, Value::String),
-            );
-        }
-
-        let run = self.hooks(Event::BeforeAction, &levels, globals, host_auth.clone()).await?;
-        let mut globals = run.globals;
-        *action_data = globals.get("action_data").cloned().unwrap_or(Value::Null);
-        if let Some(Value::Object(m)) = globals.get("method_request_mergefields") {
-            mergefields.clone_from(m);
-        }
-        match run.outcome {
-            Outcome::Continue => {}
-            Outcome::Abort => {
-                tracing::warn!(connector = %connector.name, "before_action returned false; call aborted");
-                return Ok(Attempt::Done(CallResult {
-                    outcome: "aborted",
-                    status: 0,
-                    data: Value::Null,
-                    condition: None,
-                    recoveries: 0,
-                }));
+        let paging = method.paging.as_ref();
+        let mut outcome = "success";
+        let mut last: Option<(u16, Map<String, Value>)> = None;
+        let (status, mut globals) = loop {
+            let mut page_fields = mergefields.clone();
+            pages.vars(paging, &mut page_fields);
+            let fields = Self::fields(connector, &loaded.credentials, &page_fields);
+            let mut headers: Map<String, Value> =
+                method.headers.iter().map(|(k, v)| (k.clone(), Value::String(fill(v, &fields)))).collect();
+            headers.extend(request.headers.clone());
+            let mut query: Map<String, Value> =
+                method.query.iter().map(|(k, v)| (k.clone(), Value::String(fill(v, &fields)))).collect();
+            query.extend(request.query.clone());
+            let body = request
+                .body
+                .clone()
+                .or_else(|| method.body.as_ref().map(|b| fill_value(b, &fields)))
+                .unwrap_or(Value::Null);
+            let endpoint = format!("{}{}", connector.base_url.trim_end_matches('/'), fill(&method.path, &fields));
+            let mut globals = Map::new();
+            globals.insert("method_request".to_owned(), body);
+            globals.insert("method_request_headers".to_owned(), Value::Object(headers));
+            globals.insert("method_request_parameters".to_owned(), Value::Object(query));
+            globals.insert("method_request_mergefields".to_owned(), Value::Object(page_fields));
+            globals.insert("method_endpoint".to_owned(), Value::String(endpoint));
+            globals.insert("action_data".to_owned(), action_data.clone());
+            globals.insert("script_parameters".to_owned(), Value::Object(Map::new()));
+            globals.insert("cycle_variables".to_owned(), Value::Object(Map::new()));
+            globals.insert("script_execution_context".to_owned(), Value::String("RUNNING_TRANSACTION".to_owned()));
+            let transaction = uuid::Uuid::now_v7().to_string();
+            for name in ["cycle_id", "transaction_id", "cycle_step_id"] {
+                globals.insert(name.to_owned(), Value::String(transaction.clone()));
             }
-            Outcome::RefreshAuth => return Ok(Attempt::Recover(Recovery::Refresh)),
-            Outcome::RefreshSession => return Ok(Attempt::Recover(Recovery::Session)),
-            other => return Err(redacted_script_error(Event::BeforeAction, other, &secrets)),
-        }
-
-        // Merge fields may have changed in before_action.
-        let fields = Self::fields(connector, &loaded.credentials, mergefields);
-        let url = format!("{}{}", connector.base_url.trim_end_matches('/'), fill(&method.path, &fields));
-        let mut url = url::Url::parse(&url)
-            .map_err(|e| err(ErrorCode::ConnectorInvalid, format!("method endpoint {url:?} is not a URL: {e}")))?;
-        if let Some(Value::Object(q)) = globals.get("method_request_parameters")
-            && !q.is_empty()
-        {
-            let mut pairs = url.query_pairs_mut();
-            for (k, v) in q {
-                pairs.append_pair(k, &as_text(v));
+            globals.insert("cyclr_account_id".to_owned(), Value::String(loaded.record.organization_id.clone()));
+            globals.insert("external_account_id".to_owned(), Value::String(loaded.record.id.clone()));
+            if matches!(connector.auth, Auth::ApiKey { .. }) {
+                globals.insert(
+                    "method_auth_value".to_owned(),
+                    loaded.credentials.auth_value.clone().map_or(Value::Null, Value::String),
+                );
             }
-        }
-        let http_method = reqwest::Method::from_bytes(method.http_method.as_bytes())
-            .map_err(|e| err(ErrorCode::ConnectorInvalid, e.to_string()))?;
-        let mut builder = self.client.request(http_method, url.clone());
-        let mut has_auth = false;
-        if let Some(Value::Object(h)) = globals.get("method_request_headers") {
-            for (k, v) in h {
-                has_auth |= auth.as_ref().is_some_and(|(name, _)| name.eq_ignore_ascii_case(k));
-                builder = builder.header(k, as_text(v));
-            }
-        }
-        if let Some((name, value)) = &auth
-            && !has_auth
-        {
-            builder = builder.header(name, value);
-        }
-        match globals.get("method_request") {
-            None | Some(Value::Null) => {}
-            Some(Value::String(s)) => builder = builder.body(s.clone()),
-            Some(other) => builder = builder.json(other),
-        }
 
-        let sent = builder.send().await;
-        let (status, reason, response_headers, text) = match sent {
-            Ok(response) => {
-                let status = response.status();
-                if status.as_u16() == 429 {
-                    return Ok(Attempt::RateLimited(retry_after(response.headers(), self.clock.now())));
+            let run = self.hooks(Event::BeforeAction, &levels, globals, host_auth.clone()).await?;
+            let mut globals = run.globals;
+            *action_data = globals.get("action_data").cloned().unwrap_or(Value::Null);
+            if let Some(Value::Object(m)) = globals.get("method_request_mergefields") {
+                mergefields.clone_from(m);
+                mergefields.retain(|k, _| !k.starts_with("CYCLR_PAGE_"));
+            }
+            match run.outcome {
+                Outcome::Continue => {}
+                Outcome::Abort if last.is_some() => {
+                    tracing::info!(connector = %connector.name, "before_action returned false; paging stopped");
+                    if let Some(previous) = last.take() {
+                        break previous;
+                    }
                 }
-                let headers: Map<String, Value> = response
-                    .headers()
-                    .iter()
-                    .map(|(k, v)| (k.as_str().to_owned(), Value::String(v.to_str().unwrap_or_default().to_owned())))
-                    .collect();
-                let text = response.text().await.unwrap_or_default();
-                (status.as_u16(), status.canonical_reason().unwrap_or_default().to_owned(), headers, text)
+                Outcome::Abort => {
+                    tracing::warn!(connector = %connector.name, "before_action returned false; call aborted");
+                    return Ok(Attempt::Done(CallResult {
+                        outcome: "aborted",
+                        status: 0,
+                        data: Value::Null,
+                        condition: None,
+                        recoveries: 0,
+                    }));
+                }
+                Outcome::RefreshAuth => return Ok(Attempt::Recover(Recovery::Refresh)),
+                Outcome::RefreshSession => return Ok(Attempt::Recover(Recovery::Session)),
+                other => return Err(redacted_script_error(Event::BeforeAction, other, &secrets)),
             }
-            Err(e) => {
-                tracing::warn!(connector = %connector.name, error = %e, "connector request failed");
-                (0, if e.is_timeout() { "Timeout" } else { "Network Error" }.to_owned(), Map::new(), e.to_string())
+
+            // Merge fields may have changed in before_action.
+            let mut page_fields = mergefields.clone();
+            pages.vars(paging, &mut page_fields);
+            let fields = Self::fields(connector, &loaded.credentials, &page_fields);
+            let base = connector.base_url.trim_end_matches('/');
+            let url = match (&pages.next, paging.map(|p| p.kind)) {
+                (Some(next), Some(PagingKind::NextUrl)) if next.starts_with("http") => next.clone(),
+                (Some(next), Some(PagingKind::NextUrl)) => format!("{base}{next}"),
+                _ => format!("{base}{}", fill(&method.path, &fields)),
+            };
+            let following_next_url = pages.next.is_some() && paging.is_some_and(|p| p.kind == PagingKind::NextUrl);
+            let mut url = url::Url::parse(&url)
+                .map_err(|e| err(ErrorCode::ConnectorInvalid, format!("method endpoint {url:?} is not a URL: {e}")))?;
+            if let Some(Value::Object(q)) = globals.get("method_request_parameters")
+                && !q.is_empty()
+                && !following_next_url
+            {
+                let mut pairs = url.query_pairs_mut();
+                for (k, v) in q {
+                    pairs.append_pair(k, &as_text(v));
+                }
+            }
+            let http_method = reqwest::Method::from_bytes(method.http_method.as_bytes())
+                .map_err(|e| err(ErrorCode::ConnectorInvalid, e.to_string()))?;
+            let mut builder = self.client.request(http_method, url.clone());
+            let mut has_auth = false;
+            if let Some(Value::Object(h)) = globals.get("method_request_headers") {
+                for (k, v) in h {
+                    has_auth |= auth.as_ref().is_some_and(|(name, _)| name.eq_ignore_ascii_case(k));
+                    builder = builder.header(k, as_text(v));
+                }
+            }
+            if let Some((name, value)) = &auth
+                && !has_auth
+            {
+                builder = builder.header(name, value);
+            }
+            match globals.get("method_request") {
+                None | Some(Value::Null) => {}
+                Some(Value::String(s)) => builder = builder.body(s.clone()),
+                Some(other) => builder = builder.json(other),
+            }
+
+            let sent = builder.send().await;
+            let (status, reason, response_headers, text) = match sent {
+                Ok(response) => {
+                    let status = response.status();
+                    if status.as_u16() == 429 {
+                        return Ok(Attempt::RateLimited(retry_after(response.headers(), self.clock.now())));
+                    }
+                    let headers: Map<String, Value> = response
+                        .headers()
+                        .iter()
+                        .map(|(k, v)| (k.as_str().to_owned(), Value::String(v.to_str().unwrap_or_default().to_owned())))
+                        .collect();
+                    let text = response.text().await.unwrap_or_default();
+                    (status.as_u16(), status.canonical_reason().unwrap_or_default().to_owned(), headers, text)
+                }
+                Err(e) => {
+                    tracing::warn!(connector = %connector.name, error = %e, "connector request failed");
+                    (0, if e.is_timeout() { "Timeout" } else { "Network Error" }.to_owned(), Map::new(), e.to_string())
+                }
+            };
+            globals.insert("method_response_headers".to_owned(), Value::Object(response_headers));
+            globals.insert("statusCode".to_owned(), json!(status));
+            globals.insert("reasonPhrase".to_owned(), Value::String(reason.clone()));
+            if (200..300).contains(&status) {
+                globals.insert("method_response".to_owned(), body_value(&text));
+                let run = self.hooks(Event::AfterAction, &levels, globals, host_auth.clone()).await?;
+                globals = run.globals;
+                match run.outcome {
+                    Outcome::Continue => {}
+                    Outcome::RefreshAuth => return Ok(Attempt::Recover(Recovery::Refresh)),
+                    Outcome::RefreshSession => return Ok(Attempt::Recover(Recovery::Session)),
+                    other => return Err(redacted_script_error(Event::AfterAction, other, &secrets)),
+                }
+                *action_data = globals.get("action_data").cloned().unwrap_or(Value::Null);
+                let page = globals.get("method_response").cloned().unwrap_or(Value::Null);
+                let more = pages.advance(paging, &page);
+                if more {
+                    last = Some((status, globals));
+                    continue;
+                }
+                break (status, globals);
+            } else {
+                globals.insert("method_response".to_owned(), Value::Null);
+                globals.insert("method_error".to_owned(), script::method_error(status, &reason, &text));
+                let run = self.hooks(Event::AfterError, &levels, globals, host_auth.clone()).await?;
+                globals = run.globals;
+                match run.outcome {
+                    Outcome::Continue => {}
+                    Outcome::RefreshAuth => return Ok(Attempt::Recover(Recovery::Refresh)),
+                    Outcome::RefreshSession => return Ok(Attempt::Recover(Recovery::Session)),
+                    other => return Err(redacted_script_error(Event::AfterError, other, &secrets)),
+                }
+                let flag = |name: &str| {
+                    globals.get("method_error").and_then(|e| e.get(name)).and_then(Value::as_bool).unwrap_or(false)
+                };
+                let content =
+                    globals.get("method_error").and_then(|e| e.get("content")).map(as_text).unwrap_or_default();
+                if flag("isSuccess") {
+                    globals.insert("method_response".to_owned(), body_value(&content));
+                    pages.fetched.push(body_value(&content));
+                    break (status, globals);
+                } else if flag("isWarning") || !flag("isError") {
+                    outcome = "warning";
+                    globals.insert("method_response".to_owned(), body_value(&content));
+                    pages.fetched.push(body_value(&content));
+                    break (status, globals);
+                } else {
+                    *action_data = globals.get("action_data").cloned().unwrap_or(Value::Null);
+                    let error = if status == 0 {
+                        err(ErrorCode::UpstreamError, format!("The third-party API could not be reached: {reason}."))
+                    } else {
+                        err(ErrorCode::UpstreamError, format!("The third-party API answered {status} {reason}."))
+                    };
+                    return Err(if reason == "Timeout" { error.with_status(504) } else { error });
+                }
             }
         };
-        globals.insert("method_response_headers".to_owned(), Value::Object(response_headers));
-        globals.insert("statusCode".to_owned(), json!(status));
-        globals.insert("reasonPhrase".to_owned(), Value::String(reason.clone()));
-        let mut outcome = "success";
-        if (200..300).contains(&status) {
-            globals.insert("method_response".to_owned(), body_value(&text));
-            let run = self.hooks(Event::AfterAction, &levels, globals, host_auth.clone()).await?;
-            globals = run.globals;
-            match run.outcome {
-                Outcome::Continue => {}
-                Outcome::RefreshAuth => return Ok(Attempt::Recover(Recovery::Refresh)),
-                Outcome::RefreshSession => return Ok(Attempt::Recover(Recovery::Session)),
-                other => return Err(redacted_script_error(Event::AfterAction, other, &secrets)),
-            }
-            let run = self.hooks(Event::AfterActionPaging, &levels, globals, host_auth.clone()).await?;
-            globals = run.globals;
-            if run.outcome != Outcome::Continue {
-                return Err(redacted_script_error(Event::AfterActionPaging, run.outcome, &secrets));
-            }
-        } else {
-            globals.insert("method_response".to_owned(), Value::Null);
-            globals.insert("method_error".to_owned(), script::method_error(status, &reason, &text));
-            let run = self.hooks(Event::AfterError, &levels, globals, host_auth.clone()).await?;
-            globals = run.globals;
-            match run.outcome {
-                Outcome::Continue => {}
-                Outcome::RefreshAuth => return Ok(Attempt::Recover(Recovery::Refresh)),
-                Outcome::RefreshSession => return Ok(Attempt::Recover(Recovery::Session)),
-                other => return Err(redacted_script_error(Event::AfterError, other, &secrets)),
-            }
-            let flag = |name: &str| {
-                globals.get("method_error").and_then(|e| e.get(name)).and_then(Value::as_bool).unwrap_or(false)
-            };
-            let content = globals.get("method_error").and_then(|e| e.get("content")).map(as_text).unwrap_or_default();
-            if flag("isSuccess") {
-                globals.insert("method_response".to_owned(), body_value(&content));
-            } else if flag("isWarning") || !flag("isError") {
-                outcome = "warning";
-                globals.insert("method_response".to_owned(), body_value(&content));
-            } else {
-                *action_data = globals.get("action_data").cloned().unwrap_or(Value::Null);
-                let error = if status == 0 {
-                    err(ErrorCode::UpstreamError, format!("The third-party API could not be reached: {reason}."))
-                } else {
-                    err(ErrorCode::UpstreamError, format!("The third-party API answered {status} {reason}."))
-                };
-                return Err(if reason == "Timeout" { error.with_status(504) } else { error });
-            }
+        if let Some(paging) = paging {
+            globals.insert("method_response".to_owned(), pages.combined(paging));
+        }
+        let run = self.hooks(Event::AfterActionPaging, &levels, globals, host_auth.clone()).await?;
+        globals = run.globals;
+        if run.outcome != Outcome::Continue {
+            return Err(redacted_script_error(Event::AfterActionPaging, run.outcome, &secrets));
         }
         *action_data = globals.get("action_data").cloned().unwrap_or(Value::Null);
         let defines_condition = levels.iter().any(|l| l.contains(Event::ActionCondition.name()));
@@ -897,9 +1014,9 @@ impl ConnectorRuntime {
             err(ErrorCode::ConnectorInvalid, format!("The lookup method {:?} does not exist.", lookup.method))
         })?;
         let request = CallRequest { method: lookup.method.clone(), ..CallRequest::default() };
-        let mut action_data = Value::Object(Map::new());
-        let mut mergefields = Map::new();
-        let answer = self.attempt(connector, method, &request, loaded, &mut action_data, &mut mergefields).await;
+        let mut tx =
+            Transaction { action_data: Value::Object(Map::new()), mergefields: Map::new(), pages: Pages::default() };
+        let answer = self.attempt(connector, method, &request, loaded, &mut tx).await;
         let data = match answer {
             Ok(Attempt::Done(result)) if result.outcome == "success" => result.data,
             Ok(Attempt::Recover(_)) => {

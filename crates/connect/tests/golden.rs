@@ -604,3 +604,21 @@ async fn csv_and_xml_builtins() {
     let err = bad.await.expect_err("malformed");
     assert!(err.message().contains("invalid XML"), "{}", err.message());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auth_failure_on_page_three_retries_that_page_only() {
+    let yaml = |b: &str| {
+        oauth_yaml(b, SEED_REFRESH_AFTER_ERROR).replace(
+            "methods:\n  list:\n    path: /data\n",
+            "methods:\n  list:\n    path: /data\n  all:\n    path: /pages\n    query:\n      page: '{{CYCLR_PAGE_NUMBER}}'\n      size: '{{CYCLR_PAGE_SIZE}}'\n    paging:\n      type: page_number\n      page_size: 2\n      items_path: items\n    script: |\n      function after_action() { action_data.pages = (action_data.pages || 0) + 1; return true; }\n      function after_action_paging() { method_response = { items: method_response, pages: action_data.pages }; return true; }\n",
+        )
+    };
+    let env = Env::new(Stale::Forbidden, TokenMode::Rotate, yaml, fast()).await;
+    env.oauth_account("a1", "at-valid").await;
+    *env.fake.revoke_on_page.lock().expect("lock") = Some(3);
+    let result = env.call("acme", "all").await.expect("call");
+    assert_eq!(result.data, json!({"items": [10, 11, 20, 21, 30, 31, 40, 41, 50], "pages": 5}));
+    assert_eq!(result.recoveries, 1);
+    assert_eq!(*env.fake.pages_requested.lock().expect("lock"), [1, 2, 3, 3, 4, 5], "only page 3 is fetched again");
+    assert_eq!(env.fake.tokens(), 1);
+}

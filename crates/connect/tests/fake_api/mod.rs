@@ -55,6 +55,9 @@ pub struct Fake {
     pub token_calls: AtomicUsize,
     pub login_calls: AtomicUsize,
     pub data_calls: AtomicUsize,
+    pub pages_requested: Mutex<Vec<u64>>,
+    /// The first request for this page revokes the access token (answers as stale).
+    pub revoke_on_page: Mutex<Option<u64>>,
     pub url: String,
 }
 
@@ -78,6 +81,8 @@ impl Fake {
             token_calls: AtomicUsize::new(0),
             login_calls: AtomicUsize::new(0),
             data_calls: AtomicUsize::new(0),
+            pages_requested: Mutex::new(Vec::new()),
+            revoke_on_page: Mutex::new(None),
             url,
         });
         let app = Router::new()
@@ -87,6 +92,7 @@ impl Fake {
             .route("/session-data", get(session_data))
             .route("/echo", get(echo).post(echo))
             .route("/slow", get(slow))
+            .route("/pages", get(pages))
             .with_state(Arc::clone(&fake));
         tokio::spawn(async move { axum::serve(listener, app).await.expect("serve") });
         fake
@@ -188,4 +194,26 @@ async fn echo(headers: HeaderMap, uri: axum::http::Uri, body: String) -> Respons
 async fn slow() -> Response {
     tokio::time::sleep(std::time::Duration::from_secs(30)).await;
     "late".into_response()
+}
+
+/// Five pages of two items (the last has one), bearer-protected.
+async fn pages(
+    State(fake): State<Arc<Fake>>,
+    headers: HeaderMap,
+    axum::extract::Query(q): axum::extract::Query<std::collections::HashMap<String, String>>,
+) -> Response {
+    let page: u64 = q.get("page").and_then(|p| p.parse().ok()).unwrap_or(1);
+    fake.pages_requested.lock().expect("lock").push(page);
+    let mut s = fake.scenario.lock().expect("lock");
+    let mut revoke = fake.revoke_on_page.lock().expect("lock");
+    if *revoke == Some(page) {
+        *revoke = None;
+        s.access_token = "revoked".to_owned();
+    }
+    let auth = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or_default();
+    if auth != format!("Bearer {}", s.access_token) {
+        return stale_answer(s.stale);
+    }
+    let items: Vec<u64> = if page < 5 { vec![page * 10, page * 10 + 1] } else { vec![50] };
+    axum::Json(json!({"items": items, "page": page})).into_response()
 }
