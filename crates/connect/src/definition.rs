@@ -41,6 +41,9 @@ pub struct Connector {
     /// The Post Install Test Auth Method.
     #[serde(default)]
     pub test_auth_method: Option<String>,
+    /// Declarative recovery rules, checked before the hooks (method rules after these).
+    #[serde(default)]
+    pub recovery: Vec<RecoveryRule>,
     /// Where the definition came from.
     #[serde(skip)]
     pub source: PathBuf,
@@ -168,6 +171,72 @@ pub struct Method {
     /// Inbound paging.
     #[serde(default)]
     pub paging: Option<Paging>,
+    /// Declarative recovery rules for this method.
+    #[serde(default)]
+    pub recovery: Vec<RecoveryRule>,
+}
+
+/// A declarative recovery rule (reference §10; Airbyte's `HttpResponseFilter` shape): the first rule whose
+/// status and body match decides, before any hook runs.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecoveryRule {
+    /// Statuses this rule applies to; empty: any.
+    #[serde(default)]
+    pub http_codes: Vec<u16>,
+    /// Dotted path into the JSON body that must equal `equals`.
+    #[serde(default)]
+    pub body_path: Option<String>,
+    /// The value at `body_path` (compared as text).
+    #[serde(default)]
+    pub equals: Option<String>,
+    /// Text the raw body must contain.
+    #[serde(default)]
+    pub body_contains: Option<String>,
+    /// What to do.
+    pub action: RecoveryAction,
+}
+
+/// What a matching rule does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecoveryAction {
+    /// As `AuthRefreshException`.
+    RefreshThenRetry,
+    /// As `AuthSessionException`.
+    ReloginThenRetry,
+    /// As a 429: honour `Retry-After`, then the ladder.
+    RateLimited,
+    /// Treat the response as this page's data; no hooks.
+    Ignore,
+    /// `upstreamError`; no hooks.
+    Fail,
+}
+
+impl RecoveryRule {
+    /// Whether the response matches.
+    #[must_use]
+    pub fn matches(&self, status: u16, body: &str) -> bool {
+        if !self.http_codes.is_empty() && !self.http_codes.contains(&status) {
+            return false;
+        }
+        if let Some(needle) = &self.body_contains
+            && !body.contains(needle.as_str())
+        {
+            return false;
+        }
+        if let Some(path) = &self.body_path {
+            let json: Value = serde_json::from_str(body).unwrap_or(Value::Null);
+            let found = path.split('.').try_fold(&json, |v, part| v.get(part));
+            let text = found.map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned));
+            return match (&self.equals, text) {
+                (Some(expected), Some(actual)) => *expected == actual,
+                (None, found) => found.is_some(),
+                (Some(_), None) => false,
+            };
+        }
+        true
+    }
 }
 
 /// Inbound paging: each page runs `before_action` / `after_action`; the `CYCLR_PAGE_*` merge fields carry the

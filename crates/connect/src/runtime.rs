@@ -15,7 +15,7 @@ use serde_json::{Map, Value, json};
 
 use crate::account::{Credentials, OAuthValue, iso};
 use crate::builtins::body_value;
-use crate::definition::{Auth, Connector, Grant, Method, Paging, PagingKind};
+use crate::definition::{Auth, Connector, Grant, Method, Paging, PagingKind, RecoveryAction};
 use crate::script::{self, Event, Host, Limits, Outcome};
 
 /// Runtime settings.
@@ -709,9 +709,29 @@ impl ConnectorRuntime {
                     (0, if e.is_timeout() { "Timeout" } else { "Network Error" }.to_owned(), Map::new(), e.to_string())
                 }
             };
+            let retry_after_header =
+                response_headers.get("retry-after").and_then(Value::as_str).and_then(|v| v.trim().parse().ok());
             globals.insert("method_response_headers".to_owned(), Value::Object(response_headers));
             globals.insert("statusCode".to_owned(), json!(status));
             globals.insert("reasonPhrase".to_owned(), Value::String(reason.clone()));
+            let matched = connector.recovery.iter().chain(&method.recovery).find(|r| r.matches(status, &text));
+            match matched.map(|r| r.action) {
+                None => {}
+                Some(RecoveryAction::RefreshThenRetry) => return Ok(Attempt::Recover(Recovery::Refresh)),
+                Some(RecoveryAction::ReloginThenRetry) => return Ok(Attempt::Recover(Recovery::Session)),
+                Some(RecoveryAction::RateLimited) => return Ok(Attempt::RateLimited(retry_after_header)),
+                Some(RecoveryAction::Ignore) => {
+                    globals.insert("method_response".to_owned(), body_value(&text));
+                    pages.fetched.push(body_value(&text));
+                    break (status, globals);
+                }
+                Some(RecoveryAction::Fail) => {
+                    return Err(err(
+                        ErrorCode::UpstreamError,
+                        format!("The third-party API answered {status} {reason}."),
+                    ));
+                }
+            }
             if (200..300).contains(&status) {
                 globals.insert("method_response".to_owned(), body_value(&text));
                 let run = self.hooks(Event::AfterAction, &levels, globals, host_auth.clone()).await?;

@@ -622,3 +622,25 @@ async fn auth_failure_on_page_three_retries_that_page_only() {
     assert_eq!(*env.fake.pages_requested.lock().expect("lock"), [1, 2, 3, 3, 4, 5], "only page 3 is fetched again");
     assert_eq!(env.fake.tokens(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn declarative_rules_recover_without_scripts() {
+    let rule = "recovery:\n  - http_codes: [200]\n    body_path: error_code\n    equals: You are not logged on.\n    action: relogin_then_retry\n";
+    let env = Env::new(Stale::NotLoggedOn200, TokenMode::Rotate, |b| session_yaml(b, "") + rule, fast()).await;
+    session_account(&env).await;
+    let result = env.call("sess", "contacts").await.expect("call");
+    assert_eq!((result.data.clone(), result.recoveries, env.fake.logins()), (json!({"contacts": ["ada"]}), 1, 1));
+
+    let rule = "recovery:\n  - http_codes: [403]\n    action: refresh_then_retry\n";
+    let env = Env::new(Stale::Forbidden, TokenMode::Rotate, |b| oauth_yaml(b, "") + rule, fast()).await;
+    env.oauth_account("a1", "at-stale").await;
+    let result = env.call("acme", "list").await.expect("call");
+    assert_eq!((result.recoveries, env.fake.tokens()), (1, 1));
+
+    let rule = "recovery:\n  - http_codes: [403]\n    body_contains: forbidden\n    action: fail\n";
+    let env =
+        Env::new(Stale::Forbidden, TokenMode::Rotate, |b| oauth_yaml(b, SEED_REFRESH_AFTER_ERROR) + rule, fast()).await;
+    env.oauth_account("a1", "at-stale").await;
+    let err = env.call("acme", "list").await.expect_err("fails before the hook");
+    assert_eq!((err.code(), env.fake.tokens()), (ErrorCode::UpstreamError, 0));
+}
