@@ -498,7 +498,9 @@ impl ConnectorRuntime {
 
     fn needs_proactive_refresh(&self, connector: &Connector, loaded: &Loaded) -> bool {
         let Auth::Oauth2(oauth) = &connector.auth else { return false };
-        let Some(value) = loaded.credentials.oauth() else { return false };
+        let value = loaded.credentials.oauth().filter(|v| !v.access_token.is_empty());
+        // Grants that need no user get their first token before the first call.
+        let Some(value) = value else { return oauth.grant != Grant::AuthorizationCode };
         let Some(expires) = value.expires_millis() else { return false };
         let now = self.clock.now().unix_millis();
         let lifetime = (expires - loaded.record.updated_at.unix_millis()).max(0);
@@ -1172,6 +1174,13 @@ impl ConnectorRuntime {
             updated_at: now,
         };
         self.store.insert_connector_account(&record).await?;
+        // The Post Install Property Value Lookup Method runs right after install when its value is missing.
+        if let Some(lookup) = &connector.lookup
+            && !credentials.properties.contains_key(&lookup.output_property)
+        {
+            self.recover(&connector, org, &record, Recovery::Session).await?;
+            return self.account(org, &record.id).await;
+        }
         self.view(&record)
     }
 

@@ -644,3 +644,32 @@ async fn declarative_rules_recover_without_scripts() {
     let err = env.call("acme", "list").await.expect_err("fails before the hook");
     assert_eq!((err.code(), env.fake.tokens()), (ErrorCode::UpstreamError, 0));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn install_runs_the_lookup_and_client_credentials_get_a_first_token() {
+    let env =
+        Env::new(Stale::Forbidden, TokenMode::Rotate, |b| session_yaml(b, SEED_SESSION_AFTER_ERROR), fast()).await;
+    let input = AccountInput {
+        id: Some("a1".to_owned()),
+        connector: Some("sess".to_owned()),
+        properties: [("Username", "ada"), ("Password", "hunter2")]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect(),
+        ..AccountInput::default()
+    };
+    env.runtime.create_account(&env.org, input).await.expect("install");
+    assert_eq!(env.fake.logins(), 1, "the lookup ran at install");
+    let result = env.call("sess", "contacts").await.expect("call");
+    assert_eq!((result.recoveries, env.fake.logins()), (0, 1));
+
+    let yaml = |b: &str| oauth_yaml(b, "").replace("grant: authorization_code", "grant: client_credentials");
+    let env = Env::new(Stale::Forbidden, TokenMode::Rotate, yaml, fast()).await;
+    let input =
+        AccountInput { id: Some("a1".to_owned()), connector: Some("acme".to_owned()), ..AccountInput::default() };
+    env.runtime.create_account(&env.org, input).await.expect("install");
+    let result = env.call("acme", "list").await.expect("call");
+    assert_eq!((result.data.clone(), env.fake.tokens()), (json!({"items": [1, 2, 3]}), 1));
+    let form = env.fake.scenario.lock().expect("lock").last_refresh_form.clone();
+    assert!(form.contains(&("grant_type".to_owned(), "client_credentials".to_owned())));
+}
