@@ -673,3 +673,18 @@ async fn install_runs_the_lookup_and_client_credentials_get_a_first_token() {
     let form = env.fake.scenario.lock().expect("lock").last_refresh_form.clone();
     assert!(form.contains(&("grant_type".to_owned(), "client_credentials".to_owned())));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_request_to_a_silent_host_times_out_within_the_budget() {
+    let env = echo_env("var order = globalThis.order = [];").await;
+    let script = format!(
+        "function before_action() {{ http_request({{ method: 'GET', url: '{}/slow' }}); return true; }}",
+        env.fake.url
+    );
+    let started = std::time::Instant::now();
+    let err = echo_call(&env, Some(&script)).await.expect_err("times out");
+    assert_eq!(err.code(), ErrorCode::ScriptError, "{}", err.message());
+    assert!(err.message().contains("http_request failed"), "{}", err.message());
+    assert!(started.elapsed() < Duration::from_secs(5), "bounded by the 500 ms script budget");
+    echo_call(&env, None).await.expect("the next call works");
+}
