@@ -56,10 +56,31 @@ impl TestServer {
         Self::start_in(dir, postgres, config).await
     }
 
-    pub(crate) async fn start_in(dir: TempDir, postgres: Option<TestPostgres>, mut config: Config) -> Self {
+    pub(crate) async fn start_in(dir: TempDir, postgres: Option<TestPostgres>, config: Config) -> Self {
+        Self::start_in_with_clock(dir, postgres, config, Arc::new(portcullis_core::clock::SystemClock)).await
+    }
+
+    /// A server whose time is `clock` (a `ManualClock` moves expiry without sleeping).
+    pub(crate) async fn start_with_clock(
+        adjust: impl FnOnce(&mut Config),
+        clock: Arc<dyn portcullis_core::clock::Clock>,
+    ) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut config = test_config(&dir, None);
+        adjust(&mut config);
+        Self::start_in_with_clock(dir, None, config, clock).await
+    }
+
+    async fn start_in_with_clock(
+        dir: TempDir,
+        postgres: Option<TestPostgres>,
+        mut config: Config,
+        clock: Arc<dyn portcullis_core::clock::Clock>,
+    ) -> Self {
         let listener = portcullis_server::bind(&mut config).await.expect("bind");
         let url = config.public_url();
-        let app = Arc::new(App::open(config, OpenOptions { migrate: true }).await.expect("app opens"));
+        let app =
+            Arc::new(App::open_with_clock(config, OpenOptions { migrate: true }, clock).await.expect("app opens"));
         let (stop, stopped) = oneshot::channel::<()>();
         let served = Arc::clone(&app);
         let task = tokio::spawn(async move {

@@ -31,7 +31,15 @@ fn location(response: &Response) -> String {
 
 impl Flow {
     async fn start(backend: Backend) -> Self {
-        let server = TestServer::start_with(backend, |c| c.login.dev_outbox = true).await;
+        Self::on(TestServer::start_with(backend, |c| c.login.dev_outbox = true).await).await
+    }
+
+    async fn with_clock(clock: &portcullis_core::clock::ManualClock) -> Self {
+        Self::on(TestServer::start_with_clock(|c| c.login.dev_outbox = true, std::sync::Arc::new(clock.clone())).await)
+            .await
+    }
+
+    async fn on(server: TestServer) -> Self {
         let org = server.app.create_organization("Acme").await.expect("organization").id;
         server
             .app
@@ -644,4 +652,134 @@ async fn strict_face_rules() {
     assert_eq!((status, body["errorCode"].as_str()), (401, Some("tokenInvalid")));
     let response = flow.client.get(flow.url("/oauth2/userinfo")).send().await.expect("request");
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+}
+
+fn manual_clock() -> portcullis_core::clock::ManualClock {
+    use portcullis_core::clock::Clock as _;
+    portcullis_core::clock::ManualClock::new(portcullis_core::clock::SystemClock.now())
+}
+
+async fn tokens_for(flow: &Flow, email: &str) -> Value {
+    let callback = flow.log_in(email).await;
+    let code = callback.query_pairs().find(|(k, _)| k == "code").map(|(_, v)| v.into_owned()).expect("code");
+    let (status, tokens) = flow.verify(&code, VERIFIER).await;
+    assert_eq!(status, 200, "{tokens}");
+    tokens
+}
+
+/// `sessionExpired` (absolute and idle limits), with `expires_in` on the tokens.
+#[tokio::test]
+async fn session_limits_expire_sessions() {
+    let clock = manual_clock();
+    let flow = Flow::with_clock(&clock).await;
+    let settings = portcullis_core::organization::OrganizationSettings {
+        max_session_time: 600,
+        max_inactivity_time: 120,
+        ..Default::default()
+    };
+    flow.server.app.login().configure(&flow.org, None, Some(settings)).await.expect("settings");
+    let tokens = tokens_for(&flow, "limits@example.com").await;
+    assert_eq!(tokens["expires_in"], 600);
+    assert!(tokens["expires_at"].is_string());
+    let access = tokens["access_token"].as_str().expect("token").to_owned();
+
+    clock.advance(std::time::Duration::from_secs(100));
+    assert_eq!(flow.userinfo(&access, "https://app.example.com").await.0, 200, "activity resets the idle limit");
+    clock.advance(std::time::Duration::from_secs(121));
+    let (status, body) = flow.userinfo(&access, "https://app.example.com").await;
+    assert_eq!((status, body["errorCode"].as_str()), (401, Some("sessionExpired")), "idle limit");
+
+    let tokens = tokens_for(&flow, "limits2@example.com").await;
+    let access = tokens["access_token"].as_str().expect("token").to_owned();
+    for _ in 0..6 {
+        clock.advance(std::time::Duration::from_secs(100));
+        let _ = flow.userinfo(&access, "https://app.example.com").await;
+    }
+    let (status, body) = flow.userinfo(&access, "https://app.example.com").await;
+    assert_eq!((status, body["errorCode"].as_str()), (401, Some("sessionExpired")), "absolute limit despite activity");
+}
+
+/// `sessionNotVerified`: the session was bound to one whitelisted origin by the code exchange, not another.
+#[tokio::test]
+async fn a_session_is_verified_per_domain() {
+    let flow = Flow::start(Backend::Sqlite).await;
+    flow.server
+        .app
+        .login()
+        .configure(
+            &flow.org,
+            Some(vec!["https://app.example.com".to_owned(), "https://other.example.com".to_owned()]),
+            None,
+        )
+        .await
+        .expect("whitelist");
+    let tokens = tokens_for(&flow, "domains@example.com").await;
+    let access = tokens["access_token"].as_str().expect("token");
+    assert_eq!(flow.userinfo(access, "https://app.example.com").await.0, 200);
+    let (status, body) = flow.userinfo(access, "https://other.example.com").await;
+    assert_eq!((status, body["errorCode"].as_str()), (401, Some("sessionNotVerified")));
+    let (status, body) = flow.userinfo(access, "not a domain").await;
+    assert_eq!((status, body["errorCode"].as_str()), (400, Some("domainInvalid")));
+}
+
+/// `sessionInvalid`: with hijack protection, a userinfo from another network ends the session.
+#[tokio::test]
+async fn hijack_protection_ends_the_session() {
+    let flow = Flow::start(Backend::Sqlite).await;
+    let settings =
+        portcullis_core::organization::OrganizationSettings { hijack_protection: true, ..Default::default() };
+    flow.server.app.login().configure(&flow.org, None, Some(settings)).await.expect("settings");
+    let tokens = tokens_for(&flow, "hijack@example.com").await;
+    let access = tokens["access_token"].as_str().expect("token");
+    assert_eq!(flow.userinfo(access, "https://app.example.com").await.0, 200, "first use records the bindings");
+    let moved = flow
+        .client
+        .post(flow.url("/api/v1/userinfo?domain=https://app.example.com"))
+        .basic_auth(&flow.org, Some(&flow.secret))
+        .header("auth-ip", "198.51.100.20")
+        .header("user-agent", "Mozilla/5.0 test")
+        .body(access.to_owned())
+        .send()
+        .await
+        .expect("userinfo");
+    let (status, body) = read_json(moved).await;
+    assert_eq!((status, body["errorCode"].as_str()), (401, Some("sessionInvalid")));
+    let (status, body) = flow.userinfo(access, "https://app.example.com").await;
+    assert_eq!((status, body["errorCode"].as_str()), (401, Some("sessionInactive")), "the session was ended");
+}
+
+/// `loginAttemptExpired`: a code entered after 15 minutes.
+#[tokio::test]
+async fn login_attempts_expire_after_fifteen_minutes() {
+    let clock = manual_clock();
+    let flow = Flow::with_clock(&clock).await;
+    let query = flow.standard_query();
+    let started = flow.client.get(flow.url("/login")).query(&query).send().await.expect("login");
+    let page = location(&started);
+    let binding = started
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|c| c.split(';').next())
+        .expect("cookie")
+        .to_owned();
+    let flow_path = page.split('?').next().expect("path").to_owned();
+    flow.client
+        .post(flow.url(&format!("{flow_path}/email")))
+        .header("cookie", &binding)
+        .form(&[("email", "late@example.com")])
+        .send()
+        .await
+        .expect("email");
+    clock.advance(std::time::Duration::from_secs(15 * 60 + 1));
+    let late = flow
+        .client
+        .post(flow.url(&format!("{flow_path}/code")))
+        .header("cookie", &binding)
+        .form(&[("code", "12345")])
+        .send()
+        .await
+        .expect("code");
+    assert_eq!(late.status(), StatusCode::GONE);
+    assert!(late.text().await.expect("html").contains("expired"));
 }
