@@ -146,7 +146,7 @@ pub(crate) async fn run(report: &mut Report, window: Duration, runs: usize) {
     });
     report.push(Row {
         name: "hook alone",
-        ours: "seed after_action, fresh runtime + context",
+        ours: "seed after_action, fresh context",
         ours_rate: hook_rate,
         baseline: "direct HTTP call",
         baseline_rate: direct,

@@ -334,6 +334,13 @@ fn connector_runtime(
     clock: &Arc<dyn Clock>,
 ) -> Result<portcullis_connect::ConnectorRuntime, StartupError> {
     let settings = &config.connectors;
+    if !settings.dir.as_os_str().is_empty() && settings.script_timeout_secs >= config.server.request_timeout_secs {
+        tracing::warn!(
+            script_timeout_secs = settings.script_timeout_secs,
+            request_timeout_secs = config.server.request_timeout_secs,
+            "a connector call can outlive server.request_timeout_secs; raise it above connectors.script_timeout_secs"
+        );
+    }
     let definitions = if settings.dir.as_os_str().is_empty() {
         std::collections::BTreeMap::new()
     } else {
