@@ -35,8 +35,66 @@ fn encode(text: &str, charset: &str) -> Result<Vec<u8>, String> {
         "UTF-16BE" => units16().flat_map(u16::to_be_bytes).collect(),
         "UTF-32" | "UTF-32LE" => text.chars().flat_map(|c| u32::from(c).to_le_bytes()).collect(),
         "UTF-32BE" => text.chars().flat_map(|c| u32::from(c).to_be_bytes()).collect(),
+        "UTF-7" | "UTF7" => utf7_encode(text).into_bytes(),
         other => return Err(format!("unsupported charset {other:?}")),
     })
+}
+
+/// RFC 2152 direct characters (without the optional set, as .NET's default `UTF7Encoding`).
+fn utf7_direct(c: char) -> bool {
+    c.is_ascii_alphanumeric() || "'(),-./:? \t\r\n".contains(c)
+}
+
+fn utf7_encode(text: &str) -> String {
+    use base64::engine::general_purpose::STANDARD_NO_PAD;
+    let mut out = String::new();
+    let mut shifted: Vec<u16> = Vec::new();
+    let flush = |shifted: &mut Vec<u16>, out: &mut String| {
+        if !shifted.is_empty() {
+            let bytes: Vec<u8> = shifted.drain(..).flat_map(u16::to_be_bytes).collect();
+            out.push('+');
+            out.push_str(&STANDARD_NO_PAD.encode(bytes));
+            out.push('-');
+        }
+    };
+    for c in text.chars() {
+        if utf7_direct(c) {
+            flush(&mut shifted, &mut out);
+            out.push(c);
+        } else if c == '+' && shifted.is_empty() {
+            out.push_str("+-");
+        } else {
+            let mut units = [0u16; 2];
+            shifted.extend_from_slice(c.encode_utf16(&mut units));
+        }
+    }
+    flush(&mut shifted, &mut out);
+    out
+}
+
+fn utf7_decode(bytes: &[u8]) -> String {
+    use base64::engine::general_purpose::STANDARD_NO_PAD;
+    let text = String::from_utf8_lossy(bytes);
+    let mut out = String::new();
+    let mut rest = text.as_ref();
+    while let Some(start) = rest.find('+') {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 1..];
+        let end = after.find(|c: char| !(c.is_ascii_alphanumeric() || c == '+' || c == '/')).unwrap_or(after.len());
+        let run = &after[..end];
+        if run.is_empty() {
+            out.push('+');
+        } else {
+            // A run of one extra symbol carries no whole byte.
+            let usable = if run.len() % 4 == 1 { run.len() - 1 } else { run.len() };
+            let raw = STANDARD_NO_PAD.decode(&run[..usable]).unwrap_or_default();
+            let units: Vec<u16> = raw.chunks_exact(2).map(|p| u16::from_be_bytes([p[0], p[1]])).collect();
+            out.push_str(&String::from_utf16_lossy(&units));
+        }
+        rest = after[end..].strip_prefix('-').unwrap_or(&after[end..]);
+    }
+    out.push_str(rest);
+    out
 }
 
 fn decode(bytes: &[u8], charset: &str) -> Result<String, String> {
@@ -67,6 +125,7 @@ fn decode(bytes: &[u8], charset: &str) -> Result<String, String> {
         "UTF-16BE" => String::from_utf16_lossy(&words16(true)),
         "UTF-32" | "UTF-32LE" => chars32(false),
         "UTF-32BE" => chars32(true),
+        "UTF-7" | "UTF7" => utf7_decode(bytes),
         other => return Err(format!("unsupported charset {other:?}")),
     })
 }
@@ -278,4 +337,20 @@ pub fn xml_deserialize(xml: &str) -> Result<Value, String> {
     let mut map = Map::new();
     map.insert(root.tag_name().name().to_owned(), node_value(root));
     Ok(Value::Object(map))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{atob, btoa};
+
+    #[test]
+    fn utf7_follows_rfc_2152() {
+        // RFC 2152 examples: "Hi Mom -☺-!" and "日本語".
+        assert_eq!(super::utf7_encode("Hi Mom -\u{263A}-!"), "Hi Mom -+Jjo--+ACE-");
+        assert_eq!(super::utf7_encode("\u{65E5}\u{672C}\u{8A9E}"), "+ZeVnLIqe-");
+        assert_eq!(super::utf7_encode("1 + 1"), "1 +- 1");
+        for text in ["Hi Mom -\u{263A}-!", "\u{65E5}\u{672C}\u{8A9E}", "a+b", "Hĕllō Wōrld", "emoji \u{1F600}."] {
+            assert_eq!(atob(&btoa(text, "UTF-7").expect("encode"), "UTF-7").expect("decode"), text);
+        }
+    }
 }
