@@ -195,6 +195,7 @@ struct RateState {
 const RATE_LADDER_SECS: &[u64] = &[60, 60, 180, 420, 900, 1800];
 const MAX_RECOVERIES: u32 = 3;
 const TRANSIENT_REFRESH_ATTEMPTS: u32 = 3;
+const MAX_TOKEN_RETRY_WAIT: Duration = Duration::from_secs(10);
 
 /// The connector runtime: definitions, accounts, calls.
 #[derive(Debug)]
@@ -988,9 +989,15 @@ impl ConnectorRuntime {
             _ => Vec::new(),
         };
         let mut last = String::new();
+        let mut wait = None;
         for attempt in 0..TRANSIENT_REFRESH_ATTEMPTS {
             if attempt > 0 {
-                tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
+                // The token endpoint's Retry-After, capped so the whole refresh stays within the lease.
+                let backoff = Duration::from_millis(200 << attempt);
+                tokio::time::sleep(
+                    wait.take().map_or(backoff, |secs| Duration::from_secs(secs).min(MAX_TOKEN_RETRY_WAIT)),
+                )
+                .await;
             }
             let mut builder = self.client.post(url).form(&form).header("Accept", "application/json");
             if let Some(Value::Object(h)) = globals.get("method_request_headers") {
@@ -1006,6 +1013,7 @@ impl ConnectorRuntime {
                 }
             };
             let status = response.status().as_u16();
+            wait = retry_after(response.headers(), self.clock.now());
             let text = response.text().await.unwrap_or_default();
             let body = body_value(&text);
             let error = body.get("error").and_then(Value::as_str).unwrap_or_default().to_owned();

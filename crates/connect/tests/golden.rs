@@ -688,3 +688,15 @@ async fn http_request_to_a_silent_host_times_out_within_the_budget() {
     assert!(started.elapsed() < Duration::from_secs(5), "bounded by the 500 ms script budget");
     echo_call(&env, None).await.expect("the next call works");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_token_endpoint_is_retried_after_its_retry_after() {
+    let env =
+        Env::new(Stale::Forbidden, TokenMode::BusyOnce, |b| oauth_yaml(b, SEED_REFRESH_AFTER_ERROR), fast()).await;
+    env.oauth_account("a1", "at-stale").await;
+    let started = std::time::Instant::now();
+    let result = env.call("acme", "list").await.expect("refreshed on the second attempt");
+    assert!(started.elapsed() >= Duration::from_secs(1), "Retry-After honoured");
+    assert_eq!((result.recoveries, env.fake.tokens()), (1, 2));
+    assert_eq!(env.credentials("a1").await.1, AccountState::Ok);
+}

@@ -32,6 +32,8 @@ pub enum TokenMode {
     Reject,
     /// Issues tokens the API never accepts.
     Useless,
+    /// 429 with `Retry-After: 1` once, then `Rotate`.
+    BusyOnce,
 }
 
 #[derive(Debug)]
@@ -122,6 +124,10 @@ async fn token_endpoint(State(fake): State<Arc<Fake>>, Form(form): Form<Vec<(Str
         TokenMode::Fail => return (StatusCode::INTERNAL_SERVER_ERROR, "down").into_response(),
         TokenMode::Reject => {
             return (StatusCode::BAD_REQUEST, axum::Json(json!({"error": "invalid_grant"}))).into_response();
+        }
+        TokenMode::BusyOnce => {
+            s.token = TokenMode::Rotate;
+            return (StatusCode::TOO_MANY_REQUESTS, [("retry-after", "1")], "busy").into_response();
         }
         TokenMode::Rotate | TokenMode::Useless => {}
     }
