@@ -1299,7 +1299,18 @@ impl ConnectorRuntime {
                     .append_pair("code_challenge_method", "S256");
             }
         }
-        Ok(url.into())
+        let levels: Vec<String> = connector.script.iter().cloned().collect();
+        let mut globals = Map::new();
+        globals.insert("method_endpoint".to_owned(), Value::String(url.into()));
+        let run = self.hooks(Event::BeforeOauth2Authorise, &levels, globals, None).await?;
+        if run.outcome != Outcome::Continue {
+            return Err(script_error(Event::BeforeOauth2Authorise, run.outcome));
+        }
+        run.globals
+            .get("method_endpoint")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .ok_or_else(|| err(ErrorCode::ScriptError, "before_oauth2_authorise left method_endpoint empty."))
     }
 
     /// Finishes the install at Portcullis's callback: exchanges the code and stores the tokens.

@@ -29,6 +29,8 @@ pub enum Event {
     AfterError,
     /// Picks the true/false exit.
     ActionCondition,
+    /// Before the user is sent to the authorize URL (`method_endpoint` may be changed).
+    BeforeOauth2Authorise,
     /// Before the access-token request.
     BeforeOauth2Token,
     /// After the access-token request.
@@ -49,6 +51,7 @@ impl Event {
             Self::AfterActionPaging => "after_action_paging",
             Self::AfterError => "after_error",
             Self::ActionCondition => "action_condition",
+            Self::BeforeOauth2Authorise => "before_oauth2_authorise",
             Self::BeforeOauth2Token => "before_oauth2_token",
             Self::AfterOauth2Token => "after_oauth2_token",
             Self::BeforeOauth2Refresh => "before_oauth2_refresh",
@@ -57,7 +60,10 @@ impl Event {
     }
 
     const fn is_before(self) -> bool {
-        matches!(self, Self::BeforeAction | Self::BeforeOauth2Token | Self::BeforeOauth2Refresh)
+        matches!(
+            self,
+            Self::BeforeAction | Self::BeforeOauth2Authorise | Self::BeforeOauth2Token | Self::BeforeOauth2Refresh
+        )
     }
 
     const fn allows_auth_exceptions(self) -> bool {
@@ -67,6 +73,7 @@ impl Event {
 
 /// Globals the host reads back after every handler (scripts may reassign them).
 pub const WRITABLE_GLOBALS: &[&str] = &[
+    "method_endpoint",
     "method_request",
     "method_request_headers",
     "method_request_parameters",
@@ -211,6 +218,7 @@ fn wrapper(source: &str) -> String {
         Event::AfterActionPaging,
         Event::AfterError,
         Event::ActionCondition,
+        Event::BeforeOauth2Authorise,
         Event::BeforeOauth2Token,
         Event::AfterOauth2Token,
         Event::BeforeOauth2Refresh,

@@ -700,3 +700,14 @@ async fn a_busy_token_endpoint_is_retried_after_its_retry_after() {
     assert_eq!((result.recoveries, env.fake.tokens()), (1, 2));
     assert_eq!(env.credentials("a1").await.1, AccountState::Ok);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn before_oauth2_authorise_may_change_the_authorize_url() {
+    let script =
+        "function before_oauth2_authorise() { method_endpoint = method_endpoint + '&prompt=consent'; return true; }";
+    let env = Env::new(Stale::Forbidden, TokenMode::Rotate, |b| oauth_yaml(b, script), fast()).await;
+    env.oauth_account("a1", "at-valid").await;
+    let url = env.runtime.authorize_url(&env.org, "a1", "http://127.0.0.1/cb").await.expect("url");
+    assert!(url.starts_with(&format!("{}/authorize?response_type=code&client_id=cid", env.fake.url)), "{url}");
+    assert!(url.contains("code_challenge_method=S256") && url.ends_with("&prompt=consent"), "{url}");
+}
