@@ -3,6 +3,7 @@
 #![allow(clippy::print_stdout, reason = "the report is this binary's output")]
 
 mod connectors;
+mod login;
 mod refresh;
 mod report;
 mod verify;
@@ -40,6 +41,8 @@ enum Pair {
     RefreshPostgres,
     /// Connector calls through the runtime (with and without a hook) vs a direct HTTP call.
     Connectors,
+    /// Complete email-code logins and token exchanges per second (figures, no raw counterpart).
+    Login,
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -53,6 +56,7 @@ async fn main() {
             Pair::RefreshSqlite => refresh::sqlite(&mut report, window, args.runs).await,
             Pair::RefreshPostgres => refresh::postgres(&mut report, window, args.runs).await,
             Pair::Connectors => connectors::run(&mut report, window, args.runs).await,
+            Pair::Login => login::run(&mut report, window, args.runs).await,
         }
     }
     print!("{}", report.markdown());

@@ -15,9 +15,18 @@ pub(crate) struct Row {
     pub(crate) goal: Option<f64>,
 }
 
+/// A rate with no raw counterpart to compare with (a whole flow, such as a complete login).
+#[derive(Debug)]
+pub(crate) struct Figure {
+    pub(crate) name: &'static str,
+    pub(crate) what: &'static str,
+    pub(crate) rate: f64,
+}
+
 #[derive(Debug, Default)]
 pub(crate) struct Report {
     rows: Vec<Row>,
+    figures: Vec<Figure>,
 }
 
 /// Operations per second of `op`, run repeatedly for `window`.
@@ -54,10 +63,18 @@ impl Report {
         self.rows.push(row);
     }
 
+    pub(crate) fn figure(&mut self, figure: Figure) {
+        println!("{}: {} {:.0}/s", figure.name, figure.what, figure.rate);
+        self.figures.push(figure);
+    }
+
     pub(crate) fn markdown(&self) -> String {
-        let mut out = String::from(
-            "\n| pair | Portcullis | ops/s | baseline | ops/s | ratio | goal |\n| --- | --- | --- | --- | --- | --- | --- |\n",
-        );
+        let mut out = String::new();
+        if !self.rows.is_empty() {
+            out.push_str(
+                "\n| pair | Portcullis | ops/s | baseline | ops/s | ratio | goal |\n| --- | --- | --- | --- | --- | --- | --- |\n",
+            );
+        }
         for r in &self.rows {
             let ratio = r.ours_rate / r.baseline_rate;
             let goal =
@@ -66,6 +83,12 @@ impl Report {
                 "| {} | {} | {:.0} | {} | {:.0} | {:.2} | {} |\n",
                 r.name, r.ours, r.ours_rate, r.baseline, r.baseline_rate, ratio, goal
             ));
+        }
+        if !self.figures.is_empty() {
+            out.push_str("\n| flow | what | per second |\n| --- | --- | --- |\n");
+            for f in &self.figures {
+                out.push_str(&format!("| {} | {} | {:.0} |\n", f.name, f.what, f.rate));
+            }
         }
         out
     }
@@ -82,6 +105,8 @@ impl Report {
                 })
             })
             .collect();
-        serde_json::to_string_pretty(&json!({ "results": rows })).unwrap_or_default()
+        let figures: Vec<Value> =
+            self.figures.iter().map(|f| json!({ "flow": f.name, "what": f.what, "perSecond": f.rate })).collect();
+        serde_json::to_string_pretty(&json!({ "results": rows, "figures": figures })).unwrap_or_default()
     }
 }
