@@ -783,3 +783,99 @@ async fn login_attempts_expire_after_fifteen_minutes() {
     assert_eq!(late.status(), StatusCode::GONE);
     assert!(late.text().await.expect("html").contains("expired"));
 }
+
+/// RFC 9700 (OAuth 2.0 Security Best Current Practice), the MUSTs that apply to an authorization server,
+/// one assertion block per section.
+#[tokio::test]
+async fn rfc_9700_authorization_server_musts() {
+    let flow = Flow::start(Backend::Sqlite).await;
+
+    // §4.11 No open redirectors: errors about the client or the callback never redirect; `return_to`
+    // cannot point elsewhere.
+    let mut evil = flow.standard_query();
+    evil.retain(|(k, _)| k != "redirect_uri");
+    evil.push(("redirect_uri".to_owned(), "https://evil.example/cb".to_owned()));
+    let response = flow.client.get(flow.url("/login")).query(&evil).send().await.expect("request");
+    assert!(response.headers().get("location").is_none());
+    let mut escape = flow.standard_query();
+    escape.retain(|(k, _)| k != "redirect_uri");
+    escape.push(("redirect_uri".to_owned(), format!("{CALLBACK}?return_to=https%3A%2F%2Fevil.example%2F")));
+    let response = flow.client.get(flow.url("/login")).query(&escape).send().await.expect("request");
+    assert!(response.headers().get("location").is_none(), "return_to to another origin is refused");
+
+    // §2.1.2 No implicit grant: only response_type=code.
+    let mut implicit = flow.standard_query();
+    implicit.retain(|(k, _)| k != "response_type");
+    implicit.push(("response_type".to_owned(), "token".to_owned()));
+    let response = flow.client.get(flow.url("/oauth2/authorize")).query(&implicit).send().await.expect("request");
+    assert!(location(&response).contains("error=invalid_request"), "no tokens in the front channel");
+
+    // §2.1.1 PKCE: required and S256 only (plain refused) — and §4.8 no downgrade (tested in core).
+    let mut plain = flow.standard_query();
+    plain.retain(|(k, _)| k != "code_challenge_method");
+    plain.push(("code_challenge_method".to_owned(), "plain".to_owned()));
+    let response = flow.client.get(flow.url("/login")).query(&plain).send().await.expect("request");
+    assert!(location(&response).contains("error=codeChallengeInvalid"));
+    let mut none = flow.standard_query();
+    none.retain(|(k, _)| !k.starts_with("code_challenge"));
+    let response = flow.client.get(flow.url("/login")).query(&none).send().await.expect("request");
+    assert!(location(&response).contains("error=codeChallengeMissing"));
+
+    // §4.7 CSRF and §4.4 mix-up (RFC 9207): `state` echoed exactly, `iss` on every authorization response.
+    let callback = flow.log_in("sec@example.com").await;
+    let pairs: std::collections::HashMap<String, String> =
+        callback.query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
+    assert_eq!(pairs.get("state").map(String::as_str), Some("0b6f1a4e-8c1e-4f0e-9d3a-2d5c7e9f1a2b"));
+    assert_eq!(pairs.get("iss"), Some(&flow.server.url));
+
+    // RFC 6749 §4.1.2 / §10.5: single-use codes; a replay revokes what the code issued (asserted in
+    // compat_login_end_to_end), and codes are bound to their client.
+    let other = flow.server.app.create_organization("Other").await.expect("organization").id;
+    let (other_secret, _) = flow.server.app.login().new_secret(&other).await.expect("secret");
+    let form = reqwest::multipart::Form::new()
+        .text("code", pairs.get("code").cloned().expect("code"))
+        .text("redirect_uri", CALLBACK.to_owned())
+        .text("code_verifier", VERIFIER.to_owned());
+    let stolen = flow
+        .client
+        .post(flow.url("/api/v1/verify"))
+        .basic_auth(&other, Some(&other_secret))
+        .multipart(form)
+        .send()
+        .await
+        .expect("request");
+    let (status, body) = read_json(stolen).await;
+    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")), "another client cannot redeem the code");
+
+    // RFC 6749 §5.1: token responses are not cached.
+    let response = flow
+        .client
+        .post(flow.url("/oauth2/token"))
+        .form(&[("grant_type", "authorization_code")])
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.headers().get("cache-control").and_then(|v| v.to_str().ok()), Some("no-store"));
+
+    // §4.16 Clickjacking: the hosted pages cannot be framed.
+    let started = flow.client.get(flow.url("/login")).query(&flow.standard_query()).send().await.expect("login");
+    let binding = started
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|c| c.split(';').next())
+        .expect("cookie")
+        .to_owned();
+    let page = flow.client.get(flow.url(&location(&started))).header("cookie", binding).send().await.expect("page");
+    assert_eq!(page.headers().get("x-frame-options").and_then(|v| v.to_str().ok()), Some("DENY"));
+    assert!(
+        page.headers()
+            .get("content-security-policy")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.contains("frame-ancestors 'none'"))
+    );
+
+    // §2.3 / RFC 6750 §2.3: access tokens are not accepted in query strings.
+    let response = flow.client.get(flow.url("/oauth2/userinfo?access_token=anything")).send().await.expect("request");
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+}
