@@ -829,11 +829,18 @@ impl ConnectorRuntime {
     ) -> Result<(), Error> {
         let key = format!("connector:{org}/{}", used.id);
         let flight = self.flight(&key);
-        let _in_process = flight.lock().await;
+        let in_process = flight.lock().await;
         let leased = self.take_lease(&key).await;
         let result = self.recover_locked(connector, org, used, kind).await;
         if leased && let Err(e) = self.store.release_connector_lease(&key, &self.holder).await {
             tracing::warn!(error = %e, "could not release a connector refresh lease; it expires on its own");
+        }
+        drop(in_process);
+        drop(flight);
+        // Forget the entry once nobody waits on it, so the map does not grow with every account ever refreshed.
+        let mut flights = self.flights.lock().unwrap_or_else(PoisonError::into_inner);
+        if flights.get(&key).is_some_and(|f| Arc::strong_count(f) == 1) {
+            flights.remove(&key);
         }
         result
     }
