@@ -90,9 +90,6 @@ impl App {
         ));
         let cookies = cookie_settings(&config);
         let mailer = crate::mail::Mailer::from_settings(&config.smtp)?;
-        if mailer.is_none() && !config.login.dev_outbox {
-            tracing::warn!("no SMTP server is configured (smtp.host): the hosted login cannot deliver codes");
-        }
         let login = Arc::new(LoginService::new(
             Arc::clone(&store),
             Arc::clone(&clock),
@@ -177,6 +174,12 @@ impl App {
     #[must_use]
     pub const fn oauth(&self) -> &OAuthService {
         &self.oauth
+    }
+
+    /// Whether login codes can reach people (SMTP, or the dev outbox).
+    #[must_use]
+    pub const fn can_deliver_mail(&self) -> bool {
+        self.mailer.is_some() || self.config.login.dev_outbox
     }
 
     /// Delivers a login message: SMTP when configured, the dev outbox when enabled.
