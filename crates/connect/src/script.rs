@@ -158,9 +158,10 @@ globalThis.AuthSessionException = AuthSessionException;
 globalThis.console = { log: function () {
   __host_log(Array.prototype.map.call(arguments, function (a) { return typeof a === 'string' ? a : JSON.stringify(a); }).join(' '));
 } };
-globalThis.btoa = function (s, charset) { return __host_btoa(String(s), charset === undefined ? 'UTF-8' : String(charset)); };
-globalThis.atob = function (s, charset) { return __host_atob(String(s), charset === undefined ? 'UTF-8' : String(charset)); };
-globalThis.cyclr_sign = function (a, k, v) { return __host_sign(String(a), String(k), String(v)); };
+// Host errors come back as strings starting with NUL; __check turns them into JS errors.
+globalThis.btoa = function (s, charset) { return __check(__host_btoa(String(s), charset === undefined ? 'UTF-8' : String(charset))); };
+globalThis.atob = function (s, charset) { return __check(__host_atob(String(s), charset === undefined ? 'UTF-8' : String(charset))); };
+globalThis.cyclr_sign = function (a, k, v) { return __check(__host_sign(String(a), String(k), String(v))); };
 globalThis.cyclr_csv_parse = function (csv, delimiter, hasHeader) {
   return JSON.parse(__check(__host_csv(String(csv), delimiter === undefined ? ',' : String(delimiter), !!hasHeader)));
 };
@@ -188,6 +189,15 @@ globalThis.http_request = function (request) {
   var r = JSON.parse(__host_http(JSON.stringify(request)));
   if (r.__error !== undefined) throw new Error(r.__error);
   return r;
+};
+// Reads back every writable global (WRITABLE_GLOBALS); `undefined` becomes null.
+globalThis.__collect = function () {
+  var names = ['method_endpoint', 'method_request', 'method_request_headers', 'method_request_parameters',
+    'method_request_mergefields', 'method_response', 'method_response_headers', 'method_error', 'action_data',
+    'cycle_variables', 'next_last_successful_run_date'];
+  var out = {};
+  names.forEach(function (n) { out[n] = globalThis[n] === undefined ? null : globalThis[n]; });
+  return JSON.stringify(out);
 };
 globalThis.__levels = [];
 globalThis.__invoke = function (level, event) {
@@ -414,13 +424,6 @@ impl Engine {
             )
             .map_err(err)?;
             ctx.eval::<(), _>(PRELUDE).map_err(err)?;
-            // Host errors come back as strings starting with NUL; turn them into JS errors.
-            ctx.eval::<(), _>(
-                "for (const n of ['btoa', 'atob', 'cyclr_sign']) { const f = globalThis[n]; \
-                 globalThis[n] = function () { const r = f.apply(null, arguments); \
-                 if (typeof r === 'string' && r.charCodeAt(0) === 0) throw new Error(r.slice(1)); return r; }; }",
-            )
-            .map_err(err)?;
             Ok(())
         })
     }
@@ -531,12 +534,8 @@ impl Engine {
         }
         self.arm();
         let collected = self.context.with(|ctx| -> Result<Map<String, Value>, String> {
-            let names = WRITABLE_GLOBALS
-                .iter()
-                .map(|n| format!("{n}: typeof {n} === 'undefined' ? null : {n}"))
-                .collect::<Vec<_>>()
-                .join(", ");
-            let text: String = ctx.eval(format!("JSON.stringify({{ {names} }})")).map_err(|e| e.to_string())?;
+            let collect: Function<'_> = ctx.globals().get("__collect").map_err(|e| e.to_string())?;
+            let text: String = collect.call(()).map_err(|e| e.to_string())?;
             serde_json::from_str(&text).map_err(|e| e.to_string())
         });
         self.finish(collected.is_ok());
@@ -563,4 +562,16 @@ pub fn method_error(status: u16, reason: &str, content: &str) -> Value {
         "isWarning": false,
         "isSuccess": false,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{PRELUDE, WRITABLE_GLOBALS};
+
+    #[test]
+    fn the_prelude_reads_back_every_writable_global() {
+        for name in WRITABLE_GLOBALS {
+            assert!(PRELUDE.contains(&format!("'{name}'")), "{name} is not read back");
+        }
+    }
 }
