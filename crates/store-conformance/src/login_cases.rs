@@ -123,6 +123,8 @@ pub async fn attempts_count_and_close_once(store: &Arc<dyn Store>) {
         store.insert_attempt(&attempt).await.expect("attempt");
     }
     assert_eq!(store.latest_attempt("f1").await.expect("latest").map(|a| a.id), Some("a2".to_owned()));
+    assert_eq!(store.attempt("a1").await.expect("attempt").map(|a| a.code_digest), Some("d1".to_owned()));
+    assert_eq!(store.attempt("missing").await.expect("attempt"), None);
     assert_eq!(store.attempts_since(&org.id, "ada@example.com", at(15)).await.expect("since"), (1, Some(at(20))));
     assert_eq!(store.attempts_since(&org.id, "eve@example.com", at(0)).await.expect("since"), (0, None));
 

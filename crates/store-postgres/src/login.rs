@@ -67,13 +67,6 @@ fn attempt_from_row(row: &Row) -> Result<LoginAttempt, StoreError> {
 const CODE_COLUMNS: &str =
     "code_hash, organization_id, session_id, redirect_uri, code_challenge, face, created_at, expires_at, used_at";
 
-fn face_text(face: FlowFace) -> &'static str {
-    match face {
-        FlowFace::Compat => "compat",
-        FlowFace::Standard => "standard",
-    }
-}
-
 fn code_from_row(row: &Row) -> Result<AuthorizationCode, StoreError> {
     let face: String = get(row, 5)?;
     Ok(AuthorizationCode {
@@ -82,7 +75,7 @@ fn code_from_row(row: &Row) -> Result<AuthorizationCode, StoreError> {
         session_id: get(row, 2)?,
         redirect_uri: get(row, 3)?,
         code_challenge: get(row, 4)?,
-        face: if face == "standard" { FlowFace::Standard } else { FlowFace::Compat },
+        face: FlowFace::from_stored(&face),
         created_at: Timestamp::from_unix_millis(get(row, 6)?),
         expires_at: Timestamp::from_unix_millis(get(row, 7)?),
         used_at: at(row, 8)?,
@@ -239,6 +232,15 @@ impl LoginStore for PostgresStore {
         Ok(())
     }
 
+    async fn attempt(&self, id: &str) -> Result<Option<LoginAttempt>, StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(&format!("SELECT {ATTEMPT_COLUMNS} FROM login_attempts WHERE id = $1"), &[&id])
+            .await
+            .map_err(|e| store_error(&e))?;
+        row.as_ref().map(attempt_from_row).transpose()
+    }
+
     async fn latest_attempt(&self, flow_id: &str) -> Result<Option<LoginAttempt>, StoreError> {
         let client = self.client().await?;
         let row = client
@@ -355,7 +357,7 @@ impl LoginStore for PostgresStore {
                     &k.session_id,
                     &k.redirect_uri,
                     &k.code_challenge,
-                    &face_text(k.face),
+                    &k.face.as_str(),
                     &k.created_at.unix_millis(),
                     &k.expires_at.unix_millis(),
                     &millis(k.used_at),

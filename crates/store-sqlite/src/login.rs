@@ -58,13 +58,6 @@ fn attempt_from_row(row: &Row<'_>) -> rusqlite::Result<LoginAttempt> {
 const CODE_COLUMNS: &str =
     "code_hash, organization_id, session_id, redirect_uri, code_challenge, face, created_at, expires_at, used_at";
 
-fn face_text(face: FlowFace) -> &'static str {
-    match face {
-        FlowFace::Compat => "compat",
-        FlowFace::Standard => "standard",
-    }
-}
-
 fn code_from_row(row: &Row<'_>) -> rusqlite::Result<AuthorizationCode> {
     let face: String = row.get(5)?;
     Ok(AuthorizationCode {
@@ -73,7 +66,7 @@ fn code_from_row(row: &Row<'_>) -> rusqlite::Result<AuthorizationCode> {
         session_id: row.get(2)?,
         redirect_uri: row.get(3)?,
         code_challenge: row.get(4)?,
-        face: if face == "standard" { FlowFace::Standard } else { FlowFace::Compat },
+        face: FlowFace::from_stored(&face),
         created_at: Timestamp::from_unix_millis(row.get(6)?),
         expires_at: Timestamp::from_unix_millis(row.get(7)?),
         used_at: at(row, 8)?,
@@ -240,6 +233,17 @@ impl LoginStore for SqliteStore {
             .await
     }
 
+    async fn attempt(&self, id: &str) -> Result<Option<LoginAttempt>, StoreError> {
+        let id = id.to_owned();
+        self.writer
+            .run(move |c| {
+                c.prepare_cached(&format!("SELECT {ATTEMPT_COLUMNS} FROM login_attempts WHERE id = ?1"))
+                    .and_then(|mut s| s.query_row([id], attempt_from_row).optional())
+                    .map_err(store_error)
+            })
+            .await
+    }
+
     async fn latest_attempt(&self, flow_id: &str) -> Result<Option<LoginAttempt>, StoreError> {
         let flow = flow_id.to_owned();
         self.writer
@@ -373,7 +377,7 @@ impl LoginStore for SqliteStore {
                         k.session_id,
                         k.redirect_uri,
                         k.code_challenge,
-                        face_text(k.face),
+                        k.face.as_str(),
                         k.created_at.unix_millis(),
                         k.expires_at.unix_millis(),
                         k.used_at.map(Timestamp::unix_millis)

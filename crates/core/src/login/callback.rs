@@ -4,6 +4,7 @@
 
 use url::Url;
 
+use super::model::FlowFace;
 use crate::ErrorCode;
 
 /// Longest `error_description` sent.
@@ -16,6 +17,17 @@ pub enum ErrorFormat {
     Compat,
     /// Standard OAuth: `error=<RFC error>` plus `error_code=<errorCode>`.
     Standard,
+}
+
+impl ErrorFormat {
+    /// The format a face answers in: only the standard face uses RFC error names.
+    #[must_use]
+    pub const fn for_face(face: FlowFace) -> Self {
+        match face {
+            FlowFace::Standard => Self::Standard,
+            FlowFace::Compat | FlowFace::Direct => Self::Compat,
+        }
+    }
 }
 
 /// `code`, `state` and `iss` appended to the validated callback.

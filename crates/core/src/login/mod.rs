@@ -14,6 +14,6 @@ mod service;
 pub use oauth::{OAUTH_TOKEN_LIFETIME, OAuthService, StandardTokens};
 
 pub use service::{
-    AuthorizeFailure, AuthorizeRequest, CODE_LIFETIME, FLOW_LIFETIME, IssuedTokens, LoginOutcome, LoginService,
-    MAX_EMAIL_LEN, StartedFlow, TokenRequest, UserinfoRequest, normalize_email,
+    AuthorizeFailure, AuthorizeRequest, CODE_LIFETIME, DirectOutcome, FLOW_LIFETIME, IssuedTokens, LoginOutcome,
+    LoginService, MAX_EMAIL_LEN, StartedFlow, TokenRequest, UserinfoRequest, normalize_email,
 };

@@ -35,6 +35,30 @@ pub enum FlowFace {
     Compat,
     /// `/oauth2/authorize`.
     Standard,
+    /// `/api/v1/authenticate_direct`: a mailed link, no PKCE; the token exchange needs the secret.
+    Direct,
+}
+
+impl FlowFace {
+    /// The stored name.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Compat => "compat",
+            Self::Standard => "standard",
+            Self::Direct => "direct",
+        }
+    }
+
+    /// From the stored name; an unknown name reads as the compat face.
+    #[must_use]
+    pub fn from_stored(name: &str) -> Self {
+        match name {
+            "standard" => Self::Standard,
+            "direct" => Self::Direct,
+            _ => Self::Compat,
+        }
+    }
 }
 
 /// A validated authorization request, waiting for the user to log in.

@@ -102,6 +102,23 @@ pub struct TokenRequest {
     pub client_secret: Option<String>,
 }
 
+/// What `authenticate_direct` did.
+#[derive(Debug, Clone)]
+pub enum DirectOutcome {
+    /// A link is on its way.
+    Sent {
+        /// The attempt.
+        login_attempt_id: String,
+        /// The message to deliver.
+        message: OutboxMessage,
+    },
+    /// Inside the per-email delay: nothing was sent.
+    Throttled {
+        /// When the next attempt is allowed.
+        allowed_date: Timestamp,
+    },
+}
+
 /// The compat token response.
 #[derive(Debug, Clone)]
 pub struct IssuedTokens {
@@ -289,10 +306,7 @@ impl LoginService {
             organization.settings.allow_localhost,
         )
         .map_err(page)?;
-        let format = match face {
-            FlowFace::Compat => ErrorFormat::Compat,
-            FlowFace::Standard => ErrorFormat::Standard,
-        };
+        let format = ErrorFormat::for_face(face);
         let redirect_error = |error: Error, state: Option<&str>| {
             let url = callback::error(&callback, error.code(), error.message(), state, &self.issuer, format);
             AuthorizeFailure::Redirect(url, error)
@@ -468,7 +482,7 @@ impl LoginService {
             last_login: None,
         });
         let Some(user) = self.store.user_by_email(&organization.id, email, candidate.as_ref()).await? else {
-            let format = if flow.face == FlowFace::Standard { ErrorFormat::Standard } else { ErrorFormat::Compat };
+            let format = ErrorFormat::for_face(flow.face);
             let url = callback::error(
                 &callback,
                 ErrorCode::NoPermission,
@@ -574,7 +588,26 @@ impl LoginService {
             return Err(Error::new(ErrorCode::CallbackUrlInvalid)
                 .with_message("The redirect_uri does not match the login request."));
         }
-        pkce::check_verifier(granted.code_challenge.as_deref(), request.code_verifier.as_deref(), Face::Compat)?;
+        match granted.face {
+            FlowFace::Standard => {
+                return Err(invalid_code().with_internal("a standard-face code at the compat endpoint"));
+            }
+            // Direct-auth codes have no challenge and were granted to an authenticated client; the npm
+            // library still posts a verifier ("undefined"), which is ignored.
+            FlowFace::Direct if request.client_secret.is_none() => {
+                return Err(Error::new(ErrorCode::NoPermission)
+                    .with_status(401)
+                    .with_message("Client authentication is required for a direct login."));
+            }
+            FlowFace::Direct => {}
+            FlowFace::Compat => {
+                pkce::check_verifier(
+                    granted.code_challenge.as_deref(),
+                    request.code_verifier.as_deref(),
+                    Face::Compat,
+                )?;
+            }
+        }
 
         let organization = self.organization(&granted.organization_id).await?;
         let mut session = self.store.login_session(&granted.session_id).await?.ok_or_else(invalid_code)?;
@@ -685,6 +718,115 @@ impl LoginService {
         let (_, session) = self.session_for_token(client_id, secret, token).await?;
         self.store.end_login_session(&session.id, self.clock.now()).await?;
         Ok(())
+    }
+
+    /// `POST /api/v1/authenticate_direct`: the application asks Portcullis to mail a login link (type
+    /// `link`, method `local`: the device that opens the link is logged in). Returns the attempt id and
+    /// the message to deliver, or, inside the per-email delay, only the time the next one is allowed.
+    ///
+    /// # Errors
+    /// Client errors, `callbackUrlMissing` / `callbackUrlInvalid`, `stateMissing` / `stateInvalid`,
+    /// `missingFields` / `entityInvalid` for the email.
+    pub async fn authenticate_direct(
+        &self,
+        client_id: &str,
+        secret: &str,
+        email: &str,
+        redirect_uri: Option<&str>,
+        state: Option<&str>,
+    ) -> Result<DirectOutcome, Error> {
+        let (organization, _) = self.authenticate_client(client_id, secret).await?;
+        let whitelist = organization.parsed_whitelist()?;
+        let callback =
+            redirect::validate_redirect_uri(redirect_uri, &whitelist, organization.settings.allow_localhost)?;
+        let state = pkce::check_state(state).map_err(|e| e.with_status(400))?.to_owned();
+        let email = normalize_email(email)?;
+        let now = self.clock.now();
+        let hour_ago = Timestamp::from_unix_millis(now.unix_millis() - 3_600_000);
+        let (recent, last) = self.store.attempts_since(&organization.id, &email, hour_ago).await?;
+        if let Some(allowed) = attempt::next_allowed(recent, last).filter(|allowed| *allowed > now) {
+            return Ok(DirectOutcome::Throttled { allowed_date: allowed });
+        }
+        let flow = LoginFlow {
+            id: uuid::Uuid::new_v4().to_string(),
+            organization_id: organization.id.clone(),
+            redirect_uri: callback.to_string(),
+            state,
+            code_challenge: None,
+            face: FlowFace::Direct,
+            affirm: false,
+            scope: None,
+            nonce: None,
+            binding_hash: String::new(),
+            created_at: now,
+            expires_at: now.plus(FLOW_LIFETIME),
+        };
+        self.store.insert_flow(&flow).await?;
+        let token = random_token()?;
+        let attempt_id = uuid::Uuid::new_v4().to_string();
+        let attempt = LoginAttempt {
+            code_digest: attempt::code_digest(&self.code_key, &attempt_id, &token),
+            id: attempt_id.clone(),
+            flow_id: flow.id.clone(),
+            organization_id: organization.id.clone(),
+            email: email.clone(),
+            created_at: now,
+            wrong_entries: 0,
+            closed_at: None,
+        };
+        self.store.insert_attempt(&attempt).await?;
+        let link = format!("{}/login/link/{attempt_id}/{token}", self.issuer);
+        let message = OutboxMessage {
+            id: uuid::Uuid::new_v4().to_string(),
+            organization_id: organization.id.clone(),
+            to: email,
+            subject: format!("Log in to {}", organization.name),
+            body: format!(
+                "Open this link to log in to {}:\n\n{link}\n\nIt is valid for 15 minutes. If you did not try to log in, ignore this message.\n",
+                organization.name
+            ),
+            created: now,
+        };
+        Ok(DirectOutcome::Sent { login_attempt_id: attempt_id, message })
+    }
+
+    /// Checks a mailed link without using it: opening a link (as mail scanners do) never logs anyone in.
+    ///
+    /// # Errors
+    /// `loginAttemptMissing`, `loginAttemptExpired`, `loginAttemptInvalid`.
+    pub async fn link(&self, attempt_id: &str, token: &str) -> Result<(LoginAttempt, Organization), Error> {
+        let invalid = || {
+            Error::new(ErrorCode::LoginAttemptInvalid)
+                .with_message("This login link is not valid. Please request a new one.")
+        };
+        let attempt = self.store.attempt(attempt_id).await?.ok_or_else(invalid)?;
+        let state = AttemptState {
+            created_at: attempt.created_at,
+            wrong_entries: attempt.wrong_entries,
+            closed: attempt.closed_at.is_some(),
+        };
+        let presented = attempt::code_digest(&self.code_key, &attempt.id, token);
+        match attempt::enter_code(&state, &attempt.code_digest, &presented, self.clock.now())? {
+            CodeOutcome::Accepted => {
+                let organization = self.organization(&attempt.organization_id).await?;
+                Ok((attempt, organization))
+            }
+            CodeOutcome::Rejected { .. } => Err(invalid()),
+        }
+    }
+
+    /// Uses a mailed link after the person clicked: the device that opened it is logged in.
+    ///
+    /// # Errors
+    /// As [`link`](Self::link); `loginAttemptInvalid` when the link was already used.
+    pub async fn confirm_link(&self, attempt_id: &str, token: &str) -> Result<LoginOutcome, Error> {
+        let (attempt, organization) = self.link(attempt_id, token).await?;
+        let flow =
+            self.store.flow(&attempt.flow_id).await?.ok_or_else(|| Error::new(ErrorCode::LoginAttemptMissing))?;
+        if !self.store.close_attempt(&attempt.id, self.clock.now()).await? {
+            return Err(Error::new(ErrorCode::LoginAttemptInvalid).with_message("This login link was already used."));
+        }
+        self.finish(&flow, &organization, &attempt.email).await
     }
 
     /// Messages in the outbox, newest first (dev mode).

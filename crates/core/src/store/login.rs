@@ -44,6 +44,9 @@ pub trait LoginStore {
     /// Stores an attempt.
     async fn insert_attempt(&self, attempt: &LoginAttempt) -> Result<(), StoreError>;
 
+    /// An attempt by id.
+    async fn attempt(&self, id: &str) -> Result<Option<LoginAttempt>, StoreError>;
+
     /// The newest attempt of a flow.
     async fn latest_attempt(&self, flow_id: &str) -> Result<Option<LoginAttempt>, StoreError>;
 

@@ -13,7 +13,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use portcullis_core::login::{TokenRequest, UserinfoRequest};
+use portcullis_core::login::{DirectOutcome, TokenRequest, UserinfoRequest};
 use portcullis_core::{Error, ErrorCode};
 use serde_json::json;
 
@@ -24,7 +24,8 @@ pub(crate) fn routes(dev_outbox: bool) -> Router<Arc<App>> {
     let router = Router::new()
         .route("/api/v1/verify", post(verify))
         .route("/api/v1/userinfo", post(userinfo))
-        .route("/api/v1/logout", post(logout));
+        .route("/api/v1/logout", post(logout))
+        .route("/api/v1/authenticate_direct", post(authenticate_direct));
     if dev_outbox { router.route("/dev/outbox", get(outbox)) } else { router }
 }
 
@@ -211,4 +212,33 @@ async fn logout(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) ->
 
 async fn outbox(State(app): State<Arc<App>>) -> Result<Json<serde_json::Value>, ApiError> {
     Ok(Json(json!({ "messages": app.login().outbox(50).await? })))
+}
+
+/// Other fields the client libraries send (`translations`) are accepted and ignored: the link page is not
+/// translated yet.
+#[derive(Debug, serde::Deserialize)]
+struct DirectBody {
+    email: String,
+    redirect_uri: Option<String>,
+    state: Option<String>,
+}
+
+/// `POST /api/v1/authenticate_direct`: mails a login link (type `link`, method `local`).
+async fn authenticate_direct(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    crate::http::ApiJson(body): crate::http::ApiJson<DirectBody>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let (client_id, secret) = client_or_error(&headers)?;
+    let outcome = app
+        .login()
+        .authenticate_direct(&client_id, &secret, &body.email, body.redirect_uri.as_deref(), body.state.as_deref())
+        .await?;
+    match outcome {
+        DirectOutcome::Sent { login_attempt_id, message } => {
+            app.deliver(&message).await?;
+            Ok(Json(json!({ "loginAttemptId": login_attempt_id })))
+        }
+        DirectOutcome::Throttled { allowed_date } => Ok(Json(json!({ "allowedDate": allowed_date }))),
+    }
 }

@@ -32,6 +32,7 @@ pub(crate) fn routes() -> Router<Arc<App>> {
         .route("/login/flow/{id}", get(show))
         .route("/login/flow/{id}/email", post(email))
         .route("/login/flow/{id}/code", post(code))
+        .route("/login/link/{attempt}/{token}", get(show_link).post(use_link))
 }
 
 #[derive(Template)]
@@ -42,6 +43,15 @@ struct LoginPage<'a> {
     notice: Option<String>,
     code_step: bool,
     email: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "link.html")]
+struct LinkPage<'a> {
+    organization: &'a str,
+    email: &'a str,
+    attempt_id: &'a str,
+    token: &'a str,
 }
 
 #[derive(Template)]
@@ -274,4 +284,36 @@ async fn retry_page(
         response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
     }
     response
+}
+
+/// A mailed link opened: a page with a button, never a login (mail scanners open links too).
+async fn show_link(
+    State(app): State<Arc<App>>,
+    Extension(request_id): Extension<RequestId>,
+    Path((attempt, token)): Path<(String, String)>,
+) -> Response {
+    match app.login().link(&attempt, &token).await {
+        Ok((attempt, organization)) => {
+            let page = LinkPage {
+                organization: &organization.name,
+                email: &attempt.email,
+                attempt_id: &attempt.id,
+                token: &token,
+            };
+            render(StatusCode::OK, page.render(), None)
+        }
+        Err(error) => error_page(error, &request_id),
+    }
+}
+
+/// The person pressed the button: this device is logged in.
+async fn use_link(
+    State(app): State<Arc<App>>,
+    Extension(request_id): Extension<RequestId>,
+    Path((attempt, token)): Path<(String, String)>,
+) -> Response {
+    match app.login().confirm_link(&attempt, &token).await {
+        Ok(LoginOutcome::Redirect(url)) => see_other(url.as_str()),
+        Err(error) => error_page(error, &request_id),
+    }
 }

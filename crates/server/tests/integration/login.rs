@@ -879,3 +879,64 @@ async fn rfc_9700_authorization_server_musts() {
     let response = flow.client.get(flow.url("/oauth2/userinfo?access_token=anything")).send().await.expect("request");
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
 }
+
+/// `POST /api/v1/authenticate_direct`: a mailed link whose GET (as a mail scanner would do) logs nobody in;
+/// the click does. Its code has no PKCE challenge: the token exchange ignores the verifier (the npm library
+/// posts "undefined") and requires the client secret.
+#[tokio::test]
+async fn direct_authentication_by_mailed_link() {
+    let flow = Flow::start(Backend::Sqlite).await;
+    let direct = |body: serde_json::Value, secret: &str| {
+        flow.client.post(flow.url("/api/v1/authenticate_direct")).basic_auth(&flow.org, Some(secret)).json(&body).send()
+    };
+    let body = serde_json::json!({ "email": "link@example.com", "redirect_uri": CALLBACK, "state": "direct-state", "translations": {} });
+    let (status, started) = read_json(direct(body.clone(), &flow.secret).await.expect("request")).await;
+    assert_eq!(status, 200, "{started}");
+    assert!(started["loginAttemptId"].is_string());
+    let (status, throttled) = read_json(direct(body.clone(), &flow.secret).await.expect("request")).await;
+    assert_eq!(status, 200);
+    assert!(throttled["allowedDate"].is_string() && throttled.get("loginAttemptId").is_none(), "{throttled}");
+    let (status, refused) = read_json(direct(body, "wrong").await.expect("request")).await;
+    assert_eq!((status, refused["errorCode"].as_str()), (401, Some("noPermission")));
+    let (status, refused) = read_json(
+        direct(
+            serde_json::json!({ "email": "x@example.com", "redirect_uri": "https://evil.example/cb", "state": "s" }),
+            &flow.secret,
+        )
+        .await
+        .expect("request"),
+    )
+    .await;
+    assert_eq!((status, refused["errorCode"].as_str()), (400, Some("callbackUrlInvalid")));
+
+    let (_, outbox) = flow.server.get_json("/dev/outbox").await;
+    let mail = outbox["messages"][0]["body"].as_str().expect("message");
+    let link = mail.split_whitespace().find(|w| w.starts_with("http")).expect("link").to_owned();
+    let path = link.trim_start_matches(flow.server.url.as_str()).to_owned();
+
+    for _ in 0..2 {
+        let opened = flow.client.get(flow.url(&path)).send().await.expect("open");
+        assert_eq!(opened.status(), StatusCode::OK, "opening the link does not use it");
+        assert!(opened.text().await.expect("html").contains("Log me in"));
+    }
+    let forged = format!("{path}x");
+    assert_eq!(flow.client.get(flow.url(&forged)).send().await.expect("open").status(), StatusCode::BAD_REQUEST);
+
+    let clicked = flow.client.post(flow.url(&path)).send().await.expect("click");
+    assert_eq!(clicked.status(), StatusCode::SEE_OTHER);
+    let callback = Url::parse(&location(&clicked)).expect("callback");
+    let param = |name: &str| callback.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned());
+    assert_eq!(param("state").as_deref(), Some("direct-state"));
+    assert_eq!(
+        flow.client.post(flow.url(&path)).send().await.expect("again").status(),
+        StatusCode::BAD_REQUEST,
+        "single use"
+    );
+
+    let (status, tokens) = flow.verify(&param("code").expect("code"), "undefined").await;
+    assert_eq!(status, 200, "{tokens}");
+    let plain =
+        portcullis_core::login::jwe::decrypt(flow.secret.as_bytes(), tokens["id_token"].as_str().expect("id token"))
+            .expect("JWE");
+    assert_eq!(serde_json::from_slice::<Value>(&plain).expect("claims")["user"]["email"], "link@example.com");
+}
