@@ -195,7 +195,10 @@ async fn serve(app: App, listener: tokio::net::TcpListener) -> Result<(), Startu
         let _ = writeln!(banner, "Admin API token: {}", path.display());
     }
     if !app.can_deliver_mail() {
-        let _ = writeln!(banner, "Login emails: not configured ([smtp] in portcullis.reference.toml); the hosted login cannot send codes.");
+        let _ = writeln!(
+            banner,
+            "Login emails: not configured ([smtp] in portcullis.reference.toml); the hosted login cannot send codes."
+        );
     }
     let _ = write!(banner, "Try:  curl {url}/health\n      portcullis org create \"Acme\"\nStop with Ctrl-C.\n");
     // A closed standard output (a supervisor that does not read it) must not stop the server.
