@@ -95,12 +95,7 @@ async fn token(
 }
 
 async fn userinfo(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
-    let bearer = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
-        .map(str::trim);
-    match app.oauth().userinfo(bearer).await {
+    match app.oauth().userinfo(crate::http::bearer_token(&headers)).await {
         Ok(user) => Json(user).into_response(),
         Err(error) => bearer_challenge(error),
     }

@@ -3,7 +3,6 @@
 use std::sync::Arc;
 
 use axum::extract::FromRequestParts;
-use axum::http::header;
 use axum::http::request::Parts;
 use portcullis_core::{Error, ErrorCode};
 
@@ -18,17 +17,10 @@ impl FromRequestParts<Arc<App>> for AdminAuth {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, Self::Rejection> {
-        let presented = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim)
-            .filter(|v| !v.is_empty())
-            .ok_or_else(|| {
-                Error::new(ErrorCode::TokenMissing)
-                    .with_message("The admin API needs `Authorization: Bearer <admin token>`.")
-            })?;
+        let presented = super::bearer_token(&parts.headers).ok_or_else(|| {
+            Error::new(ErrorCode::TokenMissing)
+                .with_message("The admin API needs `Authorization: Bearer <admin token>`.")
+        })?;
         if app.admin_token_matches(presented) {
             Ok(Self)
         } else {

@@ -2,6 +2,7 @@
 //! and the router.
 
 mod admin_auth;
+mod bearer;
 mod error;
 mod json;
 mod org_auth;
@@ -9,6 +10,7 @@ mod request_context;
 mod router;
 
 pub use admin_auth::AdminAuth;
+pub(crate) use bearer::bearer_token;
 pub use error::ApiError;
 pub(crate) use error::ErrorReport;
 pub use json::ApiJson;

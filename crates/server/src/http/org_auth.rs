@@ -3,7 +3,6 @@
 use std::sync::Arc;
 
 use axum::extract::FromRequestParts;
-use axum::http::header;
 use axum::http::request::Parts;
 use portcullis_core::{Error, ErrorCode};
 
@@ -18,17 +17,10 @@ impl FromRequestParts<Arc<App>> for OrgAuth {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, Self::Rejection> {
-        let secret = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim)
-            .filter(|v| !v.is_empty())
-            .ok_or_else(|| {
-                Error::new(ErrorCode::TokenMissing)
-                    .with_message("This API needs `Authorization: Bearer <organization API key>`.")
-            })?;
+        let secret = super::bearer_token(&parts.headers).ok_or_else(|| {
+            Error::new(ErrorCode::TokenMissing)
+                .with_message("This API needs `Authorization: Bearer <organization API key>`.")
+        })?;
         Ok(Self(app.authenticate_api_key(secret).await?))
     }
 }

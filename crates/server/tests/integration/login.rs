@@ -29,6 +29,23 @@ fn location(response: &Response) -> String {
     response.headers().get("location").and_then(|v| v.to_str().ok()).expect("location").to_owned()
 }
 
+/// The flow's page path and its binding cookie, as the browser holds them after `/login`.
+fn begun(started: &Response) -> (String, String) {
+    let page = location(started);
+    let cookie = started.headers().get("set-cookie").and_then(|v| v.to_str().ok()).expect("binding cookie");
+    let binding = cookie.split(';').next().expect("cookie").to_owned();
+    (page.split('?').next().expect("path").to_owned(), binding)
+}
+
+/// The 5-digit code in a mail body.
+fn code_in(body: &str) -> String {
+    body.split_whitespace()
+        .map(|w| w.trim_end_matches('.'))
+        .find(|w| w.len() == 5 && w.bytes().all(|b| b.is_ascii_digit()))
+        .expect("a 5-digit code")
+        .to_owned()
+}
+
 impl Flow {
     async fn start(backend: Backend) -> Self {
         Self::on(TestServer::start_with(backend, |c| c.login.dev_outbox = true).await).await
@@ -105,13 +122,7 @@ impl Flow {
         assert_eq!(sent.status(), StatusCode::SEE_OTHER, "{:?}", sent.text().await);
 
         let (_, outbox) = self.server.get_json("/dev/outbox").await;
-        let body = outbox["messages"][0]["body"].as_str().expect("message").to_owned();
-        let code: String = body
-            .split_whitespace()
-            .find(|w| w.trim_end_matches('.').len() == 5 && w.trim_end_matches('.').bytes().all(|b| b.is_ascii_digit()))
-            .expect("code")
-            .trim_end_matches('.')
-            .to_owned();
+        let code = code_in(outbox["messages"][0]["body"].as_str().expect("message"));
 
         let wrong = if code == "00000" { "11111" } else { "00000" };
         let refused = self
@@ -330,14 +341,7 @@ async fn page_steps_refuse_other_browsers_and_throttle_codes() {
     assert_eq!(stolen.status(), StatusCode::BAD_REQUEST);
     assert!(stolen.text().await.expect("html").contains("loginAttemptMissing"), "another browser cannot use the flow");
 
-    let binding = started
-        .headers()
-        .get("set-cookie")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|c| c.split(';').next())
-        .expect("cookie")
-        .to_owned();
-    let flow_path = page.split('?').next().expect("path").to_owned();
+    let (flow_path, binding) = begun(&started);
     let email = |address: &'static str| {
         flow.client
             .post(flow.url(&format!("{flow_path}/email")))
@@ -385,15 +389,7 @@ async fn the_oauth2_crate_logs_in_as_a_public_loopback_client() {
     // The browser part: the hosted pages.
     let started = flow.client.get(authorize_url.as_str()).send().await.expect("login");
     assert_eq!(started.status(), StatusCode::SEE_OTHER, "{:?}", started.text().await);
-    let page = location(&started);
-    let binding = started
-        .headers()
-        .get("set-cookie")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|c| c.split(';').next())
-        .expect("cookie")
-        .to_owned();
-    let flow_path = page.split('?').next().expect("path").to_owned();
+    let (flow_path, binding) = begun(&started);
     flow.client
         .post(flow.url(&format!("{flow_path}/email")))
         .header("cookie", &binding)
@@ -402,12 +398,8 @@ async fn the_oauth2_crate_logs_in_as_a_public_loopback_client() {
         .await
         .expect("email");
     let (_, outbox) = flow.server.get_json("/dev/outbox").await;
-    let body = outbox["messages"][0]["body"].as_str().expect("message");
-    let code = body
-        .split_whitespace()
-        .map(|w| w.trim_end_matches('.'))
-        .find(|w| w.len() == 5 && w.bytes().all(|b| b.is_ascii_digit()))
-        .expect("code");
+    let code = code_in(outbox["messages"][0]["body"].as_str().expect("message"));
+    let code = code.as_str();
     let done = flow
         .client
         .post(flow.url(&format!("{flow_path}/code")))
@@ -499,15 +491,7 @@ async fn login_codes_arrive_over_real_smtp() {
         ("code_challenge_method", "S256"),
     ];
     let started = client.get(format!("{}/login", server.url)).query(&query).send().await.expect("login");
-    let page = location(&started);
-    let binding = started
-        .headers()
-        .get("set-cookie")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|c| c.split(';').next())
-        .expect("cookie")
-        .to_owned();
-    let flow_path = page.split('?').next().expect("path").to_owned();
+    let (flow_path, binding) = begun(&started);
     let sent = client
         .post(format!("{}{flow_path}/email", server.url))
         .header("cookie", &binding)
@@ -521,12 +505,8 @@ async fn login_codes_arrive_over_real_smtp() {
     let code = loop {
         let line = lines.recv_timeout(std::time::Duration::from_secs(10)).expect("a message reached the SMTP server");
         received.push(line.clone());
-        if let Some(code) = line
-            .split_whitespace()
-            .map(|w| w.trim_end_matches('.'))
-            .find(|w| w.len() == 5 && w.bytes().all(|b| b.is_ascii_digit()))
-        {
-            break code.to_owned();
+        if line.starts_with("Your login code") {
+            break code_in(&line);
         }
     };
     let transcript = received.join("\n");
@@ -569,15 +549,7 @@ async fn without_delivery_the_page_says_so() {
         ("code_challenge_method", "S256"),
     ];
     let started = client.get(format!("{}/login", server.url)).query(&query).send().await.expect("login");
-    let page = location(&started);
-    let binding = started
-        .headers()
-        .get("set-cookie")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|c| c.split(';').next())
-        .expect("cookie")
-        .to_owned();
-    let flow_path = page.split('?').next().expect("path").to_owned();
+    let (flow_path, binding) = begun(&started);
     let sent = client
         .post(format!("{}{flow_path}/email", server.url))
         .header("cookie", &binding)
@@ -755,15 +727,7 @@ async fn login_attempts_expire_after_fifteen_minutes() {
     let flow = Flow::with_clock(&clock).await;
     let query = flow.standard_query();
     let started = flow.client.get(flow.url("/login")).query(&query).send().await.expect("login");
-    let page = location(&started);
-    let binding = started
-        .headers()
-        .get("set-cookie")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|c| c.split(';').next())
-        .expect("cookie")
-        .to_owned();
-    let flow_path = page.split('?').next().expect("path").to_owned();
+    let (flow_path, binding) = begun(&started);
     flow.client
         .post(flow.url(&format!("{flow_path}/email")))
         .header("cookie", &binding)
