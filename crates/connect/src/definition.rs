@@ -44,6 +44,9 @@ pub struct Connector {
     /// Declarative recovery rules, checked before the hooks (method rules after these).
     #[serde(default)]
     pub recovery: Vec<RecoveryRule>,
+    /// Requests per account connector; excess requests wait.
+    #[serde(default)]
+    pub rate_limit: Option<RateLimit>,
     /// Where the definition came from.
     #[serde(skip)]
     pub source: PathBuf,
@@ -174,6 +177,38 @@ pub struct Method {
     /// Declarative recovery rules for this method.
     #[serde(default)]
     pub recovery: Vec<RecoveryRule>,
+    /// Requests of this method per account, on top of the connector's limit.
+    #[serde(default)]
+    pub rate_limit: Option<RateLimit>,
+}
+
+/// Cyclr's configured limit: "Maximum Requests per Second" or "Number of Seconds between Requests" (one of them).
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimit {
+    /// At most this many requests per second.
+    #[serde(default)]
+    pub requests_per_second: Option<f64>,
+    /// At least this many seconds between requests.
+    #[serde(default)]
+    pub seconds_between_requests: Option<f64>,
+}
+
+impl RateLimit {
+    /// The spacing between two requests.
+    #[must_use]
+    pub fn interval(&self) -> std::time::Duration {
+        let secs = self.requests_per_second.map_or_else(|| self.seconds_between_requests.unwrap_or(0.0), |n| 1.0 / n);
+        std::time::Duration::try_from_secs_f64(secs).unwrap_or_default()
+    }
+
+    fn is_valid(&self) -> bool {
+        match (self.requests_per_second, self.seconds_between_requests) {
+            (Some(n), None) => n.is_finite() && n > 0.0,
+            (None, Some(s)) => s.is_finite() && s >= 0.0,
+            _ => false,
+        }
+    }
 }
 
 /// A declarative recovery rule (reference §10; Airbyte's `HttpResponseFilter` shape): the first rule whose
@@ -396,6 +431,15 @@ impl Connector {
                     format!("method {id}: page_size and max_pages must be positive"),
                 );
             }
+            if let Some(limit) = &method.rate_limit {
+                check(
+                    limit.is_valid(),
+                    "rate_limit",
+                    format!(
+                        "method {id}: rate_limit needs one positive requests_per_second or seconds_between_requests"
+                    ),
+                );
+            }
             if let Some(src) = &method.script
                 && let Err(e) = script::check_syntax(src)
             {
@@ -406,6 +450,13 @@ impl Connector {
             && let Err(e) = script::check_syntax(src)
         {
             check(false, "script", format!("connector script does not compile: {e}"));
+        }
+        if let Some(limit) = &connector.rate_limit {
+            check(
+                limit.is_valid(),
+                "rate_limit",
+                "rate_limit needs one positive requests_per_second or seconds_between_requests".to_owned(),
+            );
         }
         if let Some(lookup) = &connector.lookup {
             check(

@@ -15,7 +15,7 @@ use serde_json::{Map, Value, json};
 
 use crate::account::{Credentials, OAuthValue, iso};
 use crate::builtins::body_value;
-use crate::definition::{Auth, Connector, Grant, Method, Paging, PagingKind, RecoveryAction};
+use crate::definition::{Auth, Connector, Grant, Method, Paging, PagingKind, RateLimit, RecoveryAction};
 use crate::script::{self, Event, Host, Limits, Outcome};
 
 /// Runtime settings.
@@ -208,6 +208,8 @@ pub struct ConnectorRuntime {
     config: RuntimeConfig,
     flights: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     rates: Mutex<HashMap<String, RateState>>,
+    /// Next free send slot per account (and per account and method), for configured rate limits.
+    slots: Mutex<HashMap<String, tokio::time::Instant>>,
     holder: String,
 }
 
@@ -322,6 +324,7 @@ impl ConnectorRuntime {
             config,
             flights: Mutex::new(HashMap::new()),
             rates: Mutex::new(HashMap::new()),
+            slots: Mutex::new(HashMap::new()),
             holder: uuid::Uuid::now_v7().to_string(),
         })
     }
@@ -692,6 +695,8 @@ impl ConnectorRuntime {
                 Some(other) => builder = builder.json(other),
             }
 
+            self.pace(loaded, connector.rate_limit.as_ref(), "").await;
+            self.pace(loaded, method.rate_limit.as_ref(), &request.method).await;
             let sent = builder.send().await;
             let (status, reason, response_headers, text) = match sent {
                 Ok(response) => {
@@ -812,6 +817,20 @@ impl ConnectorRuntime {
             None
         };
         Ok(Attempt::Done(CallResult { outcome, status, data, condition, recoveries: 0 }))
+    }
+
+    /// Waits for this account's next send slot under a configured limit; excess requests queue.
+    async fn pace(&self, loaded: &Loaded, limit: Option<&RateLimit>, method: &str) {
+        let Some(interval) = limit.map(RateLimit::interval) else { return };
+        let key = format!("{}/{}/{method}", loaded.record.organization_id, loaded.record.id);
+        let slot = {
+            let mut slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
+            let now = tokio::time::Instant::now();
+            let slot = slots.get(&key).copied().filter(|s| *s > now).unwrap_or(now);
+            slots.insert(key, slot + interval);
+            slot
+        };
+        tokio::time::sleep_until(slot).await;
     }
 
     fn flight(&self, key: &str) -> Arc<tokio::sync::Mutex<()>> {

@@ -711,3 +711,32 @@ async fn before_oauth2_authorise_may_change_the_authorize_url() {
     assert!(url.starts_with(&format!("{}/authorize?response_type=code&client_id=cid", env.fake.url)), "{url}");
     assert!(url.contains("code_challenge_method=S256") && url.ends_with("&prompt=consent"), "{url}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn configured_rate_limit_queues_excess_requests() {
+    let env = Env::new(
+        Stale::Forbidden,
+        TokenMode::Rotate,
+        |b| oauth_yaml(b, "") + "rate_limit:\n  requests_per_second: 10\n",
+        fast(),
+    )
+    .await;
+    env.oauth_account("a1", "at-valid").await;
+    let env = Arc::new(env);
+    let started = std::time::Instant::now();
+    let tasks: Vec<_> = (0..5)
+        .map(|_| {
+            let env = Arc::clone(&env);
+            tokio::spawn(async move { env.call("acme", "list").await })
+        })
+        .collect();
+    for task in tasks {
+        task.await.expect("task").expect("call");
+    }
+    assert!(started.elapsed() >= Duration::from_millis(400), "5 requests at 10/s take 400 ms: {:?}", started.elapsed());
+    let bad = Connector::parse(
+        Path::new("bad.yaml"),
+        "base_url: http://x\nauth:\n  type: none\nrate_limit:\n  requests_per_second: 0\nmethods: {}\n",
+    );
+    assert!(bad.expect_err("zero").iter().any(|e| e.to_string().starts_with("bad.yaml:4:")));
+}
