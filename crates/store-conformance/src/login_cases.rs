@@ -43,6 +43,8 @@ fn flow(org: &str, id: &str) -> LoginFlow {
         affirm: false,
         scope: Some("openid offline_access".to_owned()),
         nonce: None,
+        embed: true,
+        translations: serde_json::Map::from_iter([("codeLabel".to_owned(), serde_json::json!("Code"))]),
         binding_hash: "b".to_owned(),
         created_at: at(0),
         expires_at: at(900_000),

@@ -10,6 +10,7 @@ mod oauth;
 pub mod pkce;
 pub mod redirect;
 mod service;
+pub mod texts;
 
 pub use oauth::{OAUTH_TOKEN_LIFETIME, OAuthService, StandardTokens};
 

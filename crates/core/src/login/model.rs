@@ -85,6 +85,12 @@ pub struct LoginFlow {
     /// OIDC `nonce`, echoed in the ID token.
     #[serde(default)]
     pub nonce: Option<String>,
+    /// `embed=1`: the pages may be framed by the organization's whitelisted origins.
+    #[serde(default)]
+    pub embed: bool,
+    /// Page text overrides from `translations`.
+    #[serde(default)]
+    pub translations: serde_json::Map<String, serde_json::Value>,
     /// SHA-256 of the binding cookie: only the browser that started the flow can finish it.
     pub binding_hash: String,
     /// Creation.

@@ -54,6 +54,10 @@ pub struct AuthorizeRequest {
     pub scope: Option<String>,
     /// `nonce`.
     pub nonce: Option<String>,
+    /// `embed=1`.
+    pub embed: bool,
+    /// `translations` (base64 JSON).
+    pub translations: Option<String>,
 }
 
 /// Why an authorization request failed, and where the answer goes.
@@ -346,6 +350,8 @@ impl LoginService {
             affirm: request.affirm,
             scope: request.scope.clone(),
             nonce: request.nonce.clone(),
+            embed: request.embed,
+            translations: request.translations.as_deref().map(super::texts::parse_translations).unwrap_or_default(),
             binding_hash: sha256_hex(binding.as_bytes()),
             created_at: now,
             expires_at: now.plus(FLOW_LIFETIME),
@@ -757,6 +763,8 @@ impl LoginService {
             affirm: false,
             scope: None,
             nonce: None,
+            embed: false,
+            translations: serde_json::Map::new(),
             binding_hash: String::new(),
             created_at: now,
             expires_at: now.plus(FLOW_LIFETIME),

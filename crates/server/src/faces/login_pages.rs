@@ -11,8 +11,10 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
-use portcullis_core::login::model::FlowFace;
+use portcullis_core::login::model::{FlowFace, LoginFlow};
+use portcullis_core::login::texts::PageTexts;
 use portcullis_core::login::{AuthorizeFailure, AuthorizeRequest, LoginOutcome};
+use portcullis_core::organization::Organization;
 use portcullis_core::{Error, ErrorCode};
 use serde::Deserialize;
 
@@ -38,11 +40,24 @@ pub(crate) fn routes() -> Router<Arc<App>> {
 #[derive(Template)]
 #[template(path = "login.html")]
 struct LoginPage<'a> {
-    organization: &'a str,
+    texts: PageTexts,
     flow_id: &'a str,
     notice: Option<String>,
     code_step: bool,
     email: &'a str,
+}
+
+impl<'a> LoginPage<'a> {
+    fn new(
+        flow: &'a LoginFlow,
+        organization: &Organization,
+        notice: Option<String>,
+        code_step: bool,
+        email: &'a str,
+    ) -> Self {
+        let texts = PageTexts::resolve(&flow.translations, &organization.name, email);
+        Self { texts, flow_id: &flow.id, notice, code_step, email }
+    }
 }
 
 #[derive(Template)]
@@ -73,6 +88,17 @@ fn page_headers(headers: &mut HeaderMap) {
         ),
     );
     headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+}
+
+/// An embedded flow (`embed=1`) may be framed by the organization's whitelisted origins, and no others.
+fn allow_framing(response: &mut Response, organization: &Organization) {
+    let ancestors = organization.whitelist.join(" ");
+    let headers = response.headers_mut();
+    headers.remove(header::X_FRAME_OPTIONS);
+    let policy = format!("default-src 'none'; style-src 'unsafe-inline'; frame-ancestors {ancestors}; base-uri 'none'");
+    if let Ok(value) = HeaderValue::from_str(&policy) {
+        headers.insert(header::CONTENT_SECURITY_POLICY, value);
+    }
 }
 
 fn render(status: StatusCode, body: Result<String, askama::Error>, error: Option<Error>) -> Response {
@@ -144,6 +170,8 @@ async fn start(app: &App, request_id: &RequestId, params: &HashMap<String, Strin
         affirm: params.get("affirm").is_some_and(|v| v == "1"),
         scope: get("scope"),
         nonce: get("nonce"),
+        embed: params.get("embed").is_some_and(|v| v == "1"),
+        translations: get("translations"),
     };
     match app.login().start(&request, face).await {
         Ok(started) => {
@@ -161,11 +189,14 @@ async fn start(app: &App, request_id: &RequestId, params: &HashMap<String, Strin
                 _ => String::new(),
             };
             let mut response = see_other(&format!("/login/flow/{}{suffix}", started.flow.id));
+            // Inside a frame the page is a third party: its cookie must be SameSite=None (which needs Secure).
+            let secure = app.config().cookies_secure();
+            let same_site = if started.flow.embed && secure { cookie::SameSite::None } else { cookie::SameSite::Lax };
             let cookie = cookie::Cookie::build((BINDING_COOKIE, started.binding))
                 .path(format!("/login/flow/{}", started.flow.id))
                 .http_only(true)
-                .secure(app.config().cookies_secure())
-                .same_site(cookie::SameSite::Lax)
+                .secure(secure)
+                .same_site(same_site)
                 .build();
             if let Ok(value) = HeaderValue::from_str(&cookie.to_string()) {
                 response.headers_mut().append(header::SET_COOKIE, value);
@@ -198,14 +229,14 @@ async fn show(
 ) -> Response {
     match app.login().flow(&id, binding(&headers).as_deref()).await {
         Ok((flow, organization)) => {
-            let page = LoginPage {
-                organization: &organization.name,
-                flow_id: &flow.id,
-                notice: query.notice.map(|n| n.chars().take(MAX_NOTICE_CHARS).collect()),
-                code_step: query.step.as_deref() == Some("code"),
-                email: query.email.as_deref().unwrap_or_default(),
-            };
-            render(StatusCode::OK, page.render(), None)
+            let notice = query.notice.map(|n| n.chars().take(MAX_NOTICE_CHARS).collect());
+            let email = query.email.as_deref().unwrap_or_default();
+            let page = LoginPage::new(&flow, &organization, notice, query.step.as_deref() == Some("code"), email);
+            let mut response = render(StatusCode::OK, page.render(), None);
+            if flow.embed {
+                allow_framing(&mut response, &organization);
+            }
+            response
         }
         Err(error) => error_page(error, &request_id),
     }
@@ -272,14 +303,11 @@ async fn retry_page(
     };
     let status = StatusCode::from_u16(error.status()).unwrap_or(StatusCode::BAD_REQUEST);
     let code_step = code_step && error.code() != ErrorCode::LoginAttemptExpired;
-    let page = LoginPage {
-        organization: &organization.name,
-        flow_id: &flow.id,
-        notice: Some(error.message().to_owned()),
-        code_step,
-        email,
-    };
+    let page = LoginPage::new(&flow, &organization, Some(error.message().to_owned()), code_step, email);
     let mut response = render(status, page.render(), Some(error.clone()));
+    if flow.embed {
+        allow_framing(&mut response, &organization);
+    }
     if let Some(seconds) = error.retry_after_secs() {
         response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
     }

@@ -904,3 +904,25 @@ async fn direct_authentication_by_mailed_link() {
             .expect("JWE");
     assert_eq!(serde_json::from_slice::<Value>(&plain).expect("claims")["user"]["email"], "link@example.com");
 }
+
+/// `embed=1` lets only the whitelisted origins frame the pages; `translations` replaces the page texts,
+/// escaped like any text.
+#[tokio::test]
+async fn embedded_and_translated_pages() {
+    use base64::engine::general_purpose::STANDARD;
+    let flow = Flow::start(Backend::Sqlite).await;
+    let translations =
+        STANDARD.encode(r#"{"loginTitle":"Inloggen bij {organization}","sendCodeButton":"<script>alert(1)</script>"}"#);
+    let mut query = flow.standard_query();
+    query.push(("embed".to_owned(), "1".to_owned()));
+    query.push(("translations".to_owned(), translations));
+    let started = flow.client.get(flow.url("/login")).query(&query).send().await.expect("login");
+    let (flow_path, binding) = begun(&started);
+    let page = flow.client.get(flow.url(&flow_path)).header("cookie", &binding).send().await.expect("page");
+    assert!(page.headers().get("x-frame-options").is_none());
+    let policy = page.headers().get("content-security-policy").and_then(|v| v.to_str().ok()).expect("csp").to_owned();
+    assert!(policy.contains("frame-ancestors https://app.example.com;"), "{policy}");
+    let html = page.text().await.expect("html");
+    assert!(html.contains("<h1>Inloggen bij Acme</h1>"), "{html}");
+    assert!(html.contains("alert(1)") && !html.contains("<script>"), "texts are escaped: {html}");
+}

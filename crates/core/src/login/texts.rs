@@ -1,0 +1,135 @@
+//! The hosted page's texts, and the `translations` parameter that replaces them: base64 of a JSON object
+//! of known keys with plain-text values. Text only (the page escapes it), at most 8 KB; unknown keys and
+//! non-text values are ignored, and a parameter that does not decode leaves the defaults.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// Largest `translations` parameter accepted.
+pub const MAX_TRANSLATIONS_BYTES: usize = 8 * 1024;
+/// Longest single text.
+pub const MAX_TEXT_CHARS: usize = 300;
+
+/// The texts of the hosted login page. `{organization}` and `{email}` are replaced where they appear.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct PageTexts {
+    /// Heading and title.
+    pub login_title: String,
+    /// Email field label.
+    pub email_label: String,
+    /// Button that sends the code.
+    pub send_code_button: String,
+    /// Confirmation after sending.
+    pub code_sent_message: String,
+    /// Code field label.
+    pub code_label: String,
+    /// Button that checks the code.
+    pub login_button: String,
+    /// Link back to the email step.
+    pub another_email_link: String,
+}
+
+impl Default for PageTexts {
+    fn default() -> Self {
+        Self {
+            login_title: "Log in to {organization}".to_owned(),
+            email_label: "Email address".to_owned(),
+            send_code_button: "Send me a login code".to_owned(),
+            code_sent_message: "We sent a 5-digit code to {email}. It is valid for 15 minutes.".to_owned(),
+            code_label: "Login code".to_owned(),
+            login_button: "Log in".to_owned(),
+            another_email_link: "Use another email or send a new code".to_owned(),
+        }
+    }
+}
+
+/// The overrides a `translations` parameter carries (known keys with text values only).
+#[must_use]
+pub fn parse_translations(encoded: &str) -> Map<String, Value> {
+    if encoded.len() > MAX_TRANSLATIONS_BYTES * 4 / 3 + 4 {
+        return Map::new();
+    }
+    let trimmed = encoded.trim().trim_end_matches('=');
+    let Some(bytes) = URL_SAFE_NO_PAD.decode(trimmed).ok().or_else(|| STANDARD.decode(encoded.trim()).ok()) else {
+        return Map::new();
+    };
+    if bytes.len() > MAX_TRANSLATIONS_BYTES {
+        return Map::new();
+    }
+    let Ok(Value::Object(object)) = serde_json::from_slice::<Value>(&bytes) else { return Map::new() };
+    let known = serde_json::to_value(PageTexts::default()).ok();
+    object
+        .into_iter()
+        .filter(|(key, value)| {
+            known.as_ref().is_some_and(|k| k.get(key).is_some())
+                && value
+                    .as_str()
+                    .is_some_and(|t| t.chars().count() <= MAX_TEXT_CHARS && !t.chars().any(char::is_control))
+        })
+        .collect()
+}
+
+impl PageTexts {
+    /// The defaults with `overrides` applied, and the placeholders filled.
+    #[must_use]
+    pub fn resolve(overrides: &Map<String, Value>, organization: &str, email: &str) -> Self {
+        let mut texts = serde_json::to_value(Self::default()).unwrap_or(Value::Null);
+        if let Value::Object(fields) = &mut texts {
+            for (key, value) in overrides {
+                if fields.contains_key(key) {
+                    fields.insert(key.clone(), value.clone());
+                }
+            }
+            for value in fields.values_mut() {
+                if let Some(text) = value.as_str() {
+                    *value = Value::String(text.replace("{organization}", organization).replace("{email}", email));
+                }
+            }
+        }
+        serde_json::from_value(texts).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn encode(json: &str) -> String {
+        STANDARD.encode(json)
+    }
+
+    #[test]
+    fn known_text_keys_override_the_defaults() {
+        let overrides = parse_translations(&encode(
+            r#"{"loginTitle":"Inloggen bij {organization}","codeLabel":"Code","unknown":"x","loginButton":5}"#,
+        ));
+        assert_eq!(overrides.len(), 2, "unknown keys and non-text values are dropped");
+        let texts = PageTexts::resolve(&overrides, "Acme", "a@example.com");
+        assert_eq!(texts.login_title, "Inloggen bij Acme");
+        assert_eq!(texts.code_label, "Code");
+        assert_eq!(texts.login_button, "Log in");
+        assert_eq!(
+            PageTexts::resolve(&Map::new(), "Acme", "a@b.c").code_sent_message,
+            "We sent a 5-digit code to a@b.c. It is valid for 15 minutes."
+        );
+    }
+
+    #[test]
+    fn bad_parameters_leave_the_defaults() {
+        for bad in [
+            "!!!",
+            &encode("[1,2]"),
+            &encode(&format!(r#"{{"codeLabel":"{}"}}"#, "x".repeat(9000))),
+            &"A".repeat(20_000),
+        ] {
+            assert!(parse_translations(bad).is_empty(), "{}", &bad[..bad.len().min(20)]);
+        }
+        assert!(
+            parse_translations(&encode(r#"{"codeLabel":"a\u0007b"}"#)).is_empty(),
+            "control characters are refused"
+        );
+    }
+}
