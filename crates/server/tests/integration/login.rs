@@ -926,3 +926,60 @@ async fn embedded_and_translated_pages() {
     assert!(html.contains("<h1>Inloggen bij Acme</h1>"), "{html}");
     assert!(html.contains("alert(1)") && !html.contains("<script>"), "texts are escaped: {html}");
 }
+
+/// Trap 12: CentralAuth's PHP library sends no PKCE (plus `approval_prompt=auto` and an empty `scope`) and
+/// authenticates with the secret in the body. An organization that turns `requirePkce` off can use it; the
+/// code then needs the secret, and a verifier sent anyway is a downgrade and refused.
+#[tokio::test]
+async fn php_library_without_pkce_when_the_organization_allows_it() {
+    let flow = Flow::start(Backend::Sqlite).await;
+    let mut query: Vec<(String, String)> =
+        flow.standard_query().into_iter().filter(|(k, _)| !k.starts_with("code_challenge")).collect();
+    query.push(("approval_prompt".to_owned(), "auto".to_owned()));
+    query.push(("scope".to_owned(), String::new()));
+    let refused = flow.client.get(flow.url("/login")).query(&query).send().await.expect("login");
+    assert!(location(&refused).contains("error=codeChallengeMissing"), "PKCE is required by default");
+
+    let settings = portcullis_core::organization::OrganizationSettings { require_pkce: false, ..Default::default() };
+    flow.server.app.login().configure(&flow.org, None, Some(settings)).await.expect("settings");
+    let php_code = |email: &'static str| {
+        let query = query.clone();
+        let flow = &flow;
+        async move {
+            let started = flow.client.get(flow.url("/login")).query(&query).send().await.expect("login");
+            let (flow_path, binding) = begun(&started);
+            let email_step = flow.client.post(flow.url(&format!("{flow_path}/email"))).header("cookie", &binding);
+            email_step.form(&[("email", email)]).send().await.expect("email");
+            let (_, outbox) = flow.server.get_json("/dev/outbox").await;
+            let code = code_in(outbox["messages"][0]["body"].as_str().expect("message"));
+            let code_step = flow.client.post(flow.url(&format!("{flow_path}/code"))).header("cookie", &binding);
+            let done = code_step.form(&[("code", code.as_str())]).send().await.expect("code");
+            let callback = Url::parse(&location(&done)).expect("callback");
+            callback.query_pairs().find(|(k, _)| k == "code").map(|(_, v)| v.into_owned()).expect("code")
+        }
+    };
+    let exchange = |code: String, extra: Vec<(&'static str, String)>| {
+        let mut form = vec![
+            ("grant_type", "authorization_code".to_owned()),
+            ("code", code),
+            ("redirect_uri", format!("{CALLBACK}?return_to=%2Fhome")),
+            ("client_id", flow.org.clone()),
+            ("client_secret", flow.secret.clone()),
+        ];
+        form.extend(extra);
+        flow.client.post(flow.url("/api/v1/verify")).form(&form).send()
+    };
+    let (status, tokens) = read_json(exchange(php_code("php@example.com").await, vec![]).await.expect("request")).await;
+    assert_eq!((status, tokens["token_type"].as_str()), (200, Some("Bearer")), "{tokens}");
+    let (status, body) = read_json(
+        exchange(php_code("php2@example.com").await, vec![("code_verifier", VERIFIER.to_owned())])
+            .await
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(
+        (status, body["errorCode"].as_str()),
+        (400, Some("codeChallengeInvalid")),
+        "a verifier without a challenge is a downgrade"
+    );
+}
