@@ -433,6 +433,14 @@ impl LoginService {
         Ok(self.store.push_outbox(message).await?)
     }
 
+    /// The email the flow's newest attempt went to (for the code page).
+    ///
+    /// # Errors
+    /// Store failures.
+    pub async fn pending_email(&self, flow_id: &str) -> Result<Option<String>, Error> {
+        Ok(self.store.latest_attempt(flow_id).await?.map(|attempt| attempt.email))
+    }
+
     /// Checks a code. Right: the user is logged in and the browser goes to the callback with a code.
     ///
     /// # Errors

@@ -284,7 +284,10 @@ async fn code(
     let bound = binding(&headers);
     match app.login().enter_code(&id, bound.as_deref(), &form.code).await {
         Ok(LoginOutcome::Redirect(url)) => see_other(url.as_str()),
-        Err(error) => retry_page(&app, &id, bound.as_deref(), error, true, "", &request_id).await,
+        Err(error) => {
+            let email = app.login().pending_email(&id).await.ok().flatten().unwrap_or_default();
+            retry_page(&app, &id, bound.as_deref(), error, true, &email, &request_id).await
+        }
     }
 }
 

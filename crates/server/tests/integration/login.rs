@@ -134,7 +134,9 @@ impl Flow {
             .await
             .expect("code");
         assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
-        assert!(refused.text().await.expect("html").contains("4 tries left"));
+        let page = refused.text().await.expect("html");
+        assert!(page.contains("4 tries left"), "{page}");
+        assert!(page.contains(&format!("code to {}.", email.to_lowercase())), "the page still names the email: {page}");
 
         let accepted = self
             .client
