@@ -337,7 +337,7 @@ impl Default for ServerConfig {
             listen: format!("127.0.0.1:{DEFAULT_PORT}"),
             public_url: String::new(),
             request_body_limit_bytes: 64 * 1024,
-            request_timeout_secs: 30,
+            request_timeout_secs: 90,
             shutdown_grace_secs: 30,
         }
     }
