@@ -90,6 +90,22 @@ impl Flow {
         ]
     }
 
+    /// Starts a flow with the standard query and submits `email`: the flow's path, its binding cookie and the
+    /// email step's response.
+    async fn submit_email(&self, email: &str) -> (String, String, Response) {
+        let started = self.client.get(self.url("/login")).query(&self.standard_query()).send().await.expect("login");
+        let (flow_path, binding) = begun(&started);
+        let sent = self
+            .client
+            .post(self.url(&format!("{flow_path}/email")))
+            .header("cookie", &binding)
+            .form(&[("email", email)])
+            .send()
+            .await
+            .expect("email");
+        (flow_path, binding, sent)
+    }
+
     /// Logs in by email code; returns the callback URL with `code`.
     async fn log_in(&self, email: &str) -> Url {
         let query = self.standard_query();
@@ -470,37 +486,17 @@ async fn login_codes_arrive_over_real_smtp() {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 
-    let server = TestServer::start_with(Backend::Sqlite, |c| {
-        c.smtp.host = "127.0.0.1".to_owned();
-        c.smtp.port = port;
-        c.smtp.security = portcullis_server::config::SmtpSecurity::None;
-        c.smtp.from = "Acme Login <login@acme.example>".to_owned();
-    })
+    let flow = Flow::on(
+        TestServer::start_with(Backend::Sqlite, |c| {
+            c.smtp.host = "127.0.0.1".to_owned();
+            c.smtp.port = port;
+            c.smtp.security = portcullis_server::config::SmtpSecurity::None;
+            c.smtp.from = "Acme Login <login@acme.example>".to_owned();
+        })
+        .await,
+    )
     .await;
-    let org = server.app.create_organization("Acme").await.expect("organization").id;
-    server
-        .app
-        .login()
-        .configure(&org, Some(vec!["https://app.example.com".to_owned()]), None)
-        .await
-        .expect("whitelist");
-    let client = reqwest::Client::builder().redirect(Policy::none()).build().expect("client");
-    let query = [
-        ("client_id", org.as_str()),
-        ("redirect_uri", CALLBACK),
-        ("state", "smtp-state"),
-        ("code_challenge", &challenge(VERIFIER)),
-        ("code_challenge_method", "S256"),
-    ];
-    let started = client.get(format!("{}/login", server.url)).query(&query).send().await.expect("login");
-    let (flow_path, binding) = begun(&started);
-    let sent = client
-        .post(format!("{}{flow_path}/email", server.url))
-        .header("cookie", &binding)
-        .form(&[("email", "smtp@example.com")])
-        .send()
-        .await
-        .expect("email");
+    let (flow_path, binding, sent) = flow.submit_email("smtp@example.com").await;
     assert_eq!(sent.status(), StatusCode::SEE_OTHER);
 
     let mut received = Vec::new();
@@ -516,16 +512,18 @@ async fn login_codes_arrive_over_real_smtp() {
     assert!(transcript.contains("To: smtp@example.com"), "{transcript}");
     assert!(transcript.contains("Subject: Your login code for Acme"), "{transcript}");
 
-    let done = client
-        .post(format!("{}{flow_path}/code", server.url))
+    let done = flow
+        .client
+        .post(flow.url(&format!("{flow_path}/code")))
         .header("cookie", &binding)
         .form(&[("code", code.as_str())])
         .send()
         .await
         .expect("code");
     assert_eq!(done.status(), StatusCode::SEE_OTHER);
-    assert!(location(&done).starts_with(&format!("{CALLBACK}?code=")));
-    let outbox = client.get(format!("{}/dev/outbox", server.url)).send().await.expect("outbox");
+    assert!(location(&done).starts_with(&format!("{CALLBACK}?")));
+    assert!(Url::parse(&location(&done)).expect("callback").query_pairs().any(|(k, _)| k == "code"));
+    let outbox = flow.client.get(flow.url("/dev/outbox")).send().await.expect("outbox");
     assert_eq!(outbox.status(), StatusCode::NOT_FOUND, "the dev outbox is off by default");
     let _ = smtp.kill();
     let _ = smtp.wait();
@@ -534,31 +532,8 @@ async fn login_codes_arrive_over_real_smtp() {
 /// Without SMTP and without the dev outbox, the page says email is not configured instead of pretending.
 #[tokio::test]
 async fn without_delivery_the_page_says_so() {
-    let server = TestServer::start().await;
-    let org = server.app.create_organization("Acme").await.expect("organization").id;
-    server
-        .app
-        .login()
-        .configure(&org, Some(vec!["https://app.example.com".to_owned()]), None)
-        .await
-        .expect("whitelist");
-    let client = reqwest::Client::builder().redirect(Policy::none()).build().expect("client");
-    let query = [
-        ("client_id", org.as_str()),
-        ("redirect_uri", CALLBACK),
-        ("state", "s"),
-        ("code_challenge", &challenge(VERIFIER)),
-        ("code_challenge_method", "S256"),
-    ];
-    let started = client.get(format!("{}/login", server.url)).query(&query).send().await.expect("login");
-    let (flow_path, binding) = begun(&started);
-    let sent = client
-        .post(format!("{}{flow_path}/email", server.url))
-        .header("cookie", &binding)
-        .form(&[("email", "nobody@example.com")])
-        .send()
-        .await
-        .expect("email");
+    let flow = Flow::on(TestServer::start().await).await;
+    let (_, _, sent) = flow.submit_email("nobody@example.com").await;
     assert_eq!(sent.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert!(sent.text().await.expect("html").contains("Email delivery is not configured"));
 }
