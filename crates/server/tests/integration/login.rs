@@ -5,7 +5,7 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use reqwest::redirect::Policy;
-use reqwest::{Method, Response, StatusCode};
+use reqwest::{Response, StatusCode};
 use serde_json::Value;
 use url::Url;
 
@@ -95,15 +95,26 @@ impl Flow {
     async fn submit_email(&self, email: &str) -> (String, String, Response) {
         let started = self.client.get(self.url("/login")).query(&self.standard_query()).send().await.expect("login");
         let (flow_path, binding) = begun(&started);
-        let sent = self
-            .client
-            .post(self.url(&format!("{flow_path}/email")))
-            .header("cookie", &binding)
-            .form(&[("email", email)])
-            .send()
-            .await
-            .expect("email");
+        let sent = self.post_email(&flow_path, &binding, email).await;
         (flow_path, binding, sent)
+    }
+
+    /// The hosted page's email step, from the browser holding `binding`.
+    async fn post_email(&self, flow_path: &str, binding: &str, email: &str) -> Response {
+        let step = self.client.post(self.url(&format!("{flow_path}/email"))).header("cookie", binding);
+        step.form(&[("email", email)]).send().await.expect("email")
+    }
+
+    /// The hosted page's code step, from the browser holding `binding`.
+    async fn post_code(&self, flow_path: &str, binding: &str, code: &str) -> Response {
+        let step = self.client.post(self.url(&format!("{flow_path}/code"))).header("cookie", binding);
+        step.form(&[("code", code)]).send().await.expect("code")
+    }
+
+    /// The code in the first message of the dev outbox.
+    async fn outbox_code(&self) -> String {
+        let (_, outbox) = self.server.get_json("/dev/outbox").await;
+        code_in(outbox["messages"][0]["body"].as_str().expect("message"))
     }
 
     /// Logs in by email code; returns the callback URL with `code`.
@@ -127,41 +138,19 @@ impl Flow {
         assert!(shown.text().await.expect("html").contains("Log in to Acme"));
 
         let flow_path = page.split('?').next().expect("path").to_owned();
-        let sent = self
-            .client
-            .post(self.url(&format!("{flow_path}/email")))
-            .header("cookie", &binding)
-            .form(&[("email", email)])
-            .send()
-            .await
-            .expect("email");
+        let sent = self.post_email(&flow_path, &binding, email).await;
         assert_eq!(sent.status(), StatusCode::SEE_OTHER, "{:?}", sent.text().await);
 
-        let (_, outbox) = self.server.get_json("/dev/outbox").await;
-        let code = code_in(outbox["messages"][0]["body"].as_str().expect("message"));
+        let code = self.outbox_code().await;
 
         let wrong = if code == "00000" { "11111" } else { "00000" };
-        let refused = self
-            .client
-            .post(self.url(&format!("{flow_path}/code")))
-            .header("cookie", &binding)
-            .form(&[("code", wrong)])
-            .send()
-            .await
-            .expect("code");
+        let refused = self.post_code(&flow_path, &binding, wrong).await;
         assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
         let page = refused.text().await.expect("html");
         assert!(page.contains("4 tries left"), "{page}");
         assert!(page.contains(&format!("code to {}.", email.to_lowercase())), "the page still names the email: {page}");
 
-        let accepted = self
-            .client
-            .post(self.url(&format!("{flow_path}/code")))
-            .header("cookie", &binding)
-            .form(&[("code", code.as_str())])
-            .send()
-            .await
-            .expect("code");
+        let accepted = self.post_code(&flow_path, &binding, &code).await;
         assert_eq!(accepted.status(), StatusCode::SEE_OTHER);
         Url::parse(&location(&accepted)).expect("callback")
     }
@@ -360,15 +349,9 @@ async fn page_steps_refuse_other_browsers_and_throttle_codes() {
     assert!(stolen.text().await.expect("html").contains("loginAttemptMissing"), "another browser cannot use the flow");
 
     let (flow_path, binding) = begun(&started);
-    let email = |address: &'static str| {
-        flow.client
-            .post(flow.url(&format!("{flow_path}/email")))
-            .header("cookie", binding.clone())
-            .form(&[("email", address)])
-            .send()
-    };
-    assert_eq!(email("bob@example.com").await.expect("first").status(), StatusCode::SEE_OTHER);
-    let second = email("bob@example.com").await.expect("second");
+    let email = |address: &'static str| flow.post_email(&flow_path, &binding, address);
+    assert_eq!(email("bob@example.com").await.status(), StatusCode::SEE_OTHER);
+    let second = email("bob@example.com").await;
     assert_eq!(second.status(), StatusCode::TOO_MANY_REQUESTS);
     let retry: u64 = second
         .headers()
@@ -377,10 +360,9 @@ async fn page_steps_refuse_other_browsers_and_throttle_codes() {
         .and_then(|v| v.parse().ok())
         .expect("retry-after");
     assert!((1..=30).contains(&retry), "{retry}");
-    let invalid = email("not-an-email").await.expect("invalid");
+    let invalid = email("not-an-email").await;
     assert_eq!(invalid.status(), StatusCode::BAD_REQUEST);
     assert!(invalid.text().await.expect("html").contains("valid email"));
-    let _ = Method::GET;
 }
 
 /// The `oauth2` crate, as CentralAuth's Rust desktop demo uses it: a public client (client id only),
@@ -408,24 +390,8 @@ async fn the_oauth2_crate_logs_in_as_a_public_loopback_client() {
     let started = flow.client.get(authorize_url.as_str()).send().await.expect("login");
     assert_eq!(started.status(), StatusCode::SEE_OTHER, "{:?}", started.text().await);
     let (flow_path, binding) = begun(&started);
-    flow.client
-        .post(flow.url(&format!("{flow_path}/email")))
-        .header("cookie", &binding)
-        .form(&[("email", "desk@example.com")])
-        .send()
-        .await
-        .expect("email");
-    let (_, outbox) = flow.server.get_json("/dev/outbox").await;
-    let code = code_in(outbox["messages"][0]["body"].as_str().expect("message"));
-    let code = code.as_str();
-    let done = flow
-        .client
-        .post(flow.url(&format!("{flow_path}/code")))
-        .header("cookie", &binding)
-        .form(&[("code", code)])
-        .send()
-        .await
-        .expect("code");
+    flow.post_email(&flow_path, &binding, "desk@example.com").await;
+    let done = flow.post_code(&flow_path, &binding, &flow.outbox_code().await).await;
     let callback = Url::parse(&location(&done)).expect("callback");
     assert_eq!(callback.host_str(), Some("localhost"));
     let param = |name: &str| callback.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned());
@@ -512,14 +478,7 @@ async fn login_codes_arrive_over_real_smtp() {
     assert!(transcript.contains("To: smtp@example.com"), "{transcript}");
     assert!(transcript.contains("Subject: Your login code for Acme"), "{transcript}");
 
-    let done = flow
-        .client
-        .post(flow.url(&format!("{flow_path}/code")))
-        .header("cookie", &binding)
-        .form(&[("code", code.as_str())])
-        .send()
-        .await
-        .expect("code");
+    let done = flow.post_code(&flow_path, &binding, &code).await;
     assert_eq!(done.status(), StatusCode::SEE_OTHER);
     assert!(location(&done).starts_with(&format!("{CALLBACK}?")));
     assert!(Url::parse(&location(&done)).expect("callback").query_pairs().any(|(k, _)| k == "code"));
@@ -702,25 +661,9 @@ async fn hijack_protection_ends_the_session() {
 async fn login_attempts_expire_after_fifteen_minutes() {
     let clock = manual_clock();
     let flow = Flow::with_clock(&clock).await;
-    let query = flow.standard_query();
-    let started = flow.client.get(flow.url("/login")).query(&query).send().await.expect("login");
-    let (flow_path, binding) = begun(&started);
-    flow.client
-        .post(flow.url(&format!("{flow_path}/email")))
-        .header("cookie", &binding)
-        .form(&[("email", "late@example.com")])
-        .send()
-        .await
-        .expect("email");
+    let (flow_path, binding, _) = flow.submit_email("late@example.com").await;
     clock.advance(std::time::Duration::from_secs(15 * 60 + 1));
-    let late = flow
-        .client
-        .post(flow.url(&format!("{flow_path}/code")))
-        .header("cookie", &binding)
-        .form(&[("code", "12345")])
-        .send()
-        .await
-        .expect("code");
+    let late = flow.post_code(&flow_path, &binding, "12345").await;
     assert_eq!(late.status(), StatusCode::GONE);
     assert!(late.text().await.expect("html").contains("expired"));
 }
@@ -925,12 +868,8 @@ async fn php_library_without_pkce_when_the_organization_allows_it() {
         async move {
             let started = flow.client.get(flow.url("/login")).query(&query).send().await.expect("login");
             let (flow_path, binding) = begun(&started);
-            let email_step = flow.client.post(flow.url(&format!("{flow_path}/email"))).header("cookie", &binding);
-            email_step.form(&[("email", email)]).send().await.expect("email");
-            let (_, outbox) = flow.server.get_json("/dev/outbox").await;
-            let code = code_in(outbox["messages"][0]["body"].as_str().expect("message"));
-            let code_step = flow.client.post(flow.url(&format!("{flow_path}/code"))).header("cookie", &binding);
-            let done = code_step.form(&[("code", code.as_str())]).send().await.expect("code");
+            flow.post_email(&flow_path, &binding, email).await;
+            let done = flow.post_code(&flow_path, &binding, &flow.outbox_code().await).await;
             let callback = Url::parse(&location(&done)).expect("callback");
             callback.query_pairs().find(|(k, _)| k == "code").map(|(_, v)| v.into_owned()).expect("code")
         }
