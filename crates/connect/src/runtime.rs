@@ -287,6 +287,16 @@ fn secrets(connector: &Connector, credentials: &Credentials) -> Vec<String> {
     secrets
 }
 
+/// A hook outcome its caller does not handle itself: the two auth exceptions ask for re-authentication and a
+/// retry, anything else is a script error with the account's secrets redacted.
+fn recover_or_fail(event: Event, outcome: Outcome, secrets: &[String]) -> Result<Attempt, Error> {
+    match outcome {
+        Outcome::RefreshAuth => Ok(Attempt::Recover(Recovery::Refresh)),
+        Outcome::RefreshSession => Ok(Attempt::Recover(Recovery::Session)),
+        other => Err(redacted_script_error(event, other, secrets)),
+    }
+}
+
 fn redacted_script_error(event: Event, outcome: Outcome, secrets: &[String]) -> Error {
     match outcome {
         Outcome::Failed { mut message } => {
@@ -647,9 +657,7 @@ impl ConnectorRuntime {
                         recoveries: 0,
                     }));
                 }
-                Outcome::RefreshAuth => return Ok(Attempt::Recover(Recovery::Refresh)),
-                Outcome::RefreshSession => return Ok(Attempt::Recover(Recovery::Session)),
-                other => return Err(redacted_script_error(Event::BeforeAction, other, &secrets)),
+                other => return recover_or_fail(Event::BeforeAction, other, &secrets),
             }
 
             // Merge fields may have changed in before_action.
@@ -744,11 +752,8 @@ impl ConnectorRuntime {
                 globals.insert("method_response".to_owned(), body_value(&text));
                 let run = self.hooks(Event::AfterAction, &levels, globals, host_auth.clone()).await?;
                 globals = run.globals;
-                match run.outcome {
-                    Outcome::Continue => {}
-                    Outcome::RefreshAuth => return Ok(Attempt::Recover(Recovery::Refresh)),
-                    Outcome::RefreshSession => return Ok(Attempt::Recover(Recovery::Session)),
-                    other => return Err(redacted_script_error(Event::AfterAction, other, &secrets)),
+                if run.outcome != Outcome::Continue {
+                    return recover_or_fail(Event::AfterAction, run.outcome, &secrets);
                 }
                 *action_data = globals.get("action_data").cloned().unwrap_or(Value::Null);
                 let page = globals.get("method_response").cloned().unwrap_or(Value::Null);
@@ -763,11 +768,8 @@ impl ConnectorRuntime {
                 globals.insert("method_error".to_owned(), script::method_error(status, &reason, &text));
                 let run = self.hooks(Event::AfterError, &levels, globals, host_auth.clone()).await?;
                 globals = run.globals;
-                match run.outcome {
-                    Outcome::Continue => {}
-                    Outcome::RefreshAuth => return Ok(Attempt::Recover(Recovery::Refresh)),
-                    Outcome::RefreshSession => return Ok(Attempt::Recover(Recovery::Session)),
-                    other => return Err(redacted_script_error(Event::AfterError, other, &secrets)),
+                if run.outcome != Outcome::Continue {
+                    return recover_or_fail(Event::AfterError, run.outcome, &secrets);
                 }
                 let flag = |name: &str| {
                     globals.get("method_error").and_then(|e| e.get(name)).and_then(Value::as_bool).unwrap_or(false)
@@ -809,9 +811,7 @@ impl ConnectorRuntime {
             let run = self.hooks(Event::ActionCondition, &levels, globals, host_auth).await?;
             match run.outcome {
                 Outcome::Condition(c) => Some(c),
-                Outcome::RefreshAuth => return Ok(Attempt::Recover(Recovery::Refresh)),
-                Outcome::RefreshSession => return Ok(Attempt::Recover(Recovery::Session)),
-                other => return Err(redacted_script_error(Event::ActionCondition, other, &secrets)),
+                other => return recover_or_fail(Event::ActionCondition, other, &secrets),
             }
         } else {
             None
