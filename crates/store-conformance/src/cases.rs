@@ -100,6 +100,19 @@ pub async fn concurrent_writers_all_land(store: &Arc<dyn Store>) {
     }
 }
 
+/// How many of the racing writes succeeded; every loser must have lost with a conflict.
+async fn winners(tasks: Vec<tokio::task::JoinHandle<Result<(), StoreError>>>) -> usize {
+    let mut won = 0;
+    for task in tasks {
+        match task.await.expect("task") {
+            Ok(()) => won += 1,
+            Err(StoreError::Conflict(_)) => {}
+            Err(other) => panic!("expected a conflict, got {other:?}"),
+        }
+    }
+    won
+}
+
 /// Concurrent inserts of one id: exactly one wins, the others conflict.
 pub async fn concurrent_inserts_of_one_id_have_one_winner(store: &Arc<dyn Store>) {
     let base = organization("contended", 0);
@@ -110,14 +123,7 @@ pub async fn concurrent_inserts_of_one_id_have_one_winner(store: &Arc<dyn Store>
             tokio::spawn(async move { store.insert_organization(&org).await })
         })
         .collect();
-    let mut won = 0;
-    for task in tasks {
-        match task.await.expect("task") {
-            Ok(()) => won += 1,
-            Err(StoreError::Conflict(_)) => {}
-            Err(other) => panic!("expected a conflict, got {other:?}"),
-        }
-    }
+    let won = winners(tasks).await;
     assert_eq!(won, 1);
     assert_eq!(store.organizations().await.expect("list").len(), 1);
 }
@@ -167,14 +173,7 @@ pub async fn concurrent_rotations_add_exactly_one_key(store: &Arc<dyn Store>) {
             )
         })
         .collect();
-    let mut won = 0;
-    for task in tasks {
-        match task.await.expect("task") {
-            Ok(()) => won += 1,
-            Err(StoreError::Conflict(_)) => {}
-            Err(other) => panic!("expected a conflict, got {other:?}"),
-        }
-    }
+    let won = winners(tasks).await;
     assert_eq!(won, 1, "concurrent rotations must add exactly one key");
     assert_eq!(store.signing_keys().await.expect("keys").len(), 2);
 }
