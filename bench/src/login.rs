@@ -55,6 +55,7 @@ pub(crate) async fn run(report: &mut Report, window: Duration, runs: usize) {
                 .await
                 .expect("send");
             let code = message
+                .message
                 .body
                 .split_whitespace()
                 .map(|w| w.trim_end_matches('.'))

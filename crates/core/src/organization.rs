@@ -5,6 +5,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
 
 use crate::clock::Timestamp;
+use crate::login::model::{AttemptType, LinkMethod};
 use crate::{Error, ErrorCode};
 
 /// Longest organization name accepted.
@@ -48,6 +49,22 @@ pub struct OrganizationSettings {
     pub hijack_protection_user_agent: bool,
     /// With hijack protection: compare the device id.
     pub hijack_protection_device_id: bool,
+    /// What the login mail carries: a code (default), a challenge of three numbers, or a link.
+    pub default_login_attempt_type: AttemptType,
+    /// For links: which device is logged in (`local`, `remote`, `userPick`).
+    pub default_login_method: LinkMethod,
+    /// Users may log in by email. When nothing else is enabled, email stays on.
+    pub email_connection_enabled: bool,
+    /// Users may log in with a passkey.
+    pub passkey_connection_enabled: bool,
+}
+
+impl OrganizationSettings {
+    /// Whether people may log in by email: enabled, or nothing else is ("email stays on").
+    #[must_use]
+    pub const fn email_login_allowed(&self) -> bool {
+        self.email_connection_enabled || !self.passkey_connection_enabled
+    }
 }
 
 impl Default for OrganizationSettings {
@@ -62,6 +79,10 @@ impl Default for OrganizationSettings {
             hijack_protection_ip: true,
             hijack_protection_user_agent: true,
             hijack_protection_device_id: true,
+            default_login_attempt_type: AttemptType::Code,
+            default_login_method: LinkMethod::Local,
+            email_connection_enabled: true,
+            passkey_connection_enabled: false,
         }
     }
 }

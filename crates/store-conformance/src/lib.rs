@@ -54,6 +54,7 @@ macro_rules! conformance_suite {
             organization_config_and_secrets,
             users_are_unique_per_email_under_concurrency,
             attempts_count_and_close_once,
+            attempts_approve_once_and_undo_wins,
             codes_are_single_use_under_concurrency,
             outbox_lists_newest_first,
             connector_accounts_round_trip,

@@ -4,7 +4,8 @@ use std::sync::Arc;
 
 use portcullis_core::clock::Timestamp;
 use portcullis_core::login::model::{
-    AuthorizationCode, FlowFace, LoginAttempt, LoginFlow, LoginSession, OutboxMessage, Redemption, User,
+    AttemptKind, AuthorizationCode, FlowFace, LinkMethod, LoginAttempt, LoginFlow, LoginSession, OutboxMessage,
+    Redemption, Undo, User,
 };
 use portcullis_core::organization::Organization;
 use portcullis_core::store::Store;
@@ -121,6 +122,11 @@ pub async fn attempts_count_and_close_once(store: &Arc<dyn Store>) {
             created_at: at(created),
             wrong_entries: 0,
             closed_at: None,
+            kind: AttemptKind::Code,
+            challenge: None,
+            approved_at: None,
+            session_id: None,
+            undone_at: None,
         };
         store.insert_attempt(&attempt).await.expect("attempt");
     }
@@ -152,6 +158,63 @@ pub async fn attempts_count_and_close_once(store: &Arc<dyn Store>) {
         closed += usize::from(close.await.expect("task").expect("close"));
     }
     assert_eq!(closed, 1, "an attempt closes exactly once");
+}
+
+/// Mailed attempts keep their kind and number; a click approves once; undo wins over a later login (its
+/// session cannot be attached) and returns the session of an earlier one; undoing twice does nothing.
+pub async fn attempts_approve_once_and_undo_wins(store: &Arc<dyn Store>) {
+    let org = organization(store).await;
+    store.insert_flow(&flow(&org.id, "f1")).await.expect("flow");
+    let attempt = |id: &str, kind| LoginAttempt {
+        id: id.to_owned(),
+        flow_id: "f1".to_owned(),
+        organization_id: org.id.clone(),
+        email: "ada@example.com".to_owned(),
+        code_digest: "d".to_owned(),
+        created_at: at(10),
+        wrong_entries: 0,
+        closed_at: None,
+        kind,
+        challenge: (kind == AttemptKind::Challenge).then_some(42),
+        approved_at: None,
+        session_id: None,
+        undone_at: None,
+    };
+    let challenge = attempt("c1", AttemptKind::Challenge);
+    store.insert_attempt(&challenge).await.expect("insert");
+    assert_eq!(store.attempt("c1").await.expect("get"), Some(challenge));
+    let picked = attempt("p1", AttemptKind::Link(LinkMethod::UserPick));
+    store.insert_attempt(&picked).await.expect("insert");
+    assert_eq!(store.attempt("p1").await.expect("get").map(|a| a.kind), Some(AttemptKind::Link(LinkMethod::UserPick)));
+
+    let approvals: Vec<_> = (0..8)
+        .map(|_| {
+            let store = Arc::clone(store);
+            tokio::spawn(async move { store.approve_attempt("c1", at(20)).await })
+        })
+        .collect();
+    let mut approved = 0;
+    for approval in approvals {
+        approved += usize::from(approval.await.expect("task").expect("approve"));
+    }
+    assert_eq!(approved, 1, "a click approves exactly once");
+    assert_eq!(store.attempt("c1").await.expect("get").and_then(|a| a.approved_at), Some(at(20)));
+    assert!(store.close_attempt("c1", at(21)).await.expect("close"));
+    assert!(!store.approve_attempt("c1", at(22)).await.expect("approve"), "a closed attempt is not approved");
+
+    assert!(store.attach_attempt_session("c1", "ls-1").await.expect("attach"));
+    assert_eq!(
+        store.undo_attempt("c1", at(30)).await.expect("undo"),
+        Undo::Undone { session_id: Some("ls-1".to_owned()) }
+    );
+    assert_eq!(store.undo_attempt("c1", at(31)).await.expect("undo"), Undo::AlreadyUndone);
+    let undone = store.attempt("c1").await.expect("get").expect("attempt");
+    assert_eq!((undone.undone_at, undone.closed_at), (Some(at(30)), Some(at(21))), "undo keeps the close time");
+
+    assert_eq!(store.undo_attempt("p1", at(40)).await.expect("undo"), Undo::Undone { session_id: None });
+    assert!(!store.attach_attempt_session("p1", "ls-2").await.expect("attach"), "an undone attempt takes no session");
+    assert!(!store.close_attempt("p1", at(41)).await.expect("close"), "undo closed it");
+    assert_eq!(store.undo_attempt("missing", at(40)).await.expect("undo"), Undo::AlreadyUndone);
 }
 
 /// A code is spent once, even under concurrent redemptions; the rest see a replay.

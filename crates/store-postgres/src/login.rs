@@ -3,7 +3,8 @@
 use async_trait::async_trait;
 use portcullis_core::clock::Timestamp;
 use portcullis_core::login::model::{
-    AuthorizationCode, FlowFace, LoginAttempt, LoginFlow, LoginSession, OutboxMessage, Redemption, User,
+    AttemptKind, AuthorizationCode, FlowFace, LoginAttempt, LoginFlow, LoginSession, OutboxMessage, Redemption, Undo,
+    User,
 };
 use portcullis_core::organization::Organization;
 use portcullis_core::store::{LoginStore, StoreError};
@@ -48,7 +49,8 @@ fn user_from_row(row: &Row) -> Result<User, StoreError> {
     })
 }
 
-const ATTEMPT_COLUMNS: &str = "id, flow_id, organization_id, email, code_digest, created_at, wrong_entries, closed_at";
+const ATTEMPT_COLUMNS: &str = "id, flow_id, organization_id, email, code_digest, created_at, wrong_entries, closed_at, \
+     kind, challenge, approved_at, session_id, undone_at";
 
 fn attempt_from_row(row: &Row) -> Result<LoginAttempt, StoreError> {
     let wrong: i32 = get(row, 6)?;
@@ -61,6 +63,11 @@ fn attempt_from_row(row: &Row) -> Result<LoginAttempt, StoreError> {
         created_at: Timestamp::from_unix_millis(get(row, 5)?),
         wrong_entries: u32::try_from(wrong).unwrap_or(0),
         closed_at: at(row, 7)?,
+        kind: AttemptKind::from_stored(&get::<String>(row, 8)?),
+        challenge: get::<Option<i16>>(row, 9)?.and_then(|n| u8::try_from(n).ok()),
+        approved_at: at(row, 10)?,
+        session_id: get(row, 11)?,
+        undone_at: at(row, 12)?,
     })
 }
 
@@ -215,7 +222,7 @@ impl LoginStore for PostgresStore {
         let wrong = i32::try_from(a.wrong_entries).unwrap_or(i32::MAX);
         client
             .execute(
-                &format!("INSERT INTO login_attempts ({ATTEMPT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"),
+                &format!("INSERT INTO login_attempts ({ATTEMPT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"),
                 &[
                     &a.id,
                     &a.flow_id,
@@ -225,6 +232,11 @@ impl LoginStore for PostgresStore {
                     &a.created_at.unix_millis(),
                     &wrong,
                     &millis(a.closed_at),
+                    &a.kind.as_str(),
+                    &a.challenge.map(i16::from),
+                    &millis(a.approved_at),
+                    &a.session_id,
+                    &millis(a.undone_at),
                 ],
             )
             .await
@@ -297,6 +309,44 @@ impl LoginStore for PostgresStore {
             .await
             .map_err(|e| store_error(&e))?;
         Ok(n == 1)
+    }
+
+    async fn approve_attempt(&self, attempt_id: &str, now: Timestamp) -> Result<bool, StoreError> {
+        let client = self.client().await?;
+        let n = client
+            .execute(
+                "UPDATE login_attempts SET approved_at = $1 \
+                 WHERE id = $2 AND approved_at IS NULL AND closed_at IS NULL",
+                &[&now.unix_millis(), &attempt_id],
+            )
+            .await
+            .map_err(|e| store_error(&e))?;
+        Ok(n == 1)
+    }
+
+    async fn attach_attempt_session(&self, attempt_id: &str, session_id: &str) -> Result<bool, StoreError> {
+        let client = self.client().await?;
+        let n = client
+            .execute(
+                "UPDATE login_attempts SET session_id = $1 WHERE id = $2 AND undone_at IS NULL",
+                &[&session_id, &attempt_id],
+            )
+            .await
+            .map_err(|e| store_error(&e))?;
+        Ok(n == 1)
+    }
+
+    async fn undo_attempt(&self, attempt_id: &str, now: Timestamp) -> Result<Undo, StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                "UPDATE login_attempts SET undone_at = $1, closed_at = COALESCE(closed_at, $1) \
+                 WHERE id = $2 AND undone_at IS NULL RETURNING session_id",
+                &[&now.unix_millis(), &attempt_id],
+            )
+            .await
+            .map_err(|e| store_error(&e))?;
+        row.map_or(Ok(Undo::AlreadyUndone), |row| Ok(Undo::Undone { session_id: get(&row, 0)? }))
     }
 
     async fn insert_login_session(&self, session: &LoginSession) -> Result<(), StoreError> {

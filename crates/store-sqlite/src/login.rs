@@ -3,7 +3,8 @@
 use async_trait::async_trait;
 use portcullis_core::clock::Timestamp;
 use portcullis_core::login::model::{
-    AuthorizationCode, FlowFace, LoginAttempt, LoginFlow, LoginSession, OutboxMessage, Redemption, User,
+    AttemptKind, AuthorizationCode, FlowFace, LoginAttempt, LoginFlow, LoginSession, OutboxMessage, Redemption, Undo,
+    User,
 };
 use portcullis_core::organization::Organization;
 use portcullis_core::store::{LoginStore, StoreError};
@@ -40,7 +41,8 @@ fn user_from_row(row: &Row<'_>) -> rusqlite::Result<User> {
     })
 }
 
-const ATTEMPT_COLUMNS: &str = "id, flow_id, organization_id, email, code_digest, created_at, wrong_entries, closed_at";
+const ATTEMPT_COLUMNS: &str = "id, flow_id, organization_id, email, code_digest, created_at, wrong_entries, closed_at, \
+     kind, challenge, approved_at, session_id, undone_at";
 
 fn attempt_from_row(row: &Row<'_>) -> rusqlite::Result<LoginAttempt> {
     Ok(LoginAttempt {
@@ -52,6 +54,11 @@ fn attempt_from_row(row: &Row<'_>) -> rusqlite::Result<LoginAttempt> {
         created_at: Timestamp::from_unix_millis(row.get(5)?),
         wrong_entries: row.get(6)?,
         closed_at: at(row, 7)?,
+        kind: AttemptKind::from_stored(&row.get::<_, String>(8)?),
+        challenge: row.get(9)?,
+        approved_at: at(row, 10)?,
+        session_id: row.get(11)?,
+        undone_at: at(row, 12)?,
     })
 }
 
@@ -215,7 +222,7 @@ impl LoginStore for SqliteStore {
         self.writer
             .run(move |c| {
                 c.execute(
-                    &format!("INSERT INTO login_attempts ({ATTEMPT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"),
+                    &format!("INSERT INTO login_attempts ({ATTEMPT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"),
                     params![
                         a.id,
                         a.flow_id,
@@ -224,7 +231,12 @@ impl LoginStore for SqliteStore {
                         a.code_digest,
                         a.created_at.unix_millis(),
                         a.wrong_entries,
-                        a.closed_at.map(Timestamp::unix_millis)
+                        a.closed_at.map(Timestamp::unix_millis),
+                        a.kind.as_str(),
+                        a.challenge,
+                        a.approved_at.map(Timestamp::unix_millis),
+                        a.session_id,
+                        a.undone_at.map(Timestamp::unix_millis)
                     ],
                 )
                 .map(|_| ())
@@ -300,6 +312,52 @@ impl LoginStore for SqliteStore {
                     params![now.unix_millis(), id],
                 )
                 .map(|n| n == 1)
+                .map_err(store_error)
+            })
+            .await
+    }
+
+    async fn approve_attempt(&self, attempt_id: &str, now: Timestamp) -> Result<bool, StoreError> {
+        let id = attempt_id.to_owned();
+        self.writer
+            .run(move |c| {
+                c.execute(
+                    "UPDATE login_attempts SET approved_at = ?1 \
+                     WHERE id = ?2 AND approved_at IS NULL AND closed_at IS NULL",
+                    params![now.unix_millis(), id],
+                )
+                .map(|n| n == 1)
+                .map_err(store_error)
+            })
+            .await
+    }
+
+    async fn attach_attempt_session(&self, attempt_id: &str, session_id: &str) -> Result<bool, StoreError> {
+        let (id, session) = (attempt_id.to_owned(), session_id.to_owned());
+        self.writer
+            .run(move |c| {
+                c.execute(
+                    "UPDATE login_attempts SET session_id = ?1 WHERE id = ?2 AND undone_at IS NULL",
+                    params![session, id],
+                )
+                .map(|n| n == 1)
+                .map_err(store_error)
+            })
+            .await
+    }
+
+    async fn undo_attempt(&self, attempt_id: &str, now: Timestamp) -> Result<Undo, StoreError> {
+        let id = attempt_id.to_owned();
+        self.writer
+            .run(move |c| {
+                c.query_row(
+                    "UPDATE login_attempts SET undone_at = ?1, closed_at = COALESCE(closed_at, ?1) \
+                     WHERE id = ?2 AND undone_at IS NULL RETURNING session_id",
+                    params![now.unix_millis(), id],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map(|found| found.map_or(Undo::AlreadyUndone, |session_id| Undo::Undone { session_id }))
                 .map_err(store_error)
             })
             .await

@@ -44,6 +44,38 @@ pub fn new_code() -> Result<String, Error> {
     }
 }
 
+/// A challenge: the number the starting browser shows, and the three numbers the mail offers (the right
+/// one among two others, in random order), all distinct two-digit numbers.
+///
+/// # Errors
+/// If the system random source fails.
+pub fn challenge_numbers() -> Result<(u8, [u8; 3]), Error> {
+    let random = SystemRandom::new();
+    let draw = |bound: u8| -> Result<u8, Error> {
+        let mut byte = [0u8; 1];
+        loop {
+            random
+                .fill(&mut byte)
+                .map_err(|_| Error::new(ErrorCode::GenericError).with_internal("random source failed"))?;
+            // Reject the top partial range so every value is equally likely.
+            if byte[0] < u8::MAX - (u8::MAX % bound) {
+                return Ok(byte[0] % bound);
+            }
+        }
+    };
+    let mut numbers = [0u8; 3];
+    let mut filled = 0;
+    while filled < 3 {
+        let candidate = 10 + draw(90)?;
+        if !numbers[..filled].contains(&candidate) {
+            numbers[filled] = candidate;
+            filled += 1;
+        }
+    }
+    let right = numbers[usize::from(draw(3)?)];
+    Ok((right, numbers))
+}
+
 /// The stored form of a code: HMAC keyed from the master key, bound to the attempt.
 #[must_use]
 pub fn code_digest(key: &[u8; 32], attempt_id: &str, code: &str) -> String {
@@ -152,6 +184,19 @@ mod tests {
             enter_code(&state, &stored, &right, at(10)).map_err(|e| e.code()),
             Err(ErrorCode::LoginAttemptInvalid)
         );
+    }
+
+    #[test]
+    fn challenges_offer_the_right_number_among_distinct_others() {
+        let mut positions = [0usize; 3];
+        for _ in 0..300 {
+            let (right, shown) = challenge_numbers().expect("numbers");
+            assert!(shown.iter().all(|n| (10..=99).contains(n)));
+            assert!(shown[0] != shown[1] && shown[1] != shown[2] && shown[0] != shown[2]);
+            let at = shown.iter().position(|n| *n == right).expect("the right number is offered");
+            positions[at] += 1;
+        }
+        assert!(positions.iter().all(|count| *count > 50), "the right number moves: {positions:?}");
     }
 
     #[test]

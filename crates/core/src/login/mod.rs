@@ -15,6 +15,7 @@ pub mod texts;
 pub use oauth::{OAUTH_TOKEN_LIFETIME, OAuthService, StandardTokens};
 
 pub use service::{
-    AuthorizeFailure, AuthorizeRequest, CODE_LIFETIME, DirectOutcome, FLOW_LIFETIME, IssuedTokens, LoginOutcome,
-    LoginService, MAX_EMAIL_LEN, StartedFlow, TokenRequest, UserinfoRequest, normalize_email,
+    AuthorizeFailure, AuthorizeRequest, CODE_LIFETIME, DirectOutcome, EmailSent, FLOW_LIFETIME, IssuedTokens,
+    LinkChoice, LinkOutcome, LoginOutcome, LoginService, MAX_EMAIL_LEN, StartedFlow, TokenRequest, UserinfoRequest,
+    WaitOutcome, normalize_email,
 };

@@ -99,6 +99,86 @@ pub struct LoginFlow {
     pub expires_at: Timestamp,
 }
 
+/// How a link attempt logs in (CentralAuth's `defaultLoginMethod`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum LinkMethod {
+    /// The device that opens the mailed link is logged in.
+    #[default]
+    Local,
+    /// The click approves the login in the browser that started it.
+    Remote,
+    /// The mail carries both links; the person picks.
+    UserPick,
+}
+
+/// What the mail of an attempt carries (CentralAuth's `defaultLoginAttemptType`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum AttemptType {
+    /// A 5-digit code typed into the starting browser.
+    #[default]
+    Code,
+    /// Three numbers; clicking the one the starting browser shows approves it.
+    Challenge,
+    /// A link; the organization's [`LinkMethod`] decides which device is logged in.
+    Link,
+}
+
+/// An attempt's type and, for links, its method, as one stored value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttemptKind {
+    /// See [`AttemptType::Code`].
+    Code,
+    /// See [`AttemptType::Challenge`].
+    Challenge,
+    /// See [`AttemptType::Link`].
+    Link(LinkMethod),
+}
+
+impl AttemptKind {
+    /// The kind an organization's settings choose.
+    #[must_use]
+    pub const fn new(kind: AttemptType, method: LinkMethod) -> Self {
+        match kind {
+            AttemptType::Code => Self::Code,
+            AttemptType::Challenge => Self::Challenge,
+            AttemptType::Link => Self::Link(method),
+        }
+    }
+
+    /// The stored name.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Code => "code",
+            Self::Challenge => "challenge",
+            Self::Link(LinkMethod::Local) => "link:local",
+            Self::Link(LinkMethod::Remote) => "link:remote",
+            Self::Link(LinkMethod::UserPick) => "link:userPick",
+        }
+    }
+
+    /// From the stored name; an unknown name reads as a code attempt (the strictest: it approves nothing
+    /// by mail).
+    #[must_use]
+    pub fn from_stored(name: &str) -> Self {
+        match name {
+            "challenge" => Self::Challenge,
+            "link:local" => Self::Link(LinkMethod::Local),
+            "link:remote" => Self::Link(LinkMethod::Remote),
+            "link:userPick" => Self::Link(LinkMethod::UserPick),
+            _ => Self::Code,
+        }
+    }
+
+    /// Whether a mail click approves the browser that started the login (which then waits for it).
+    #[must_use]
+    pub const fn approves_remotely(self) -> bool {
+        matches!(self, Self::Challenge | Self::Link(LinkMethod::Remote | LinkMethod::UserPick))
+    }
+}
+
 /// An email login attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LoginAttempt {
@@ -118,6 +198,28 @@ pub struct LoginAttempt {
     pub wrong_entries: u32,
     /// When it was used or voided.
     pub closed_at: Option<Timestamp>,
+    /// What the mail carries.
+    pub kind: AttemptKind,
+    /// The number the starting browser shows (challenge attempts).
+    pub challenge: Option<u8>,
+    /// When a mail click approved the starting browser (challenge and remote links).
+    pub approved_at: Option<Timestamp>,
+    /// The login session this attempt created, for undo.
+    pub session_id: Option<String>,
+    /// When the person undid it.
+    pub undone_at: Option<Timestamp>,
+}
+
+/// What undoing an attempt found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Undo {
+    /// Undone now; the session it had created, if any, is for the caller to end.
+    Undone {
+        /// The attempt's login session.
+        session_id: Option<String>,
+    },
+    /// It was undone before (or does not exist).
+    AlreadyUndone,
 }
 
 /// A login session (CentralAuth's "session"): created when the user logs in, checked by userinfo.

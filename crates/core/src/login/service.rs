@@ -15,7 +15,8 @@ use super::attempt::{self, AttemptState, CodeOutcome};
 use super::callback::{self, ErrorFormat};
 use super::jwe;
 use super::model::{
-    AuthorizationCode, FlowFace, LoginAttempt, LoginFlow, LoginSession, OutboxMessage, Redemption, User,
+    AttemptKind, AuthorizationCode, FlowFace, LinkMethod, LoginAttempt, LoginFlow, LoginSession, OutboxMessage,
+    Redemption, Undo, User,
 };
 use super::pkce::{self, Face};
 use super::redirect::{self, Whitelist};
@@ -85,6 +86,60 @@ pub struct StartedFlow {
 pub enum LoginOutcome {
     /// To the callback (success, or a terminal error).
     Redirect(Url),
+}
+
+/// What the email step started.
+#[derive(Debug, Clone)]
+pub struct EmailSent {
+    /// The message to deliver.
+    pub message: OutboxMessage,
+    /// The attempt's kind: a code page follows, or a wait for the mail click.
+    pub kind: AttemptKind,
+    /// The number the page shows (challenge attempts).
+    pub challenge: Option<u8>,
+}
+
+/// What the person chose on a mailed link (from its query).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkChoice {
+    /// The attempt's own method.
+    Default,
+    /// `userPick`: log in on the device that opened the mail.
+    ThisDevice,
+    /// `userPick`: approve the device that started the login.
+    OtherDevice,
+    /// A challenge number.
+    Pick(u8),
+}
+
+/// What a confirmed mail link did.
+#[derive(Debug, Clone)]
+pub enum LinkOutcome {
+    /// This device is logged in.
+    LoggedIn(LoginOutcome),
+    /// The starting browser is approved and logs in on its next wait.
+    Approved {
+        /// Organization name, for the page.
+        organization: String,
+        /// The email, for the page.
+        email: String,
+    },
+}
+
+/// Where a waiting browser stands.
+#[derive(Debug, Clone)]
+pub enum WaitOutcome {
+    /// Not approved yet: keep waiting.
+    Pending {
+        /// The attempt's kind.
+        kind: AttemptKind,
+        /// Where the mail went.
+        email: String,
+        /// The number to show (challenge attempts).
+        challenge: Option<u8>,
+    },
+    /// Approved: logged in.
+    Done(LoginOutcome),
 }
 
 /// A token request at `/api/v1/verify` or the standard token endpoint.
@@ -380,14 +435,20 @@ impl LoginService {
         Ok((flow, organization))
     }
 
-    /// Starts an email attempt and returns the message carrying its 5-digit code, for the caller to deliver
-    /// (only the code's HMAC is stored). Known and unknown emails get the same answer; the growing
-    /// per-email delay applies to both.
+    /// Starts an email attempt of the organization's type and returns the message to deliver (only an
+    /// HMAC of its code or link token is stored). Known and unknown emails get the same answer; the
+    /// growing per-email delay applies to both.
     ///
     /// # Errors
-    /// Flow errors, `entityInvalid` for a bad email, `tooManyRequests` (with `Retry-After`) inside the delay.
-    pub async fn send_code(&self, flow_id: &str, binding: Option<&str>, email: &str) -> Result<OutboxMessage, Error> {
+    /// Flow errors, `connectionMissing` when email login is off, `entityInvalid` for a bad email,
+    /// `tooManyRequests` (with `Retry-After`) inside the delay.
+    pub async fn send_code(&self, flow_id: &str, binding: Option<&str>, email: &str) -> Result<EmailSent, Error> {
         let (flow, organization) = self.flow(flow_id, binding).await?;
+        let settings = &organization.settings;
+        if !settings.email_login_allowed() {
+            return Err(Error::new(ErrorCode::ConnectionMissing)
+                .with_message("Logging in by email is not enabled for this application."));
+        }
         let email = normalize_email(email)?;
         let now = self.clock.now();
         let hour_ago = Timestamp::from_unix_millis(now.unix_millis() - 3_600_000);
@@ -398,31 +459,89 @@ impl LoginService {
                 .with_message(format!("Please wait {wait} seconds before requesting another code."))
                 .with_retry_after(wait));
         }
-        let code = attempt::new_code()?;
+        let kind = AttemptKind::new(settings.default_login_attempt_type, settings.default_login_method);
+        let (attempt, message) = self.new_attempt(&flow, &organization, &email, kind)?;
+        self.store.insert_attempt(&attempt).await?;
+        Ok(EmailSent { message, kind, challenge: attempt.challenge })
+    }
+
+    /// A new attempt and its mail. A code attempt mails 5 digits; the others mail links carrying a
+    /// 256-bit token, and an undo link.
+    fn new_attempt(
+        &self,
+        flow: &LoginFlow,
+        organization: &Organization,
+        email: &str,
+        kind: AttemptKind,
+    ) -> Result<(LoginAttempt, OutboxMessage), Error> {
+        let id = uuid::Uuid::new_v4().to_string();
+        let secret = if kind == AttemptKind::Code { attempt::new_code()? } else { random_token()? };
+        let numbers = if kind == AttemptKind::Challenge { Some(attempt::challenge_numbers()?) } else { None };
+        let name = &organization.name;
+        let link = format!("{}/login/link/{id}/{secret}", self.issuer);
+        let undo = format!(
+            "\n\nIf you did not try to log in, open this link to undo it:\n{}/login/undo/{id}/{secret}\n",
+            self.issuer
+        );
+        let (subject, body) = match (kind, numbers) {
+            (AttemptKind::Code, _) => (
+                format!("Your login code for {name}"),
+                format!(
+                    "Your login code for {name} is {secret}.\n\nIt is valid for 15 minutes. If you did not try to log in, ignore this message.\n"
+                ),
+            ),
+            (AttemptKind::Challenge, Some((_, shown))) => {
+                let choices: String =
+                    shown.iter().map(|n| format!("  {n}: {link}?pick={n}\n")).collect::<Vec<_>>().concat();
+                (
+                    format!("Approve your login to {name}"),
+                    format!(
+                        "Someone is logging in to {name} with this email. Click the number that the login page shows:\n\n{choices}\nThe other numbers cancel the login. Valid for 15 minutes.{undo}"
+                    ),
+                )
+            }
+            (AttemptKind::Link(LinkMethod::UserPick), _) => (
+                format!("Log in to {name}"),
+                format!(
+                    "Log in to {name} on the device where you opened this email:\n{link}?device=this\n\nOr approve the login on the device where you started it:\n{link}?device=other\n\nBoth are valid for 15 minutes.{undo}"
+                ),
+            ),
+            (AttemptKind::Link(LinkMethod::Remote), _) => (
+                format!("Approve your login to {name}"),
+                format!(
+                    "Open this link to approve your login to {name} on the device where you started it:\n\n{link}\n\nIt is valid for 15 minutes.{undo}"
+                ),
+            ),
+            _ => (
+                format!("Log in to {name}"),
+                format!("Open this link to log in to {name}:\n\n{link}\n\nIt is valid for 15 minutes.{undo}"),
+            ),
+        };
+        let now = self.clock.now();
         let attempt = LoginAttempt {
-            id: uuid::Uuid::new_v4().to_string(),
+            code_digest: attempt::code_digest(&self.code_key, &id, &secret),
+            id,
             flow_id: flow.id.clone(),
             organization_id: organization.id.clone(),
-            email: email.clone(),
-            code_digest: String::new(),
+            email: email.to_owned(),
             created_at: now,
             wrong_entries: 0,
             closed_at: None,
+            kind,
+            challenge: numbers.map(|(right, _)| right),
+            approved_at: None,
+            session_id: None,
+            undone_at: None,
         };
-        let attempt = LoginAttempt { code_digest: attempt::code_digest(&self.code_key, &attempt.id, &code), ..attempt };
-        self.store.insert_attempt(&attempt).await?;
         let message = OutboxMessage {
             id: uuid::Uuid::new_v4().to_string(),
             organization_id: organization.id.clone(),
-            to: email,
-            subject: format!("Your login code for {}", organization.name),
-            body: format!(
-                "Your login code for {} is {code}.\n\nIt is valid for 15 minutes. If you did not try to log in, ignore this message.\n",
-                organization.name
-            ),
+            to: email.to_owned(),
+            subject,
+            body,
             created: now,
         };
-        Ok(message)
+        Ok((attempt, message))
     }
 
     /// Keeps a message in the dev outbox. Only for development: the body holds a live login code.
@@ -452,6 +571,10 @@ impl LoginService {
             self.store.latest_attempt(&flow.id).await?.ok_or_else(|| {
                 Error::new(ErrorCode::LoginAttemptMissing).with_message("Please request a code first.")
             })?;
+        if attempt.kind != AttemptKind::Code {
+            return Err(Error::new(ErrorCode::LoginAttemptInvalid)
+                .with_message("This login continues from the email we sent, not with a code."));
+        }
         let now = self.clock.now();
         let state = AttemptState {
             created_at: attempt.created_at,
@@ -476,12 +599,55 @@ impl LoginService {
                     return Err(Error::new(ErrorCode::LoginAttemptInvalid)
                         .with_message("This code was already used. Please request a new code."));
                 }
-                self.finish(&flow, &organization, &attempt.email).await
+                self.finish(&flow, &organization, &attempt).await
             }
         }
     }
 
-    async fn finish(&self, flow: &LoginFlow, organization: &Organization, email: &str) -> Result<LoginOutcome, Error> {
+    /// The starting browser waits for a mail click (challenge and link attempts). Once a click approved
+    /// it, this call logs it in, once.
+    ///
+    /// # Errors
+    /// Flow errors; `loginAttemptMissing` without an attempt; `loginAttemptExpired` after 15 minutes
+    /// unapproved; `loginAttemptInvalid` when the attempt was undone, cancelled by a wrong number, used on
+    /// another device, or is a code attempt.
+    pub async fn wait(&self, flow_id: &str, binding: Option<&str>) -> Result<WaitOutcome, Error> {
+        let (flow, organization) = self.flow(flow_id, binding).await?;
+        let attempt = self.store.latest_attempt(&flow.id).await?.ok_or_else(|| {
+            Error::new(ErrorCode::LoginAttemptMissing).with_message("Please request a login email first.")
+        })?;
+        let invalid = |text: &str| Error::new(ErrorCode::LoginAttemptInvalid).with_message(text.to_owned());
+        if attempt.kind == AttemptKind::Code {
+            return Err(invalid("Please enter the code we sent."));
+        }
+        if attempt.undone_at.is_some() {
+            return Err(invalid("This login was undone from the email. Please start again."));
+        }
+        let now = self.clock.now();
+        if attempt.approved_at.is_some() {
+            if !self.store.close_attempt(&attempt.id, now).await? {
+                return Err(invalid("This login was already completed."));
+            }
+            return self.finish(&flow, &organization, &attempt).await.map(WaitOutcome::Done);
+        }
+        if attempt.closed_at.is_some() {
+            return Err(invalid(
+                "This login attempt was used on another device or cancelled. Please request a new email.",
+            ));
+        }
+        if attempt.created_at.plus(attempt::ATTEMPT_LIFETIME) <= now {
+            return Err(Error::new(ErrorCode::LoginAttemptExpired));
+        }
+        Ok(WaitOutcome::Pending { kind: attempt.kind, email: attempt.email, challenge: attempt.challenge })
+    }
+
+    async fn finish(
+        &self,
+        flow: &LoginFlow,
+        organization: &Organization,
+        attempt: &LoginAttempt,
+    ) -> Result<LoginOutcome, Error> {
+        let email = attempt.email.as_str();
         let now = self.clock.now();
         let callback =
             Url::parse(&flow.redirect_uri).map_err(|e| Error::new(ErrorCode::GenericError).with_internal(e))?;
@@ -523,6 +689,12 @@ impl LoginService {
             nonce: flow.nonce.clone(),
         };
         self.store.insert_login_session(&session).await?;
+        // An undo that raced this login wins: the session it would have missed is ended here.
+        if !self.store.attach_attempt_session(&attempt.id, &session.id).await? {
+            self.store.end_login_session(&session.id, now).await?;
+            return Err(Error::new(ErrorCode::LoginAttemptInvalid)
+                .with_message("This login was undone from the email. Please start again."));
+        }
         let code = random_token()?;
         self.store
             .insert_code(&AuthorizationCode {
@@ -750,6 +922,10 @@ impl LoginService {
         state: Option<&str>,
     ) -> Result<DirectOutcome, Error> {
         let (organization, _) = self.authenticate_client(client_id, secret).await?;
+        if !organization.settings.email_login_allowed() {
+            return Err(Error::new(ErrorCode::ConnectionMissing)
+                .with_message("Logging in by email is not enabled for this application."));
+        }
         let whitelist = organization.parsed_whitelist()?;
         let callback =
             redirect::validate_redirect_uri(redirect_uri, &whitelist, organization.settings.allow_localhost)?;
@@ -778,71 +954,122 @@ impl LoginService {
             expires_at: now.plus(FLOW_LIFETIME),
         };
         self.store.insert_flow(&flow).await?;
-        let token = random_token()?;
-        let attempt_id = uuid::Uuid::new_v4().to_string();
-        let attempt = LoginAttempt {
-            code_digest: attempt::code_digest(&self.code_key, &attempt_id, &token),
-            id: attempt_id.clone(),
-            flow_id: flow.id.clone(),
-            organization_id: organization.id.clone(),
-            email: email.clone(),
-            created_at: now,
-            wrong_entries: 0,
-            closed_at: None,
-        };
+        let (attempt, message) =
+            self.new_attempt(&flow, &organization, &email, AttemptKind::Link(LinkMethod::Local))?;
         self.store.insert_attempt(&attempt).await?;
-        let link = format!("{}/login/link/{attempt_id}/{token}", self.issuer);
-        let message = OutboxMessage {
-            id: uuid::Uuid::new_v4().to_string(),
-            organization_id: organization.id.clone(),
-            to: email,
-            subject: format!("Log in to {}", organization.name),
-            body: format!(
-                "Open this link to log in to {}:\n\n{link}\n\nIt is valid for 15 minutes. If you did not try to log in, ignore this message.\n",
-                organization.name
-            ),
-            created: now,
-        };
+        let attempt_id = attempt.id;
         Ok(DirectOutcome::Sent { login_attempt_id: attempt_id, message })
     }
 
     /// Checks a mailed link without using it: opening a link (as mail scanners do) never logs anyone in.
     ///
     /// # Errors
-    /// `loginAttemptMissing`, `loginAttemptExpired`, `loginAttemptInvalid`.
+    /// `loginAttemptInvalid` for an unknown link, a code attempt or a used one; `loginAttemptExpired`.
     pub async fn link(&self, attempt_id: &str, token: &str) -> Result<(LoginAttempt, Organization), Error> {
+        let attempt = self.mailed_attempt(attempt_id, token).await?;
+        if attempt.closed_at.is_some() || attempt.approved_at.is_some() {
+            return Err(Error::new(ErrorCode::LoginAttemptInvalid)
+                .with_message("This login link was already used. Please request a new one."));
+        }
+        if attempt.created_at.plus(attempt::ATTEMPT_LIFETIME) <= self.clock.now() {
+            return Err(Error::new(ErrorCode::LoginAttemptExpired));
+        }
+        let organization = self.organization(&attempt.organization_id).await?;
+        Ok((attempt, organization))
+    }
+
+    /// The attempt a mailed link names, after checking its token. Code attempts have no links: their
+    /// 5-digit secret must never be accepted as a link token.
+    async fn mailed_attempt(&self, attempt_id: &str, token: &str) -> Result<LoginAttempt, Error> {
         let invalid = || {
             Error::new(ErrorCode::LoginAttemptInvalid)
                 .with_message("This login link is not valid. Please request a new one.")
         };
         let attempt = self.store.attempt(attempt_id).await?.ok_or_else(invalid)?;
-        let state = AttemptState {
-            created_at: attempt.created_at,
-            wrong_entries: attempt.wrong_entries,
-            closed: attempt.closed_at.is_some(),
-        };
         let presented = attempt::code_digest(&self.code_key, &attempt.id, token);
-        match attempt::enter_code(&state, &attempt.code_digest, &presented, self.clock.now())? {
-            CodeOutcome::Accepted => {
-                let organization = self.organization(&attempt.organization_id).await?;
-                Ok((attempt, organization))
-            }
-            CodeOutcome::Rejected { .. } => Err(invalid()),
+        let genuine = verify_slices_are_equal(attempt.code_digest.as_bytes(), presented.as_bytes()).is_ok();
+        if !genuine || attempt.kind == AttemptKind::Code {
+            return Err(invalid());
         }
+        Ok(attempt)
     }
 
-    /// Uses a mailed link after the person clicked: the device that opened it is logged in.
+    /// Uses a mailed link after the person clicked. Depending on the attempt and the `choice`, the device
+    /// that clicked is logged in, or the browser that started the login is approved (it then logs in on
+    /// its next wait). A challenge answered with a wrong number is cancelled.
     ///
     /// # Errors
-    /// As [`link`](Self::link); `loginAttemptInvalid` when the link was already used.
-    pub async fn confirm_link(&self, attempt_id: &str, token: &str) -> Result<LoginOutcome, Error> {
+    /// As [`link`](Self::link); `loginAttemptInvalid` when the link was already used, the number is
+    /// wrong or missing, or the choice does not fit the attempt.
+    pub async fn confirm_link(&self, attempt_id: &str, token: &str, choice: LinkChoice) -> Result<LinkOutcome, Error> {
         let (attempt, organization) = self.link(attempt_id, token).await?;
         let flow =
             self.store.flow(&attempt.flow_id).await?.ok_or_else(|| Error::new(ErrorCode::LoginAttemptMissing))?;
-        if !self.store.close_attempt(&attempt.id, self.clock.now()).await? {
-            return Err(Error::new(ErrorCode::LoginAttemptInvalid).with_message("This login link was already used."));
+        let now = self.clock.now();
+        let used = || Error::new(ErrorCode::LoginAttemptInvalid).with_message("This login link was already used.");
+        let log_in_here = match (attempt.kind, choice) {
+            (AttemptKind::Link(LinkMethod::Local), LinkChoice::Default)
+            | (AttemptKind::Link(LinkMethod::UserPick), LinkChoice::ThisDevice) => true,
+            (AttemptKind::Link(LinkMethod::Remote), LinkChoice::Default)
+            | (AttemptKind::Link(LinkMethod::UserPick), LinkChoice::OtherDevice) => false,
+            (AttemptKind::Challenge, LinkChoice::Pick(number)) if attempt.challenge == Some(number) => false,
+            (AttemptKind::Challenge, LinkChoice::Pick(_)) => {
+                // A wrong number means the person did not start this login, or guessed: cancel it.
+                self.store.close_attempt(&attempt.id, now).await?;
+                tracing::warn!(attempt = %attempt.id, "challenge answered with a wrong number; attempt cancelled");
+                return Err(Error::new(ErrorCode::LoginAttemptInvalid).with_message(
+                    "That number is not the one the login page showed, so the login was cancelled for your safety.",
+                ));
+            }
+            _ => {
+                return Err(Error::new(ErrorCode::LoginAttemptInvalid)
+                    .with_message("This login link is not valid. Please request a new one."));
+            }
+        };
+        if log_in_here {
+            if !self.store.close_attempt(&attempt.id, now).await? {
+                return Err(used());
+            }
+            return self.finish(&flow, &organization, &attempt).await.map(LinkOutcome::LoggedIn);
         }
-        self.finish(&flow, &organization, &attempt.email).await
+        if !self.store.approve_attempt(&attempt.id, now).await? {
+            return Err(used());
+        }
+        tracing::info!(attempt = %attempt.id, "login approved from the email for the starting browser");
+        Ok(LinkOutcome::Approved { organization: organization.name, email: attempt.email })
+    }
+
+    /// Checks an undo link without using it.
+    ///
+    /// # Errors
+    /// `loginAttemptInvalid` for an unknown link.
+    pub async fn undo_target(&self, attempt_id: &str, token: &str) -> Result<(LoginAttempt, Organization), Error> {
+        let attempt = self.mailed_attempt(attempt_id, token).await?;
+        let organization = self.organization(&attempt.organization_id).await?;
+        Ok((attempt, organization))
+    }
+
+    /// Undoes a mailed login: the attempt can no longer be used and the session it created, if any, ends
+    /// (its tokens then get `sessionInactive`). Undoing twice is harmless. Undo has no time limit: "that
+    /// was not me" may come late.
+    ///
+    /// # Errors
+    /// `loginAttemptInvalid` for an unknown link; store failures.
+    pub async fn undo(&self, attempt_id: &str, token: &str) -> Result<(), Error> {
+        let attempt = self.mailed_attempt(attempt_id, token).await?;
+        let now = self.clock.now();
+        if let Undo::Undone { session_id } = self.store.undo_attempt(&attempt.id, now).await? {
+            if let Some(session_id) = &session_id {
+                self.store.end_login_session(session_id, now).await?;
+            }
+            tracing::warn!(
+                attempt = %attempt.id,
+                organization = %attempt.organization_id,
+                session = session_id.as_deref().unwrap_or("-"),
+                "login undone from the email"
+            );
+        }
+        Ok(())
     }
 
     /// Messages in the outbox, newest first (dev mode).

@@ -30,6 +30,10 @@ pub struct PageTexts {
     pub login_button: String,
     /// Link back to the email step.
     pub another_email_link: String,
+    /// While waiting for a click on a mailed link.
+    pub link_sent_message: String,
+    /// While waiting for a click on the matching number of a challenge.
+    pub challenge_sent_message: String,
 }
 
 impl Default for PageTexts {
@@ -42,6 +46,9 @@ impl Default for PageTexts {
             code_label: "Login code".to_owned(),
             login_button: "Log in".to_owned(),
             another_email_link: "Use another email or send a new code".to_owned(),
+            link_sent_message: "We sent a login link to {email}. Open it to continue; it is valid for 15 minutes."
+                .to_owned(),
+            challenge_sent_message: "We sent an email to {email}. In it, click the number you see here:".to_owned(),
         }
     }
 }

@@ -2,7 +2,9 @@ use async_trait::async_trait;
 
 use super::StoreError;
 use crate::clock::Timestamp;
-use crate::login::model::{AuthorizationCode, LoginAttempt, LoginFlow, LoginSession, OutboxMessage, Redemption, User};
+use crate::login::model::{
+    AuthorizationCode, LoginAttempt, LoginFlow, LoginSession, OutboxMessage, Redemption, Undo, User,
+};
 use crate::organization::Organization;
 
 /// Everything the hosted login flow stores.
@@ -63,6 +65,15 @@ pub trait LoginStore {
 
     /// Closes an open attempt (compare-and-swap on `closed_at`); `false` if it was already closed.
     async fn close_attempt(&self, attempt_id: &str, now: Timestamp) -> Result<bool, StoreError>;
+
+    /// Records that a mail click approved the starting browser, once, while the attempt is open.
+    async fn approve_attempt(&self, attempt_id: &str, now: Timestamp) -> Result<bool, StoreError>;
+
+    /// Names the login session the attempt created, unless it was undone meanwhile (then `false`).
+    async fn attach_attempt_session(&self, attempt_id: &str, session_id: &str) -> Result<bool, StoreError>;
+
+    /// Undoes an attempt once: it is closed and marked undone.
+    async fn undo_attempt(&self, attempt_id: &str, now: Timestamp) -> Result<Undo, StoreError>;
 
     /// Stores a login session.
     async fn insert_login_session(&self, session: &LoginSession) -> Result<(), StoreError>;

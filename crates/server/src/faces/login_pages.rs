@@ -11,9 +11,10 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
+use portcullis_core::login::model::{AttemptKind, LinkMethod};
 use portcullis_core::login::model::{FlowFace, LoginFlow};
 use portcullis_core::login::texts::PageTexts;
-use portcullis_core::login::{AuthorizeFailure, AuthorizeRequest, LoginOutcome};
+use portcullis_core::login::{AuthorizeFailure, AuthorizeRequest, LinkChoice, LinkOutcome, LoginOutcome, WaitOutcome};
 use portcullis_core::organization::Organization;
 use portcullis_core::{Error, ErrorCode};
 use serde::Deserialize;
@@ -34,7 +35,9 @@ pub(crate) fn routes() -> Router<Arc<App>> {
         .route("/login/flow/{id}", get(show))
         .route("/login/flow/{id}/email", post(email))
         .route("/login/flow/{id}/code", post(code))
+        .route("/login/flow/{id}/wait", get(wait))
         .route("/login/link/{attempt}/{token}", get(show_link).post(use_link))
+        .route("/login/undo/{attempt}/{token}", get(show_undo).post(undo))
 }
 
 #[derive(Template)]
@@ -64,9 +67,29 @@ impl<'a> LoginPage<'a> {
 #[template(path = "link.html")]
 struct LinkPage<'a> {
     organization: &'a str,
-    email: &'a str,
-    attempt_id: &'a str,
-    token: &'a str,
+    question: String,
+    action: &'a str,
+    button: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "wait.html")]
+struct WaitPage<'a> {
+    texts: PageTexts,
+    flow_id: &'a str,
+    challenge: Option<u8>,
+    refresh_seconds: u32,
+}
+
+/// A page with a message and, optionally, one button.
+#[derive(Template)]
+#[template(path = "message.html")]
+struct MessagePage<'a> {
+    title: &'a str,
+    text: &'a str,
+    action: Option<&'a str>,
+    button: &'a str,
+    hint: Option<&'a str>,
 }
 
 #[derive(Template)]
@@ -257,14 +280,15 @@ async fn email(
     let login = app.login();
     let bound = binding(&headers);
     let sent = match login.send_code(&id, bound.as_deref(), &form.email).await {
-        Ok(message) => app.deliver(&message).await.map(|()| message),
+        Ok(sent) => app.deliver(&sent.message).await.map(|()| sent),
         Err(error) => Err(error),
     };
     match sent {
-        Ok(message) => {
-            let to: String = url::form_urlencoded::byte_serialize(message.to.as_bytes()).collect();
+        Ok(sent) if sent.kind == AttemptKind::Code => {
+            let to: String = url::form_urlencoded::byte_serialize(sent.message.to.as_bytes()).collect();
             see_other(&format!("/login/flow/{id}?step=code&email={to}"))
         }
+        Ok(_) => see_other(&format!("/login/flow/{id}/wait")),
         Err(error) => retry_page(&app, &id, bound.as_deref(), error, false, &form.email, &request_id).await,
     }
 }
@@ -317,19 +341,117 @@ async fn retry_page(
     response
 }
 
+/// Seconds between the waiting page's reloads.
+const WAIT_REFRESH_SECONDS: u32 = 2;
+
+/// The starting browser waits for the mail click; it logs in once a click approved it.
+async fn wait(
+    State(app): State<Arc<App>>,
+    Extension(request_id): Extension<RequestId>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let bound = binding(&headers);
+    match app.login().wait(&id, bound.as_deref()).await {
+        Ok(WaitOutcome::Done(LoginOutcome::Redirect(url))) => see_other(url.as_str()),
+        Ok(WaitOutcome::Pending { email, challenge, .. }) => {
+            let Ok((flow, organization)) = app.login().flow(&id, bound.as_deref()).await else {
+                return error_page(Error::new(ErrorCode::LoginAttemptMissing), &request_id);
+            };
+            let page = WaitPage {
+                texts: PageTexts::resolve(&flow.translations, &organization.name, &email),
+                flow_id: &flow.id,
+                challenge,
+                refresh_seconds: WAIT_REFRESH_SECONDS,
+            };
+            let mut response = render(StatusCode::OK, page.render(), None);
+            if flow.embed {
+                allow_framing(&mut response, &organization);
+            }
+            response
+        }
+        Err(error) => {
+            let email = app.login().pending_email(&id).await.ok().flatten().unwrap_or_default();
+            retry_page(&app, &id, bound.as_deref(), error, false, &email, &request_id).await
+        }
+    }
+}
+
+/// The choice a mailed link carries in its query.
+#[derive(Debug, Deserialize)]
+struct LinkQuery {
+    pick: Option<u8>,
+    device: Option<String>,
+}
+
+impl LinkQuery {
+    fn choice(&self) -> LinkChoice {
+        match (self.pick, self.device.as_deref()) {
+            (Some(number), _) => LinkChoice::Pick(number),
+            (None, Some("this")) => LinkChoice::ThisDevice,
+            (None, Some("other")) => LinkChoice::OtherDevice,
+            _ => LinkChoice::Default,
+        }
+    }
+
+    fn suffix(&self) -> String {
+        match self.choice() {
+            LinkChoice::Pick(number) => format!("?pick={number}"),
+            LinkChoice::ThisDevice => "?device=this".to_owned(),
+            LinkChoice::OtherDevice => "?device=other".to_owned(),
+            LinkChoice::Default => String::new(),
+        }
+    }
+}
+
 /// A mailed link opened: a page with a button, never a login (mail scanners open links too).
 async fn show_link(
     State(app): State<Arc<App>>,
     Extension(request_id): Extension<RequestId>,
     Path((attempt, token)): Path<(String, String)>,
+    Query(query): Query<LinkQuery>,
 ) -> Response {
     match app.login().link(&attempt, &token).await {
         Ok((attempt, organization)) => {
-            let page = LinkPage {
-                organization: &organization.name,
-                email: &attempt.email,
-                attempt_id: &attempt.id,
-                token: &token,
+            let email = &attempt.email;
+            let (question, button) = match (attempt.kind, query.choice()) {
+                (AttemptKind::Challenge, LinkChoice::Pick(number)) => (
+                    format!("Does the login page show the number {number}? Only continue if it does."),
+                    "Yes, approve the login",
+                ),
+                (AttemptKind::Link(LinkMethod::Remote), _) | (_, LinkChoice::OtherDevice) => {
+                    (format!("Approve the login as {email} on the device where you started it?"), "Approve the login")
+                }
+                _ => (format!("Continue as {email} on this device?"), "Log me in"),
+            };
+            let action = format!("/login/link/{}/{token}{}", attempt.id, query.suffix());
+            let page = LinkPage { organization: &organization.name, question, action: &action, button };
+            render(StatusCode::OK, page.render(), None)
+        }
+        Err(error) => error_page(error, &request_id),
+    }
+}
+
+/// The person pressed the button: this device is logged in, or the starting browser is approved.
+async fn use_link(
+    State(app): State<Arc<App>>,
+    Extension(request_id): Extension<RequestId>,
+    Path((attempt, token)): Path<(String, String)>,
+    Query(query): Query<LinkQuery>,
+) -> Response {
+    match app.login().confirm_link(&attempt, &token, query.choice()).await {
+        Ok(LinkOutcome::LoggedIn(LoginOutcome::Redirect(url))) => see_other(url.as_str()),
+        Ok(LinkOutcome::Approved { organization, email }) => {
+            let text = format!(
+                "The login to {organization} as {email} is approved. Go back to the device where you started: it continues by itself."
+            );
+            let undo = format!("/login/undo/{attempt}/{token}");
+            let page = MessagePage {
+                title: "Login approved",
+                text: &text,
+                action: Some(&undo),
+                button: "This was not me: undo",
+                hint: Some("Undo ends the login on the other device."),
             };
             render(StatusCode::OK, page.render(), None)
         }
@@ -337,14 +459,46 @@ async fn show_link(
     }
 }
 
-/// The person pressed the button: this device is logged in.
-async fn use_link(
+/// An undo link opened: a page with a button (mail scanners must not undo logins either).
+async fn show_undo(
     State(app): State<Arc<App>>,
     Extension(request_id): Extension<RequestId>,
     Path((attempt, token)): Path<(String, String)>,
 ) -> Response {
-    match app.login().confirm_link(&attempt, &token).await {
-        Ok(LoginOutcome::Redirect(url)) => see_other(url.as_str()),
+    match app.login().undo_target(&attempt, &token).await {
+        Ok((attempt, organization)) => {
+            let text =
+                format!("Undo the login to {} as {}? Its session ends at once.", organization.name, attempt.email);
+            let action = format!("/login/undo/{}/{token}", attempt.id);
+            let page = MessagePage {
+                title: "Undo this login",
+                text: &text,
+                action: Some(&action),
+                button: "Undo the login",
+                hint: None,
+            };
+            render(StatusCode::OK, page.render(), None)
+        }
+        Err(error) => error_page(error, &request_id),
+    }
+}
+
+async fn undo(
+    State(app): State<Arc<App>>,
+    Extension(request_id): Extension<RequestId>,
+    Path((attempt, token)): Path<(String, String)>,
+) -> Response {
+    match app.login().undo(&attempt, &token).await {
+        Ok(()) => {
+            let page = MessagePage {
+                title: "Login undone",
+                text: "The login was undone: it can no longer be used, and its session has ended.",
+                action: None,
+                button: "",
+                hint: Some("If you did not start it, someone knows your email address; nothing else is needed."),
+            };
+            render(StatusCode::OK, page.render(), None)
+        }
         Err(error) => error_page(error, &request_id),
     }
 }

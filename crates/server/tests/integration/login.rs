@@ -9,6 +9,9 @@ use reqwest::{Response, StatusCode};
 use serde_json::Value;
 use url::Url;
 
+use portcullis_core::login::model::{AttemptType, LinkMethod};
+use portcullis_core::organization::OrganizationSettings;
+
 use crate::harness::{Backend, TestServer, read_json};
 
 const CALLBACK: &str = "https://app.example.com/api/auth/callback";
@@ -898,4 +901,204 @@ async fn php_library_without_pkce_when_the_organization_allows_it() {
         (400, Some("codeChallengeInvalid")),
         "a verifier without a challenge is a downgrade"
     );
+}
+
+/// The links of the newest mail in the dev outbox, as paths on the server.
+async fn mailed_links(flow: &Flow) -> Vec<String> {
+    let (_, outbox) = flow.server.get_json("/dev/outbox").await;
+    let mail = outbox["messages"][0]["body"].as_str().expect("message").to_owned();
+    mail.split_whitespace()
+        .filter(|w| w.starts_with("http"))
+        .map(|w| w.trim_start_matches(flow.server.url.as_str()).to_owned())
+        .collect()
+}
+
+impl Flow {
+    async fn use_attempts(&self, kind: AttemptType, method: LinkMethod) {
+        let settings = OrganizationSettings {
+            default_login_attempt_type: kind,
+            default_login_method: method,
+            ..Default::default()
+        };
+        self.server.app.login().configure(&self.org, None, Some(settings)).await.expect("settings");
+    }
+
+    async fn get(&self, path: &str, binding: Option<&str>) -> Response {
+        let request = self.client.get(self.url(path));
+        let request = if let Some(binding) = binding { request.header("cookie", binding) } else { request };
+        request.send().await.expect("get")
+    }
+
+    async fn post(&self, path: &str) -> Response {
+        self.client.post(self.url(path)).send().await.expect("post")
+    }
+
+    /// Exchanges the code of a callback and returns the compat access token.
+    async fn tokens_from(&self, callback: &str) -> String {
+        let callback = Url::parse(callback).expect("callback");
+        let code = callback.query_pairs().find(|(k, _)| k == "code").map(|(_, v)| v.into_owned()).expect("code");
+        let (status, tokens) = self.verify(&code, VERIFIER).await;
+        assert_eq!(status, 200, "{tokens}");
+        tokens["access_token"].as_str().expect("access token").to_owned()
+    }
+}
+
+/// `challenge`: the page shows one number and the mail three; opening the right one changes nothing, its
+/// click approves the waiting browser, which then logs in once. Undo from the mail ends that session.
+async fn challenge_approves_the_starting_browser(backend: Backend) {
+    let flow = Flow::start(backend).await;
+    flow.use_attempts(AttemptType::Challenge, LinkMethod::Local).await;
+    let (flow_path, binding, sent) = flow.submit_email("ada@example.com").await;
+    assert_eq!((sent.status(), location(&sent)), (StatusCode::SEE_OTHER, format!("{flow_path}/wait")));
+    let wait_path = format!("{flow_path}/wait");
+    let waiting = flow.get(&wait_path, Some(&binding)).await;
+    assert_eq!(waiting.status(), StatusCode::OK);
+    let html = waiting.text().await.expect("html");
+    assert!(html.contains(r#"<meta http-equiv="refresh" content="2">"#), "{html}");
+    let number: String = html
+        .split(r#"class="challenge""#)
+        .nth(1)
+        .and_then(|rest| rest.split('>').nth(1))
+        .map(|text| text.chars().take_while(char::is_ascii_digit).collect())
+        .expect("the number on the page");
+    assert_eq!(number.len(), 2, "{html}");
+    assert!(flow.get(&wait_path, None).await.status().is_client_error(), "another browser cannot wait for it");
+
+    let links = mailed_links(&flow).await;
+    let picks: Vec<&String> = links.iter().filter(|l| l.contains("?pick=")).collect();
+    assert_eq!(picks.len(), 3, "{links:?}");
+    let right = picks.iter().find(|l| l.ends_with(&format!("?pick={number}"))).expect("the right number is mailed");
+    let undo = links.iter().find(|l| l.starts_with("/login/undo/")).expect("an undo link").clone();
+
+    let opened = flow.get(right, None).await;
+    assert_eq!(opened.status(), StatusCode::OK);
+    assert!(opened.text().await.expect("html").contains(&format!("show the number {number}")));
+    assert_eq!(flow.get(&wait_path, Some(&binding)).await.status(), StatusCode::OK, "opening approves nothing");
+
+    let approved = flow.post(right).await;
+    assert_eq!(approved.status(), StatusCode::OK);
+    assert!(approved.text().await.expect("html").contains("Login approved"));
+    assert_eq!(flow.post(right).await.status(), StatusCode::BAD_REQUEST, "a click approves once");
+
+    let done = flow.get(&wait_path, Some(&binding)).await;
+    assert_eq!(done.status(), StatusCode::SEE_OTHER);
+    let access = flow.tokens_from(&location(&done)).await;
+    let again = flow.get(&wait_path, Some(&binding)).await;
+    assert_eq!(again.status(), StatusCode::BAD_REQUEST, "the approval logs in once");
+    let (status, user) = flow.userinfo(&access, "https://app.example.com").await;
+    assert_eq!((status, user["email"].as_str()), (200, Some("ada@example.com")));
+
+    let undo_page = flow.get(&undo, None).await;
+    assert_eq!(undo_page.status(), StatusCode::OK, "opening the undo link undoes nothing");
+    let (status, _) = flow.userinfo(&access, "https://app.example.com").await;
+    assert_eq!(status, 200);
+    let undone = flow.post(&undo).await;
+    assert_eq!(undone.status(), StatusCode::OK);
+    assert!(undone.text().await.expect("html").contains("Login undone"));
+    let (status, body) = flow.userinfo(&access, "https://app.example.com").await;
+    assert_eq!((status, body["errorCode"].as_str()), (401, Some("sessionInactive")), "undo ends the session");
+    assert_eq!(flow.post(&undo).await.status(), StatusCode::OK, "undoing twice is harmless");
+}
+
+#[tokio::test]
+async fn challenge_attempt_on_sqlite() {
+    challenge_approves_the_starting_browser(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn challenge_attempt_on_postgres() {
+    challenge_approves_the_starting_browser(Backend::Postgres).await;
+}
+
+/// A wrong number cancels the attempt: neither the right number nor the waiting browser can use it after.
+#[tokio::test]
+async fn a_wrong_challenge_number_cancels_the_attempt() {
+    let flow = Flow::start(Backend::Sqlite).await;
+    flow.use_attempts(AttemptType::Challenge, LinkMethod::Local).await;
+    let (flow_path, binding, _) = flow.submit_email("eve@example.com").await;
+    let html = flow.get(&format!("{flow_path}/wait"), Some(&binding)).await.text().await.expect("html");
+    let links = mailed_links(&flow).await;
+    let (right, wrong): (Vec<&String>, Vec<&String>) = links
+        .iter()
+        .filter(|l| l.contains("?pick="))
+        .partition(|l| l.rsplit('=').next().is_some_and(|n| html.contains(&format!(">{n}</p>"))));
+    assert_eq!((right.len(), wrong.len()), (1, 2), "{links:?}");
+    let refused = flow.post(wrong[0]).await;
+    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+    let page = refused.text().await.expect("html");
+    assert!(page.contains("loginAttemptInvalid") && page.contains("cancelled"), "{page}");
+    assert_eq!(flow.post(right[0]).await.status(), StatusCode::BAD_REQUEST, "the attempt is void");
+    let waiting = flow.get(&format!("{flow_path}/wait"), Some(&binding)).await;
+    assert_eq!(waiting.status(), StatusCode::BAD_REQUEST);
+    assert!(waiting.text().await.expect("html").contains("cancelled"));
+}
+
+/// `link` with `remote` approves the starting browser; with `userPick` the mail carries both links, and
+/// logging in on the mail's device leaves the waiting browser with a clear message. An undo before any
+/// click voids the attempt.
+#[tokio::test]
+async fn remote_and_user_pick_links() {
+    let flow = Flow::start(Backend::Sqlite).await;
+    flow.use_attempts(AttemptType::Link, LinkMethod::Remote).await;
+    let (flow_path, binding, _) = flow.submit_email("remote@example.com").await;
+    let links = mailed_links(&flow).await;
+    assert_eq!(links.len(), 2, "a link and an undo link: {links:?}");
+    let opened = flow.get(&links[0], None).await.text().await.expect("html");
+    assert!(opened.contains("Approve the login"), "{opened}");
+    assert_eq!(flow.post(&links[0]).await.status(), StatusCode::OK);
+    let done = flow.get(&format!("{flow_path}/wait"), Some(&binding)).await;
+    assert_eq!(done.status(), StatusCode::SEE_OTHER);
+    flow.tokens_from(&location(&done)).await;
+
+    flow.use_attempts(AttemptType::Link, LinkMethod::UserPick).await;
+    let (flow_path, binding, _) = flow.submit_email("pick@example.com").await;
+    let links = mailed_links(&flow).await;
+    let here = links.iter().find(|l| l.ends_with("?device=this")).expect("this-device link");
+    assert!(links.iter().any(|l| l.ends_with("?device=other")), "{links:?}");
+    let logged_in = flow.post(here).await;
+    assert_eq!(logged_in.status(), StatusCode::SEE_OTHER, "this device logs in directly");
+    flow.tokens_from(&location(&logged_in)).await;
+    let waiting = flow.get(&format!("{flow_path}/wait"), Some(&binding)).await;
+    assert_eq!(waiting.status(), StatusCode::BAD_REQUEST);
+    assert!(waiting.text().await.expect("html").contains("used on another device"));
+
+    let (flow_path, binding, _) = flow.submit_email("undo@example.com").await;
+    let links = mailed_links(&flow).await;
+    let undo = links.iter().find(|l| l.starts_with("/login/undo/")).expect("undo link");
+    assert_eq!(flow.post(undo).await.status(), StatusCode::OK);
+    let other = links.iter().find(|l| l.ends_with("?device=other")).expect("other-device link");
+    assert_eq!(flow.post(other).await.status(), StatusCode::BAD_REQUEST, "an undone attempt approves nothing");
+    let waiting = flow.get(&format!("{flow_path}/wait"), Some(&binding)).await;
+    assert!(waiting.text().await.expect("html").contains("undone"));
+}
+
+/// `connectionMissing`: an organization that turned email login off (with passkeys on) refuses the email
+/// step and direct authentication; with nothing else enabled, email stays on.
+#[tokio::test]
+async fn connection_missing_when_email_login_is_off() {
+    let flow = Flow::start(Backend::Sqlite).await;
+    let off = OrganizationSettings {
+        email_connection_enabled: false,
+        passkey_connection_enabled: true,
+        ..Default::default()
+    };
+    flow.server.app.login().configure(&flow.org, None, Some(off)).await.expect("settings");
+    let (_, _, refused) = flow.submit_email("ada@example.com").await;
+    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+    assert!(refused.text().await.expect("html").contains("not enabled"));
+    let direct = flow
+        .client
+        .post(flow.url("/api/v1/authenticate_direct"))
+        .basic_auth(&flow.org, Some(&flow.secret))
+        .json(&serde_json::json!({ "email": "ada@example.com", "redirect_uri": CALLBACK, "state": "s" }))
+        .send()
+        .await
+        .expect("request");
+    let (status, body) = read_json(direct).await;
+    assert_eq!((status, body["errorCode"].as_str()), (400, Some("connectionMissing")), "{body}");
+
+    let nothing = OrganizationSettings { email_connection_enabled: false, ..Default::default() };
+    flow.server.app.login().configure(&flow.org, None, Some(nothing)).await.expect("settings");
+    let (_, _, sent) = flow.submit_email("ada@example.com").await;
+    assert_eq!(sent.status(), StatusCode::SEE_OTHER, "email stays on when nothing else is enabled");
 }
