@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use portcullis_core::keys::KeyStatus;
 use portcullis_core::organization::Organization;
+use portcullis_core::{Error, ErrorCode};
 use portcullis_server::StartupError;
 use portcullis_server::app::{App, OpenOptions};
 use portcullis_server::config::Config;
@@ -83,10 +84,23 @@ pub(crate) async fn run(command: Command, mut config: Config) -> Result<(), Fail
                 println!("It is shown only now; Portcullis keeps only its hash.");
             }
         }
-        Command::Org(OrgCommand::Configure { id, whitelist, allow_localhost, json }) => {
+        Command::Org(OrgCommand::Configure {
+            id,
+            whitelist,
+            allow_localhost,
+            login_attempt_type,
+            login_method,
+            json,
+        }) => {
             let mut settings = app.organization(&id).await?.settings;
             if let Some(allow) = allow_localhost {
                 settings.allow_localhost = allow;
+            }
+            if let Some(kind) = login_attempt_type {
+                settings.default_login_attempt_type = setting(kind)?;
+            }
+            if let Some(method) = login_method {
+                settings.default_login_method = setting(method)?;
             }
             let whitelist = (!whitelist.is_empty()).then_some(whitelist);
             let organization = app.login().configure(&id, whitelist, Some(settings)).await?;
@@ -243,4 +257,10 @@ fn print_json<T: Serialize + ?Sized>(value: &T) {
         Ok(text) => println!("{text}"),
         Err(e) => eprintln!("portcullis: cannot print JSON: {e}"),
     }
+}
+
+/// An organization setting from its JSON spelling (clap has already checked the name).
+fn setting<T: serde::de::DeserializeOwned>(name: String) -> Result<T, Error> {
+    serde_json::from_value(serde_json::Value::String(name))
+        .map_err(|e| Error::new(ErrorCode::EntityInvalid).with_message(format!("Unknown setting value: {e}")))
 }

@@ -113,6 +113,13 @@ enum OrgCommand {
         /// Admit localhost / 127.0.0.1 / [::1] callbacks (development).
         #[arg(long)]
         allow_localhost: Option<bool>,
+        /// What the login mail carries: a 5-digit code, a challenge of three numbers, or a link.
+        #[arg(long, value_parser = ["code", "challenge", "link"])]
+        login_attempt_type: Option<String>,
+        /// For links: which device is logged in (`local`: the one opening the mail; `remote`: the one that
+        /// started; `userPick`: the mail offers both).
+        #[arg(long, value_parser = ["local", "remote", "userPick"])]
+        login_method: Option<String>,
         /// Print JSON.
         #[arg(long)]
         json: bool,

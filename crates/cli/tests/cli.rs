@@ -64,6 +64,15 @@ fn organizations_and_keys_from_the_command_line() {
     let empty_name = run(dir.path(), &["org", "create", "  "]);
     assert!(String::from_utf8_lossy(&empty_name.stderr).contains("missingFields"));
 
+    let configured = json(&run(
+        dir.path(),
+        &["org", "configure", id, "--login-attempt-type", "link", "--login-method", "userPick", "--json"],
+    ));
+    assert_eq!(configured["settings"]["defaultLoginAttemptType"], "link");
+    assert_eq!(configured["settings"]["defaultLoginMethod"], "userPick");
+    let refused = run(dir.path(), &["org", "configure", id, "--login-attempt-type", "carrier-pigeon"]);
+    assert_eq!(refused.status.code(), Some(2), "clap refuses an unknown type");
+
     let rotated = json(&run(dir.path(), &["keys", "rotate", "--json"]));
     assert_eq!(rotated["state"], "pending");
     let keys = json(&run(dir.path(), &["keys", "list", "--json"]));

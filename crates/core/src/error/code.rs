@@ -213,7 +213,7 @@ error_catalog! {
         oauth: Some("access_denied"),
         family: Login,
         message: "The login attempt is invalid.",
-        explanation: "The code or number was wrong, the attempt was undone, or it was tried too many times. Remedy: check the code; after too many tries, request a new one.",
+        explanation: "The attempt cannot be used: a wrong code (the message says how many tries are left; after 5 the attempt is void), a challenge answered with a wrong number (the attempt is cancelled), a link already used or used on another device, an attempt undone from the mail, or a code entered for a link attempt. Remedy: check the code; otherwise request a new code or link.",
     }
     /// A passkey ceremony finish came without a ceremony id.
     PasskeyDataMissing {
@@ -276,7 +276,7 @@ error_catalog! {
         oauth: Some("invalid_request"),
         family: Login,
         message: "The connection was not found.",
-        explanation: "The login connection (email, passkey, an identity provider) is unknown or disabled for the organization. Remedy: enable the connection in the organization's settings.",
+        explanation: "The login connection is unknown or disabled for the organization: the hosted email step or `POST /api/v1/authenticate_direct` while `emailConnectionEnabled` is off and another connection is on (with nothing else enabled, email stays on). Remedy: enable the connection in the organization's settings.",
     }
     /// The organization (client) id is missing or unknown.
     OrganizationIdMissing {
@@ -325,7 +325,7 @@ error_catalog! {
         oauth: Some("invalid_request"),
         family: Login,
         message: "The OAuth state is invalid.",
-        explanation: "The `state` is over the size limit or contains characters that cannot be echoed safely, or an autologin state was rejected. Remedy: send a random URL-safe `state` of at most 512 characters.",
+        explanation: "The `state` is over the size limit or contains characters that cannot be echoed safely, or an autologin state was rejected. Remedy: send a random URL-safe `state` of at most 1024 characters.",
     }
     /// PKCE is required but no challenge was sent.
     CodeChallengeMissing {
