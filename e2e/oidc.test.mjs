@@ -17,7 +17,7 @@ async function withOidcStack(fn) {
     const config = await oidc.discovery(
       new URL(stack.portcullisUrl),
       stack.orgId,
-      { id_token_signed_response_alg: "EdDSA" },
+      undefined,
       oidc.ClientSecretBasic(secret),
       { execute: [oidc.allowInsecureRequests] },
     );

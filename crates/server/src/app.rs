@@ -34,6 +34,7 @@ pub struct App {
     config: Config,
     store: Arc<dyn Store>,
     keys: Arc<KeyService>,
+    id_token_keys: Arc<KeyService>,
     sessions: Arc<SessionService>,
     login: Arc<LoginService>,
     oauth: OAuthService,
@@ -81,6 +82,15 @@ impl App {
             .await
             .map_err(StartupError::Keys)?;
         let keys = Arc::new(keys);
+        let id_token_keys = if config.keys.id_token_algorithm == config.keys.algorithm {
+            Arc::clone(&keys)
+        } else {
+            let policy = config.id_token_key_policy();
+            let family = KeyService::open_deferred(Arc::clone(&store), Arc::clone(&master), policy, Arc::clone(&clock))
+                .await
+                .map_err(StartupError::Keys)?;
+            Arc::new(family)
+        };
         let sessions = Arc::new(SessionService::new(
             Arc::clone(&store),
             Arc::clone(&keys),
@@ -108,6 +118,7 @@ impl App {
             Arc::clone(&store),
             Arc::clone(&clock),
             Arc::clone(&keys),
+            Arc::clone(&id_token_keys),
             Arc::clone(&login),
             oauth_refresh,
         );
@@ -116,6 +127,7 @@ impl App {
             config,
             store,
             keys,
+            id_token_keys,
             sessions,
             login,
             oauth,
@@ -156,6 +168,12 @@ impl App {
     #[must_use]
     pub fn keys(&self) -> &KeyService {
         &self.keys
+    }
+
+    /// The key families to maintain: the session keys, and the ID-token keys when their algorithm differs.
+    pub fn key_families(&self) -> impl Iterator<Item = &KeyService> {
+        let separate = !Arc::ptr_eq(&self.keys, &self.id_token_keys);
+        std::iter::once(self.keys.as_ref()).chain(separate.then_some(self.id_token_keys.as_ref()))
     }
 
     /// The session service.
@@ -284,7 +302,7 @@ impl App {
     /// The signing keys and their states.
     #[must_use]
     pub fn key_statuses(&self) -> Vec<KeyStatus> {
-        self.keys.statuses()
+        self.key_families().flat_map(KeyService::statuses).collect()
     }
 
     /// Rotates the signing key.
@@ -295,10 +313,14 @@ impl App {
         self.keys.rotate().await
     }
 
-    /// The JWKS document.
+    /// The JWKS document: the published keys of every family.
     #[must_use]
     pub fn jwks(&self) -> Value {
-        self.keys.jwks()
+        let keys: Vec<Value> = self
+            .key_families()
+            .flat_map(|family| family.jwks()["keys"].as_array().cloned().unwrap_or_default())
+            .collect();
+        serde_json::json!({ "keys": keys })
     }
 }
 

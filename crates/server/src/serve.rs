@@ -74,11 +74,15 @@ async fn maintain_keys(app: Arc<App>) {
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticker.tick().await;
-        match app.keys().maintain().await {
-            Ok(Some(kid)) => tracing::info!(%kid, "rotated the signing key"),
-            Ok(None) => {}
-            Err(e) => {
-                tracing::warn!(error = ?e, "key maintenance failed; retrying at the next tick")
+        for family in app.key_families() {
+            match family.maintain().await {
+                Ok(Some(kid)) => {
+                    tracing::info!(%kid, algorithm = family.policy().algorithm.as_str(), "rotated the signing key")
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(error = ?e, "key maintenance failed; retrying at the next tick")
+                }
             }
         }
     }

@@ -188,7 +188,7 @@ pub async fn stored_key_ring_opens_and_signs(store: &Arc<dyn Store>) {
     let second = ring.next_key(at(1), &policy, &master).expect("second key");
     store.insert_signing_key(&second, ring.newest_kid()).await.expect("rotate");
     let ring = KeyRing::open(store.signing_keys().await.expect("keys"), &master).expect("ring");
-    let signer = ring.signer(at(2)).expect("a signing key");
+    let signer = ring.signer(at(2), policy.algorithm).expect("a signing key");
     assert_eq!(signer.kid(), first.kid, "a new key must not sign before its publish lead");
     assert!(signer.sign_jwt(&serde_json::json!({ "sub": "x" })).is_ok());
     assert_eq!(ring.jwks(at(2), &policy)["keys"].as_array().map(Vec::len), Some(2));

@@ -99,32 +99,41 @@ impl KeyRing {
         self.entries.last().map(|e| e.record.kid.as_str())
     }
 
-    /// The key that signs at `now`: the newest whose signing has started.
-    #[must_use]
-    pub fn signer(&self, now: Timestamp) -> Option<&Arc<SigningKey>> {
-        self.entries.iter().rev().find(|e| e.record.signs_from <= now).map(|e| &e.key)
+    /// The keys of one algorithm, oldest first. Each algorithm is a family with its own rotation: the
+    /// session keys and the ID-token keys can differ (OIDC requires RS256 for ID tokens).
+    fn family(&self, algorithm: SigningAlgorithm) -> impl DoubleEndedIterator<Item = &Entry> + Clone {
+        self.entries.iter().filter(move |e| e.record.algorithm == algorithm)
     }
 
-    /// The published key with this id, for verification.
+    /// The key of `algorithm` that signs at `now`: the newest whose signing has started.
+    #[must_use]
+    pub fn signer(&self, now: Timestamp, algorithm: SigningAlgorithm) -> Option<&Arc<SigningKey>> {
+        self.family(algorithm).rev().find(|e| e.record.signs_from <= now).map(|e| &e.key)
+    }
+
+    /// The published key of the policy's algorithm with this id, for verification.
     #[must_use]
     pub fn verifier(&self, kid: &str, now: Timestamp, policy: &KeyPolicy) -> Option<&Arc<SigningKey>> {
         self.statuses(now, policy)
-            .zip(&self.entries)
+            .zip(self.family(policy.algorithm))
             .find(|(status, entry)| status.state != KeyState::Retired && entry.record.kid == kid)
             .map(|(_, entry)| &entry.key)
     }
 
-    /// Whether a new key should be made.
+    /// Whether a new key of the policy's algorithm should be made (always, when it has none).
     #[must_use]
     pub fn rotation_due(&self, now: Timestamp, policy: &KeyPolicy) -> bool {
-        self.entries.last().is_none_or(|newest| newest.record.signs_from.plus(policy.rotation_interval) <= now)
+        self.family(policy.algorithm)
+            .next_back()
+            .is_none_or(|newest| newest.record.signs_from.plus(policy.rotation_interval) <= now)
     }
 
-    /// Every key with its state, oldest first.
+    /// Every key of the policy's algorithm with its state, oldest first.
     pub fn statuses<'a>(&'a self, now: Timestamp, policy: &'a KeyPolicy) -> impl Iterator<Item = KeyStatus> + 'a {
-        let signing = self.signer(now).map(|k| k.kid().to_owned());
-        self.entries.iter().enumerate().map(move |(i, entry)| {
-            let signs_until = self.entries.get(i + 1).map(|next| next.record.signs_from);
+        let signing = self.signer(now, policy.algorithm).map(|k| k.kid().to_owned());
+        let family: Vec<&Entry> = self.family(policy.algorithm).collect();
+        family.clone().into_iter().enumerate().map(move |(i, entry)| {
+            let signs_until = family.get(i + 1).map(|next| next.record.signs_from);
             let published_until = signs_until.map(|t| t.plus(policy.retain_after_retirement));
             let state = if signing.as_deref() == Some(entry.record.kid.as_str()) {
                 KeyState::Signing
@@ -152,14 +161,15 @@ impl KeyRing {
     pub fn jwks(&self, now: Timestamp, policy: &KeyPolicy) -> Value {
         let keys: Vec<Value> = self
             .statuses(now, policy)
-            .zip(&self.entries)
+            .zip(self.family(policy.algorithm))
             .filter(|(status, _)| status.state != KeyState::Retired)
             .map(|(_, entry)| entry.key.public_jwk().clone())
             .collect();
         json!({ "keys": keys })
     }
 
-    /// Makes the record of the next key: it signs at once when the ring is empty, otherwise after
+    /// Makes the record of the next key of the policy's algorithm: it signs at once when it is the first
+    /// of its algorithm, otherwise after
     /// `publish_lead`. Insert it with [`crate::store::SigningKeyStore::insert_signing_key`], passing
     /// [`newest_kid`](Self::newest_kid) as the precondition.
     ///
@@ -180,7 +190,8 @@ impl KeyRing {
         let millis = newest_millis.map_or(now.unix_millis(), |m| m.saturating_add(1).max(now.unix_millis()));
         let kid = format!("d-{millis}");
         let (key, pkcs8) = SigningKey::generate(policy.algorithm, &kid)?;
-        let signs_from = if self.is_empty() { now } else { now.plus(policy.publish_lead) };
+        let first_of_family = self.family(policy.algorithm).next().is_none();
+        let signs_from = if first_of_family { now } else { now.plus(policy.publish_lead) };
         Ok(SigningKeyRecord {
             sealed_private_key: master.seal(kid.as_bytes(), &pkcs8)?,
             public_jwk: key.public_jwk().to_string(),
@@ -229,15 +240,43 @@ mod tests {
         let ring = KeyRing::open(vec![second.clone(), first.clone()], &master)?;
         assert_eq!(ring.newest_kid(), Some(second.kid.as_str()));
         // Published but not yet signing.
-        assert_eq!(ring.signer(at(60)).map(|k| k.kid().to_owned()), Some(first.kid.clone()));
+        assert_eq!(ring.signer(at(60), SigningAlgorithm::EdDSA).map(|k| k.kid().to_owned()), Some(first.kid.clone()));
         assert_eq!(ring.jwks(at(60), &policy)["keys"].as_array().map(Vec::len), Some(2));
         // Signing switches; the old key still verifies during the overlap, then is retired.
-        assert_eq!(ring.signer(at(61)).map(|k| k.kid().to_owned()), Some(second.kid.clone()));
+        assert_eq!(ring.signer(at(61), SigningAlgorithm::EdDSA).map(|k| k.kid().to_owned()), Some(second.kid.clone()));
         assert!(ring.verifier(&first.kid, at(70), &policy).is_some());
         assert!(ring.verifier(&first.kid, at(71), &policy).is_none());
         assert_eq!(ring.jwks(at(71), &policy)["keys"][0]["kid"], second.kid.as_str());
         let states: Vec<KeyState> = ring.statuses(at(71), &policy).map(|s| s.state).collect();
         assert_eq!(states, [KeyState::Retired, KeyState::Signing]);
+        Ok(())
+    }
+
+    #[test]
+    fn algorithms_rotate_as_separate_families() -> Result<(), KeyError> {
+        let (master, _) = MasterKey::generate()?;
+        let eddsa = policy();
+        let rs256 = KeyPolicy { algorithm: SigningAlgorithm::RS256, ..policy() };
+        let first = KeyRing::default().next_key(at(0), &eddsa, &master)?;
+        let ring = KeyRing::open(vec![first.clone()], &master)?;
+        assert!(ring.rotation_due(at(1), &rs256), "an algorithm without keys needs one");
+        let rsa = ring.next_key(at(1), &rs256, &master)?;
+        assert_eq!(rsa.signs_from, at(1), "the first key of an algorithm signs at once");
+        let ring = KeyRing::open(vec![first.clone(), rsa.clone()], &master)?;
+        assert_eq!(ring.newest_kid(), Some(rsa.kid.as_str()), "the rotation precondition spans every family");
+        assert_eq!(ring.signer(at(2), SigningAlgorithm::EdDSA).map(|k| k.kid().to_owned()), Some(first.kid.clone()));
+        assert_eq!(ring.signer(at(2), SigningAlgorithm::RS256).map(|k| k.kid().to_owned()), Some(rsa.kid.clone()));
+        assert!(!ring.rotation_due(at(2), &eddsa) && !ring.rotation_due(at(2), &rs256));
+        assert_eq!(ring.jwks(at(2), &rs256)["keys"][0]["kty"], "RSA");
+        assert_eq!(ring.jwks(at(2), &eddsa)["keys"].as_array().map(Vec::len), Some(1));
+        assert!(ring.verifier(&rsa.kid, at(2), &eddsa).is_none(), "a family verifies only its own keys");
+        // A new EdDSA key retires only the older EdDSA key, never the RSA one.
+        let second = ring.next_key(at(60), &eddsa, &master)?;
+        let ring = KeyRing::open(vec![first.clone(), rsa.clone(), second.clone()], &master)?;
+        let eddsa_states: Vec<KeyState> = ring.statuses(at(80), &eddsa).map(|s| s.state).collect();
+        assert_eq!(eddsa_states, [KeyState::Retired, KeyState::Signing]);
+        let rsa_states: Vec<KeyState> = ring.statuses(at(80), &rs256).map(|s| s.state).collect();
+        assert_eq!(rsa_states, [KeyState::Signing]);
         Ok(())
     }
 

@@ -32,12 +32,40 @@ impl KeyService {
         policy: KeyPolicy,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, Error> {
-        let service = Self { store, master, policy, clock, ring: RwLock::new(Arc::default()) };
-        service.reload().await?;
-        if service.ring().is_empty() {
+        let service = Self::open_deferred(store, master, policy, clock).await?;
+        if service.ring().signer(service.clock.now(), service.policy.algorithm).is_none() {
             service.add_key().await?;
         }
         Ok(service)
+    }
+
+    /// Opens the ring without making a first key: [`maintain`](Self::maintain) or
+    /// [`current_signer`](Self::current_signer) makes it when needed. For a second family (the RSA ID-token
+    /// keys) whose key generation should not delay start-up.
+    ///
+    /// # Errors
+    /// If the store fails or a stored key does not open with `master`.
+    pub async fn open_deferred(
+        store: Arc<dyn Store>,
+        master: Arc<MasterKey>,
+        policy: KeyPolicy,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, Error> {
+        let service = Self { store, master, policy, clock, ring: RwLock::new(Arc::default()) };
+        service.reload().await?;
+        Ok(service)
+    }
+
+    /// The key that signs now, making the first key of the family if there is none yet.
+    ///
+    /// # Errors
+    /// If the store fails or key generation fails.
+    pub async fn current_signer(&self) -> Result<Arc<SigningKey>, Error> {
+        if let Ok(signer) = self.signer() {
+            return Ok(signer);
+        }
+        self.maintain().await?;
+        self.signer()
     }
 
     /// The current ring.
@@ -130,7 +158,7 @@ impl KeyService {
     /// `genericError` if the ring has no usable key (it always has one once opened).
     pub fn signer(&self) -> Result<Arc<SigningKey>, Error> {
         self.ring()
-            .signer(self.clock.now())
+            .signer(self.clock.now(), self.policy.algorithm)
             .cloned()
             .ok_or_else(|| Error::new(ErrorCode::GenericError).with_internal("the key ring has no signing key"))
     }

@@ -12,7 +12,7 @@ use super::model::{FlowFace, LoginSession, Redemption, User};
 use super::pkce::{self, Face};
 use super::service::{LoginService, TokenRequest};
 use crate::clock::Clock;
-use crate::keys::{KeyService, SigningAlgorithm};
+use crate::keys::{KeyService, SigningAlgorithm, SigningKey};
 use crate::organization::Organization;
 use crate::session::{RefreshFailure, SessionService, VerificationKeys as _, sha256_hex};
 use crate::store::Store;
@@ -42,6 +42,7 @@ pub struct OAuthService {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     keys: Arc<KeyService>,
+    id_keys: Arc<KeyService>,
     login: Arc<LoginService>,
     refresh: SessionService,
 }
@@ -61,17 +62,18 @@ impl OAuthService {
         store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,
         keys: Arc<KeyService>,
+        id_keys: Arc<KeyService>,
         login: Arc<LoginService>,
         refresh: SessionService,
     ) -> Self {
-        Self { store, clock, keys, login, refresh }
+        Self { store, clock, keys, id_keys, login, refresh }
     }
 
     /// The discovery document (OIDC Discovery 1.0 and RFC 8414).
     #[must_use]
     pub fn discovery(&self) -> Value {
         let issuer = self.login.issuer();
-        let alg = self.keys.policy().algorithm.as_str();
+        let alg = self.id_keys.policy().algorithm.as_str();
         json!({
             "issuer": issuer,
             "authorization_endpoint": format!("{issuer}/oauth2/authorize"),
@@ -171,7 +173,8 @@ impl OAuthService {
         let refresh_token = refresh
             .refresh_token
             .ok_or_else(|| Error::new(ErrorCode::GenericError).with_internal("no refresh token minted"))?;
-        self.issue(&organization, &session, &user, refresh_token)
+        let id_signer = self.id_keys.current_signer().await?;
+        self.issue(&organization, &session, &user, refresh_token, &id_signer)
     }
 
     async fn refresh(&self, request: &TokenRequest) -> Result<StandardTokens, Error> {
@@ -201,7 +204,8 @@ impl OAuthService {
         let refresh_token = rotated
             .refresh_token
             .ok_or_else(|| Error::new(ErrorCode::GenericError).with_internal("no refresh token minted"))?;
-        self.issue(&organization, &session, &user, refresh_token)
+        let id_signer = self.id_keys.current_signer().await?;
+        self.issue(&organization, &session, &user, refresh_token, &id_signer)
     }
 
     fn issue(
@@ -210,6 +214,7 @@ impl OAuthService {
         session: &LoginSession,
         user: &User,
         refresh_token: String,
+        id_signer: &SigningKey,
     ) -> Result<StandardTokens, Error> {
         let now = self.clock.now();
         let exp = now.plus(OAUTH_TOKEN_LIFETIME).unix_seconds();
@@ -230,7 +235,7 @@ impl OAuthService {
             if let Some(nonce) = &session.nonce {
                 claims["nonce"] = json!(nonce);
             }
-            Some(signer.sign_jwt(&claims)?)
+            Some(id_signer.sign_jwt(&claims)?)
         } else {
             None
         };
@@ -283,6 +288,6 @@ impl OAuthService {
     /// The ID-token algorithm in use.
     #[must_use]
     pub fn id_token_algorithm(&self) -> SigningAlgorithm {
-        self.keys.policy().algorithm
+        self.id_keys.policy().algorithm
     }
 }

@@ -115,6 +115,8 @@ pub enum SqliteSynchronous {
 pub struct KeysConfig {
     /// Algorithm of new signing keys: `EdDSA` or `RS256`.
     pub algorithm: SigningAlgorithm,
+    /// Algorithm of the strict OAuth face's ID tokens; OIDC requires RS256 to be available.
+    pub id_token_algorithm: SigningAlgorithm,
     /// A new key is made when the newest has signed this long.
     pub rotation_interval_secs: u64,
     /// New keys are published this long before they sign.
@@ -362,6 +364,7 @@ impl Default for KeysConfig {
     fn default() -> Self {
         Self {
             algorithm: SigningAlgorithm::EdDSA,
+            id_token_algorithm: SigningAlgorithm::RS256,
             rotation_interval_secs: 7 * 24 * 3600,
             publish_lead_secs: 60,
             retain_after_retirement_secs: 2 * 3600,
@@ -510,6 +513,12 @@ impl Config {
             CookieSecure::Never => false,
             CookieSecure::Auto => self.server.public_url.starts_with("https://"),
         }
+    }
+
+    /// The rotation policy of the ID-token keys: the same schedule, their own algorithm.
+    #[must_use]
+    pub const fn id_token_key_policy(&self) -> KeyPolicy {
+        KeyPolicy { algorithm: self.keys.id_token_algorithm, ..self.key_policy() }
     }
 
     /// The key rotation policy.

@@ -1102,3 +1102,64 @@ async fn connection_missing_when_email_login_is_off() {
     let (_, _, sent) = flow.submit_email("ada@example.com").await;
     assert_eq!(sent.status(), StatusCode::SEE_OTHER, "email stays on when nothing else is enabled");
 }
+
+/// OIDC Discovery §3 requires RS256 ID tokens: by default the strict face signs them with an RSA key
+/// family of their own, published in the same JWKS, while access tokens keep the EdDSA session keys.
+#[tokio::test]
+async fn strict_face_id_tokens_are_rs256_and_verify_with_the_jwks() {
+    use jsonwebtoken::jwk::JwkSet;
+    use jsonwebtoken::{DecodingKey, Validation, decode, decode_header};
+
+    let flow = Flow::start(Backend::Sqlite).await;
+    let (_, discovery) = flow.server.get_json("/.well-known/openid-configuration").await;
+    assert_eq!(discovery["id_token_signing_alg_values_supported"], serde_json::json!(["RS256"]));
+
+    let verifier = "k".repeat(43);
+    let mut query = flow.standard_query();
+    query.retain(|(k, _)| k != "code_challenge" && k != "redirect_uri");
+    query.push(("code_challenge".to_owned(), challenge(&verifier)));
+    query.push(("redirect_uri".to_owned(), CALLBACK.to_owned()));
+    query.push(("scope".to_owned(), "openid email".to_owned()));
+    query.push(("nonce".to_owned(), "n-0S6_WzA2Mj".to_owned()));
+    let started = flow.client.get(flow.url("/oauth2/authorize")).query(&query).send().await.expect("authorize");
+    let (flow_path, binding) = begun(&started);
+    flow.post_email(&flow_path, &binding, "oidc@example.com").await;
+    let done = flow.post_code(&flow_path, &binding, &flow.outbox_code().await).await;
+    let callback = Url::parse(&location(&done)).expect("callback");
+    let code = callback.query_pairs().find(|(k, _)| k == "code").map(|(_, v)| v.into_owned()).expect("code");
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("code", &code),
+        ("redirect_uri", CALLBACK),
+        ("code_verifier", &verifier),
+    ];
+    let response = flow
+        .client
+        .post(flow.url("/oauth2/token"))
+        .basic_auth(&flow.org, Some(&flow.secret))
+        .form(&form)
+        .send()
+        .await
+        .expect("token");
+    let (status, tokens) = read_json(response).await;
+    assert_eq!(status, 200, "{tokens}");
+
+    let jwks: JwkSet =
+        flow.client.get(flow.url("/.well-known/jwks.json")).send().await.expect("jwks").json().await.expect("JSON");
+    assert_eq!(jwks.keys.len(), 2, "the session key and the ID-token key are published together");
+    let verify = |token: &str, alg: jsonwebtoken::Algorithm| {
+        let header = decode_header(token).expect("header");
+        assert_eq!(header.alg, alg);
+        let jwk = jwks.find(&header.kid.expect("kid")).expect("published");
+        let mut validation = Validation::new(alg);
+        validation.set_audience(&[flow.org.as_str()]);
+        validation.set_issuer(&[flow.server.url.as_str()]);
+        decode::<Value>(token, &DecodingKey::from_jwk(jwk).expect("key"), &validation).expect("verifies").claims
+    };
+    let id_claims = verify(tokens["id_token"].as_str().expect("id token"), jsonwebtoken::Algorithm::RS256);
+    assert_eq!(
+        (id_claims["email"].as_str(), id_claims["nonce"].as_str()),
+        (Some("oidc@example.com"), Some("n-0S6_WzA2Mj"))
+    );
+    verify(tokens["access_token"].as_str().expect("access token"), jsonwebtoken::Algorithm::EdDSA);
+}

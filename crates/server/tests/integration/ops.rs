@@ -54,7 +54,9 @@ async fn jwks_verifies_tokens_the_server_signs(backend: Backend) {
     assert_eq!(jwks.keys.len(), 1);
 
     let ring = server.app.keys().ring();
-    let signer = ring.signer(portcullis_core::clock::Timestamp::from_unix_millis(i64::MAX)).expect("signer");
+    let signer = ring
+        .signer(portcullis_core::clock::Timestamp::from_unix_millis(i64::MAX), server.app.keys().policy().algorithm)
+        .expect("signer");
     let token = signer.sign_jwt(&json!({ "sub": "user-1", "exp": 4_102_444_800_u64 })).expect("sign");
     let kid = decode_header(&token).expect("header").kid.expect("kid");
     let jwk = jwks.find(&kid).expect("the signing key is published");
