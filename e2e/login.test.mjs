@@ -70,3 +70,39 @@ test("a failing flow lands back on the login page with the error message", () =>
       await context.close();
     }),
   ));
+
+test("challenge login: the page shows a number, a click on it in the mail (another device) signs the page in", () =>
+  withStack(stackOptions, (stack) =>
+    withBrowser(async (browser) => {
+      await stack.cli("org", "configure", stack.orgId, "--login-attempt-type", "challenge", "--json");
+      const context = await browser.newContext();
+      const page = await context.newPage();
+      await page.goto(`${stack.demoUrl}/api/auth/login`);
+      await page.waitForURL((url) => url.href.startsWith(`${stack.portcullisUrl}/login/flow/`));
+      await page.getByLabel("Email address").fill("challenge@example.com");
+      await page.getByRole("button", { name: "Send me a login code" }).click();
+      await page.waitForURL((url) => url.pathname.endsWith("/wait"));
+      const number = (await page.getByLabel("Number to click in the email").textContent()).trim();
+      assert.match(number, /^\d{2}$/);
+
+      // The mail, opened on another device: three numbers; the right one asks for a click first.
+      const outbox = await (await fetch(`${stack.portcullisUrl}/dev/outbox`)).json();
+      const links = outbox.messages[0].body.match(/https?:\/\/\S+\?pick=\d+/g);
+      assert.equal(links.length, 3);
+      const right = links.find((link) => link.endsWith(`?pick=${number}`));
+      const phone = await browser.newContext();
+      const mail = await phone.newPage();
+      await mail.goto(right);
+      await mail.getByRole("button", { name: "Yes, approve the login" }).click();
+      await mail.getByRole("heading", { name: "Login approved" }).waitFor();
+
+      // The waiting page reloads by itself and lands in the demo app, signed in.
+      await page.waitForURL(`${stack.demoUrl}/`, { timeout: 15_000 });
+      const me = await page.evaluate(async () => (await fetch("/api/me")).status);
+      assert.equal(me, 200);
+      const phoneCookies = await phone.cookies(stack.demoUrl);
+      assert.ok(!phoneCookies.some((c) => c.name === "sAccessToken"), "the device that clicked is not signed in");
+      await phone.close();
+      await context.close();
+    }),
+  ));

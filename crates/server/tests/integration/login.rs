@@ -1163,3 +1163,37 @@ async fn strict_face_id_tokens_are_rs256_and_verify_with_the_jwks() {
     );
     verify(tokens["access_token"].as_str().expect("access token"), jsonwebtoken::Algorithm::EdDSA);
 }
+
+/// The remaining codes of the seed's table, each provoked over HTTP: `tokenMissing` and `sessionMissing`
+/// at userinfo, `stateInvalid` at `/login` (not echoed) and at direct authentication.
+#[tokio::test]
+async fn token_and_state_codes_over_http() {
+    let flow = Flow::start(Backend::Sqlite).await;
+    let (status, body) = flow.userinfo("", "https://app.example.com").await;
+    assert_eq!((status, body["errorCode"].as_str()), (401, Some("tokenMissing")));
+    let forged = portcullis_core::login::jwe::encrypt(flow.secret.as_bytes(), br#"{"sessionId":"no-such-session"}"#)
+        .expect("JWE");
+    let (status, body) = flow.userinfo(&forged, "https://app.example.com").await;
+    assert_eq!((status, body["errorCode"].as_str()), (401, Some("sessionMissing")), "{body}");
+
+    let mut query = flow.standard_query();
+    query.retain(|(k, _)| k != "state");
+    query.push(("state".to_owned(), "s".repeat(1025)));
+    let response = flow.client.get(flow.url("/login")).query(&query).send().await.expect("login");
+    assert_eq!(response.status(), StatusCode::FOUND);
+    let target = Url::parse(&location(&response)).expect("callback");
+    let pairs: Vec<(String, String)> = target.query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
+    assert!(pairs.contains(&("error".to_owned(), "stateInvalid".to_owned())), "{pairs:?}");
+    assert!(!pairs.iter().any(|(k, _)| k == "state"), "an invalid state is not echoed");
+
+    let direct = flow
+        .client
+        .post(flow.url("/api/v1/authenticate_direct"))
+        .basic_auth(&flow.org, Some(&flow.secret))
+        .json(&serde_json::json!({ "email": "ada@example.com", "redirect_uri": CALLBACK, "state": "bad\u{7}state" }))
+        .send()
+        .await
+        .expect("request");
+    let (status, body) = read_json(direct).await;
+    assert_eq!((status, body["errorCode"].as_str()), (400, Some("stateInvalid")), "{body}");
+}
