@@ -7,6 +7,7 @@
 //! - [`session`]: sessions, refresh rotation with theft detection, access tokens, claims.
 //! - [`clock`]: injected time.
 
+pub mod abuse;
 pub mod clock;
 pub mod error;
 mod failure;

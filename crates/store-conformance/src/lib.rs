@@ -3,6 +3,7 @@
 //! A backend's test file calls [`conformance_suite!`] with an async expression that yields a fresh,
 //! unmigrated [`Fixture`]; each case becomes its own `#[tokio::test]`.
 
+mod abuse_cases;
 mod cases;
 mod connector_cases;
 mod login_cases;
@@ -14,6 +15,7 @@ use std::sync::Arc;
 
 use portcullis_core::store::Store;
 
+pub use abuse_cases::*;
 pub use cases::*;
 pub use connector_cases::*;
 pub use login_cases::*;
@@ -60,6 +62,8 @@ macro_rules! conformance_suite {
             connector_accounts_round_trip,
             connector_credential_swaps_have_one_winner,
             connector_leases_are_exclusive_until_expiry,
+            rate_limit_hits_count_atomically,
+            audit_events_round_trip,
         );
     };
     (@cases $fixture:expr; $($case:ident),* $(,)?) => {

@@ -1,6 +1,7 @@
 //! Shared Portcullis storage on PostgreSQL: many stateless instances on one database. Every
 //! precondition is a single conditional statement, safe under READ COMMITTED across instances.
 
+mod abuse;
 mod connectors;
 mod login;
 mod migrations;

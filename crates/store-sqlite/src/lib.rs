@@ -3,6 +3,7 @@
 //! `synchronous = NORMAL` (the default) in WAL mode may lose the last commits on power loss but never
 //! corrupts the database; `FULL` syncs every commit at about a third of the write rate.
 
+mod abuse;
 mod connectors;
 mod login;
 mod migrations;

@@ -11,6 +11,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0004_login.sql"),
     include_str!("../migrations/0003_connectors.sql"),
     include_str!("../migrations/0005_login_attempt_kinds.sql"),
+    include_str!("../migrations/0006_abuse.sql"),
 ];
 
 pub(crate) fn apply(connection: &mut Connection) -> Result<(), StoreError> {

@@ -1,6 +1,7 @@
 //! Store traits: the only way core reaches persistent state. Each backend implements them and passes the
 //! one conformance suite (`crates/store-conformance`).
 
+mod abuse;
 mod api_key;
 mod connector;
 mod login;
@@ -12,6 +13,7 @@ use std::fmt;
 
 use async_trait::async_trait;
 
+pub use abuse::AbuseStore;
 pub use api_key::ApiKeyStore;
 pub use connector::{AccountState, ConnectorAccountRecord, ConnectorStore};
 pub use login::LoginStore;
@@ -64,6 +66,7 @@ pub trait Store:
     + SessionStore
     + LoginStore
     + ConnectorStore
+    + AbuseStore
     + fmt::Debug
     + Send
     + Sync

@@ -1,0 +1,8 @@
+//! Abuse protection: rate limits kept in the store (so every instance on one PostgreSQL shares them) and
+//! the audit log of security events.
+
+pub mod audit;
+pub mod rate_limit;
+
+pub use audit::{AuditEvent, AuditKind, AuditLog};
+pub use rate_limit::{RateLimit, RateLimiter};

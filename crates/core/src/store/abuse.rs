@@ -1,0 +1,27 @@
+use async_trait::async_trait;
+
+use super::StoreError;
+use crate::abuse::AuditEvent;
+use crate::clock::Timestamp;
+
+/// Rate-limit counters and the audit log.
+#[async_trait]
+pub trait AbuseStore {
+    /// Counts one hit on `bucket` in the window starting at `window_start` (one atomic upsert); returns the
+    /// window's count including this hit.
+    async fn hit_rate_limit(&self, bucket: &str, window_start: Timestamp) -> Result<u32, StoreError>;
+
+    /// Forgets windows that started before `before`; returns how many.
+    async fn prune_rate_limits(&self, before: Timestamp) -> Result<u64, StoreError>;
+
+    /// Appends an audit event.
+    async fn record_audit_event(&self, event: &AuditEvent) -> Result<(), StoreError>;
+
+    /// An organization's events, newest first, optionally of one kind.
+    async fn audit_events(
+        &self,
+        organization_id: &str,
+        kind: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<AuditEvent>, StoreError>;
+}

@@ -1,0 +1,86 @@
+//! Rate-limit counters and the audit log on PostgreSQL.
+
+use async_trait::async_trait;
+use portcullis_core::abuse::AuditEvent;
+use portcullis_core::clock::Timestamp;
+use portcullis_core::store::{AbuseStore, StoreError};
+use serde_json::Value;
+
+use crate::{PostgresStore, decode, store_error};
+
+#[async_trait]
+impl AbuseStore for PostgresStore {
+    async fn hit_rate_limit(&self, bucket: &str, window_start: Timestamp) -> Result<u32, StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .query_one(
+                "INSERT INTO rate_limits (bucket, window_start, hits) VALUES ($1, $2, 1) \
+                 ON CONFLICT (bucket, window_start) DO UPDATE SET hits = rate_limits.hits + 1 RETURNING hits",
+                &[&bucket, &window_start.unix_millis()],
+            )
+            .await
+            .map_err(|e| store_error(&e))?;
+        let hits: i32 = row.try_get(0).map_err(|e| decode(&e))?;
+        Ok(u32::try_from(hits).unwrap_or(u32::MAX))
+    }
+
+    async fn prune_rate_limits(&self, before: Timestamp) -> Result<u64, StoreError> {
+        let client = self.client().await?;
+        client
+            .execute("DELETE FROM rate_limits WHERE window_start < $1", &[&before.unix_millis()])
+            .await
+            .map_err(|e| store_error(&e))
+    }
+
+    async fn record_audit_event(&self, event: &AuditEvent) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "INSERT INTO audit_events (id, organization_id, kind, subject, detail, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+                &[
+                    &event.id,
+                    &event.organization_id,
+                    &event.kind,
+                    &event.subject,
+                    &event.detail,
+                    &event.created.unix_millis(),
+                ],
+            )
+            .await
+            .map_err(|e| store_error(&e))?;
+        Ok(())
+    }
+
+    async fn audit_events(
+        &self,
+        organization_id: &str,
+        kind: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<AuditEvent>, StoreError> {
+        let client = self.client().await?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = client
+            .query(
+                "SELECT id, organization_id, kind, subject, detail, created_at FROM audit_events \
+                 WHERE organization_id = $1 AND ($2::TEXT IS NULL OR kind = $2) \
+                 ORDER BY created_at DESC, id DESC LIMIT $3",
+                &[&organization_id, &kind, &limit],
+            )
+            .await
+            .map_err(|e| store_error(&e))?;
+        rows.iter()
+            .map(|row| {
+                let detail: Value = row.try_get(4).map_err(|e| decode(&e))?;
+                Ok(AuditEvent {
+                    id: row.try_get(0).map_err(|e| decode(&e))?,
+                    organization_id: row.try_get(1).map_err(|e| decode(&e))?,
+                    kind: row.try_get(2).map_err(|e| decode(&e))?,
+                    subject: row.try_get(3).map_err(|e| decode(&e))?,
+                    detail,
+                    created: Timestamp::from_unix_millis(row.try_get(5).map_err(|e| decode(&e))?),
+                })
+            })
+            .collect()
+    }
+}

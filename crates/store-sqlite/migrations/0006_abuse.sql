@@ -1,0 +1,18 @@
+-- Rate-limit counters (one row per bucket and window) and the audit log of security events.
+CREATE TABLE rate_limits (
+    bucket        TEXT NOT NULL,
+    window_start  INTEGER NOT NULL,
+    hits          INTEGER NOT NULL,
+    PRIMARY KEY (bucket, window_start)
+) WITHOUT ROWID;
+CREATE INDEX rate_limits_by_window ON rate_limits (window_start);
+
+CREATE TABLE audit_events (
+    id               TEXT PRIMARY KEY,
+    organization_id  TEXT NOT NULL,
+    kind             TEXT NOT NULL,
+    subject          TEXT,
+    detail           TEXT NOT NULL,
+    created_at       INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX audit_events_by_organization ON audit_events (organization_id, created_at);

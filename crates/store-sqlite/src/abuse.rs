@@ -1,0 +1,91 @@
+//! Rate-limit counters and the audit log on SQLite.
+
+use async_trait::async_trait;
+use portcullis_core::abuse::AuditEvent;
+use portcullis_core::clock::Timestamp;
+use portcullis_core::store::{AbuseStore, StoreError};
+use rusqlite::params;
+use rusqlite::types::Type;
+
+use crate::{SqliteStore, store_error};
+
+#[async_trait]
+impl AbuseStore for SqliteStore {
+    async fn hit_rate_limit(&self, bucket: &str, window_start: Timestamp) -> Result<u32, StoreError> {
+        let bucket = bucket.to_owned();
+        self.writer
+            .run(move |c| {
+                c.prepare_cached(
+                    "INSERT INTO rate_limits (bucket, window_start, hits) VALUES (?1, ?2, 1) \
+                     ON CONFLICT (bucket, window_start) DO UPDATE SET hits = hits + 1 RETURNING hits",
+                )
+                .and_then(|mut s| s.query_row(params![bucket, window_start.unix_millis()], |r| r.get(0)))
+                .map_err(store_error)
+            })
+            .await
+    }
+
+    async fn prune_rate_limits(&self, before: Timestamp) -> Result<u64, StoreError> {
+        self.writer
+            .run(move |c| {
+                c.execute("DELETE FROM rate_limits WHERE window_start < ?1", [before.unix_millis()])
+                    .map(|n| u64::try_from(n).unwrap_or(0))
+                    .map_err(store_error)
+            })
+            .await
+    }
+
+    async fn record_audit_event(&self, event: &AuditEvent) -> Result<(), StoreError> {
+        let e = event.clone();
+        let detail = e.detail.to_string();
+        self.writer
+            .run(move |c| {
+                c.prepare_cached(
+                    "INSERT INTO audit_events (id, organization_id, kind, subject, detail, created_at) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                )
+                .and_then(|mut s| {
+                    s.execute(params![e.id, e.organization_id, e.kind, e.subject, detail, e.created.unix_millis()])
+                })
+                .map(|_| ())
+                .map_err(store_error)
+            })
+            .await
+    }
+
+    async fn audit_events(
+        &self,
+        organization_id: &str,
+        kind: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<AuditEvent>, StoreError> {
+        let (org, kind) = (organization_id.to_owned(), kind.map(str::to_owned));
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.readers
+            .run(move |c| {
+                let mut statement = c
+                    .prepare_cached(
+                        "SELECT id, organization_id, kind, subject, detail, created_at FROM audit_events \
+                         WHERE organization_id = ?1 AND (?2 IS NULL OR kind = ?2) \
+                         ORDER BY created_at DESC, id DESC LIMIT ?3",
+                    )
+                    .map_err(store_error)?;
+                let rows = statement
+                    .query_map(params![org, kind, limit], |r| {
+                        let detail: String = r.get(4)?;
+                        Ok(AuditEvent {
+                            id: r.get(0)?,
+                            organization_id: r.get(1)?,
+                            kind: r.get(2)?,
+                            subject: r.get(3)?,
+                            detail: serde_json::from_str(&detail)
+                                .map_err(|e| rusqlite::Error::FromSqlConversionFailure(4, Type::Text, Box::new(e)))?,
+                            created: Timestamp::from_unix_millis(r.get(5)?),
+                        })
+                    })
+                    .map_err(store_error)?;
+                rows.collect::<Result<Vec<_>, _>>().map_err(store_error)
+            })
+            .await
+    }
+}
