@@ -106,3 +106,33 @@ test("challenge login: the page shows a number, a click on it in the mail (anoth
       await context.close();
     }),
   ));
+
+test("captcha: past its allowance, the page's script solves the proof of work in Chromium and the login goes on", () =>
+  withStack(
+    { ...stackOptions, portcullisEnv: { ...stackOptions.portcullisEnv, PORTCULLIS_LOGIN__CAPTCHA_IP_ALLOWANCE: "1" } },
+    (stack) =>
+      withBrowser(async (browser) => {
+        const context = await browser.newContext();
+        const page = await context.newPage();
+        for (const [email, captcha] of [["first@example.com", false], ["second@example.com", true]]) {
+          await page.goto(`${stack.demoUrl}/api/auth/login`);
+          await page.waitForURL((url) => url.href.startsWith(`${stack.portcullisUrl}/login/flow/`));
+          const form = page.locator("form[data-challenge]");
+          assert.equal(await form.count(), captcha ? 1 : 0, `${email}: captcha ${captcha}`);
+          if (captcha) {
+            await page.getByText("Browser check done.").waitFor({ timeout: 30_000 });
+            const solved = JSON.parse(await page.locator("input[name=captcha]").inputValue());
+            assert.equal(typeof solved.solution.counter, "number");
+          }
+          await page.getByLabel("Email address").fill(email);
+          await page.getByRole("button", { name: "Send me a login code" }).click();
+          await page.getByLabel("Login code").waitFor();
+          await page.getByLabel("Login code").fill(await latestCode(stack.portcullisUrl));
+          await page.getByRole("button", { name: "Log in" }).click();
+          await page.waitForURL(`${stack.demoUrl}/`);
+        }
+        const user = await page.evaluate(async () => (await fetch("/api/auth/user")).json());
+        assert.equal(user.email, "second@example.com");
+        await context.close();
+      }),
+  ));

@@ -9,7 +9,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use portcullis_core::clock::{Clock, SystemClock};
 use portcullis_core::keys::MasterKey;
 use portcullis_core::login::model::FlowFace;
-use portcullis_core::login::{AuthorizeRequest, LoginOutcome, LoginService, TokenRequest};
+use portcullis_core::login::{AuthorizeRequest, EmailStep, LoginOutcome, LoginService, TokenRequest};
 use portcullis_core::organization::Organization;
 use portcullis_core::store::Store;
 use portcullis_store_sqlite::{SqliteOptions, SqliteStore, Synchronous};
@@ -51,7 +51,12 @@ pub(crate) async fn run(report: &mut Report, window: Duration, runs: usize) {
             let started = login.start(&request, FlowFace::Compat).await.map_err(|e| format!("{e:?}")).expect("start");
             user += 1;
             let message = login
-                .send_code(&started.flow.id, Some(&started.binding), &format!("user{user}@example.com"))
+                .send_code(
+                    &started.flow.id,
+                    Some(&started.binding),
+                    &format!("user{user}@example.com"),
+                    &EmailStep::default(),
+                )
                 .await
                 .expect("send");
             let code = message

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use aws_lc_rs::constant_time::verify_slices_are_equal;
 use aws_lc_rs::digest::{SHA256, digest};
+use portcullis_core::abuse::{AuditEvent, AuditKind, RateLimiter};
 use portcullis_core::clock::{Clock, SystemClock};
 use portcullis_core::keys::{KeyService, KeyStatus};
 use portcullis_core::login::{LoginService, OAuthService};
@@ -35,6 +36,7 @@ pub struct App {
     store: Arc<dyn Store>,
     keys: Arc<KeyService>,
     id_token_keys: Arc<KeyService>,
+    rate_limiter: RateLimiter,
     sessions: Arc<SessionService>,
     login: Arc<LoginService>,
     oauth: OAuthService,
@@ -100,12 +102,10 @@ impl App {
         ));
         let cookies = cookie_settings(&config);
         let mailer = crate::mail::Mailer::from_settings(&config.smtp)?;
-        let login = Arc::new(LoginService::new(
-            Arc::clone(&store),
-            Arc::clone(&clock),
-            Arc::clone(&master),
-            config.public_url(),
-        ));
+        let login = Arc::new(
+            LoginService::new(Arc::clone(&store), Arc::clone(&clock), Arc::clone(&master), config.public_url())
+                .with_captcha_ip_allowance(config.login.captcha_ip_allowance),
+        );
         let oauth_refresh = SessionService::for_purpose(
             Arc::clone(&store),
             Arc::clone(&keys),
@@ -124,6 +124,7 @@ impl App {
         );
         let connectors = Arc::new(connector_runtime(&config, &store, &master, &clock)?);
         Ok(Self {
+            rate_limiter: RateLimiter::new(Arc::clone(&store), Arc::clone(&clock)),
             config,
             store,
             keys,
@@ -162,6 +163,31 @@ impl App {
     #[must_use]
     pub fn admin_token_file(&self) -> Option<&PathBuf> {
         self.admin_token_file.as_ref()
+    }
+
+    /// The rate limiter (counters in the store).
+    #[must_use]
+    pub const fn rate_limiter(&self) -> &RateLimiter {
+        &self.rate_limiter
+    }
+
+    /// An organization's audit events, newest first.
+    ///
+    /// # Errors
+    /// `entityMissing` for an unknown organization, `entityInvalid` for an unknown kind, store failures.
+    pub async fn audit_events(
+        &self,
+        organization_id: &str,
+        kind: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<AuditEvent>, Error> {
+        self.organization(organization_id).await?;
+        if let Some(kind) = kind.filter(|k| AuditKind::parse(k).is_none()) {
+            let known: Vec<&str> = AuditKind::ALL.iter().map(|k| k.as_str()).collect();
+            return Err(Error::new(ErrorCode::EntityInvalid)
+                .with_message(format!("Unknown event kind `{kind}`; known kinds: {}.", known.join(", "))));
+        }
+        Ok(self.store.audit_events(organization_id, kind, limit).await?)
     }
 
     /// The key ring service.

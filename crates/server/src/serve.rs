@@ -49,7 +49,9 @@ pub async fn serve(
         tracing::info!("shutting down: finishing in-flight requests");
         let _ = stopping.send(true);
     };
-    let server = axum::serve(listener, router(app)).with_graceful_shutdown(signal);
+    // Connection info gives the rate limits the client address.
+    let service = router(app).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let server = axum::serve(listener, service).with_graceful_shutdown(signal);
     let deadline = async move {
         let _ = stopped.wait_for(|stopping| *stopping).await;
         tokio::time::sleep(grace).await;
@@ -74,6 +76,9 @@ async fn maintain_keys(app: Arc<App>) {
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticker.tick().await;
+        if let Err(e) = app.rate_limiter().prune().await {
+            tracing::warn!(error = ?e, "pruning rate-limit counters failed; retrying at the next tick");
+        }
         for family in app.key_families() {
             match family.maintain().await {
                 Ok(Some(kid)) => {

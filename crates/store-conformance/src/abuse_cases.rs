@@ -25,10 +25,12 @@ pub async fn rate_limit_hits_count_atomically(store: &Arc<dyn Store>) {
         counts.push(hit.await.expect("task").expect("hit"));
     }
     counts.sort_unstable();
+    assert_eq!(store.rate_limit_hits("login-ip:203.0.113.7", at(0)).await.expect("read"), 32);
+    assert_eq!(store.rate_limit_hits("login-ip:192.0.2.9", at(0)).await.expect("read"), 0, "never hit");
     assert_eq!(counts, (1..=32).collect::<Vec<u32>>(), "every hit gets its own count");
     assert_eq!(store.hit_rate_limit("login-ip:203.0.113.7", at(60_000)).await.expect("hit"), 1, "a new window");
     assert_eq!(store.hit_rate_limit("login-ip:198.51.100.1", at(0)).await.expect("hit"), 1, "another bucket");
-    assert_eq!(store.prune_rate_limits(at(60_000)).await.expect("prune"), 2);
+    assert_eq!(store.prune_abuse_records(at(60_000)).await.expect("prune"), 2);
     assert_eq!(store.hit_rate_limit("login-ip:203.0.113.7", at(60_000)).await.expect("hit"), 2, "kept");
     assert_eq!(store.hit_rate_limit("login-ip:203.0.113.7", at(0)).await.expect("hit"), 1, "pruned");
 }
@@ -59,4 +61,23 @@ pub async fn audit_events_round_trip(store: &Arc<dyn Store>) {
     assert_eq!(failed.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(), ["e4", "e1"]);
     assert_eq!(store.audit_events("org-a", None, 1).await.expect("list").len(), 1);
     assert!(store.audit_events("org-c", None, 10).await.expect("list").is_empty());
+}
+
+/// A captcha solution is spent once, even under concurrent submissions; pruning forgets expired ones.
+pub async fn captcha_solutions_are_spent_once(store: &Arc<dyn Store>) {
+    let spends: Vec<_> = (0..8)
+        .map(|_| {
+            let store = Arc::clone(store);
+            tokio::spawn(async move { store.spend_captcha("sig-1", at(600_000)).await })
+        })
+        .collect();
+    let mut spent = 0;
+    for spend in spends {
+        spent += usize::from(spend.await.expect("task").expect("spend"));
+    }
+    assert_eq!(spent, 1, "one submission wins");
+    assert!(store.spend_captcha("sig-2", at(10)).await.expect("spend"));
+    assert_eq!(store.prune_abuse_records(at(100)).await.expect("prune"), 1, "only the expired one");
+    assert!(!store.spend_captcha("sig-1", at(600_000)).await.expect("spend"), "still spent");
+    assert!(store.spend_captcha("sig-2", at(10)).await.expect("spend"), "forgotten after expiry");
 }

@@ -64,6 +64,7 @@ macro_rules! conformance_suite {
             connector_leases_are_exclusive_until_expiry,
             rate_limit_hits_count_atomically,
             audit_events_round_trip,
+            captcha_solutions_are_spent_once,
         );
     };
     (@cases $fixture:expr; $($case:ident),* $(,)?) => {

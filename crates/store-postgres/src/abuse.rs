@@ -24,12 +24,42 @@ impl AbuseStore for PostgresStore {
         Ok(u32::try_from(hits).unwrap_or(u32::MAX))
     }
 
-    async fn prune_rate_limits(&self, before: Timestamp) -> Result<u64, StoreError> {
+    async fn rate_limit_hits(&self, bucket: &str, window_start: Timestamp) -> Result<u32, StoreError> {
         let client = self.client().await?;
-        client
+        let row = client
+            .query_opt(
+                "SELECT hits FROM rate_limits WHERE bucket = $1 AND window_start = $2",
+                &[&bucket, &window_start.unix_millis()],
+            )
+            .await
+            .map_err(|e| store_error(&e))?;
+        let hits: i32 = row.map(|r| r.try_get(0)).transpose().map_err(|e| decode(&e))?.unwrap_or(0);
+        Ok(u32::try_from(hits).unwrap_or(0))
+    }
+
+    async fn prune_abuse_records(&self, before: Timestamp) -> Result<u64, StoreError> {
+        let client = self.client().await?;
+        let windows = client
             .execute("DELETE FROM rate_limits WHERE window_start < $1", &[&before.unix_millis()])
             .await
-            .map_err(|e| store_error(&e))
+            .map_err(|e| store_error(&e))?;
+        let captchas = client
+            .execute("DELETE FROM captcha_solutions WHERE expires_at < $1", &[&before.unix_millis()])
+            .await
+            .map_err(|e| store_error(&e))?;
+        Ok(windows + captchas)
+    }
+
+    async fn spend_captcha(&self, signature: &str, expires_at: Timestamp) -> Result<bool, StoreError> {
+        let client = self.client().await?;
+        let n = client
+            .execute(
+                "INSERT INTO captcha_solutions (signature, expires_at) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                &[&signature, &expires_at.unix_millis()],
+            )
+            .await
+            .map_err(|e| store_error(&e))?;
+        Ok(n == 1)
     }
 
     async fn record_audit_event(&self, event: &AuditEvent) -> Result<(), StoreError> {

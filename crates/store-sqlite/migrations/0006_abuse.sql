@@ -16,3 +16,9 @@ CREATE TABLE audit_events (
     created_at       INTEGER NOT NULL
 ) WITHOUT ROWID;
 CREATE INDEX audit_events_by_organization ON audit_events (organization_id, created_at);
+
+-- Spent captcha solutions (their challenge's signature), kept until the challenge expires.
+CREATE TABLE captcha_solutions (
+    signature   TEXT PRIMARY KEY,
+    expires_at  INTEGER NOT NULL
+) WITHOUT ROWID;

@@ -4,8 +4,8 @@ use async_trait::async_trait;
 use portcullis_core::abuse::AuditEvent;
 use portcullis_core::clock::Timestamp;
 use portcullis_core::store::{AbuseStore, StoreError};
-use rusqlite::params;
 use rusqlite::types::Type;
+use rusqlite::{OptionalExtension, params};
 
 use crate::{SqliteStore, store_error};
 
@@ -25,12 +25,42 @@ impl AbuseStore for SqliteStore {
             .await
     }
 
-    async fn prune_rate_limits(&self, before: Timestamp) -> Result<u64, StoreError> {
+    async fn rate_limit_hits(&self, bucket: &str, window_start: Timestamp) -> Result<u32, StoreError> {
+        let bucket = bucket.to_owned();
+        self.readers
+            .run(move |c| {
+                c.prepare_cached("SELECT hits FROM rate_limits WHERE bucket = ?1 AND window_start = ?2")
+                    .and_then(|mut s| s.query_row(params![bucket, window_start.unix_millis()], |r| r.get(0)).optional())
+                    .map(Option::unwrap_or_default)
+                    .map_err(store_error)
+            })
+            .await
+    }
+
+    async fn prune_abuse_records(&self, before: Timestamp) -> Result<u64, StoreError> {
         self.writer
             .run(move |c| {
-                c.execute("DELETE FROM rate_limits WHERE window_start < ?1", [before.unix_millis()])
-                    .map(|n| u64::try_from(n).unwrap_or(0))
-                    .map_err(store_error)
+                let windows = c
+                    .execute("DELETE FROM rate_limits WHERE window_start < ?1", [before.unix_millis()])
+                    .map_err(store_error)?;
+                let captchas = c
+                    .execute("DELETE FROM captcha_solutions WHERE expires_at < ?1", [before.unix_millis()])
+                    .map_err(store_error)?;
+                Ok(u64::try_from(windows + captchas).unwrap_or(0))
+            })
+            .await
+    }
+
+    async fn spend_captcha(&self, signature: &str, expires_at: Timestamp) -> Result<bool, StoreError> {
+        let signature = signature.to_owned();
+        self.writer
+            .run(move |c| {
+                c.execute(
+                    "INSERT INTO captcha_solutions (signature, expires_at) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+                    params![signature, expires_at.unix_millis()],
+                )
+                .map(|n| n == 1)
+                .map_err(store_error)
             })
             .await
     }

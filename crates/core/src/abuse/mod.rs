@@ -2,7 +2,9 @@
 //! the audit log of security events.
 
 pub mod audit;
+pub mod captcha;
 pub mod rate_limit;
 
 pub use audit::{AuditEvent, AuditKind, AuditLog};
+pub use captcha::CaptchaService;
 pub use rate_limit::{RateLimit, RateLimiter};

@@ -74,13 +74,32 @@ impl RateLimiter {
         Ok(())
     }
 
-    /// Forgets windows that ended over an hour ago.
+    /// Counts one hit on `bucket` in the current `window` and returns the window's count, without a
+    /// limit (for escalation).
+    ///
+    /// # Errors
+    /// Store failures.
+    pub async fn count(&self, bucket: &str, window: Duration) -> Result<u32, Error> {
+        let (start, _) = RateLimit { max: 0, window }.window_at(self.clock.now());
+        Ok(self.store.hit_rate_limit(&format!("{bucket}@{}", window.as_secs()), start).await?)
+    }
+
+    /// The hits counted so far on `bucket` in the current `window`, without counting one.
+    ///
+    /// # Errors
+    /// Store failures.
+    pub async fn peek(&self, bucket: &str, window: Duration) -> Result<u32, Error> {
+        let (start, _) = RateLimit { max: 0, window }.window_at(self.clock.now());
+        Ok(self.store.rate_limit_hits(&format!("{bucket}@{}", window.as_secs()), start).await?)
+    }
+
+    /// Forgets windows that ended over an hour ago, and expired captcha solutions.
     ///
     /// # Errors
     /// Store failures.
     pub async fn prune(&self) -> Result<u64, Error> {
         let before = Timestamp::from_unix_millis(self.clock.now().unix_millis() - 2 * 3_600_000);
-        Ok(self.store.prune_rate_limits(before).await?)
+        Ok(self.store.prune_abuse_records(before).await?)
     }
 }
 

@@ -15,7 +15,7 @@ pub mod texts;
 pub use oauth::{OAUTH_TOKEN_LIFETIME, OAuthService, StandardTokens};
 
 pub use service::{
-    AuthorizeFailure, AuthorizeRequest, CODE_LIFETIME, DirectOutcome, EmailSent, FLOW_LIFETIME, IssuedTokens,
-    LinkChoice, LinkOutcome, LoginOutcome, LoginService, MAX_EMAIL_LEN, StartedFlow, TokenRequest, UserinfoRequest,
-    WaitOutcome, normalize_email,
+    AuthorizeFailure, AuthorizeRequest, CODE_LIFETIME, DEFAULT_CAPTCHA_IP_ALLOWANCE, DirectOutcome, EmailSent,
+    EmailStep, FLOW_LIFETIME, IssuedTokens, LinkChoice, LinkOutcome, LoginOutcome, LoginService, MAX_EMAIL_LEN,
+    StartedFlow, TokenRequest, UserinfoRequest, WaitOutcome, normalize_email,
 };

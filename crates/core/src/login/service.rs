@@ -20,6 +20,7 @@ use super::model::{
 };
 use super::pkce::{self, Face};
 use super::redirect::{self, Whitelist};
+use crate::abuse::{AuditKind, AuditLog, CaptchaService, RateLimiter, captcha};
 use crate::clock::{Clock, Timestamp};
 use crate::keys::MasterKey;
 use crate::organization::{Organization, client_secret_context, generate_client_secret};
@@ -86,6 +87,25 @@ pub struct StartedFlow {
 pub enum LoginOutcome {
     /// To the callback (success, or a terminal error).
     Redirect(Url),
+}
+
+/// Email steps an address may make per hour before its captcha level rises (`login.captcha_ip_allowance`).
+pub const DEFAULT_CAPTCHA_IP_ALLOWANCE: u32 = 10;
+
+/// Window over which an address's email steps raise its captcha level.
+const EMAIL_STEP_WINDOW: Duration = Duration::from_secs(3600);
+
+fn email_step_bucket(ip: &str) -> String {
+    format!("email-step:{ip}")
+}
+
+/// What the browser sent with the email step besides the email.
+#[derive(Debug, Clone, Default)]
+pub struct EmailStep {
+    /// The client's address (for captcha escalation).
+    pub ip: Option<String>,
+    /// The captcha solution the page's script found.
+    pub captcha: Option<String>,
 }
 
 /// What the email step started.
@@ -212,6 +232,10 @@ pub struct LoginService {
     master: Arc<MasterKey>,
     code_key: [u8; 32],
     issuer: String,
+    audit: AuditLog,
+    limiter: RateLimiter,
+    captcha: CaptchaService,
+    captcha_ip_allowance: u32,
 }
 
 fn missing(field: &str) -> Error {
@@ -251,7 +275,37 @@ impl LoginService {
     #[must_use]
     pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, master: Arc<MasterKey>, issuer: String) -> Self {
         let code_key = master.derive("login attempt codes");
-        Self { store, clock, master, code_key, issuer }
+        let audit = AuditLog::new(Arc::clone(&store), Arc::clone(&clock));
+        let limiter = RateLimiter::new(Arc::clone(&store), Arc::clone(&clock));
+        let captcha = CaptchaService::new(Arc::clone(&store), Arc::clone(&clock), &master);
+        Self {
+            store,
+            clock,
+            master,
+            code_key,
+            issuer,
+            audit,
+            limiter,
+            captcha,
+            captcha_ip_allowance: DEFAULT_CAPTCHA_IP_ALLOWANCE,
+        }
+    }
+
+    /// Email steps an address may make per hour before its captcha level rises (0: the address never
+    /// raises it; the per-email escalation stays).
+    #[must_use]
+    pub const fn with_captcha_ip_allowance(mut self, steps: u32) -> Self {
+        self.captcha_ip_allowance = steps;
+        self
+    }
+
+    /// The captcha level from an address's email steps this hour: none within the allowance, then one level
+    /// per allowance used up (so a shared office address logs in freely, a sprayer pays).
+    const fn ip_attempts(&self, steps: u32) -> u32 {
+        match steps.checked_div(self.captcha_ip_allowance) {
+            Some(used_up) => used_up,
+            None => 0,
+        }
     }
 
     /// The issuer.
@@ -435,6 +489,33 @@ impl LoginService {
         Ok((flow, organization))
     }
 
+    /// The captcha challenge the email step of `flow_id` shows now, if its level is above zero: the level
+    /// the next submission needs, from the recent attempts of `email` (when known) and of the address.
+    ///
+    /// # Errors
+    /// Store failures.
+    pub async fn email_step_captcha(
+        &self,
+        flow_id: &str,
+        organization_id: &str,
+        email: Option<&str>,
+        ip: Option<&str>,
+    ) -> Result<Option<String>, Error> {
+        let from_ip = match ip {
+            Some(ip) => self.ip_attempts(self.limiter.peek(&email_step_bucket(ip), EMAIL_STEP_WINDOW).await?),
+            None => 0,
+        };
+        let from_email = match email.and_then(|e| normalize_email(e).ok()) {
+            Some(email) => {
+                let hour_ago = Timestamp::from_unix_millis(self.clock.now().unix_millis() - 3_600_000);
+                let (recent, _) = self.store.attempts_since(organization_id, &email, hour_ago).await?;
+                u32::try_from(recent).unwrap_or(u32::MAX)
+            }
+            None => 0,
+        };
+        self.captcha.challenge(flow_id, captcha::level_for(from_ip.max(from_email)))
+    }
+
     /// Starts an email attempt of the organization's type and returns the message to deliver (only an
     /// HMAC of its code or link token is stored). Known and unknown emails get the same answer; the
     /// growing per-email delay applies to both.
@@ -442,7 +523,13 @@ impl LoginService {
     /// # Errors
     /// Flow errors, `connectionMissing` when email login is off, `entityInvalid` for a bad email,
     /// `tooManyRequests` (with `Retry-After`) inside the delay.
-    pub async fn send_code(&self, flow_id: &str, binding: Option<&str>, email: &str) -> Result<EmailSent, Error> {
+    pub async fn send_code(
+        &self,
+        flow_id: &str,
+        binding: Option<&str>,
+        email: &str,
+        step: &EmailStep,
+    ) -> Result<EmailSent, Error> {
         let (flow, organization) = self.flow(flow_id, binding).await?;
         let settings = &organization.settings;
         if !settings.email_login_allowed() {
@@ -459,6 +546,15 @@ impl LoginService {
                 .with_message(format!("Please wait {wait} seconds before requesting another code."))
                 .with_retry_after(wait));
         }
+        // Every email step from an address counts toward its captcha level, whatever the email.
+        let from_ip = match &step.ip {
+            Some(ip) => {
+                self.ip_attempts(self.limiter.count(&email_step_bucket(ip), EMAIL_STEP_WINDOW).await?.saturating_sub(1))
+            }
+            None => 0,
+        };
+        let required = captcha::level_for(u32::try_from(recent).unwrap_or(u32::MAX).max(from_ip));
+        self.captcha.check(&flow.id, required, step.captcha.as_deref()).await?;
         let kind = AttemptKind::new(settings.default_login_attempt_type, settings.default_login_method);
         let (attempt, message) = self.new_attempt(&flow, &organization, &email, kind)?;
         self.store.insert_attempt(&attempt).await?;
@@ -586,6 +682,8 @@ impl LoginService {
             CodeOutcome::Rejected { .. } => {
                 let wrong = self.store.record_wrong_entry(&attempt.id).await?;
                 let left = attempt::MAX_WRONG_ENTRIES.saturating_sub(wrong);
+                let detail = json!({ "attempt": attempt.id, "wrongEntries": wrong, "void": left == 0 });
+                self.audit.record(&organization.id, AuditKind::LoginFailed, Some(&attempt.email), detail).await;
                 if left == 0 {
                     self.store.close_attempt(&attempt.id, now).await?;
                     return Err(Error::new(ErrorCode::LoginAttemptInvalid)
@@ -662,6 +760,8 @@ impl LoginService {
             last_login: None,
         });
         let Some(user) = self.store.user_by_email(&organization.id, email, candidate.as_ref()).await? else {
+            let detail = json!({ "attempt": attempt.id, "reason": "userCreationDisabled" });
+            self.audit.record(&organization.id, AuditKind::LoginFailed, Some(email), detail).await;
             let format = ErrorFormat::for_face(flow.face);
             let url = callback::error(
                 &callback,
@@ -695,6 +795,11 @@ impl LoginService {
             return Err(Error::new(ErrorCode::LoginAttemptInvalid)
                 .with_message("This login was undone from the email. Please start again."));
         }
+        let detail = json!({
+            "attempt": attempt.id, "attemptType": attempt.kind.as_str(), "sessionId": session.id,
+            "userId": session.user_id, "face": flow.face.as_str(),
+        });
+        self.audit.record(&organization.id, AuditKind::LoginSucceeded, Some(email), detail).await;
         let code = random_token()?;
         self.store
             .insert_code(&AuthorizationCode {
@@ -1016,7 +1121,8 @@ impl LoginService {
             (AttemptKind::Challenge, LinkChoice::Pick(_)) => {
                 // A wrong number means the person did not start this login, or guessed: cancel it.
                 self.store.close_attempt(&attempt.id, now).await?;
-                tracing::warn!(attempt = %attempt.id, "challenge answered with a wrong number; attempt cancelled");
+                let detail = json!({ "attempt": attempt.id });
+                self.audit.record(&organization.id, AuditKind::ChallengeMismatch, Some(&attempt.email), detail).await;
                 return Err(Error::new(ErrorCode::LoginAttemptInvalid).with_message(
                     "That number is not the one the login page showed, so the login was cancelled for your safety.",
                 ));
@@ -1035,7 +1141,6 @@ impl LoginService {
         if !self.store.approve_attempt(&attempt.id, now).await? {
             return Err(used());
         }
-        tracing::info!(attempt = %attempt.id, "login approved from the email for the starting browser");
         Ok(LinkOutcome::Approved { organization: organization.name, email: attempt.email })
     }
 
@@ -1062,12 +1167,8 @@ impl LoginService {
             if let Some(session_id) = &session_id {
                 self.store.end_login_session(session_id, now).await?;
             }
-            tracing::warn!(
-                attempt = %attempt.id,
-                organization = %attempt.organization_id,
-                session = session_id.as_deref().unwrap_or("-"),
-                "login undone from the email"
-            );
+            let detail = json!({ "attempt": attempt.id, "sessionId": session_id });
+            self.audit.record(&attempt.organization_id, AuditKind::LoginUndone, Some(&attempt.email), detail).await;
         }
         Ok(())
     }

@@ -8,6 +8,7 @@ use serde_json::{Map, Value};
 use super::access_token::{AccessTokenClaims, AccessTokenError, PROTECTED_CLAIMS, verify_access_token};
 use super::refresh_token::RefreshTokenCodec;
 use super::rotation::{RefreshOutcome, RefreshRequest, SessionRecord, TheftKind, UnauthorisedReason};
+use crate::abuse::{AuditKind, AuditLog};
 use crate::clock::{Clock, Timestamp};
 use crate::keys::{KeyService, MasterKey};
 use crate::store::Store;
@@ -199,6 +200,11 @@ impl SessionService {
                 self.tokens(session, &minted.hash1, Some(minted.token), now, exp).map_err(RefreshFailure::Failed)
             }
             RefreshOutcome::TheftDetected { session, kind } => {
+                let detail =
+                    serde_json::json!({ "sessionHandle": session.handle, "classification": format!("{kind:?}") });
+                AuditLog::new(Arc::clone(&self.store), Arc::clone(&self.clock))
+                    .record(&session.organization_id, AuditKind::TheftDetected, Some(&session.user_id), detail)
+                    .await;
                 Err(RefreshFailure::TheftDetected { handle: session.handle, user_id: session.user_id, kind })
             }
             RefreshOutcome::Unauthorised(reason) => Err(RefreshFailure::Unauthorised(reason)),

@@ -11,8 +11,15 @@ pub trait AbuseStore {
     /// window's count including this hit.
     async fn hit_rate_limit(&self, bucket: &str, window_start: Timestamp) -> Result<u32, StoreError>;
 
-    /// Forgets windows that started before `before`; returns how many.
-    async fn prune_rate_limits(&self, before: Timestamp) -> Result<u64, StoreError>;
+    /// The hits counted so far on `bucket` in the window starting at `window_start` (0 if none).
+    async fn rate_limit_hits(&self, bucket: &str, window_start: Timestamp) -> Result<u32, StoreError>;
+
+    /// Forgets rate-limit windows that started, and spent captcha signatures that expired, before
+    /// `before`; returns how many rows went.
+    async fn prune_abuse_records(&self, before: Timestamp) -> Result<u64, StoreError>;
+
+    /// Spends a captcha solution (its challenge's signature) once: `false` if it was spent before.
+    async fn spend_captcha(&self, signature: &str, expires_at: Timestamp) -> Result<bool, StoreError>;
 
     /// Appends an audit event.
     async fn record_audit_event(&self, event: &AuditEvent) -> Result<(), StoreError>;

@@ -65,6 +65,8 @@ pub struct ServerConfig {
     pub request_timeout_secs: u64,
     /// On SIGTERM/SIGINT, in-flight requests get this long to finish.
     pub shutdown_grace_secs: u64,
+    /// Peers whose `X-Forwarded-For` is believed (exact IP addresses); others are the client themselves.
+    pub trusted_proxies: Vec<String>,
 }
 
 /// `[store]`
@@ -206,11 +208,28 @@ impl Default for SessionSettings {
 }
 
 /// `[login]`
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LoginSettings {
     /// Serve the outbox of login emails at `GET /dev/outbox` (development and tests only: it shows codes).
     pub dev_outbox: bool,
+    /// Requests per client IP and minute on the hosted pages, mail links and direct authentication; 0: off.
+    pub page_requests_per_ip_per_minute: u32,
+    /// Requests per client IP and minute on the token, userinfo and logout endpoints; 0: off.
+    pub api_requests_per_ip_per_minute: u32,
+    /// Email steps per client IP and hour before the captcha level rises; 0: per-IP escalation off.
+    pub captcha_ip_allowance: u32,
+}
+
+impl Default for LoginSettings {
+    fn default() -> Self {
+        Self {
+            dev_outbox: false,
+            page_requests_per_ip_per_minute: 60,
+            api_requests_per_ip_per_minute: 600,
+            captcha_ip_allowance: portcullis_core::login::DEFAULT_CAPTCHA_IP_ALLOWANCE,
+        }
+    }
 }
 
 /// `[connectors]`
@@ -341,6 +360,7 @@ impl Default for ServerConfig {
             request_body_limit_bytes: 64 * 1024,
             request_timeout_secs: 90,
             shutdown_grace_secs: 30,
+            trusted_proxies: Vec::new(),
         }
     }
 }

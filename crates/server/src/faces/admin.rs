@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -22,6 +22,7 @@ pub(crate) fn routes() -> Router<Arc<App>> {
         .route("/admin/v1/organizations/{id}/login", axum::routing::put(configure_login))
         .route("/admin/v1/organizations/{id}/secret", post(new_secret))
         .route("/admin/v1/organizations/{id}/secret/activate", post(activate_secret))
+        .route("/admin/v1/organizations/{id}/audit", get(audit_events))
         .route("/admin/v1/keys", get(list_keys))
         .route("/admin/v1/keys/rotate", post(rotate_keys))
 }
@@ -101,4 +102,24 @@ async fn list_keys(_: AdminAuth, State(app): State<Arc<App>>) -> Json<Value> {
 
 async fn rotate_keys(_: AdminAuth, State(app): State<Arc<App>>) -> Result<(StatusCode, Json<KeyStatus>), ApiError> {
     Ok((StatusCode::CREATED, Json(app.rotate_keys().await?)))
+}
+
+/// Most audit events one request returns.
+const MAX_AUDIT_EVENTS: usize = 1000;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuditQuery {
+    kind: Option<String>,
+    limit: Option<usize>,
+}
+
+async fn audit_events(
+    _: AdminAuth,
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+    Query(query): Query<AuditQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let limit = query.limit.unwrap_or(100).clamp(1, MAX_AUDIT_EVENTS);
+    Ok(Json(json!({ "events": app.audit_events(&id, query.kind.as_deref(), limit).await? })))
 }

@@ -14,13 +14,15 @@ use axum::{Form, Router};
 use portcullis_core::login::model::{AttemptKind, LinkMethod};
 use portcullis_core::login::model::{FlowFace, LoginFlow};
 use portcullis_core::login::texts::PageTexts;
-use portcullis_core::login::{AuthorizeFailure, AuthorizeRequest, LinkChoice, LinkOutcome, LoginOutcome, WaitOutcome};
+use portcullis_core::login::{
+    AuthorizeFailure, AuthorizeRequest, EmailStep, LinkChoice, LinkOutcome, LoginOutcome, WaitOutcome,
+};
 use portcullis_core::organization::Organization;
 use portcullis_core::{Error, ErrorCode};
 use serde::Deserialize;
 
 use crate::app::App;
-use crate::http::{ErrorReport, RequestId};
+use crate::http::{ClientIp, ErrorReport, RequestId};
 
 /// Cookie binding a flow to the browser that started it; its path is the flow's, so flows in several tabs
 /// keep their own.
@@ -36,6 +38,7 @@ pub(crate) fn routes() -> Router<Arc<App>> {
         .route("/login/flow/{id}/email", post(email))
         .route("/login/flow/{id}/code", post(code))
         .route("/login/flow/{id}/wait", get(wait))
+        .route("/login/assets/captcha.js", get(captcha_script))
         .route("/login/link/{attempt}/{token}", get(show_link).post(use_link))
         .route("/login/undo/{attempt}/{token}", get(show_undo).post(undo))
 }
@@ -48,6 +51,10 @@ struct LoginPage<'a> {
     notice: Option<String>,
     code_step: bool,
     email: &'a str,
+    /// The captcha challenge (JSON) the page's script solves before the email is sent.
+    captcha: Option<String>,
+    /// Send the form once solved: the person already pressed the button.
+    autosubmit: bool,
 }
 
 impl<'a> LoginPage<'a> {
@@ -59,7 +66,30 @@ impl<'a> LoginPage<'a> {
         email: &'a str,
     ) -> Self {
         let texts = PageTexts::resolve(&flow.translations, &organization.name, email);
-        Self { texts, flow_id: &flow.id, notice, code_step, email }
+        Self { texts, flow_id: &flow.id, notice, code_step, email, captcha: None, autosubmit: false }
+    }
+}
+
+/// The proof-of-work solver of the email step, served from the server's own origin (`script-src 'self'`).
+async fn captcha_script() -> Response {
+    let mut response = include_str!("../../assets/captcha.js").into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/javascript; charset=utf-8"));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=3600"));
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    response
+}
+
+/// The email step's captcha challenge now, if any; a failure to make one only logs (the check at
+/// submission still applies).
+async fn email_captcha(app: &App, flow: &LoginFlow, email: Option<&str>, ip: &ClientIp) -> Option<String> {
+    let ip = ip.0.map(|ip| ip.to_string());
+    match app.login().email_step_captcha(&flow.id, &flow.organization_id, email, ip.as_deref()).await {
+        Ok(challenge) => challenge,
+        Err(error) => {
+            tracing::warn!(error = ?error, "no captcha challenge for the login page");
+            None
+        }
     }
 }
 
@@ -107,7 +137,7 @@ fn page_headers(headers: &mut HeaderMap) {
     headers.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(
-            "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'",
+            "default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'",
         ),
     );
     headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
@@ -118,7 +148,9 @@ fn allow_framing(response: &mut Response, organization: &Organization) {
     let ancestors = organization.whitelist.join(" ");
     let headers = response.headers_mut();
     headers.remove(header::X_FRAME_OPTIONS);
-    let policy = format!("default-src 'none'; style-src 'unsafe-inline'; frame-ancestors {ancestors}; base-uri 'none'");
+    let policy = format!(
+        "default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; frame-ancestors {ancestors}; base-uri 'none'"
+    );
     if let Ok(value) = HeaderValue::from_str(&policy) {
         headers.insert(header::CONTENT_SECURITY_POLICY, value);
     }
@@ -139,7 +171,7 @@ fn render(status: StatusCode, body: Result<String, askama::Error>, error: Option
     response
 }
 
-fn error_page(error: Error, request_id: &RequestId) -> Response {
+pub(crate) fn error_page(error: Error, request_id: &RequestId) -> Response {
     let status = StatusCode::from_u16(error.status()).unwrap_or(StatusCode::BAD_REQUEST);
     let page = ErrorPage { message: error.message(), code: error.code().as_str(), request_id: &request_id.0 };
     render(if status.is_redirection() { StatusCode::BAD_REQUEST } else { status }, page.render(), Some(error))
@@ -248,13 +280,18 @@ async fn show(
     Extension(request_id): Extension<RequestId>,
     Path(id): Path<String>,
     Query(query): Query<ShowQuery>,
+    ip: ClientIp,
     headers: HeaderMap,
 ) -> Response {
     match app.login().flow(&id, binding(&headers).as_deref()).await {
         Ok((flow, organization)) => {
             let notice = query.notice.map(|n| n.chars().take(MAX_NOTICE_CHARS).collect());
             let email = query.email.as_deref().unwrap_or_default();
-            let page = LoginPage::new(&flow, &organization, notice, query.step.as_deref() == Some("code"), email);
+            let code_step = query.step.as_deref() == Some("code");
+            let mut page = LoginPage::new(&flow, &organization, notice, code_step, email);
+            if !code_step {
+                page.captcha = email_captcha(&app, &flow, query.email.as_deref(), &ip).await;
+            }
             let mut response = render(StatusCode::OK, page.render(), None);
             if flow.embed {
                 allow_framing(&mut response, &organization);
@@ -268,18 +305,21 @@ async fn show(
 #[derive(Debug, Deserialize)]
 struct EmailForm {
     email: String,
+    captcha: Option<String>,
 }
 
 async fn email(
     State(app): State<Arc<App>>,
     Extension(request_id): Extension<RequestId>,
     Path(id): Path<String>,
+    ip: ClientIp,
     headers: HeaderMap,
     Form(form): Form<EmailForm>,
 ) -> Response {
     let login = app.login();
     let bound = binding(&headers);
-    let sent = match login.send_code(&id, bound.as_deref(), &form.email).await {
+    let step = EmailStep { ip: ip.0.map(|ip| ip.to_string()), captcha: form.captcha.clone() };
+    let sent = match login.send_code(&id, bound.as_deref(), &form.email, &step).await {
         Ok(sent) => app.deliver(&sent.message).await.map(|()| sent),
         Err(error) => Err(error),
     };
@@ -289,7 +329,7 @@ async fn email(
             see_other(&format!("/login/flow/{id}?step=code&email={to}"))
         }
         Ok(_) => see_other(&format!("/login/flow/{id}/wait")),
-        Err(error) => retry_page(&app, &id, bound.as_deref(), error, false, &form.email, &request_id).await,
+        Err(error) => retry_page(&app, &id, bound.as_deref(), error, Step::Email(&ip), &form.email, &request_id).await,
     }
 }
 
@@ -310,9 +350,18 @@ async fn code(
         Ok(LoginOutcome::Redirect(url)) => see_other(url.as_str()),
         Err(error) => {
             let email = app.login().pending_email(&id).await.ok().flatten().unwrap_or_default();
-            retry_page(&app, &id, bound.as_deref(), error, true, &email, &request_id).await
+            retry_page(&app, &id, bound.as_deref(), error, Step::Code, &email, &request_id).await
         }
     }
+}
+
+/// Which step a page shows again after an error.
+#[derive(Debug, Clone, Copy)]
+enum Step<'a> {
+    /// The email step, with the client address for its captcha.
+    Email(&'a ClientIp),
+    /// The code step.
+    Code,
 }
 
 /// A fixable error stays on the page, with the message; a broken flow shows the error page.
@@ -321,7 +370,7 @@ async fn retry_page(
     id: &str,
     binding: Option<&str>,
     error: Error,
-    code_step: bool,
+    step: Step<'_>,
     email: &str,
     request_id: &RequestId,
 ) -> Response {
@@ -329,8 +378,13 @@ async fn retry_page(
         return error_page(error, request_id);
     };
     let status = StatusCode::from_u16(error.status()).unwrap_or(StatusCode::BAD_REQUEST);
-    let code_step = code_step && error.code() != ErrorCode::LoginAttemptExpired;
-    let page = LoginPage::new(&flow, &organization, Some(error.message().to_owned()), code_step, email);
+    let code_step = matches!(step, Step::Code) && error.code() != ErrorCode::LoginAttemptExpired;
+    let mut page = LoginPage::new(&flow, &organization, Some(error.message().to_owned()), code_step, email);
+    if let Step::Email(ip) = step {
+        page.captcha = email_captcha(app, &flow, Some(email), ip).await;
+        // The person pressed the button already: once the check is solved, the form goes again.
+        page.autosubmit = error.code() == ErrorCode::CaptchaInvalid;
+    }
     let mut response = render(status, page.render(), Some(error.clone()));
     if flow.embed {
         allow_framing(&mut response, &organization);
@@ -349,6 +403,7 @@ async fn wait(
     State(app): State<Arc<App>>,
     Extension(request_id): Extension<RequestId>,
     Path(id): Path<String>,
+    ip: ClientIp,
     headers: HeaderMap,
 ) -> Response {
     let bound = binding(&headers);
@@ -372,7 +427,7 @@ async fn wait(
         }
         Err(error) => {
             let email = app.login().pending_email(&id).await.ok().flatten().unwrap_or_default();
-            retry_page(&app, &id, bound.as_deref(), error, false, &email, &request_id).await
+            retry_page(&app, &id, bound.as_deref(), error, Step::Email(&ip), &email, &request_id).await
         }
     }
 }

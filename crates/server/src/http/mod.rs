@@ -3,17 +3,21 @@
 
 mod admin_auth;
 mod bearer;
+mod client_ip;
 mod error;
 mod json;
 mod org_auth;
+mod rate_limit;
 mod request_context;
 mod router;
 
 pub use admin_auth::AdminAuth;
 pub(crate) use bearer::bearer_token;
+pub(crate) use client_ip::ClientIp;
 pub use error::ApiError;
 pub(crate) use error::ErrorReport;
 pub use json::ApiJson;
 pub use org_auth::OrgAuth;
+pub(crate) use rate_limit::{IpLimit, limit_per_ip};
 pub use request_context::{REQUEST_ID_HEADER, RequestId};
 pub use router::router;

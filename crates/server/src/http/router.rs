@@ -5,14 +5,14 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{Method, StatusCode, Uri};
-use axum::middleware::from_fn;
+use axum::middleware::{from_fn, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
 use portcullis_core::{Error, ErrorCode};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::timeout::TimeoutLayer;
 
-use super::ApiError;
 use super::request_context::{request_context, tag_route};
+use super::{ApiError, IpLimit, limit_per_ip};
 use crate::app::App;
 use crate::faces;
 
@@ -30,9 +30,12 @@ pub fn router(app: Arc<App>) -> Router {
         .merge(faces::session::routes(app.config()))
         .merge(faces::session_api::routes())
         .merge(faces::connect::routes())
-        .merge(faces::login_pages::routes())
-        .merge(faces::oauth::routes())
-        .merge(faces::centralauth::routes(app.config().login.dev_outbox))
+        .merge(faces::login_pages::routes().route_layer(from_fn_with_state(IpLimit::pages(&app), limit_per_ip)))
+        .merge(faces::oauth::routes().route_layer(from_fn_with_state(IpLimit::api(&app), limit_per_ip)))
+        .merge(
+            faces::centralauth::routes(app.config().login.dev_outbox)
+                .route_layer(from_fn_with_state(IpLimit::api(&app), limit_per_ip)),
+        )
         .route_layer(from_fn(tag_route))
         .fallback(unknown_route)
         .with_state(app)

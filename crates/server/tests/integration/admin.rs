@@ -71,9 +71,18 @@ async fn rotating_keys_publishes_a_pending_key() {
     assert_eq!(status, 201);
     assert_eq!(key["state"], "pending");
     let (_, keys) = read_json(server.admin(Method::GET, "/admin/v1/keys").send().await.expect("request")).await;
-    let states: Vec<&str> = keys["keys"].as_array().expect("keys").iter().filter_map(|k| k["state"].as_str()).collect();
+    // The session keys (EdDSA); the RSA ID-token family, made in the background at start-up, is apart.
+    let states: Vec<&str> = keys["keys"]
+        .as_array()
+        .expect("keys")
+        .iter()
+        .filter(|k| k["algorithm"] == "EdDSA")
+        .filter_map(|k| k["state"].as_str())
+        .collect();
     assert_eq!(states, ["signing", "pending"]);
     let (_, jwks) = server.get_json("/.well-known/jwks.json").await;
-    assert_eq!(jwks["keys"].as_array().map(Vec::len), Some(2), "a pending key is published before it signs");
-    assert_eq!(jwks["keys"][1]["kid"], key["kid"]);
+    let okp: Vec<&serde_json::Value> =
+        jwks["keys"].as_array().expect("keys").iter().filter(|k| k["kty"] == "OKP").collect();
+    assert_eq!(okp.len(), 2, "a pending key is published before it signs");
+    assert_eq!(okp[1]["kid"], key["kid"]);
 }

@@ -71,7 +71,7 @@ impl TestServer {
         Self::start_in_with_clock(dir, None, config, clock).await
     }
 
-    async fn start_in_with_clock(
+    pub(crate) async fn start_in_with_clock(
         dir: TempDir,
         postgres: Option<TestPostgres>,
         mut config: Config,

@@ -1197,3 +1197,171 @@ async fn token_and_state_codes_over_http() {
     let (status, body) = read_json(direct).await;
     assert_eq!((status, body["errorCode"].as_str()), (400, Some("stateInvalid")), "{body}");
 }
+
+/// Security events reach the audit log, queryable per organization through the admin API: a wrong code,
+/// a login, an undo, and token theft on the session layer.
+#[tokio::test]
+async fn security_events_are_audited_and_queryable() {
+    let clock = portcullis_core::clock::ManualClock::new(portcullis_core::clock::Timestamp::from_unix_millis(
+        1_800_000_000_000,
+    ));
+    let flow = Flow::with_clock(&clock).await;
+    flow.log_in("audited@example.com").await;
+
+    let session =
+        flow.server.app.sessions().create(&flow.org, "user-7", None, serde_json::Map::new()).await.expect("session");
+    let first = session.refresh_token.clone().expect("refresh token");
+    flow.server.app.sessions().refresh(&first, None).await.map_err(|_| "refresh").expect("rotates");
+    clock.advance(std::time::Duration::from_secs(31));
+    assert!(flow.server.app.sessions().refresh(&first, None).await.is_err(), "reuse after the grace window");
+
+    let audit = |query: &str| {
+        flow.server.admin(reqwest::Method::GET, &format!("/admin/v1/organizations/{}/audit{query}", flow.org)).send()
+    };
+    let (status, body) = read_json(audit("").await.expect("audit")).await;
+    assert_eq!(status, 200, "{body}");
+    let kinds: Vec<&str> =
+        body["events"].as_array().expect("events").iter().filter_map(|e| e["kind"].as_str()).collect();
+    assert_eq!(kinds, ["session.theftDetected", "login.succeeded", "login.failed"], "newest first");
+    let events = body["events"].as_array().expect("events");
+    assert_eq!(events[0]["subject"], "user-7");
+    assert_eq!(events[1]["subject"], "audited@example.com");
+    assert_eq!(events[2]["detail"]["wrongEntries"], 1);
+    let text = body.to_string();
+    assert!(!text.contains(&flow.secret) && !text.contains("refreshToken"), "no secrets in the audit log");
+
+    let (status, body) = read_json(audit("?kind=login.failed&limit=5").await.expect("audit")).await;
+    assert_eq!((status, body["events"].as_array().map(Vec::len)), (200, Some(1)));
+    let (status, body) = read_json(audit("?kind=bogus").await.expect("audit")).await;
+    assert_eq!((status, body["errorCode"].as_str()), (400, Some("entityInvalid")));
+    let response =
+        flow.server.admin(reqwest::Method::GET, "/admin/v1/organizations/nope/audit").send().await.expect("audit");
+    assert_eq!(read_json(response).await.0, 404);
+}
+
+/// No account enumeration: the email step answers a known and an unknown email the same way (only
+/// the echoed address differs), and neither creates anything before the code is entered.
+#[tokio::test]
+async fn known_and_unknown_emails_get_the_same_answer() {
+    let clock = portcullis_core::clock::ManualClock::new(portcullis_core::clock::Timestamp::from_unix_millis(
+        1_800_000_000_000,
+    ));
+    let flow = Flow::with_clock(&clock).await;
+    flow.log_in("known@example.com").await;
+    // An hour later: past the per-email delay and the captcha escalation that the login above started
+    // (both count attempts, known emails and unknown ones alike).
+    clock.advance(std::time::Duration::from_secs(3601));
+    let answer = |email: &'static str| {
+        let flow = &flow;
+        async move {
+            let (flow_path, binding, sent) = flow.submit_email(email).await;
+            let status = sent.status();
+            let target = location(&sent).replace(&flow_path, "<flow>");
+            let page =
+                flow.client.get(flow.url(&location(&sent))).header("cookie", binding).send().await.expect("page");
+            let html = page.text().await.expect("html").replace(&flow_path, "<flow>");
+            (status, target.replace(&email.replace('@', "%40"), "<email>"), html.replace(email, "<email>"))
+        }
+    };
+    let known = answer("known@example.com").await;
+    let unknown = answer("stranger@example.com").await;
+    assert_eq!(known, unknown);
+    assert_eq!(known.0, StatusCode::SEE_OTHER);
+}
+
+/// The captcha challenge a page carries in its form, unescaped.
+fn page_challenge(html: &str) -> Option<String> {
+    let start = html.find("data-challenge=\"")? + "data-challenge=\"".len();
+    let end = start + html[start..].find('"')?;
+    Some(html[start..end].replace("&#34;", "\"").replace("&quot;", "\"").replace("&#39;", "'").replace("&amp;", "&"))
+}
+
+/// What the page's script posts: the challenge and the solution it found.
+fn solve(challenge_json: &str) -> String {
+    let challenge: altcha::Challenge = serde_json::from_str(challenge_json).expect("challenge");
+    let solution = altcha::solve_challenge(altcha::SolveChallengeOptions::new(&challenge))
+        .expect("solves")
+        .expect("within the time limit");
+    serde_json::json!({ "challenge": challenge, "solution": solution }).to_string()
+}
+
+fn level_of(challenge_json: &str) -> u64 {
+    let challenge: Value = serde_json::from_str(challenge_json).expect("challenge");
+    challenge["parameters"]["data"]["level"].as_u64().expect("level")
+}
+
+/// Captcha: none at first; an address past its allowance gets a proof of work in the page; a missing,
+/// foreign, replayed or expired solution is `captchaInvalid` (the page asks again and sends by itself);
+/// an email's own attempts raise the level.
+#[tokio::test]
+async fn captcha_escalates_and_each_solution_works_once() {
+    let clock = portcullis_core::clock::ManualClock::new(portcullis_core::clock::Timestamp::from_unix_millis(
+        1_800_000_000_000,
+    ));
+    let server = TestServer::start_with_clock(
+        |c| {
+            c.login.dev_outbox = true;
+            c.login.captcha_ip_allowance = 1;
+        },
+        std::sync::Arc::new(clock.clone()),
+    )
+    .await;
+    let flow = &Flow::on(server).await;
+    let start = || async {
+        let started = flow.client.get(flow.url("/login")).query(&flow.standard_query()).send().await.expect("login");
+        begun(&started)
+    };
+    let page = |path: String, binding: String| async move {
+        flow.client
+            .get(flow.url(&path))
+            .header("cookie", binding)
+            .send()
+            .await
+            .expect("page")
+            .text()
+            .await
+            .expect("html")
+    };
+    let post = |path: String, binding: String, email: &'static str, captcha: Option<String>| async move {
+        let mut form = vec![("email", email.to_owned())];
+        form.extend(captcha.map(|c| ("captcha", c)));
+        let step = flow.client.post(flow.url(&format!("{path}/email"))).header("cookie", binding);
+        step.form(&form).send().await.expect("email")
+    };
+
+    let (first, binding) = start().await;
+    assert!(page_challenge(&page(first.clone(), binding.clone()).await).is_none(), "no captcha at first");
+    assert_eq!(post(first, binding, "one@example.com", None).await.status(), StatusCode::SEE_OTHER);
+
+    let (second, binding) = start().await;
+    let html = page(second.clone(), binding.clone()).await;
+    assert!(html.contains("/login/assets/captcha.js"), "the page loads the solver");
+    let shown = page_challenge(&html).expect("past the allowance, the page carries a challenge");
+    assert_eq!(level_of(&shown), 1);
+    let refused = post(second.clone(), binding.clone(), "two@example.com", None).await;
+    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+    let html = refused.text().await.expect("html");
+    assert!(html.contains("captchaInvalid") || html.contains("checked your browser"), "{html}");
+    assert!(html.contains(r#"data-autosubmit="true""#), "the page sends by itself once solved");
+    let fresh = page_challenge(&html).expect("a new challenge");
+    let solved = solve(&fresh);
+    let sent = post(second.clone(), binding.clone(), "two@example.com", Some(solved.clone())).await;
+    assert_eq!(sent.status(), StatusCode::SEE_OTHER, "{:?}", sent.text().await);
+    let replayed = post(second.clone(), binding.clone(), "three@example.com", Some(solved)).await;
+    assert_eq!(replayed.status(), StatusCode::BAD_REQUEST);
+    assert!(replayed.text().await.expect("html").contains("already used"));
+
+    let (third, other_binding) = start().await;
+    let foreign = post(third.clone(), other_binding.clone(), "four@example.com", Some(solve(&shown))).await;
+    assert!(foreign.text().await.expect("html").contains("another login"), "bound to its flow");
+
+    let late = solve(&page_challenge(&page(third.clone(), other_binding.clone()).await).expect("challenge"));
+    clock.advance(std::time::Duration::from_secs(11 * 60));
+    let expired = post(third.clone(), other_binding.clone(), "five@example.com", Some(late)).await;
+    assert!(expired.text().await.expect("html").contains("expired"));
+
+    // An email with three attempts this hour needs a medium level whatever the address.
+    let (fourth, binding) = start().await;
+    let html = page(format!("{fourth}?email=two%40example.com"), binding.clone()).await;
+    assert!(level_of(&page_challenge(&html).expect("challenge")) >= 2, "the email's own attempts count");
+}

@@ -1,6 +1,7 @@
 //! Server integration tests: one binary (fast linking), a real server on a port-0 listener per test,
 //! real HTTP over loopback.
 
+mod abuse;
 mod admin;
 mod config;
 mod connectors;

@@ -51,7 +51,7 @@ async fn jwks_verifies_tokens_the_server_signs(backend: Backend) {
         Some("max-age=30, must-revalidate")
     );
     let jwks: JwkSet = response.json().await.expect("JWKS");
-    assert_eq!(jwks.keys.len(), 1);
+    assert!(!jwks.keys.is_empty());
 
     let ring = server.app.keys().ring();
     let signer = ring
