@@ -123,7 +123,7 @@ error_catalog! {
         oauth: Some("temporarily_unavailable"),
         family: Login,
         message: "Too many requests. Please wait a moment and try again.",
-        explanation: "A per-IP, per-client or per-email limit was reached. Remedy: wait for the number of seconds in the `Retry-After` header, then retry.",
+        explanation: "A limit was reached: requests per client IP and minute on the login pages or APIs (`login.page_requests_per_ip_per_minute`, `login.api_requests_per_ip_per_minute`), or the growing per-email delay between login emails. Remedy: wait for the number of seconds in the `Retry-After` header, then retry.",
     }
     /// A required field or parameter is absent.
     MissingFields {
@@ -353,7 +353,7 @@ error_catalog! {
         oauth: None,
         family: Login,
         message: "The captcha was not solved correctly. Please try again.",
-        explanation: "The proof-of-work solution is missing, wrong, expired or was already used. Remedy: let the page solve a new challenge.",
+        explanation: "The email step needed a proof of work (the email or the address made recent attempts) and the solution is missing, wrong, of another login flow or a lower level, expired (10 minutes), or was already used. Remedy: let the page solve the new challenge it shows; it sends the form by itself.",
     }
     /// The entity does not exist.
     EntityMissing {
