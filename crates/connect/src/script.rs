@@ -7,11 +7,13 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use rquickjs::function::Opt;
-use rquickjs::{Context, Function, Runtime};
+use rquickjs::loader::bundle::Bundle;
+use rquickjs::{Context, Function, Module, Runtime, WriteOptions};
 use serde_json::{Map, Value, json};
 
 use crate::builtins;
@@ -218,6 +220,81 @@ globalThis.__invoke = function (level, event) {
 };
 "#;
 
+/// The host's own modules, loaded into every context, and the bundled libraries, loaded into a context only
+/// when one of its scripts names them. Each is an ES module (so it can be precompiled with the safe bytecode
+/// API); the libraries' UMD wrappers see `this` = `globalThis` and so define their usual globals.
+const PRELUDE_MODULE: &str = "portcullis:prelude";
+const MOMENT_MODULE: &str = "portcullis:moment";
+const MOMENT_TIMEZONE_MODULE: &str = "portcullis:moment-timezone";
+const CRYPTO_JS_MODULE: &str = "portcullis:crypto-js";
+
+fn library(source: &str) -> String {
+    format!("(function () {{\n{source}\n}}).call(globalThis);")
+}
+
+/// The modules' bytecode, compiled once per process: bytecode names its atoms as strings, so it loads into
+/// any runtime of this build. Loading it costs far less than parsing the source in every fresh context.
+fn bundle() -> Result<&'static [(&'static str, &'static [u8])], String> {
+    static COMPILED: OnceLock<Result<Vec<(&'static str, Vec<u8>)>, String>> = OnceLock::new();
+    static TABLE: OnceLock<Vec<(&'static str, &'static [u8])>> = OnceLock::new();
+    let compiled = COMPILED.get_or_init(|| {
+        let sources = [
+            (PRELUDE_MODULE, PRELUDE.to_owned()),
+            (MOMENT_MODULE, library(include_str!("../vendor/moment/moment.min.js"))),
+            (
+                MOMENT_TIMEZONE_MODULE,
+                library(include_str!("../vendor/moment-timezone/moment-timezone-with-data-1970-2030.min.js")),
+            ),
+            (CRYPTO_JS_MODULE, library(include_str!("../vendor/crypto-js/crypto-js.js"))),
+        ];
+        let runtime = Runtime::new().map_err(|e| e.to_string())?;
+        let context = Context::full(&runtime).map_err(|e| e.to_string())?;
+        context.with(|ctx| {
+            sources
+                .into_iter()
+                .map(|(name, source)| {
+                    let bytes = Module::declare(ctx.clone(), name, source)
+                        .and_then(|m| m.write(WriteOptions { strip_source: true, ..WriteOptions::default() }))
+                        .map_err(|e| format!("{name}: {}", describe(&ctx, &e)))?;
+                    Ok((name, bytes))
+                })
+                .collect()
+        })
+    });
+    let compiled = compiled.as_ref().map_err(Clone::clone)?;
+    Ok(TABLE.get_or_init(|| compiled.iter().map(|(name, bytes)| (*name, bytes.as_slice())).collect()))
+}
+
+/// An engine error with the pending exception's message, when there is one.
+fn describe(ctx: &rquickjs::Ctx<'_>, err: &rquickjs::Error) -> String {
+    if !matches!(err, rquickjs::Error::Exception) {
+        return err.to_string();
+    }
+    let value = ctx.catch();
+    value
+        .as_exception()
+        .and_then(rquickjs::Exception::message)
+        .or_else(|| value.as_string().and_then(|s| s.to_string().ok()))
+        .unwrap_or_else(|| err.to_string())
+}
+
+/// The bundled libraries a set of level scripts uses, by the names Cyclr documents (`moment`, `moment.tz`,
+/// `CryptoJS`); the others are not loaded, which keeps a plain hook's context cheap.
+fn libraries(levels: &[&str]) -> Vec<&'static str> {
+    let uses = |needle: &str| levels.iter().any(|src| src.contains(needle));
+    let mut modules = Vec::new();
+    if uses("moment") {
+        modules.push(MOMENT_MODULE);
+        if uses(".tz") {
+            modules.push(MOMENT_TIMEZONE_MODULE);
+        }
+    }
+    if uses("CryptoJS") {
+        modules.push(CRYPTO_JS_MODULE);
+    }
+    modules
+}
+
 fn wrapper(source: &str) -> String {
     if source.trim().is_empty() {
         return "__levels.push({});".to_owned();
@@ -270,7 +347,7 @@ pub fn run(event: Event, levels: &[&str], globals: Map<String, Value>, limits: L
     if event.is_before() && levels.len() >= 2 {
         order.swap(0, 1);
     }
-    match Engine::new(limits, host) {
+    match Engine::new(limits, host, &libraries(levels)) {
         Ok(engine) => engine.run(event, levels, &order, globals),
         Err(message) => Run { outcome: Outcome::Failed { message }, globals },
     }
@@ -299,6 +376,8 @@ impl Shell {
             return Ok(shell);
         }
         let runtime = Runtime::new().map_err(|e| e.to_string())?;
+        let modules = Bundle(bundle()?);
+        runtime.set_loader(modules, modules);
         runtime.set_memory_limit(limits.memory_bytes);
         // Below the limit, so an out-of-memory never leaves the threshold above it (later allocations fail).
         runtime.set_gc_threshold(1024 * 1024);
@@ -336,7 +415,7 @@ struct Engine {
 }
 
 impl Engine {
-    fn new(limits: Limits, host: &Host) -> Result<Self, String> {
+    fn new(limits: Limits, host: &Host, libraries: &[&str]) -> Result<Self, String> {
         let shell = Shell::take_or_new(limits)?;
         let context = Context::full(&shell.runtime).map_err(|e| e.to_string())?;
         let engine = Self {
@@ -347,7 +426,7 @@ impl Engine {
             limits,
             shell,
         };
-        engine.install(host)?;
+        engine.install(host, libraries)?;
         Ok(engine)
     }
 
@@ -361,7 +440,7 @@ impl Engine {
         }
     }
 
-    fn install(&self, host: &Host) -> Result<(), String> {
+    fn install(&self, host: &Host, libraries: &[&str]) -> Result<(), String> {
         self.context.with(|ctx| -> Result<(), String> {
             let g = ctx.globals();
             let err = |e: rquickjs::Error| e.to_string();
@@ -423,7 +502,11 @@ impl Engine {
                 .map_err(err)?,
             )
             .map_err(err)?;
-            ctx.eval::<(), _>(PRELUDE).map_err(err)?;
+            for module in std::iter::once(&PRELUDE_MODULE).chain(libraries) {
+                Module::import(&ctx, *module)
+                    .and_then(|p| p.finish::<rquickjs::Value<'_>>())
+                    .map_err(|e| format!("{module}: {}", describe(&ctx, &e)))?;
+            }
             Ok(())
         })
     }
