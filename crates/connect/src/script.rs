@@ -649,7 +649,26 @@ pub fn method_error(status: u16, reason: &str, content: &str) -> Value {
 
 #[cfg(test)]
 mod tests {
-    use super::{PRELUDE, WRITABLE_GLOBALS};
+    use super::{PRELUDE, WRITABLE_GLOBALS, bundle, libraries};
+
+    #[test]
+    fn every_bundled_module_compiles_to_bytecode() {
+        let modules = bundle().expect("bundle");
+        let names: Vec<&str> = modules.iter().map(|(name, _)| *name).collect();
+        assert_eq!(
+            names,
+            ["portcullis:prelude", "portcullis:moment", "portcullis:moment-timezone", "portcullis:crypto-js"]
+        );
+        assert!(modules.iter().all(|(_, bytes)| !bytes.is_empty()));
+    }
+
+    #[test]
+    fn libraries_load_only_for_scripts_that_name_them() {
+        assert!(libraries(&["function after_action() { return true; }"]).is_empty());
+        assert_eq!(libraries(&["", "moment().format()"]), ["portcullis:moment"]);
+        assert_eq!(libraries(&["moment.tz('x', 'UTC')"]), ["portcullis:moment", "portcullis:moment-timezone"]);
+        assert_eq!(libraries(&["CryptoJS.MD5('a')"]), ["portcullis:crypto-js"]);
+    }
 
     #[test]
     fn the_prelude_reads_back_every_writable_global() {

@@ -606,6 +606,46 @@ async fn csv_and_xml_builtins() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bundled_moment_and_crypto_js_libraries() {
+    let env = echo_env("var order = globalThis.order = [];").await;
+    // Cyclr's "Libraries" page: moment (+ Moment Timezone) and crypto-js, no `require`; crypto-js output is hex.
+    let step = r"function after_action() {
+        var now = moment.utc();
+        method_response = {
+            month_end: moment.utc('2024-01-31T10:00:00Z').add(1, 'months').format('YYYY-MM-DD HH:mm'),
+            formatted: moment.utc('2026-12-03T13:05:09Z').format('dddd, MMMM Do YYYY, h:mm:ss a'),
+            unix: moment.utc('2026-12-03T00:00:00Z').unix(),
+            added: now.clone().add(90, 'minutes').diff(now, 'minutes'),
+            local_now: moment().add(1, 'days').isAfter(moment()),
+            berlin: moment.tz('2024-07-01T12:00:00Z', 'Europe/Berlin').format(),
+            hmac: CryptoJS.HmacSHA256('The quick brown fox jumps over the lazy dog', 'key').toString(),
+            md5: CryptoJS.MD5('abc').toString(),
+            sha1: CryptoJS.SHA1('abc').toString()
+        };
+        return true;
+    }";
+    let result = echo_call(&env, Some(step)).await.expect("call");
+    assert_eq!(
+        result.data,
+        json!({
+            "month_end": "2024-02-29 10:00",
+            "formatted": "Thursday, December 3rd 2026, 1:05:09 pm",
+            "unix": 1_796_256_000,
+            "added": 90,
+            "local_now": true,
+            "berlin": "2024-07-01T14:00:00+02:00",
+            "hmac": "f7bc83f430538424b13298e6aa6fb143ef4d59a14946175997479dbc2d1a3cd8",
+            "md5": "900150983cd24fb0d6963f7d28e17f72",
+            "sha1": "a9993e364706816aba3e25717850c26c9cd0d89d"
+        })
+    );
+    // A script that does not name a library does not pay for loading it (and does not see it).
+    let plain = "function after_action() { method_response = [typeof globalThis['mom' + 'ent'], typeof globalThis['Crypto' + 'JS'], typeof require]; return true; }";
+    let result = echo_call(&env, Some(plain)).await.expect("call");
+    assert_eq!(result.data, json!(["undefined", "undefined", "undefined"]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn auth_failure_on_page_three_retries_that_page_only() {
     let yaml = |b: &str| {
         oauth_yaml(b, SEED_REFRESH_AFTER_ERROR).replace(
