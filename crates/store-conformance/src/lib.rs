@@ -59,6 +59,8 @@ macro_rules! conformance_suite {
             connector_accounts_round_trip,
             connector_credential_swaps_have_one_winner,
             connector_leases_are_exclusive_until_expiry,
+            connector_storage_round_trip_and_caps,
+            connector_storage_increments_all_count,
         );
     };
     (@cases $fixture:expr; $($case:ident),* $(,)?) => {

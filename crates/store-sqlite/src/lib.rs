@@ -7,6 +7,7 @@ mod connectors;
 mod login;
 mod migrations;
 mod sessions;
+mod storage;
 mod worker;
 
 use std::path::{Path, PathBuf};

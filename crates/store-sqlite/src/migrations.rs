@@ -10,6 +10,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0002_sessions.sql"),
     include_str!("../migrations/0004_login.sql"),
     include_str!("../migrations/0003_connectors.sql"),
+    include_str!("../migrations/0005_connector_storage.sql"),
 ];
 
 pub(crate) fn apply(connection: &mut Connection) -> Result<(), StoreError> {

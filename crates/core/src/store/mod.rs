@@ -13,7 +13,10 @@ use std::fmt;
 use async_trait::async_trait;
 
 pub use api_key::ApiKeyStore;
-pub use connector::{AccountState, ConnectorAccountRecord, ConnectorStore};
+pub use connector::{
+    AccountState, ConnectorAccountRecord, ConnectorStorageStore, ConnectorStore, STORAGE_MAX_KEY_BYTES,
+    STORAGE_MAX_KEYS, STORAGE_MAX_VALUE_BYTES, StorageOp,
+};
 pub use login::LoginStore;
 pub use organization::OrganizationStore;
 pub use session::SessionStore;
@@ -64,6 +67,7 @@ pub trait Store:
     + SessionStore
     + LoginStore
     + ConnectorStore
+    + ConnectorStorageStore
     + fmt::Debug
     + Send
     + Sync
