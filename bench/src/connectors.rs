@@ -116,7 +116,7 @@ pub(crate) async fn run(report: &mut Report, window: Duration, runs: usize) {
     let (hooked, hooked_org) = runtime(&base, SEED_AFTER_ACTION, &hook_dir).await;
     let client = reqwest::Client::new();
     let url = format!("{base}/data");
-    let host = Host { client: client.clone(), handle: tokio::runtime::Handle::current(), auth: None };
+    let host = Host { client: client.clone(), handle: tokio::runtime::Handle::current(), auth: None, storage: None };
     let (mut direct, mut ours, mut with_hook, mut hooks) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for _ in 0..runs {
         direct.push(direct_per_sec(&client, &url, window).await);

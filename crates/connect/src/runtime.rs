@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use crate::account::{Credentials, OAuthValue, iso};
-use crate::builtins::body_value;
+use crate::builtins::{Storage, body_value};
 use crate::definition::{Auth, Connector, Grant, Method, Paging, PagingKind, RateLimit, RecoveryAction};
 use crate::script::{self, Event, Host, Limits, Outcome};
 
@@ -553,11 +553,12 @@ impl ConnectorRuntime {
         levels: &[String],
         globals: Map<String, Value>,
         auth: Option<(String, String, String)>,
+        storage: Option<Storage>,
     ) -> Result<script::Run, Error> {
         if !levels.iter().any(|src| src.contains(event.name())) {
-            return Ok(script::run(event, &[], globals, self.config.limits, &self.host(None)));
+            return Ok(script::run(event, &[], globals, self.config.limits, &self.host(None, None)));
         }
-        let host = self.host(auth);
+        let host = self.host(auth, storage);
         let limits = self.config.limits;
         let levels = levels.to_vec();
         tokio::task::spawn_blocking(move || {
@@ -568,8 +569,20 @@ impl ConnectorRuntime {
         .map_err(|e| Error::new(ErrorCode::ScriptError).with_internal(e))
     }
 
-    fn host(&self, auth: Option<(String, String, String)>) -> Host {
-        Host { client: self.client.clone(), handle: tokio::runtime::Handle::current(), auth }
+    fn host(&self, auth: Option<(String, String, String)>, storage: Option<Storage>) -> Host {
+        Host { client: self.client.clone(), handle: tokio::runtime::Handle::current(), auth, storage }
+    }
+
+    /// Storage scopes of an account's scripts: `cyclr_storage_*` is shared by every account of the connector
+    /// in the organization, `cycle_storage_*` belongs to this account (there are no cycles to scope it by).
+    fn storage(&self, record: &ConnectorAccountRecord) -> Storage {
+        Storage {
+            store: Arc::clone(&self.store),
+            clock: Arc::clone(&self.clock),
+            organization: record.organization_id.clone(),
+            connector_scope: record.connector.clone(),
+            cycle_scope: format!("{}/{}", record.connector, record.id),
+        }
     }
 
     async fn attempt(
@@ -590,6 +603,7 @@ impl ConnectorRuntime {
         let host_auth = auth.as_ref().and_then(|(name, value)| {
             url::Url::parse(&connector.base_url).ok()?.host_str().map(|h| (h.to_owned(), name.clone(), value.clone()))
         });
+        let storage = Some(self.storage(&loaded.record));
         let paging = method.paging.as_ref();
         let mut outcome = "success";
         let mut last: Option<(u16, Map<String, Value>)> = None;
@@ -632,7 +646,7 @@ impl ConnectorRuntime {
                 );
             }
 
-            let run = self.hooks(Event::BeforeAction, &levels, globals, host_auth.clone()).await?;
+            let run = self.hooks(Event::BeforeAction, &levels, globals, host_auth.clone(), storage.clone()).await?;
             let mut globals = run.globals;
             *action_data = globals.get("action_data").cloned().unwrap_or(Value::Null);
             if let Some(Value::Object(m)) = globals.get("method_request_mergefields") {
@@ -750,7 +764,7 @@ impl ConnectorRuntime {
             }
             if (200..300).contains(&status) {
                 globals.insert("method_response".to_owned(), body_value(&text));
-                let run = self.hooks(Event::AfterAction, &levels, globals, host_auth.clone()).await?;
+                let run = self.hooks(Event::AfterAction, &levels, globals, host_auth.clone(), storage.clone()).await?;
                 globals = run.globals;
                 if run.outcome != Outcome::Continue {
                     return recover_or_fail(Event::AfterAction, run.outcome, &secrets);
@@ -766,7 +780,7 @@ impl ConnectorRuntime {
             } else {
                 globals.insert("method_response".to_owned(), Value::Null);
                 globals.insert("method_error".to_owned(), script::method_error(status, &reason, &text));
-                let run = self.hooks(Event::AfterError, &levels, globals, host_auth.clone()).await?;
+                let run = self.hooks(Event::AfterError, &levels, globals, host_auth.clone(), storage.clone()).await?;
                 globals = run.globals;
                 if run.outcome != Outcome::Continue {
                     return recover_or_fail(Event::AfterError, run.outcome, &secrets);
@@ -799,7 +813,7 @@ impl ConnectorRuntime {
         if let Some(paging) = paging {
             globals.insert("method_response".to_owned(), pages.combined(paging));
         }
-        let run = self.hooks(Event::AfterActionPaging, &levels, globals, host_auth.clone()).await?;
+        let run = self.hooks(Event::AfterActionPaging, &levels, globals, host_auth.clone(), storage.clone()).await?;
         globals = run.globals;
         if run.outcome != Outcome::Continue {
             return Err(redacted_script_error(Event::AfterActionPaging, run.outcome, &secrets));
@@ -808,7 +822,7 @@ impl ConnectorRuntime {
         let defines_condition = levels.iter().any(|l| l.contains(Event::ActionCondition.name()));
         let data = globals.get("method_response").cloned().unwrap_or(Value::Null);
         let condition = if defines_condition {
-            let run = self.hooks(Event::ActionCondition, &levels, globals, host_auth).await?;
+            let run = self.hooks(Event::ActionCondition, &levels, globals, host_auth, storage).await?;
             match run.outcome {
                 Outcome::Condition(c) => Some(c),
                 other => return recover_or_fail(Event::ActionCondition, other, &secrets),
@@ -1003,7 +1017,7 @@ impl ConnectorRuntime {
         globals.insert("method_request".to_owned(), Value::Object(form));
         globals.insert("method_request_headers".to_owned(), Value::Object(Map::new()));
         globals.insert("method_endpoint".to_owned(), json!(url));
-        let run = self.hooks(before, &levels, globals, None).await.map_err(TokenFailure::Script)?;
+        let run = self.hooks(before, &levels, globals, None, None).await.map_err(TokenFailure::Script)?;
         if run.outcome != Outcome::Continue {
             return Err(TokenFailure::Script(script_error(before, run.outcome)));
         }
@@ -1053,7 +1067,7 @@ impl ConnectorRuntime {
                 ));
             }
             globals.insert("method_response".to_owned(), body);
-            let run = self.hooks(after, &levels, globals, None).await.map_err(TokenFailure::Script)?;
+            let run = self.hooks(after, &levels, globals, None, None).await.map_err(TokenFailure::Script)?;
             if run.outcome != Outcome::Continue {
                 return Err(TokenFailure::Script(script_error(after, run.outcome)));
             }
@@ -1328,7 +1342,7 @@ impl ConnectorRuntime {
         let levels: Vec<String> = connector.script.iter().cloned().collect();
         let mut globals = Map::new();
         globals.insert("method_endpoint".to_owned(), Value::String(url.into()));
-        let run = self.hooks(Event::BeforeOauth2Authorise, &levels, globals, None).await?;
+        let run = self.hooks(Event::BeforeOauth2Authorise, &levels, globals, None, None).await?;
         if run.outcome != Outcome::Continue {
             return Err(script_error(Event::BeforeOauth2Authorise, run.outcome));
         }

@@ -137,6 +137,8 @@ pub struct Host {
     pub handle: tokio::runtime::Handle,
     /// `(host, header name, header value)`.
     pub auth: Option<(String, String, String)>,
+    /// Backs `cyclr_storage_*` / `cycle_storage_*`; without it they throw.
+    pub storage: Option<builtins::Storage>,
 }
 
 /// The result of one chain.
@@ -187,6 +189,23 @@ globalThis.cyclr_xml_serialize = function (obj) {
 };
 globalThis.cyclr_xml_deserialize = function (xml) { return JSON.parse(__check(__host_xml_deserialize(String(xml)))); };
 function __check(r) { if (r.charCodeAt(0) === 0) throw new Error(r.slice(1)); return r; }
+// cyclr_storage_* (per connector) and cycle_storage_* (per connector account); values are JSON.
+['cyclr', 'cycle'].forEach(function (scope) {
+  function call(op, key, value) {
+    return JSON.parse(__check(__host_storage(scope, op, key === undefined ? '' : String(key),
+      value === undefined ? 'null' : JSON.stringify(value))));
+  }
+  var p = scope + '_storage_';
+  globalThis[p + 'get'] = function (key) { return call('get', key); };
+  globalThis[p + 'set'] = function (key, value) { return call('set', key, value); };
+  globalThis[p + 'append'] = function (key, value) { return call('append', key, value); };
+  globalThis[p + 'delete'] = function (key) { return call('delete', key); };
+  globalThis[p + 'delete_all'] = function () { return call('delete_all'); };
+  globalThis[p + 'list_keys'] = function () { return call('list_keys'); };
+  globalThis[p + 'list_values'] = function () { return call('list_values'); };
+  globalThis[p + 'increment'] = function (key, amount) { return call('increment', key, amount === undefined ? 1 : Number(amount)); };
+  globalThis[p + 'decrement'] = function (key, amount) { return call('increment', key, -(amount === undefined ? 1 : Number(amount))); };
+});
 globalThis.http_request = function (request) {
   var r = JSON.parse(__host_http(JSON.stringify(request)));
   if (r.__error !== undefined) throw new Error(r.__error);
@@ -235,7 +254,8 @@ fn library(source: &str) -> String {
 /// The modules' bytecode, compiled once per process: bytecode names its atoms as strings, so it loads into
 /// any runtime of this build. Loading it costs far less than parsing the source in every fresh context.
 fn bundle() -> Result<&'static [(&'static str, &'static [u8])], String> {
-    static COMPILED: OnceLock<Result<Vec<(&'static str, Vec<u8>)>, String>> = OnceLock::new();
+    type Compiled = Vec<(&'static str, Vec<u8>)>;
+    static COMPILED: OnceLock<Result<Compiled, String>> = OnceLock::new();
     static TABLE: OnceLock<Vec<(&'static str, &'static [u8])>> = OnceLock::new();
     let compiled = COMPILED.get_or_init(|| {
         let sources = [
@@ -487,6 +507,17 @@ impl Engine {
                 "__host_xml_deserialize",
                 Function::new(ctx.clone(), |xml: String| {
                     builtins::xml_deserialize(&xml).map_or_else(|e| format!("\u{0}{e}"), |v| v.to_string())
+                })
+                .map_err(err)?,
+            )
+            .map_err(err)?;
+            let storage_host = host.clone();
+            let storage_deadline = Rc::clone(&self.deadline);
+            g.set(
+                "__host_storage",
+                Function::new(ctx.clone(), move |scope: String, op: String, key: String, value: String| {
+                    let remaining = storage_deadline.borrow().saturating_duration_since(Instant::now());
+                    builtins::storage(&storage_host, remaining, &scope, &op, &key, &value)
                 })
                 .map_err(err)?,
             )

@@ -554,7 +554,8 @@ async fn two_runtime_instances_on_one_postgres_make_one_token_request() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nothing_leaks_between_invocations_on_one_thread() {
     use portcullis_connect::script::{self, Event, Host, Outcome};
-    let host = Host { client: reqwest::Client::new(), handle: tokio::runtime::Handle::current(), auth: None };
+    let host =
+        Host { client: reqwest::Client::new(), handle: tokio::runtime::Handle::current(), auth: None, storage: None };
     tokio::task::spawn_blocking(move || {
         let limits = Limits { timeout: Duration::from_millis(300), memory_bytes: 16 * 1024 * 1024 };
         let set = "function after_action() { globalThis.leak = 1; Object.prototype.polluted = 1; return true; }";
@@ -643,6 +644,66 @@ async fn bundled_moment_and_crypto_js_libraries() {
     let plain = "function after_action() { method_response = [typeof globalThis['mom' + 'ent'], typeof globalThis['Crypto' + 'JS'], typeof require]; return true; }";
     let result = echo_call(&env, Some(plain)).await.expect("call");
     assert_eq!(result.data, json!(["undefined", "undefined", "undefined"]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn storage_builtins_persist_per_connector_and_per_account() {
+    let env = echo_env("var order = globalThis.order = [];").await;
+    let second = AccountInput {
+        id: Some("a2".to_owned()),
+        connector: Some("echo".to_owned()),
+        auth_value: Some("k-456".to_owned()),
+        ..AccountInput::default()
+    };
+    env.runtime.create_account(&env.org, second).await.expect("second account");
+    let write = r"function after_action() {
+        cyclr_storage_set('cursor', { since: '2026-12-01', ids: [1, 2] });
+        cyclr_storage_append('seen', 'a');
+        cyclr_storage_append('seen', 'b');
+        cyclr_storage_increment('calls');
+        cyclr_storage_increment('calls', 4);
+        cyclr_storage_decrement('calls');
+        cyclr_storage_set('gone', 1);
+        cycle_storage_set('mine', 'a1 only');
+        method_response = { deleted: cyclr_storage_delete('gone'), again: cyclr_storage_delete('gone') };
+        return true;
+    }";
+    let result = echo_call(&env, Some(write)).await.expect("write");
+    assert_eq!(result.data, json!({"deleted": true, "again": false}));
+    // Another call, another fresh context, another account of the same connector: the shared scope is there,
+    // the first account's cycle scope is not.
+    let read = r"function after_action() {
+        method_response = {
+            cursor: cyclr_storage_get('cursor'), missing: cyclr_storage_get('missing'),
+            keys: cyclr_storage_list_keys(), values: cyclr_storage_list_values(),
+            mine: cycle_storage_get('mine'), cycle_keys: cycle_storage_list_keys()
+        };
+        return true;
+    }";
+    let request = CallRequest { method: "echo".to_owned(), script: Some(read.to_owned()), ..CallRequest::default() };
+    let result = env.runtime.call(&env.org, "echo", "a2", &request).await.expect("read");
+    assert_eq!(
+        result.data,
+        json!({
+            "cursor": {"since": "2026-12-01", "ids": [1, 2]}, "missing": null,
+            "keys": ["calls", "cursor", "seen"], "values": [4, {"since": "2026-12-01", "ids": [1, 2]}, ["a", "b"]],
+            "mine": null, "cycle_keys": []
+        })
+    );
+    let own = "function after_action() { method_response = cycle_storage_get('mine'); return true; }";
+    assert_eq!(echo_call(&env, Some(own)).await.expect("own").data, "a1 only");
+    let clear = "function after_action() { method_response = [cyclr_storage_delete_all(), cyclr_storage_list_keys()]; return true; }";
+    assert_eq!(echo_call(&env, Some(clear)).await.expect("clear").data, json!([3, []]));
+    // Misuse is a script error with the store's reason, and writes nothing.
+    let bad = "function after_action() { cyclr_storage_set('n', 'text'); cyclr_storage_increment('n'); return true; }";
+    let err = echo_call(&env, Some(bad)).await.expect_err("not a number");
+    assert_eq!(err.code(), ErrorCode::ScriptError);
+    assert!(err.message().contains("not a number"), "{}", err.message());
+    let big = "function after_action() { cyclr_storage_set('big', 'x'.repeat(70000)); return true; }";
+    let err = echo_call(&env, Some(big)).await.expect_err("too large");
+    assert!(err.message().contains("at most 65536"), "{}", err.message());
+    let check = "function after_action() { method_response = [cyclr_storage_get('n'), cyclr_storage_get('big')]; return true; }";
+    assert_eq!(echo_call(&env, Some(check)).await.expect("check").data, json!(["text", null]));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
