@@ -240,6 +240,8 @@ pub enum RecoveryAction {
     RefreshThenRetry,
     /// As `AuthSessionException`.
     ReloginThenRetry,
+    /// Send the same request again once, without re-authenticating; matching again answers `upstreamError`.
+    Retry,
     /// As a 429: honour `Retry-After`, then the ladder.
     RateLimited,
     /// Treat the response as this page's data; no hooks.

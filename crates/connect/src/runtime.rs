@@ -177,6 +177,11 @@ enum Recovery {
 enum Attempt {
     Done(CallResult),
     Recover(Recovery),
+    /// A `retry` rule matched this response.
+    Retry {
+        status: u16,
+        reason: String,
+    },
     RateLimited(Option<u64>),
 }
 
@@ -412,6 +417,7 @@ impl ConnectorRuntime {
         let mut recoveries = 0;
         let mut retried_after_recovery = false;
         let mut waited_for_rate_limit = false;
+        let mut retried_by_rule = false;
         loop {
             self.rate_gate(&key)?;
             let mut loaded = self.load(org, account, connector_name).await?;
@@ -449,6 +455,16 @@ impl ConnectorRuntime {
                     recoveries += 1;
                     self.recover(&connector, org, &loaded.record, kind).await?;
                     retried_after_recovery = true;
+                }
+                Attempt::Retry { status, reason } => {
+                    if retried_by_rule {
+                        return Err(err(
+                            ErrorCode::UpstreamError,
+                            format!("The third-party API answered {status} {reason} again after a retry."),
+                        ));
+                    }
+                    tracing::info!(connector = %connector_name, status, "a retry rule matched; sending the request again");
+                    retried_by_rule = true;
                 }
                 Attempt::RateLimited(after) => {
                     let wait = self.rate_strike(&key, after, waited_for_rate_limit);
@@ -749,6 +765,7 @@ impl ConnectorRuntime {
                 None => {}
                 Some(RecoveryAction::RefreshThenRetry) => return Ok(Attempt::Recover(Recovery::Refresh)),
                 Some(RecoveryAction::ReloginThenRetry) => return Ok(Attempt::Recover(Recovery::Session)),
+                Some(RecoveryAction::Retry) => return Ok(Attempt::Retry { status, reason }),
                 Some(RecoveryAction::RateLimited) => return Ok(Attempt::RateLimited(retry_after_header)),
                 Some(RecoveryAction::Ignore) => {
                     globals.insert("method_response".to_owned(), body_value(&text));
@@ -1094,6 +1111,11 @@ impl ConnectorRuntime {
             }
             Ok(Attempt::RateLimited(_)) => {
                 return Err(Error::new(ErrorCode::AuthSessionRequired).with_internal("lookup rate limited"));
+            }
+            // A retry rule matched the lookup's answer: transient, like a 5xx; the next call logs in again.
+            Ok(Attempt::Retry { status, .. }) => {
+                return Err(Error::new(ErrorCode::AuthSessionRequired)
+                    .with_internal(format!("lookup answered {status}, matched by a retry rule")));
             }
             Ok(Attempt::Done(_)) => {
                 return Err(self.reject(loaded, "the lookup method did not succeed".to_owned()).await);

@@ -747,6 +747,27 @@ async fn declarative_rules_recover_without_scripts() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_rule_sends_the_request_again_once_without_reauthenticating() {
+    // after_error would ask for a refresh on any error: the rule decides first, so it never runs.
+    let script = "function after_error() { throw new AuthRefreshException(); }";
+    let rule = "recovery:\n  - http_codes: [503]\n    body_path: error\n    equals: busy\n    action: retry\n";
+    let env = Env::new(Stale::Forbidden, TokenMode::Rotate, |b| oauth_yaml(b, script) + rule, fast()).await;
+    env.oauth_account("a1", "at-valid").await;
+    let data_calls = || env.fake.data_calls.load(std::sync::atomic::Ordering::SeqCst);
+
+    env.fake.set(|s| s.unavailable = 1);
+    let result = env.call("acme", "list").await.expect("second attempt succeeds");
+    assert_eq!((result.data.clone(), result.recoveries), (json!({"items": [1, 2, 3]}), 0));
+    assert_eq!((data_calls(), env.fake.tokens()), (2, 0), "one retry, no token request");
+
+    env.fake.set(|s| s.unavailable = 5);
+    let err = env.call("acme", "list").await.expect_err("matches again");
+    assert_eq!(err.code(), ErrorCode::UpstreamError);
+    assert!(err.message().contains("503") && err.message().contains("again after a retry"), "{}", err.message());
+    assert_eq!((data_calls(), env.fake.tokens()), (4, 0), "retried once only, still no token request");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn install_runs_the_lookup_and_client_credentials_get_a_first_token() {
     let env =
         Env::new(Stale::Forbidden, TokenMode::Rotate, |b| session_yaml(b, SEED_SESSION_AFTER_ERROR), fast()).await;

@@ -43,6 +43,8 @@ pub struct Scenario {
     pub login_fails: bool,
     /// Answer this many data requests with 429 first.
     pub rate_limited: usize,
+    /// Answer this many data requests with 503 first.
+    pub unavailable: usize,
     pub retry_after: &'static str,
     pub access_token: String,
     pub refresh_token: String,
@@ -73,6 +75,7 @@ impl Fake {
                 token,
                 login_fails: false,
                 rate_limited: 0,
+                unavailable: 0,
                 retry_after: "1",
                 access_token: "at-valid".to_owned(),
                 refresh_token: "rt-0".to_owned(),
@@ -161,6 +164,10 @@ async fn data(State(fake): State<Arc<Fake>>, headers: HeaderMap) -> Response {
     if s.rate_limited > 0 {
         s.rate_limited -= 1;
         return (StatusCode::TOO_MANY_REQUESTS, [("retry-after", s.retry_after)], "slow down").into_response();
+    }
+    if s.unavailable > 0 {
+        s.unavailable -= 1;
+        return (StatusCode::SERVICE_UNAVAILABLE, axum::Json(json!({"error": "busy"}))).into_response();
     }
     let auth = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or_default();
     if auth != format!("Bearer {}", s.access_token) {
