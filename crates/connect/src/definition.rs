@@ -334,6 +334,10 @@ pub struct Lookup {
     pub output_property: String,
     /// Dotted path into the JSON response, e.g. `session.id`.
     pub response_path: String,
+    /// Re-run the lookup before a call once the stored session is this old (seconds since the account's
+    /// credentials were last written); without it the lookup re-runs only when asked to.
+    #[serde(default)]
+    pub session_ttl_secs: Option<u64>,
 }
 
 /// A definition that failed to load.

@@ -422,8 +422,15 @@ impl ConnectorRuntime {
             self.rate_gate(&key)?;
             let mut loaded = self.load(org, account, connector_name).await?;
             let probing = self.reauth_gate(&loaded.record)?;
-            if self.needs_proactive_refresh(&connector, &loaded) {
-                self.recover(&connector, org, &loaded.record, Recovery::Refresh).await?;
+            let proactive = if self.needs_proactive_refresh(&connector, &loaded) {
+                Some(Recovery::Refresh)
+            } else if self.session_expired(&connector, &loaded) {
+                Some(Recovery::Session)
+            } else {
+                None
+            };
+            if let Some(kind) = proactive {
+                self.recover(&connector, org, &loaded.record, kind).await?;
                 loaded = self.load(org, account, connector_name).await?;
             }
             match self.attempt(&connector, method, request, &loaded, &mut tx).await? {
@@ -539,6 +546,14 @@ impl ConnectorRuntime {
             |s| i64::try_from(s.saturating_mul(1000)).unwrap_or(i64::MAX),
         );
         expires - now < margin
+    }
+
+    /// A session older than the lookup's `session_ttl_secs` is renewed before sending. Its age is the time
+    /// since the credentials were last written, which every lookup does.
+    fn session_expired(&self, connector: &Connector, loaded: &Loaded) -> bool {
+        let Some(ttl) = connector.lookup.as_ref().and_then(|l| l.session_ttl_secs) else { return false };
+        let age = self.clock.now().unix_millis() - loaded.record.updated_at.unix_millis();
+        age >= i64::try_from(ttl.saturating_mul(1000)).unwrap_or(i64::MAX)
     }
 
     fn auth_header(connector: &Connector, credentials: &Credentials) -> Option<(String, String)> {

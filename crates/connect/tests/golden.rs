@@ -252,6 +252,56 @@ async fn failing_lookup_method_marks_the_account_and_does_not_recurse() {
     env.call("sess", "contacts").await.expect("works again");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn session_ttl_reruns_the_lookup_before_calls_once_the_session_is_old() {
+    use portcullis_core::clock::{ManualClock, Timestamp};
+    let yaml = |b: &str| session_yaml(b, "") + "  session_ttl_secs: 600\n";
+    let env = Env::new(Stale::Forbidden, TokenMode::Rotate, yaml, fast()).await;
+    let clock = ManualClock::new(Timestamp::from_unix_millis(1_800_000_000_000));
+    let connector = Connector::parse(Path::new("test.yaml"), &yaml(&env.fake.url)).expect("definition");
+    assert_eq!(connector.lookup.as_ref().and_then(|l| l.session_ttl_secs), Some(600));
+    let runtime = Arc::new(
+        ConnectorRuntime::new(
+            [(connector.name.clone(), connector)].into_iter().collect(),
+            Arc::clone(&env.store),
+            Arc::clone(&env.master),
+            Arc::new(clock.clone()),
+            fast(),
+        )
+        .expect("runtime"),
+    );
+    let input = AccountInput {
+        id: Some("a1".to_owned()),
+        connector: Some("sess".to_owned()),
+        properties: [("Username", "ada"), ("Password", "hunter2")]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect(),
+        ..AccountInput::default()
+    };
+    runtime.create_account(&env.org, input).await.expect("install runs the lookup");
+    let call = |runtime: Arc<ConnectorRuntime>, org: String| async move {
+        let request = CallRequest { method: "contacts".to_owned(), ..CallRequest::default() };
+        runtime.call(&org, "sess", "a1", &request).await
+    };
+    assert_eq!(env.fake.logins(), 1);
+    call(Arc::clone(&runtime), env.org.clone()).await.expect("fresh session");
+    clock.advance(Duration::from_secs(599));
+    let young = call(Arc::clone(&runtime), env.org.clone()).await.expect("still young");
+    assert_eq!((env.fake.logins(), young.recoveries), (1, 0), "no lookup before the TTL");
+
+    clock.advance(Duration::from_secs(1));
+    let calls: Vec<_> = (0..8).map(|_| tokio::spawn(call(Arc::clone(&runtime), env.org.clone()))).collect();
+    for task in calls {
+        let result = task.await.expect("task").expect("renewed before sending");
+        assert_eq!((result.data.clone(), result.recoveries), (json!({"contacts": ["ada"]}), 0));
+    }
+    assert_eq!(env.fake.logins(), 2, "one proactive lookup for eight concurrent calls at the TTL");
+    assert_eq!(env.credentials("a1").await.0.properties["SessionId"], "sess-2");
+    call(Arc::clone(&runtime), env.org.clone()).await.expect("new session is young");
+    assert_eq!(env.fake.logins(), 2);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rotated_refresh_tokens_are_persisted_across_refreshes() {
     let env = Env::new(Stale::Forbidden, TokenMode::Rotate, |b| oauth_yaml(b, SEED_REFRESH_AFTER_ERROR), fast()).await;
