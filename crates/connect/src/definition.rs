@@ -168,6 +168,10 @@ pub struct Method {
     /// JSON body template; string leaves may hold merge fields.
     #[serde(default)]
     pub body: Option<Value>,
+    /// Send the body as `multipart/form-data`, one text part per top-level field. Such a request is never
+    /// sent twice: a recovery renews the credentials but the call answers the original error.
+    #[serde(default)]
+    pub multipart: bool,
     /// Method-level script.
     #[serde(default)]
     pub script: Option<String>,

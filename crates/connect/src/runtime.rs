@@ -97,6 +97,8 @@ struct Transaction {
     action_data: Value,
     mergefields: Map<String, Value>,
     pages: Pages,
+    /// Status and reason of a multipart request that was sent on this page: it must not be sent again.
+    unreplayable: Option<(u16, String)>,
 }
 
 /// Inbound paging progress of one call; kept across an auth retry so only the failed page is fetched again.
@@ -413,6 +415,7 @@ impl ConnectorRuntime {
             action_data: Value::Object(Map::new()),
             mergefields: request.mergefields.clone(),
             pages: Pages::default(),
+            unreplayable: None,
         };
         let mut recoveries = 0;
         let mut retried_after_recovery = false;
@@ -442,6 +445,18 @@ impl ConnectorRuntime {
                     }
                     result.recoveries = recoveries;
                     return Ok(result);
+                }
+                Attempt::Recover(kind) if tx.unreplayable.is_some() => {
+                    // Renew the credentials for the next call, but never send a multipart body twice (F11).
+                    self.recover(&connector, org, &loaded.record, kind).await?;
+                    return Err(Self::not_replayed(tx.unreplayable.take()));
+                }
+                Attempt::Retry { .. } if tx.unreplayable.is_some() => {
+                    return Err(Self::not_replayed(tx.unreplayable.take()));
+                }
+                Attempt::RateLimited(after) if tx.unreplayable.is_some() => {
+                    let wait = self.rate_strike(&key, after, true);
+                    return Err(Error::new(ErrorCode::UpstreamRateLimited).with_retry_after(wait));
                 }
                 Attempt::Recover(kind) => {
                     if retried_after_recovery || recoveries >= MAX_RECOVERIES {
@@ -483,6 +498,14 @@ impl ConnectorRuntime {
                 }
             }
         }
+    }
+
+    fn not_replayed(sent: Option<(u16, String)>) -> Error {
+        let (status, reason) = sent.unwrap_or_default();
+        err(
+            ErrorCode::UpstreamError,
+            format!("The third-party API answered {status} {reason}; a multipart request is not sent twice."),
+        )
     }
 
     fn rate_gate(&self, key: &str) -> Result<(), Error> {
@@ -624,7 +647,7 @@ impl ConnectorRuntime {
         loaded: &Loaded,
         tx: &mut Transaction,
     ) -> Result<Attempt, Error> {
-        let Transaction { action_data, mergefields, pages } = tx;
+        let Transaction { action_data, mergefields, pages, unreplayable } = tx;
         let levels: Vec<String> = [connector.script.clone(), method.script.clone(), request.script.clone()]
             .into_iter()
             .map(Option::unwrap_or_default)
@@ -677,6 +700,7 @@ impl ConnectorRuntime {
                 );
             }
 
+            *unreplayable = None;
             let run = self.hooks(Event::BeforeAction, &levels, globals, host_auth.clone(), storage.clone()).await?;
             let mut globals = run.globals;
             *action_data = globals.get("action_data").cloned().unwrap_or(Value::Null);
@@ -744,6 +768,12 @@ impl ConnectorRuntime {
             }
             match globals.get("method_request") {
                 None | Some(Value::Null) => {}
+                Some(Value::Object(fields)) if method.multipart => {
+                    let form = fields
+                        .iter()
+                        .fold(reqwest::multipart::Form::new(), |form, (k, v)| form.text(k.clone(), as_text(v)));
+                    builder = builder.multipart(form);
+                }
                 Some(Value::String(s)) => builder = builder.body(s.clone()),
                 Some(other) => builder = builder.json(other),
             }
@@ -755,6 +785,9 @@ impl ConnectorRuntime {
                 Ok(response) => {
                     let status = response.status();
                     if status.as_u16() == 429 {
+                        if method.multipart {
+                            *unreplayable = Some((429, "Too Many Requests".to_owned()));
+                        }
                         return Ok(Attempt::RateLimited(retry_after(response.headers(), self.clock.now())));
                     }
                     let headers: Map<String, Value> = response
@@ -770,6 +803,9 @@ impl ConnectorRuntime {
                     (0, if e.is_timeout() { "Timeout" } else { "Network Error" }.to_owned(), Map::new(), e.to_string())
                 }
             };
+            if method.multipart {
+                *unreplayable = Some((status, reason.clone()));
+            }
             let retry_after_header =
                 response_headers.get("retry-after").and_then(Value::as_str).and_then(|v| v.trim().parse().ok());
             globals.insert("method_response_headers".to_owned(), Value::Object(response_headers));
@@ -1116,8 +1152,12 @@ impl ConnectorRuntime {
             err(ErrorCode::ConnectorInvalid, format!("The lookup method {:?} does not exist.", lookup.method))
         })?;
         let request = CallRequest { method: lookup.method.clone(), ..CallRequest::default() };
-        let mut tx =
-            Transaction { action_data: Value::Object(Map::new()), mergefields: Map::new(), pages: Pages::default() };
+        let mut tx = Transaction {
+            action_data: Value::Object(Map::new()),
+            mergefields: Map::new(),
+            pages: Pages::default(),
+            unreplayable: None,
+        };
         let answer = self.attempt(connector, method, &request, loaded, &mut tx).await;
         let data = match answer {
             Ok(Attempt::Done(result)) if result.outcome == "success" => result.data,

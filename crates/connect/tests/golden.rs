@@ -818,6 +818,35 @@ async fn retry_rule_sends_the_request_again_once_without_reauthenticating() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn multipart_bodies_are_never_sent_twice() {
+    let yaml = |b: &str| {
+        oauth_yaml(b, SEED_REFRESH_AFTER_ERROR).replace(
+            "methods:\n",
+            "methods:\n  upload:\n    http_method: POST\n    path: /upload\n    multipart: true\n    body:\n      name: '{{Name}}'\n      note: plain\n",
+        )
+    };
+    let env = Env::new(Stale::Forbidden, TokenMode::Rotate, yaml, fast()).await;
+    env.oauth_account("a1", "at-stale").await;
+    let uploads = || env.fake.upload_calls.load(std::sync::atomic::Ordering::SeqCst);
+    let request = CallRequest {
+        method: "upload".to_owned(),
+        mergefields: [("Name".to_owned(), json!("report.csv"))].into_iter().collect(),
+        ..CallRequest::default()
+    };
+    // The seed's after_error asks for a refresh on 403: the token is renewed, the upload is not replayed.
+    let err = env.runtime.call(&env.org, "acme", "a1", &request).await.expect_err("original error");
+    assert_eq!(err.code(), ErrorCode::UpstreamError);
+    assert!(err.message().contains("403") && err.message().contains("not sent twice"), "{}", err.message());
+    assert_eq!((uploads(), env.fake.tokens()), (1, 1), "sent once; credentials renewed for the next call");
+
+    let result = env.runtime.call(&env.org, "acme", "a1", &request).await.expect("next call uses the new token");
+    assert_eq!(uploads(), 2);
+    assert!(result.data["content_type"].as_str().is_some_and(|t| t.starts_with("multipart/form-data; boundary=")));
+    let body = result.data["body"].as_str().unwrap_or_default();
+    assert!(body.contains("name=\"name\"") && body.contains("report.csv") && body.contains("plain"), "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn install_runs_the_lookup_and_client_credentials_get_a_first_token() {
     let env =
         Env::new(Stale::Forbidden, TokenMode::Rotate, |b| session_yaml(b, SEED_SESSION_AFTER_ERROR), fast()).await;
