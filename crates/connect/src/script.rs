@@ -576,17 +576,18 @@ impl Engine {
     fn run(self, event: Event, levels: &[&str], order: &[usize], mut globals: Map<String, Value>) -> Run {
         let outcome = self.context.with(|ctx| -> Outcome {
             let g = ctx.globals();
-            for (name, value) in &globals {
-                let parsed = serde_json::to_string(value)
-                    .map_err(|e| e.to_string())
-                    .and_then(|text| ctx.json_parse(text).map_err(|e| e.to_string()));
-                match parsed {
-                    Ok(v) => {
-                        if let Err(e) = g.set(name.as_str(), v) {
-                            return Outcome::Failed { message: e.to_string() };
-                        }
-                    }
-                    Err(message) => return Outcome::Failed { message },
+            // One JSON text for all globals: a single parse instead of one per global.
+            let all = serde_json::to_string(&globals)
+                .map_err(|e| e.to_string())
+                .and_then(|text| ctx.json_parse(text).map_err(|e| e.to_string()))
+                .and_then(|v| v.into_object().ok_or_else(|| "the globals are not an object".to_owned()));
+            let all = match all {
+                Ok(all) => all,
+                Err(message) => return Outcome::Failed { message },
+            };
+            for entry in all.props::<rquickjs::Atom<'_>, rquickjs::Value<'_>>() {
+                if let Err(e) = entry.and_then(|(name, value)| g.set(name, value)) {
+                    return Outcome::Failed { message: e.to_string() };
                 }
             }
             for src in levels {
