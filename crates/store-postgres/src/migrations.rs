@@ -6,6 +6,8 @@ use tokio_postgres::Client;
 
 use crate::store_error;
 
+// Append-only: a migration's version is its position, so new ones go last whatever their file number
+// (0004 shipped before 0003).
 const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0001_foundation.sql"),
     include_str!("../migrations/0002_sessions.sql"),
