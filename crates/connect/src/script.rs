@@ -1,8 +1,9 @@
 //! The script host: Cyclr's events, globals, built-ins and exceptions on `rquickjs`.
 //!
-//! Every invocation gets a fresh runtime and context (nothing is shared between accounts or calls), a
-//! memory limit, and an interrupt handler that stops the script at its deadline, also inside a runaway
-//! regular expression. It is synchronous: callers run it off the async threads (`spawn_blocking`).
+//! Every invocation gets a fresh context (nothing is shared between accounts or calls) on a runtime kept per
+//! thread, a memory limit, and an interrupt handler that stops the script at its deadline, also inside a
+//! runaway regular expression. The prelude and the bundled libraries are read into the context as bytecode
+//! compiled once per process. It is synchronous: callers run it off the async threads (`spawn_blocking`).
 
 use std::cell::RefCell;
 use std::rc::Rc;
