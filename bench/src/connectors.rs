@@ -27,6 +27,13 @@ const SEED_AFTER_ACTION: &str = r"function after_action() {
     return true;
 }";
 
+/// The same hook using the bundled libraries, which are loaded into a context only when a script names them.
+const MOMENT_AFTER_ACTION: &str =
+    "function after_action() { method_response.at = moment.utc().add(1, 'days').format('YYYY-MM-DD'); return true; }";
+const MOMENT_TZ_AFTER_ACTION: &str = "function after_action() { method_response.at = moment.tz('2026-12-03T12:00:00Z', 'Europe/Berlin').format(); return true; }";
+const CRYPTO_JS_AFTER_ACTION: &str =
+    "function after_action() { method_response.sig = CryptoJS.HmacSHA256('payload', 'key').toString(); return true; }";
+
 async fn fake_api() -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let url = format!("http://{}", listener.local_addr().expect("addr"));
@@ -92,13 +99,13 @@ async fn direct_per_sec(client: &reqwest::Client, url: &str, window: Duration) -
     count as f64 / start.elapsed().as_secs_f64()
 }
 
-fn hooks_per_sec(window: Duration, host: &Host) -> f64 {
+fn hooks_per_sec(window: Duration, host: &Host, source: &str) -> f64 {
     let mut globals = Map::new();
     globals.insert("method_response".to_owned(), json!({"items": [1, 2, 3]}));
     let start = Instant::now();
     let mut count = 0u64;
     while start.elapsed() < window {
-        let run = script::run(Event::AfterAction, &[SEED_AFTER_ACTION], globals.clone(), Limits::default(), host);
+        let run = script::run(Event::AfterAction, &[source], globals.clone(), Limits::default(), host);
         assert_eq!(run.outcome, script::Outcome::Continue);
         count += 1;
     }
@@ -116,18 +123,32 @@ pub(crate) async fn run(report: &mut Report, window: Duration, runs: usize) {
     let (hooked, hooked_org) = runtime(&base, SEED_AFTER_ACTION, &hook_dir).await;
     let client = reqwest::Client::new();
     let url = format!("{base}/data");
-    let host = Host { client: client.clone(), handle: tokio::runtime::Handle::current(), auth: None };
+    let host = Host { client: client.clone(), handle: tokio::runtime::Handle::current(), auth: None, storage: None };
     let (mut direct, mut ours, mut with_hook, mut hooks) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut libraries: [Vec<f64>; 3] = [Vec::new(), Vec::new(), Vec::new()];
+    let library_hooks = [MOMENT_AFTER_ACTION, MOMENT_TZ_AFTER_ACTION, CRYPTO_JS_AFTER_ACTION];
     for _ in 0..runs {
         direct.push(direct_per_sec(&client, &url, window).await);
         ours.push(calls_per_sec(&plain, &plain_org, window).await);
         with_hook.push(calls_per_sec(&hooked, &hooked_org, window).await);
-        let host = host.clone();
-        hooks.push(tokio::task::spawn_blocking(move || hooks_per_sec(window, &host)).await.expect("hooks"));
+        let seed_host = host.clone();
+        hooks.push(
+            tokio::task::spawn_blocking(move || hooks_per_sec(window, &seed_host, SEED_AFTER_ACTION))
+                .await
+                .expect("hooks"),
+        );
+        for (rates, source) in libraries.iter_mut().zip(library_hooks) {
+            let host = host.clone();
+            rates.push(tokio::task::spawn_blocking(move || hooks_per_sec(window, &host, source)).await.expect("hooks"));
+        }
     }
     let direct = median(direct);
     let hook_rate = median(hooks);
     println!("one after_action hook in a fresh context: {:.0} µs", 1e6 / hook_rate);
+    let [moment, moment_tz, crypto_js] = libraries.map(median);
+    for (what, rate) in [("moment", moment), ("moment.tz", moment_tz), ("CryptoJS", crypto_js)] {
+        println!("one after_action hook using {what} in a fresh context: {:.0} µs", 1e6 / rate);
+    }
     report.push(Row {
         name: "connector call",
         ours: "runtime call, no scripts",
@@ -152,4 +173,18 @@ pub(crate) async fn run(report: &mut Report, window: Duration, runs: usize) {
         baseline_rate: direct,
         goal: None,
     });
+    for (name, ours, rate) in [
+        ("hook + moment", "after_action using moment, fresh context", moment),
+        ("hook + moment.tz", "after_action using moment.tz, fresh context", moment_tz),
+        ("hook + CryptoJS", "after_action using CryptoJS, fresh context", crypto_js),
+    ] {
+        report.push(Row {
+            name,
+            ours,
+            ours_rate: rate,
+            baseline: "direct HTTP call",
+            baseline_rate: direct,
+            goal: None,
+        });
+    }
 }

@@ -1,4 +1,4 @@
-//! Host side of the script built-ins: `btoa`/`atob` with charsets, `cyclr_sign`, `http_request`.
+//! Host side of the script built-ins: `btoa`/`atob` with charsets, `cyclr_sign`, `http_request`, storage.
 
 use std::time::Duration;
 
@@ -353,4 +353,79 @@ mod tests {
             assert_eq!(atob(&btoa(text, "UTF-7").expect("encode"), "UTF-7").expect("decode"), text);
         }
     }
+}
+
+/// Where a script's `cyclr_storage_*` and `cycle_storage_*` calls go.
+#[derive(Debug, Clone)]
+pub struct Storage {
+    /// The store.
+    pub store: std::sync::Arc<dyn portcullis_core::store::Store>,
+    /// The runtime's clock.
+    pub clock: std::sync::Arc<dyn portcullis_core::clock::Clock>,
+    /// The organization (Cyclr's account).
+    pub organization: String,
+    /// `cyclr_storage_*`: shared by every account of this connector in the organization.
+    pub connector_scope: String,
+    /// `cycle_storage_*`: this connector account only (Portcullis has no cycles).
+    pub cycle_scope: String,
+}
+
+/// One `cyclr_storage_*` / `cycle_storage_*` call from a script: `scope` is `cyclr` or `cycle`, `value` is
+/// JSON text. Answers JSON text, or NUL + message.
+///
+/// Scripts run synchronously on a blocking thread (never an async worker), where `Handle::block_on` is
+/// allowed: the call waits for the async store there, bounded by the script's remaining budget because the
+/// interrupt handler cannot stop host code.
+#[must_use]
+pub fn storage(host: &Host, remaining: Duration, scope: &str, op: &str, key: &str, value: &str) -> String {
+    use portcullis_core::store::{STORAGE_MAX_KEY_BYTES, StorageOp};
+    let result = (|| -> Result<Value, String> {
+        let storage = host.storage.as_ref().ok_or("storage is not available to this script")?;
+        let scope = if scope == "cycle" { &storage.cycle_scope } else { &storage.connector_scope };
+        let org = storage.organization.as_str();
+        let keyed = matches!(op, "get" | "set" | "append" | "delete" | "increment");
+        if keyed && (key.is_empty() || key.len() > STORAGE_MAX_KEY_BYTES) {
+            return Err(format!("storage keys are 1 to {STORAGE_MAX_KEY_BYTES} bytes"));
+        }
+        let parse = |text: &str| serde_json::from_str::<Value>(text).map_err(|e| e.to_string());
+        let work = async {
+            let store = &storage.store;
+            let now = storage.clock.now();
+            let applied = |op: StorageOp| async move {
+                store.connector_storage_apply(org, scope, key, &op, now).await.map_err(|e| e.to_string())
+            };
+            match op {
+                "get" => match store.connector_storage_get(org, scope, key).await.map_err(|e| e.to_string())? {
+                    Some(text) => parse(&text),
+                    None => Ok(Value::Null),
+                },
+                "set" => parse(&applied(StorageOp::Set(value.to_owned())).await?),
+                "append" => parse(&applied(StorageOp::Append(value.to_owned())).await?),
+                "increment" => {
+                    let amount =
+                        parse(value)?.as_f64().filter(|a| a.is_finite()).ok_or("the amount must be a number")?;
+                    parse(&applied(StorageOp::Increment(amount)).await?)
+                }
+                "delete" => Ok(Value::Bool(
+                    store.connector_storage_delete(org, scope, Some(key)).await.map_err(|e| e.to_string())? > 0,
+                )),
+                "delete_all" => {
+                    Ok(Value::from(store.connector_storage_delete(org, scope, None).await.map_err(|e| e.to_string())?))
+                }
+                "list_keys" | "list_values" => {
+                    let entries = store.connector_storage_entries(org, scope).await.map_err(|e| e.to_string())?;
+                    entries
+                        .into_iter()
+                        .map(|(k, v)| if op == "list_keys" { Ok(Value::String(k)) } else { parse(&v) })
+                        .collect::<Result<Vec<_>, _>>()
+                        .map(Value::Array)
+                }
+                other => Err(format!("unknown storage operation {other}")),
+            }
+        };
+        host.handle
+            .block_on(async { tokio::time::timeout(remaining, work).await })
+            .map_err(|_| "the storage call ran out of the script's time".to_owned())?
+    })();
+    result.map_or_else(|e| format!("\u{0}{e}"), |v| v.to_string())
 }

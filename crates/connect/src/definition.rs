@@ -168,6 +168,10 @@ pub struct Method {
     /// JSON body template; string leaves may hold merge fields.
     #[serde(default)]
     pub body: Option<Value>,
+    /// Send the body as `multipart/form-data`, one text part per top-level field. Such a request is never
+    /// sent twice: a recovery renews the credentials but the call answers the original error.
+    #[serde(default)]
+    pub multipart: bool,
     /// Method-level script.
     #[serde(default)]
     pub script: Option<String>,
@@ -240,6 +244,8 @@ pub enum RecoveryAction {
     RefreshThenRetry,
     /// As `AuthSessionException`.
     ReloginThenRetry,
+    /// Send the same request again once, without re-authenticating; matching again answers `upstreamError`.
+    Retry,
     /// As a 429: honour `Retry-After`, then the ladder.
     RateLimited,
     /// Treat the response as this page's data; no hooks.
@@ -332,6 +338,10 @@ pub struct Lookup {
     pub output_property: String,
     /// Dotted path into the JSON response, e.g. `session.id`.
     pub response_path: String,
+    /// Re-run the lookup before a call once the stored session is this old (seconds since the account's
+    /// credentials were last written); without it the lookup re-runs only when asked to.
+    #[serde(default)]
+    pub session_ttl_secs: Option<u64>,
 }
 
 /// A definition that failed to load.

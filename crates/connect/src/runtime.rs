@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use crate::account::{Credentials, OAuthValue, iso};
-use crate::builtins::body_value;
+use crate::builtins::{Storage, body_value};
 use crate::definition::{Auth, Connector, Grant, Method, Paging, PagingKind, RateLimit, RecoveryAction};
 use crate::script::{self, Event, Host, Limits, Outcome};
 
@@ -97,6 +97,8 @@ struct Transaction {
     action_data: Value,
     mergefields: Map<String, Value>,
     pages: Pages,
+    /// Status and reason of a multipart request that was sent on this page: it must not be sent again.
+    unreplayable: Option<(u16, String)>,
 }
 
 /// Inbound paging progress of one call; kept across an auth retry so only the failed page is fetched again.
@@ -177,6 +179,11 @@ enum Recovery {
 enum Attempt {
     Done(CallResult),
     Recover(Recovery),
+    /// A `retry` rule matched this response.
+    Retry {
+        status: u16,
+        reason: String,
+    },
     RateLimited(Option<u64>),
 }
 
@@ -408,16 +415,25 @@ impl ConnectorRuntime {
             action_data: Value::Object(Map::new()),
             mergefields: request.mergefields.clone(),
             pages: Pages::default(),
+            unreplayable: None,
         };
         let mut recoveries = 0;
         let mut retried_after_recovery = false;
         let mut waited_for_rate_limit = false;
+        let mut retried_by_rule = false;
         loop {
             self.rate_gate(&key)?;
             let mut loaded = self.load(org, account, connector_name).await?;
             let probing = self.reauth_gate(&loaded.record)?;
-            if self.needs_proactive_refresh(&connector, &loaded) {
-                self.recover(&connector, org, &loaded.record, Recovery::Refresh).await?;
+            let proactive = if self.needs_proactive_refresh(&connector, &loaded) {
+                Some(Recovery::Refresh)
+            } else if self.session_expired(&connector, &loaded) {
+                Some(Recovery::Session)
+            } else {
+                None
+            };
+            if let Some(kind) = proactive {
+                self.recover(&connector, org, &loaded.record, kind).await?;
                 loaded = self.load(org, account, connector_name).await?;
             }
             match self.attempt(&connector, method, request, &loaded, &mut tx).await? {
@@ -429,6 +445,18 @@ impl ConnectorRuntime {
                     }
                     result.recoveries = recoveries;
                     return Ok(result);
+                }
+                Attempt::Recover(kind) if tx.unreplayable.is_some() => {
+                    // Renew the credentials for the next call, but never send a multipart body twice (F11).
+                    self.recover(&connector, org, &loaded.record, kind).await?;
+                    return Err(Self::not_replayed(tx.unreplayable.take()));
+                }
+                Attempt::Retry { .. } if tx.unreplayable.is_some() => {
+                    return Err(Self::not_replayed(tx.unreplayable.take()));
+                }
+                Attempt::RateLimited(after) if tx.unreplayable.is_some() => {
+                    let wait = self.rate_strike(&key, after, true);
+                    return Err(Error::new(ErrorCode::UpstreamRateLimited).with_retry_after(wait));
                 }
                 Attempt::Recover(kind) => {
                     if retried_after_recovery || recoveries >= MAX_RECOVERIES {
@@ -450,6 +478,16 @@ impl ConnectorRuntime {
                     self.recover(&connector, org, &loaded.record, kind).await?;
                     retried_after_recovery = true;
                 }
+                Attempt::Retry { status, reason } => {
+                    if retried_by_rule {
+                        return Err(err(
+                            ErrorCode::UpstreamError,
+                            format!("The third-party API answered {status} {reason} again after a retry."),
+                        ));
+                    }
+                    tracing::info!(connector = %connector_name, status, "a retry rule matched; sending the request again");
+                    retried_by_rule = true;
+                }
                 Attempt::RateLimited(after) => {
                     let wait = self.rate_strike(&key, after, waited_for_rate_limit);
                     if waited_for_rate_limit || wait > self.config.max_inline_rate_limit_wait.as_secs() {
@@ -460,6 +498,14 @@ impl ConnectorRuntime {
                 }
             }
         }
+    }
+
+    fn not_replayed(sent: Option<(u16, String)>) -> Error {
+        let (status, reason) = sent.unwrap_or_default();
+        err(
+            ErrorCode::UpstreamError,
+            format!("The third-party API answered {status} {reason}; a multipart request is not sent twice."),
+        )
     }
 
     fn rate_gate(&self, key: &str) -> Result<(), Error> {
@@ -525,6 +571,14 @@ impl ConnectorRuntime {
         expires - now < margin
     }
 
+    /// A session older than the lookup's `session_ttl_secs` is renewed before sending. Its age is the time
+    /// since the credentials were last written, which every lookup does.
+    fn session_expired(&self, connector: &Connector, loaded: &Loaded) -> bool {
+        let Some(ttl) = connector.lookup.as_ref().and_then(|l| l.session_ttl_secs) else { return false };
+        let age = self.clock.now().unix_millis() - loaded.record.updated_at.unix_millis();
+        age >= i64::try_from(ttl.saturating_mul(1000)).unwrap_or(i64::MAX)
+    }
+
     fn auth_header(connector: &Connector, credentials: &Credentials) -> Option<(String, String)> {
         match &connector.auth {
             Auth::ApiKey { header, prefix } => {
@@ -553,11 +607,12 @@ impl ConnectorRuntime {
         levels: &[String],
         globals: Map<String, Value>,
         auth: Option<(String, String, String)>,
+        storage: Option<Storage>,
     ) -> Result<script::Run, Error> {
         if !levels.iter().any(|src| src.contains(event.name())) {
-            return Ok(script::run(event, &[], globals, self.config.limits, &self.host(None)));
+            return Ok(script::run(event, &[], globals, self.config.limits, &self.host(None, None)));
         }
-        let host = self.host(auth);
+        let host = self.host(auth, storage);
         let limits = self.config.limits;
         let levels = levels.to_vec();
         tokio::task::spawn_blocking(move || {
@@ -568,8 +623,20 @@ impl ConnectorRuntime {
         .map_err(|e| Error::new(ErrorCode::ScriptError).with_internal(e))
     }
 
-    fn host(&self, auth: Option<(String, String, String)>) -> Host {
-        Host { client: self.client.clone(), handle: tokio::runtime::Handle::current(), auth }
+    fn host(&self, auth: Option<(String, String, String)>, storage: Option<Storage>) -> Host {
+        Host { client: self.client.clone(), handle: tokio::runtime::Handle::current(), auth, storage }
+    }
+
+    /// Storage scopes of an account's scripts: `cyclr_storage_*` is shared by every account of the connector
+    /// in the organization, `cycle_storage_*` belongs to this account (there are no cycles to scope it by).
+    fn storage(&self, record: &ConnectorAccountRecord) -> Storage {
+        Storage {
+            store: Arc::clone(&self.store),
+            clock: Arc::clone(&self.clock),
+            organization: record.organization_id.clone(),
+            connector_scope: record.connector.clone(),
+            cycle_scope: format!("{}/{}", record.connector, record.id),
+        }
     }
 
     async fn attempt(
@@ -580,7 +647,7 @@ impl ConnectorRuntime {
         loaded: &Loaded,
         tx: &mut Transaction,
     ) -> Result<Attempt, Error> {
-        let Transaction { action_data, mergefields, pages } = tx;
+        let Transaction { action_data, mergefields, pages, unreplayable } = tx;
         let levels: Vec<String> = [connector.script.clone(), method.script.clone(), request.script.clone()]
             .into_iter()
             .map(Option::unwrap_or_default)
@@ -590,6 +657,7 @@ impl ConnectorRuntime {
         let host_auth = auth.as_ref().and_then(|(name, value)| {
             url::Url::parse(&connector.base_url).ok()?.host_str().map(|h| (h.to_owned(), name.clone(), value.clone()))
         });
+        let storage = Some(self.storage(&loaded.record));
         let paging = method.paging.as_ref();
         let mut outcome = "success";
         let mut last: Option<(u16, Map<String, Value>)> = None;
@@ -632,7 +700,8 @@ impl ConnectorRuntime {
                 );
             }
 
-            let run = self.hooks(Event::BeforeAction, &levels, globals, host_auth.clone()).await?;
+            *unreplayable = None;
+            let run = self.hooks(Event::BeforeAction, &levels, globals, host_auth.clone(), storage.clone()).await?;
             let mut globals = run.globals;
             *action_data = globals.get("action_data").cloned().unwrap_or(Value::Null);
             if let Some(Value::Object(m)) = globals.get("method_request_mergefields") {
@@ -699,6 +768,12 @@ impl ConnectorRuntime {
             }
             match globals.get("method_request") {
                 None | Some(Value::Null) => {}
+                Some(Value::Object(fields)) if method.multipart => {
+                    let form = fields
+                        .iter()
+                        .fold(reqwest::multipart::Form::new(), |form, (k, v)| form.text(k.clone(), as_text(v)));
+                    builder = builder.multipart(form);
+                }
                 Some(Value::String(s)) => builder = builder.body(s.clone()),
                 Some(other) => builder = builder.json(other),
             }
@@ -710,6 +785,9 @@ impl ConnectorRuntime {
                 Ok(response) => {
                     let status = response.status();
                     if status.as_u16() == 429 {
+                        if method.multipart {
+                            *unreplayable = Some((429, "Too Many Requests".to_owned()));
+                        }
                         return Ok(Attempt::RateLimited(retry_after(response.headers(), self.clock.now())));
                     }
                     let headers: Map<String, Value> = response
@@ -725,6 +803,9 @@ impl ConnectorRuntime {
                     (0, if e.is_timeout() { "Timeout" } else { "Network Error" }.to_owned(), Map::new(), e.to_string())
                 }
             };
+            if method.multipart {
+                *unreplayable = Some((status, reason.clone()));
+            }
             let retry_after_header =
                 response_headers.get("retry-after").and_then(Value::as_str).and_then(|v| v.trim().parse().ok());
             globals.insert("method_response_headers".to_owned(), Value::Object(response_headers));
@@ -735,6 +816,7 @@ impl ConnectorRuntime {
                 None => {}
                 Some(RecoveryAction::RefreshThenRetry) => return Ok(Attempt::Recover(Recovery::Refresh)),
                 Some(RecoveryAction::ReloginThenRetry) => return Ok(Attempt::Recover(Recovery::Session)),
+                Some(RecoveryAction::Retry) => return Ok(Attempt::Retry { status, reason }),
                 Some(RecoveryAction::RateLimited) => return Ok(Attempt::RateLimited(retry_after_header)),
                 Some(RecoveryAction::Ignore) => {
                     globals.insert("method_response".to_owned(), body_value(&text));
@@ -750,7 +832,7 @@ impl ConnectorRuntime {
             }
             if (200..300).contains(&status) {
                 globals.insert("method_response".to_owned(), body_value(&text));
-                let run = self.hooks(Event::AfterAction, &levels, globals, host_auth.clone()).await?;
+                let run = self.hooks(Event::AfterAction, &levels, globals, host_auth.clone(), storage.clone()).await?;
                 globals = run.globals;
                 if run.outcome != Outcome::Continue {
                     return recover_or_fail(Event::AfterAction, run.outcome, &secrets);
@@ -766,7 +848,7 @@ impl ConnectorRuntime {
             } else {
                 globals.insert("method_response".to_owned(), Value::Null);
                 globals.insert("method_error".to_owned(), script::method_error(status, &reason, &text));
-                let run = self.hooks(Event::AfterError, &levels, globals, host_auth.clone()).await?;
+                let run = self.hooks(Event::AfterError, &levels, globals, host_auth.clone(), storage.clone()).await?;
                 globals = run.globals;
                 if run.outcome != Outcome::Continue {
                     return recover_or_fail(Event::AfterError, run.outcome, &secrets);
@@ -799,7 +881,7 @@ impl ConnectorRuntime {
         if let Some(paging) = paging {
             globals.insert("method_response".to_owned(), pages.combined(paging));
         }
-        let run = self.hooks(Event::AfterActionPaging, &levels, globals, host_auth.clone()).await?;
+        let run = self.hooks(Event::AfterActionPaging, &levels, globals, host_auth.clone(), storage.clone()).await?;
         globals = run.globals;
         if run.outcome != Outcome::Continue {
             return Err(redacted_script_error(Event::AfterActionPaging, run.outcome, &secrets));
@@ -808,7 +890,7 @@ impl ConnectorRuntime {
         let defines_condition = levels.iter().any(|l| l.contains(Event::ActionCondition.name()));
         let data = globals.get("method_response").cloned().unwrap_or(Value::Null);
         let condition = if defines_condition {
-            let run = self.hooks(Event::ActionCondition, &levels, globals, host_auth).await?;
+            let run = self.hooks(Event::ActionCondition, &levels, globals, host_auth, storage).await?;
             match run.outcome {
                 Outcome::Condition(c) => Some(c),
                 other => return recover_or_fail(Event::ActionCondition, other, &secrets),
@@ -1003,7 +1085,7 @@ impl ConnectorRuntime {
         globals.insert("method_request".to_owned(), Value::Object(form));
         globals.insert("method_request_headers".to_owned(), Value::Object(Map::new()));
         globals.insert("method_endpoint".to_owned(), json!(url));
-        let run = self.hooks(before, &levels, globals, None).await.map_err(TokenFailure::Script)?;
+        let run = self.hooks(before, &levels, globals, None, None).await.map_err(TokenFailure::Script)?;
         if run.outcome != Outcome::Continue {
             return Err(TokenFailure::Script(script_error(before, run.outcome)));
         }
@@ -1053,7 +1135,7 @@ impl ConnectorRuntime {
                 ));
             }
             globals.insert("method_response".to_owned(), body);
-            let run = self.hooks(after, &levels, globals, None).await.map_err(TokenFailure::Script)?;
+            let run = self.hooks(after, &levels, globals, None, None).await.map_err(TokenFailure::Script)?;
             if run.outcome != Outcome::Continue {
                 return Err(TokenFailure::Script(script_error(after, run.outcome)));
             }
@@ -1070,8 +1152,12 @@ impl ConnectorRuntime {
             err(ErrorCode::ConnectorInvalid, format!("The lookup method {:?} does not exist.", lookup.method))
         })?;
         let request = CallRequest { method: lookup.method.clone(), ..CallRequest::default() };
-        let mut tx =
-            Transaction { action_data: Value::Object(Map::new()), mergefields: Map::new(), pages: Pages::default() };
+        let mut tx = Transaction {
+            action_data: Value::Object(Map::new()),
+            mergefields: Map::new(),
+            pages: Pages::default(),
+            unreplayable: None,
+        };
         let answer = self.attempt(connector, method, &request, loaded, &mut tx).await;
         let data = match answer {
             Ok(Attempt::Done(result)) if result.outcome == "success" => result.data,
@@ -1080,6 +1166,11 @@ impl ConnectorRuntime {
             }
             Ok(Attempt::RateLimited(_)) => {
                 return Err(Error::new(ErrorCode::AuthSessionRequired).with_internal("lookup rate limited"));
+            }
+            // A retry rule matched the lookup's answer: transient, like a 5xx; the next call logs in again.
+            Ok(Attempt::Retry { status, .. }) => {
+                return Err(Error::new(ErrorCode::AuthSessionRequired)
+                    .with_internal(format!("lookup answered {status}, matched by a retry rule")));
             }
             Ok(Attempt::Done(_)) => {
                 return Err(self.reject(loaded, "the lookup method did not succeed".to_owned()).await);
@@ -1328,7 +1419,7 @@ impl ConnectorRuntime {
         let levels: Vec<String> = connector.script.iter().cloned().collect();
         let mut globals = Map::new();
         globals.insert("method_endpoint".to_owned(), Value::String(url.into()));
-        let run = self.hooks(Event::BeforeOauth2Authorise, &levels, globals, None).await?;
+        let run = self.hooks(Event::BeforeOauth2Authorise, &levels, globals, None, None).await?;
         if run.outcome != Outcome::Continue {
             return Err(script_error(Event::BeforeOauth2Authorise, run.outcome));
         }

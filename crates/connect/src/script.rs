@@ -1,17 +1,20 @@
 //! The script host: Cyclr's events, globals, built-ins and exceptions on `rquickjs`.
 //!
-//! Every invocation gets a fresh runtime and context (nothing is shared between accounts or calls), a
-//! memory limit, and an interrupt handler that stops the script at its deadline, also inside a runaway
-//! regular expression. It is synchronous: callers run it off the async threads (`spawn_blocking`).
+//! Every invocation gets a fresh context (nothing is shared between accounts or calls) on a runtime kept per
+//! thread, a memory limit, and an interrupt handler that stops the script at its deadline, also inside a
+//! runaway regular expression. The prelude and the bundled libraries are read into the context as bytecode
+//! compiled once per process. It is synchronous: callers run it off the async threads (`spawn_blocking`).
 
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use rquickjs::function::Opt;
-use rquickjs::{Context, Function, Runtime};
+use rquickjs::loader::bundle::Bundle;
+use rquickjs::{Context, Function, Module, Runtime, WriteOptions};
 use serde_json::{Map, Value, json};
 
 use crate::builtins;
@@ -135,6 +138,8 @@ pub struct Host {
     pub handle: tokio::runtime::Handle,
     /// `(host, header name, header value)`.
     pub auth: Option<(String, String, String)>,
+    /// Backs `cyclr_storage_*` / `cycle_storage_*`; without it they throw.
+    pub storage: Option<builtins::Storage>,
 }
 
 /// The result of one chain.
@@ -185,6 +190,23 @@ globalThis.cyclr_xml_serialize = function (obj) {
 };
 globalThis.cyclr_xml_deserialize = function (xml) { return JSON.parse(__check(__host_xml_deserialize(String(xml)))); };
 function __check(r) { if (r.charCodeAt(0) === 0) throw new Error(r.slice(1)); return r; }
+// cyclr_storage_* (per connector) and cycle_storage_* (per connector account); values are JSON.
+['cyclr', 'cycle'].forEach(function (scope) {
+  function call(op, key, value) {
+    return JSON.parse(__check(__host_storage(scope, op, key === undefined ? '' : String(key),
+      value === undefined ? 'null' : JSON.stringify(value))));
+  }
+  var p = scope + '_storage_';
+  globalThis[p + 'get'] = function (key) { return call('get', key); };
+  globalThis[p + 'set'] = function (key, value) { return call('set', key, value); };
+  globalThis[p + 'append'] = function (key, value) { return call('append', key, value); };
+  globalThis[p + 'delete'] = function (key) { return call('delete', key); };
+  globalThis[p + 'delete_all'] = function () { return call('delete_all'); };
+  globalThis[p + 'list_keys'] = function () { return call('list_keys'); };
+  globalThis[p + 'list_values'] = function () { return call('list_values'); };
+  globalThis[p + 'increment'] = function (key, amount) { return call('increment', key, amount === undefined ? 1 : Number(amount)); };
+  globalThis[p + 'decrement'] = function (key, amount) { return call('increment', key, -(amount === undefined ? 1 : Number(amount))); };
+});
 globalThis.http_request = function (request) {
   var r = JSON.parse(__host_http(JSON.stringify(request)));
   if (r.__error !== undefined) throw new Error(r.__error);
@@ -217,6 +239,82 @@ globalThis.__invoke = function (level, event) {
   }
 };
 "#;
+
+/// The host's own modules, loaded into every context, and the bundled libraries, loaded into a context only
+/// when one of its scripts names them. Each is an ES module (so it can be precompiled with the safe bytecode
+/// API); the libraries' UMD wrappers see `this` = `globalThis` and so define their usual globals.
+const PRELUDE_MODULE: &str = "portcullis:prelude";
+const MOMENT_MODULE: &str = "portcullis:moment";
+const MOMENT_TIMEZONE_MODULE: &str = "portcullis:moment-timezone";
+const CRYPTO_JS_MODULE: &str = "portcullis:crypto-js";
+
+fn library(source: &str) -> String {
+    format!("(function () {{\n{source}\n}}).call(globalThis);")
+}
+
+/// The modules' bytecode, compiled once per process: bytecode names its atoms as strings, so it loads into
+/// any runtime of this build. Loading it costs far less than parsing the source in every fresh context.
+fn bundle() -> Result<&'static [(&'static str, &'static [u8])], String> {
+    type Compiled = Vec<(&'static str, Vec<u8>)>;
+    static COMPILED: OnceLock<Result<Compiled, String>> = OnceLock::new();
+    static TABLE: OnceLock<Vec<(&'static str, &'static [u8])>> = OnceLock::new();
+    let compiled = COMPILED.get_or_init(|| {
+        let sources = [
+            (PRELUDE_MODULE, PRELUDE.to_owned()),
+            (MOMENT_MODULE, library(include_str!("../vendor/moment/moment.min.js"))),
+            (
+                MOMENT_TIMEZONE_MODULE,
+                library(include_str!("../vendor/moment-timezone/moment-timezone-with-data-1970-2030.min.js")),
+            ),
+            (CRYPTO_JS_MODULE, library(include_str!("../vendor/crypto-js/crypto-js.js"))),
+        ];
+        let runtime = Runtime::new().map_err(|e| e.to_string())?;
+        let context = Context::full(&runtime).map_err(|e| e.to_string())?;
+        context.with(|ctx| {
+            sources
+                .into_iter()
+                .map(|(name, source)| {
+                    let bytes = Module::declare(ctx.clone(), name, source)
+                        .and_then(|m| m.write(WriteOptions { strip_source: true, ..WriteOptions::default() }))
+                        .map_err(|e| format!("{name}: {}", describe(&ctx, &e)))?;
+                    Ok((name, bytes))
+                })
+                .collect()
+        })
+    });
+    let compiled = compiled.as_ref().map_err(Clone::clone)?;
+    Ok(TABLE.get_or_init(|| compiled.iter().map(|(name, bytes)| (*name, bytes.as_slice())).collect()))
+}
+
+/// An engine error with the pending exception's message, when there is one.
+fn describe(ctx: &rquickjs::Ctx<'_>, err: &rquickjs::Error) -> String {
+    if !matches!(err, rquickjs::Error::Exception) {
+        return err.to_string();
+    }
+    let value = ctx.catch();
+    value
+        .as_exception()
+        .and_then(rquickjs::Exception::message)
+        .or_else(|| value.as_string().and_then(|s| s.to_string().ok()))
+        .unwrap_or_else(|| err.to_string())
+}
+
+/// The bundled libraries a set of level scripts uses, by the names Cyclr documents (`moment`, `moment.tz`,
+/// `CryptoJS`); the others are not loaded, which keeps a plain hook's context cheap.
+fn libraries(levels: &[&str]) -> Vec<&'static str> {
+    let uses = |needle: &str| levels.iter().any(|src| src.contains(needle));
+    let mut modules = Vec::new();
+    if uses("moment") {
+        modules.push(MOMENT_MODULE);
+        if uses(".tz") {
+            modules.push(MOMENT_TIMEZONE_MODULE);
+        }
+    }
+    if uses("CryptoJS") {
+        modules.push(CRYPTO_JS_MODULE);
+    }
+    modules
+}
 
 fn wrapper(source: &str) -> String {
     if source.trim().is_empty() {
@@ -270,7 +368,7 @@ pub fn run(event: Event, levels: &[&str], globals: Map<String, Value>, limits: L
     if event.is_before() && levels.len() >= 2 {
         order.swap(0, 1);
     }
-    match Engine::new(limits, host) {
+    match Engine::new(limits, host, &libraries(levels)) {
         Ok(engine) => engine.run(event, levels, &order, globals),
         Err(message) => Run { outcome: Outcome::Failed { message }, globals },
     }
@@ -299,6 +397,8 @@ impl Shell {
             return Ok(shell);
         }
         let runtime = Runtime::new().map_err(|e| e.to_string())?;
+        let modules = Bundle(bundle()?);
+        runtime.set_loader(modules, modules);
         runtime.set_memory_limit(limits.memory_bytes);
         // Below the limit, so an out-of-memory never leaves the threshold above it (later allocations fail).
         runtime.set_gc_threshold(1024 * 1024);
@@ -336,7 +436,7 @@ struct Engine {
 }
 
 impl Engine {
-    fn new(limits: Limits, host: &Host) -> Result<Self, String> {
+    fn new(limits: Limits, host: &Host, libraries: &[&str]) -> Result<Self, String> {
         let shell = Shell::take_or_new(limits)?;
         let context = Context::full(&shell.runtime).map_err(|e| e.to_string())?;
         let engine = Self {
@@ -347,7 +447,7 @@ impl Engine {
             limits,
             shell,
         };
-        engine.install(host)?;
+        engine.install(host, libraries)?;
         Ok(engine)
     }
 
@@ -361,7 +461,7 @@ impl Engine {
         }
     }
 
-    fn install(&self, host: &Host) -> Result<(), String> {
+    fn install(&self, host: &Host, libraries: &[&str]) -> Result<(), String> {
         self.context.with(|ctx| -> Result<(), String> {
             let g = ctx.globals();
             let err = |e: rquickjs::Error| e.to_string();
@@ -412,6 +512,17 @@ impl Engine {
                 .map_err(err)?,
             )
             .map_err(err)?;
+            let storage_host = host.clone();
+            let storage_deadline = Rc::clone(&self.deadline);
+            g.set(
+                "__host_storage",
+                Function::new(ctx.clone(), move |scope: String, op: String, key: String, value: String| {
+                    let remaining = storage_deadline.borrow().saturating_duration_since(Instant::now());
+                    builtins::storage(&storage_host, remaining, &scope, &op, &key, &value)
+                })
+                .map_err(err)?,
+            )
+            .map_err(err)?;
             let host = host.clone();
             let deadline = Rc::clone(&self.deadline);
             g.set(
@@ -423,7 +534,11 @@ impl Engine {
                 .map_err(err)?,
             )
             .map_err(err)?;
-            ctx.eval::<(), _>(PRELUDE).map_err(err)?;
+            for module in std::iter::once(&PRELUDE_MODULE).chain(libraries) {
+                Module::import(&ctx, *module)
+                    .and_then(|p| p.finish::<rquickjs::Value<'_>>())
+                    .map_err(|e| format!("{module}: {}", describe(&ctx, &e)))?;
+            }
             Ok(())
         })
     }
@@ -462,17 +577,18 @@ impl Engine {
     fn run(self, event: Event, levels: &[&str], order: &[usize], mut globals: Map<String, Value>) -> Run {
         let outcome = self.context.with(|ctx| -> Outcome {
             let g = ctx.globals();
-            for (name, value) in &globals {
-                let parsed = serde_json::to_string(value)
-                    .map_err(|e| e.to_string())
-                    .and_then(|text| ctx.json_parse(text).map_err(|e| e.to_string()));
-                match parsed {
-                    Ok(v) => {
-                        if let Err(e) = g.set(name.as_str(), v) {
-                            return Outcome::Failed { message: e.to_string() };
-                        }
-                    }
-                    Err(message) => return Outcome::Failed { message },
+            // One JSON text for all globals: a single parse instead of one per global.
+            let all = serde_json::to_string(&globals)
+                .map_err(|e| e.to_string())
+                .and_then(|text| ctx.json_parse(text).map_err(|e| e.to_string()))
+                .and_then(|v| v.into_object().ok_or_else(|| "the globals are not an object".to_owned()));
+            let all = match all {
+                Ok(all) => all,
+                Err(message) => return Outcome::Failed { message },
+            };
+            for entry in all.props::<rquickjs::Atom<'_>, rquickjs::Value<'_>>() {
+                if let Err(e) = entry.and_then(|(name, value)| g.set(name, value)) {
+                    return Outcome::Failed { message: e.to_string() };
                 }
             }
             for src in levels {
@@ -566,7 +682,26 @@ pub fn method_error(status: u16, reason: &str, content: &str) -> Value {
 
 #[cfg(test)]
 mod tests {
-    use super::{PRELUDE, WRITABLE_GLOBALS};
+    use super::{PRELUDE, WRITABLE_GLOBALS, bundle, libraries};
+
+    #[test]
+    fn every_bundled_module_compiles_to_bytecode() {
+        let modules = bundle().expect("bundle");
+        let names: Vec<&str> = modules.iter().map(|(name, _)| *name).collect();
+        assert_eq!(
+            names,
+            ["portcullis:prelude", "portcullis:moment", "portcullis:moment-timezone", "portcullis:crypto-js"]
+        );
+        assert!(modules.iter().all(|(_, bytes)| !bytes.is_empty()));
+    }
+
+    #[test]
+    fn libraries_load_only_for_scripts_that_name_them() {
+        assert!(libraries(&["function after_action() { return true; }"]).is_empty());
+        assert_eq!(libraries(&["", "moment().format()"]), ["portcullis:moment"]);
+        assert_eq!(libraries(&["moment.tz('x', 'UTC')"]), ["portcullis:moment", "portcullis:moment-timezone"]);
+        assert_eq!(libraries(&["CryptoJS.MD5('a')"]), ["portcullis:crypto-js"]);
+    }
 
     #[test]
     fn the_prelude_reads_back_every_writable_global() {

@@ -252,6 +252,56 @@ async fn failing_lookup_method_marks_the_account_and_does_not_recurse() {
     env.call("sess", "contacts").await.expect("works again");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn session_ttl_reruns_the_lookup_before_calls_once_the_session_is_old() {
+    use portcullis_core::clock::{ManualClock, Timestamp};
+    let yaml = |b: &str| session_yaml(b, "") + "  session_ttl_secs: 600\n";
+    let env = Env::new(Stale::Forbidden, TokenMode::Rotate, yaml, fast()).await;
+    let clock = ManualClock::new(Timestamp::from_unix_millis(1_800_000_000_000));
+    let connector = Connector::parse(Path::new("test.yaml"), &yaml(&env.fake.url)).expect("definition");
+    assert_eq!(connector.lookup.as_ref().and_then(|l| l.session_ttl_secs), Some(600));
+    let runtime = Arc::new(
+        ConnectorRuntime::new(
+            [(connector.name.clone(), connector)].into_iter().collect(),
+            Arc::clone(&env.store),
+            Arc::clone(&env.master),
+            Arc::new(clock.clone()),
+            fast(),
+        )
+        .expect("runtime"),
+    );
+    let input = AccountInput {
+        id: Some("a1".to_owned()),
+        connector: Some("sess".to_owned()),
+        properties: [("Username", "ada"), ("Password", "hunter2")]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect(),
+        ..AccountInput::default()
+    };
+    runtime.create_account(&env.org, input).await.expect("install runs the lookup");
+    let call = |runtime: Arc<ConnectorRuntime>, org: String| async move {
+        let request = CallRequest { method: "contacts".to_owned(), ..CallRequest::default() };
+        runtime.call(&org, "sess", "a1", &request).await
+    };
+    assert_eq!(env.fake.logins(), 1);
+    call(Arc::clone(&runtime), env.org.clone()).await.expect("fresh session");
+    clock.advance(Duration::from_secs(599));
+    let young = call(Arc::clone(&runtime), env.org.clone()).await.expect("still young");
+    assert_eq!((env.fake.logins(), young.recoveries), (1, 0), "no lookup before the TTL");
+
+    clock.advance(Duration::from_secs(1));
+    let calls: Vec<_> = (0..8).map(|_| tokio::spawn(call(Arc::clone(&runtime), env.org.clone()))).collect();
+    for task in calls {
+        let result = task.await.expect("task").expect("renewed before sending");
+        assert_eq!((result.data.clone(), result.recoveries), (json!({"contacts": ["ada"]}), 0));
+    }
+    assert_eq!(env.fake.logins(), 2, "one proactive lookup for eight concurrent calls at the TTL");
+    assert_eq!(env.credentials("a1").await.0.properties["SessionId"], "sess-2");
+    call(Arc::clone(&runtime), env.org.clone()).await.expect("new session is young");
+    assert_eq!(env.fake.logins(), 2);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rotated_refresh_tokens_are_persisted_across_refreshes() {
     let env = Env::new(Stale::Forbidden, TokenMode::Rotate, |b| oauth_yaml(b, SEED_REFRESH_AFTER_ERROR), fast()).await;
@@ -554,7 +604,8 @@ async fn two_runtime_instances_on_one_postgres_make_one_token_request() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nothing_leaks_between_invocations_on_one_thread() {
     use portcullis_connect::script::{self, Event, Host, Outcome};
-    let host = Host { client: reqwest::Client::new(), handle: tokio::runtime::Handle::current(), auth: None };
+    let host =
+        Host { client: reqwest::Client::new(), handle: tokio::runtime::Handle::current(), auth: None, storage: None };
     tokio::task::spawn_blocking(move || {
         let limits = Limits { timeout: Duration::from_millis(300), memory_bytes: 16 * 1024 * 1024 };
         let set = "function after_action() { globalThis.leak = 1; Object.prototype.polluted = 1; return true; }";
@@ -606,6 +657,106 @@ async fn csv_and_xml_builtins() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bundled_moment_and_crypto_js_libraries() {
+    let env = echo_env("var order = globalThis.order = [];").await;
+    // Cyclr's "Libraries" page: moment (+ Moment Timezone) and crypto-js, no `require`; crypto-js output is hex.
+    let step = r"function after_action() {
+        var now = moment.utc();
+        method_response = {
+            month_end: moment.utc('2024-01-31T10:00:00Z').add(1, 'months').format('YYYY-MM-DD HH:mm'),
+            formatted: moment.utc('2026-12-03T13:05:09Z').format('dddd, MMMM Do YYYY, h:mm:ss a'),
+            unix: moment.utc('2026-12-03T00:00:00Z').unix(),
+            added: now.clone().add(90, 'minutes').diff(now, 'minutes'),
+            local_now: moment().add(1, 'days').isAfter(moment()),
+            berlin: moment.tz('2024-07-01T12:00:00Z', 'Europe/Berlin').format(),
+            hmac: CryptoJS.HmacSHA256('The quick brown fox jumps over the lazy dog', 'key').toString(),
+            md5: CryptoJS.MD5('abc').toString(),
+            sha1: CryptoJS.SHA1('abc').toString()
+        };
+        return true;
+    }";
+    let result = echo_call(&env, Some(step)).await.expect("call");
+    assert_eq!(
+        result.data,
+        json!({
+            "month_end": "2024-02-29 10:00",
+            "formatted": "Thursday, December 3rd 2026, 1:05:09 pm",
+            "unix": 1_796_256_000,
+            "added": 90,
+            "local_now": true,
+            "berlin": "2024-07-01T14:00:00+02:00",
+            "hmac": "f7bc83f430538424b13298e6aa6fb143ef4d59a14946175997479dbc2d1a3cd8",
+            "md5": "900150983cd24fb0d6963f7d28e17f72",
+            "sha1": "a9993e364706816aba3e25717850c26c9cd0d89d"
+        })
+    );
+    // A script that does not name a library does not pay for loading it (and does not see it).
+    let plain = "function after_action() { method_response = [typeof globalThis['mom' + 'ent'], typeof globalThis['Crypto' + 'JS'], typeof require]; return true; }";
+    let result = echo_call(&env, Some(plain)).await.expect("call");
+    assert_eq!(result.data, json!(["undefined", "undefined", "undefined"]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn storage_builtins_persist_per_connector_and_per_account() {
+    let env = echo_env("var order = globalThis.order = [];").await;
+    let second = AccountInput {
+        id: Some("a2".to_owned()),
+        connector: Some("echo".to_owned()),
+        auth_value: Some("k-456".to_owned()),
+        ..AccountInput::default()
+    };
+    env.runtime.create_account(&env.org, second).await.expect("second account");
+    let write = r"function after_action() {
+        cyclr_storage_set('cursor', { since: '2026-12-01', ids: [1, 2] });
+        cyclr_storage_append('seen', 'a');
+        cyclr_storage_append('seen', 'b');
+        cyclr_storage_increment('calls');
+        cyclr_storage_increment('calls', 4);
+        cyclr_storage_decrement('calls');
+        cyclr_storage_set('gone', 1);
+        cycle_storage_set('mine', 'a1 only');
+        method_response = { deleted: cyclr_storage_delete('gone'), again: cyclr_storage_delete('gone') };
+        return true;
+    }";
+    let result = echo_call(&env, Some(write)).await.expect("write");
+    assert_eq!(result.data, json!({"deleted": true, "again": false}));
+    // Another call, another fresh context, another account of the same connector: the shared scope is there,
+    // the first account's cycle scope is not.
+    let read = r"function after_action() {
+        method_response = {
+            cursor: cyclr_storage_get('cursor'), missing: cyclr_storage_get('missing'),
+            keys: cyclr_storage_list_keys(), values: cyclr_storage_list_values(),
+            mine: cycle_storage_get('mine'), cycle_keys: cycle_storage_list_keys()
+        };
+        return true;
+    }";
+    let request = CallRequest { method: "echo".to_owned(), script: Some(read.to_owned()), ..CallRequest::default() };
+    let result = env.runtime.call(&env.org, "echo", "a2", &request).await.expect("read");
+    assert_eq!(
+        result.data,
+        json!({
+            "cursor": {"since": "2026-12-01", "ids": [1, 2]}, "missing": null,
+            "keys": ["calls", "cursor", "seen"], "values": [4, {"since": "2026-12-01", "ids": [1, 2]}, ["a", "b"]],
+            "mine": null, "cycle_keys": []
+        })
+    );
+    let own = "function after_action() { method_response = cycle_storage_get('mine'); return true; }";
+    assert_eq!(echo_call(&env, Some(own)).await.expect("own").data, "a1 only");
+    let clear = "function after_action() { method_response = [cyclr_storage_delete_all(), cyclr_storage_list_keys()]; return true; }";
+    assert_eq!(echo_call(&env, Some(clear)).await.expect("clear").data, json!([3, []]));
+    // Misuse is a script error with the store's reason, and writes nothing.
+    let bad = "function after_action() { cyclr_storage_set('n', 'text'); cyclr_storage_increment('n'); return true; }";
+    let err = echo_call(&env, Some(bad)).await.expect_err("not a number");
+    assert_eq!(err.code(), ErrorCode::ScriptError);
+    assert!(err.message().contains("not a number"), "{}", err.message());
+    let big = "function after_action() { cyclr_storage_set('big', 'x'.repeat(70000)); return true; }";
+    let err = echo_call(&env, Some(big)).await.expect_err("too large");
+    assert!(err.message().contains("at most 65536"), "{}", err.message());
+    let check = "function after_action() { method_response = [cyclr_storage_get('n'), cyclr_storage_get('big')]; return true; }";
+    assert_eq!(echo_call(&env, Some(check)).await.expect("check").data, json!(["text", null]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn auth_failure_on_page_three_retries_that_page_only() {
     let yaml = |b: &str| {
         oauth_yaml(b, SEED_REFRESH_AFTER_ERROR).replace(
@@ -643,6 +794,56 @@ async fn declarative_rules_recover_without_scripts() {
     env.oauth_account("a1", "at-stale").await;
     let err = env.call("acme", "list").await.expect_err("fails before the hook");
     assert_eq!((err.code(), env.fake.tokens()), (ErrorCode::UpstreamError, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_rule_sends_the_request_again_once_without_reauthenticating() {
+    // after_error would ask for a refresh on any error: the rule decides first, so it never runs.
+    let script = "function after_error() { throw new AuthRefreshException(); }";
+    let rule = "recovery:\n  - http_codes: [503]\n    body_path: error\n    equals: busy\n    action: retry\n";
+    let env = Env::new(Stale::Forbidden, TokenMode::Rotate, |b| oauth_yaml(b, script) + rule, fast()).await;
+    env.oauth_account("a1", "at-valid").await;
+    let data_calls = || env.fake.data_calls.load(std::sync::atomic::Ordering::SeqCst);
+
+    env.fake.set(|s| s.unavailable = 1);
+    let result = env.call("acme", "list").await.expect("second attempt succeeds");
+    assert_eq!((result.data.clone(), result.recoveries), (json!({"items": [1, 2, 3]}), 0));
+    assert_eq!((data_calls(), env.fake.tokens()), (2, 0), "one retry, no token request");
+
+    env.fake.set(|s| s.unavailable = 5);
+    let err = env.call("acme", "list").await.expect_err("matches again");
+    assert_eq!(err.code(), ErrorCode::UpstreamError);
+    assert!(err.message().contains("503") && err.message().contains("again after a retry"), "{}", err.message());
+    assert_eq!((data_calls(), env.fake.tokens()), (4, 0), "retried once only, still no token request");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn multipart_bodies_are_never_sent_twice() {
+    let yaml = |b: &str| {
+        oauth_yaml(b, SEED_REFRESH_AFTER_ERROR).replace(
+            "methods:\n",
+            "methods:\n  upload:\n    http_method: POST\n    path: /upload\n    multipart: true\n    body:\n      name: '{{Name}}'\n      note: plain\n",
+        )
+    };
+    let env = Env::new(Stale::Forbidden, TokenMode::Rotate, yaml, fast()).await;
+    env.oauth_account("a1", "at-stale").await;
+    let uploads = || env.fake.upload_calls.load(std::sync::atomic::Ordering::SeqCst);
+    let request = CallRequest {
+        method: "upload".to_owned(),
+        mergefields: [("Name".to_owned(), json!("report.csv"))].into_iter().collect(),
+        ..CallRequest::default()
+    };
+    // The seed's after_error asks for a refresh on 403: the token is renewed, the upload is not replayed.
+    let err = env.runtime.call(&env.org, "acme", "a1", &request).await.expect_err("original error");
+    assert_eq!(err.code(), ErrorCode::UpstreamError);
+    assert!(err.message().contains("403") && err.message().contains("not sent twice"), "{}", err.message());
+    assert_eq!((uploads(), env.fake.tokens()), (1, 1), "sent once; credentials renewed for the next call");
+
+    let result = env.runtime.call(&env.org, "acme", "a1", &request).await.expect("next call uses the new token");
+    assert_eq!(uploads(), 2);
+    assert!(result.data["content_type"].as_str().is_some_and(|t| t.starts_with("multipart/form-data; boundary=")));
+    let body = result.data["body"].as_str().unwrap_or_default();
+    assert!(body.contains("name=\"name\"") && body.contains("report.csv") && body.contains("plain"), "{body}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -106,3 +106,89 @@ pub async fn connector_leases_are_exclusive_until_expiry(store: &Arc<dyn Store>)
     store.release_connector_lease("org/acct", "late").await.expect("release");
     assert!(store.try_connector_lease("org/acct", "third", at(30_001), at(90_000)).await.expect("released"));
 }
+
+/// Connector storage: JSON values per organization and scope, append and increment semantics, deletes and
+/// the caps; a failed operation writes nothing.
+pub async fn connector_storage_round_trip_and_caps(store: &Arc<dyn Store>) {
+    use portcullis_core::store::{STORAGE_MAX_KEYS, STORAGE_MAX_VALUE_BYTES, StorageOp};
+    let org = organization(store).await;
+    let other = organization(store).await;
+    let set = |v: &str| StorageOp::Set(v.to_owned());
+    assert_eq!(
+        store.connector_storage_apply(&org, "acme", "a", &set(r#"{"x":1}"#), at(0)).await.expect("set"),
+        r#"{"x":1}"#
+    );
+    store.connector_storage_apply(&org, "acme", "b", &set("2"), at(0)).await.expect("set");
+    store.connector_storage_apply(&org, "other-connector", "a", &set("true"), at(0)).await.expect("set");
+    store.connector_storage_apply(&other, "acme", "a", &set("null"), at(0)).await.expect("set");
+    assert_eq!(store.connector_storage_get(&org, "acme", "a").await.expect("get").as_deref(), Some(r#"{"x":1}"#));
+    assert_eq!(store.connector_storage_get(&org, "acme", "missing").await.expect("get"), None);
+    let entries = store.connector_storage_entries(&org, "acme").await.expect("entries");
+    assert_eq!(entries, [("a".to_owned(), r#"{"x":1}"#.to_owned()), ("b".to_owned(), "2".to_owned())]);
+
+    let append = |v: &str| StorageOp::Append(v.to_owned());
+    assert_eq!(store.connector_storage_apply(&org, "acme", "list", &append("1"), at(1)).await.expect("append"), "[1]");
+    assert_eq!(
+        store.connector_storage_apply(&org, "acme", "list", &append(r#""x""#), at(1)).await.expect("append"),
+        r#"[1,"x"]"#
+    );
+    assert_eq!(store.connector_storage_apply(&org, "acme", "b", &append("3"), at(1)).await.expect("append"), "[2,3]");
+    assert_eq!(
+        store.connector_storage_apply(&org, "acme", "n", &StorageOp::Increment(5.0), at(1)).await.expect("inc"),
+        "5"
+    );
+    assert_eq!(
+        store.connector_storage_apply(&org, "acme", "n", &StorageOp::Increment(-1.5), at(1)).await.expect("dec"),
+        "3.5"
+    );
+    let err = store
+        .connector_storage_apply(&org, "acme", "a", &StorageOp::Increment(1.0), at(1))
+        .await
+        .expect_err("not a number");
+    assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
+    assert_eq!(
+        store.connector_storage_get(&org, "acme", "a").await.expect("get").as_deref(),
+        Some(r#"{"x":1}"#),
+        "unchanged"
+    );
+    let big = format!("\"{}\"", "x".repeat(STORAGE_MAX_VALUE_BYTES));
+    let err = store.connector_storage_apply(&org, "acme", "big", &set(&big), at(1)).await.expect_err("too large");
+    assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
+    assert_eq!(store.connector_storage_get(&org, "acme", "big").await.expect("get"), None);
+
+    assert_eq!(store.connector_storage_delete(&org, "acme", Some("b")).await.expect("delete"), 1);
+    assert_eq!(store.connector_storage_delete(&org, "acme", Some("b")).await.expect("delete again"), 0);
+    assert_eq!(store.connector_storage_delete(&org, "acme", None).await.expect("delete all"), 3);
+    assert!(store.connector_storage_entries(&org, "acme").await.expect("entries").is_empty());
+    assert_eq!(store.connector_storage_get(&org, "other-connector", "a").await.expect("get").as_deref(), Some("true"));
+    assert_eq!(store.connector_storage_get(&other, "acme", "a").await.expect("get").as_deref(), Some("null"));
+
+    for i in 0..STORAGE_MAX_KEYS {
+        store.connector_storage_apply(&org, "full", &format!("k{i}"), &set("0"), at(2)).await.expect("within the cap");
+    }
+    let err = store.connector_storage_apply(&org, "full", "one-more", &set("0"), at(2)).await.expect_err("key cap");
+    assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
+    store.connector_storage_apply(&org, "full", "k0", &set("1"), at(2)).await.expect("existing keys stay writable");
+}
+
+/// Increments are atomic: 32 concurrent `increment(1)` on one new key leave 32.
+pub async fn connector_storage_increments_all_count(store: &Arc<dyn Store>) {
+    use portcullis_core::store::StorageOp;
+    let org = organization(store).await;
+    let tasks: Vec<_> = (0..32)
+        .map(|_| {
+            let (store, org) = (Arc::clone(store), org.clone());
+            tokio::spawn(async move {
+                store.connector_storage_apply(&org, "acme", "counter", &StorageOp::Increment(1.0), at(0)).await
+            })
+        })
+        .collect();
+    let mut results = Vec::new();
+    for task in tasks {
+        results.push(task.await.expect("task").expect("increment"));
+    }
+    assert_eq!(store.connector_storage_get(&org, "acme", "counter").await.expect("get").as_deref(), Some("32"));
+    results.sort_by_key(|r| r.parse::<u32>().unwrap_or(0));
+    let expected: Vec<String> = (1..=32).map(|n: u32| n.to_string()).collect();
+    assert_eq!(results, expected, "each increment saw its own value");
+}

@@ -65,6 +65,8 @@ macro_rules! conformance_suite {
             rate_limit_hits_count_atomically,
             audit_events_round_trip,
             captcha_solutions_are_spent_once,
+            connector_storage_round_trip_and_caps,
+            connector_storage_increments_all_count,
         );
     };
     (@cases $fixture:expr; $($case:ident),* $(,)?) => {

@@ -6,6 +6,7 @@ mod connectors;
 mod login;
 mod migrations;
 mod sessions;
+mod storage;
 
 use std::str::FromStr;
 use std::time::Duration;

@@ -8,6 +8,7 @@ mod connectors;
 mod login;
 mod migrations;
 mod sessions;
+mod storage;
 mod worker;
 
 use std::path::{Path, PathBuf};

@@ -5,6 +5,8 @@ use rusqlite::Connection;
 
 use crate::store_error;
 
+// Append-only: a migration's version is its position, so new ones go last whatever their file number
+// (0004 shipped before 0003).
 const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0001_foundation.sql"),
     include_str!("../migrations/0002_sessions.sql"),
@@ -12,6 +14,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0003_connectors.sql"),
     include_str!("../migrations/0005_login_attempt_kinds.sql"),
     include_str!("../migrations/0006_abuse.sql"),
+    include_str!("../migrations/0007_connector_storage.sql"),
 ];
 
 pub(crate) fn apply(connection: &mut Connection) -> Result<(), StoreError> {

@@ -43,6 +43,8 @@ pub struct Scenario {
     pub login_fails: bool,
     /// Answer this many data requests with 429 first.
     pub rate_limited: usize,
+    /// Answer this many data requests with 503 first.
+    pub unavailable: usize,
     pub retry_after: &'static str,
     pub access_token: String,
     pub refresh_token: String,
@@ -57,6 +59,7 @@ pub struct Fake {
     pub token_calls: AtomicUsize,
     pub login_calls: AtomicUsize,
     pub data_calls: AtomicUsize,
+    pub upload_calls: AtomicUsize,
     pub pages_requested: Mutex<Vec<u64>>,
     /// The first request for this page revokes the access token (answers as stale).
     pub revoke_on_page: Mutex<Option<u64>>,
@@ -73,6 +76,7 @@ impl Fake {
                 token,
                 login_fails: false,
                 rate_limited: 0,
+                unavailable: 0,
                 retry_after: "1",
                 access_token: "at-valid".to_owned(),
                 refresh_token: "rt-0".to_owned(),
@@ -83,6 +87,7 @@ impl Fake {
             token_calls: AtomicUsize::new(0),
             login_calls: AtomicUsize::new(0),
             data_calls: AtomicUsize::new(0),
+            upload_calls: AtomicUsize::new(0),
             pages_requested: Mutex::new(Vec::new()),
             revoke_on_page: Mutex::new(None),
             url,
@@ -95,6 +100,7 @@ impl Fake {
             .route("/echo", get(echo).post(echo))
             .route("/slow", get(slow))
             .route("/pages", get(pages))
+            .route("/upload", post(upload))
             .with_state(Arc::clone(&fake));
         tokio::spawn(async move { axum::serve(listener, app).await.expect("serve") });
         fake
@@ -162,6 +168,10 @@ async fn data(State(fake): State<Arc<Fake>>, headers: HeaderMap) -> Response {
         s.rate_limited -= 1;
         return (StatusCode::TOO_MANY_REQUESTS, [("retry-after", s.retry_after)], "slow down").into_response();
     }
+    if s.unavailable > 0 {
+        s.unavailable -= 1;
+        return (StatusCode::SERVICE_UNAVAILABLE, axum::Json(json!({"error": "busy"}))).into_response();
+    }
     let auth = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or_default();
     if auth != format!("Bearer {}", s.access_token) {
         return stale_answer(s.stale);
@@ -187,6 +197,18 @@ async fn session_data(State(fake): State<Arc<Fake>>, headers: HeaderMap) -> Resp
         return stale_answer(s.stale);
     }
     axum::Json(json!({"contacts": ["ada"]})).into_response()
+}
+
+/// Bearer-protected; answers the request's content type and raw body.
+async fn upload(State(fake): State<Arc<Fake>>, headers: HeaderMap, body: String) -> Response {
+    fake.upload_calls.fetch_add(1, Ordering::SeqCst);
+    let s = fake.scenario.lock().expect("lock");
+    let auth = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or_default();
+    if auth != format!("Bearer {}", s.access_token) {
+        return stale_answer(s.stale);
+    }
+    let content_type = headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default();
+    axum::Json(json!({"content_type": content_type, "body": body})).into_response()
 }
 
 async fn echo(headers: HeaderMap, uri: axum::http::Uri, body: String) -> Response {

@@ -99,6 +99,12 @@ impl KeyRing {
         self.entries.last().map(|e| e.record.kid.as_str())
     }
 
+    /// The id of the newest key of `algorithm`.
+    #[must_use]
+    pub fn newest_kid_of(&self, algorithm: SigningAlgorithm) -> Option<&str> {
+        self.family(algorithm).next_back().map(|e| e.record.kid.as_str())
+    }
+
     /// The keys of one algorithm, oldest first. Each algorithm is a family with its own rotation: the
     /// session keys and the ID-token keys can differ (OIDC requires RS256 for ID tokens).
     fn family(&self, algorithm: SigningAlgorithm) -> impl DoubleEndedIterator<Item = &Entry> + Clone {

@@ -1,6 +1,7 @@
 //! The running key ring: opened once, re-read from the store so keys rotated elsewhere (another
 //! instance, the CLI) are published before they sign, and rotated when due.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 
 use serde_json::Value;
@@ -18,7 +19,10 @@ pub struct KeyService {
     master: Arc<MasterKey>,
     policy: KeyPolicy,
     clock: Arc<dyn Clock>,
-    ring: RwLock<Arc<KeyRing>>,
+    /// The ring, with the number of the reload that read it.
+    ring: RwLock<(u64, Arc<KeyRing>)>,
+    /// Numbers reloads in the order they start reading.
+    reloads: AtomicU64,
 }
 
 impl KeyService {
@@ -51,7 +55,8 @@ impl KeyService {
         policy: KeyPolicy,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, Error> {
-        let service = Self { store, master, policy, clock, ring: RwLock::new(Arc::default()) };
+        let service =
+            Self { store, master, policy, clock, ring: RwLock::new((0, Arc::default())), reloads: AtomicU64::new(0) };
         service.reload().await?;
         Ok(service)
     }
@@ -71,7 +76,7 @@ impl KeyService {
     /// The current ring.
     #[must_use]
     pub fn ring(&self) -> Arc<KeyRing> {
-        Arc::clone(&self.ring.read().unwrap_or_else(PoisonError::into_inner))
+        Arc::clone(&self.ring.read().unwrap_or_else(PoisonError::into_inner).1)
     }
 
     /// The rotation policy.
@@ -85,8 +90,14 @@ impl KeyService {
     /// # Errors
     /// If the store fails or a key does not open.
     pub async fn reload(&self) -> Result<(), Error> {
+        // Concurrent reloads (the maintenance loop, a rotation) may finish out of order: only a read that
+        // started after the installed one may replace it, so a stale read never hides a newer key.
+        let number = self.reloads.fetch_add(1, Ordering::SeqCst) + 1;
         let ring = KeyRing::open(self.store.signing_keys().await?, &self.master)?;
-        *self.ring.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(ring);
+        let mut installed = self.ring.write().unwrap_or_else(PoisonError::into_inner);
+        if number > installed.0 {
+            *installed = (number, Arc::new(ring));
+        }
         Ok(())
     }
 
@@ -97,7 +108,23 @@ impl KeyService {
     /// store failure.
     pub async fn rotate(&self) -> Result<KeyStatus, Error> {
         self.reload().await?;
-        let kid = self.add_key().await?;
+        let mut attempts = 0;
+        let kid = loop {
+            let before = self.ring().newest_kid_of(self.policy.algorithm).map(str::to_owned);
+            match self.add_key().await {
+                Ok(kid) => break kid,
+                // The precondition spans every family: a key of another family (the ID-token keys) added
+                // at the same moment is no rotation of this one, so try again.
+                Err(e)
+                    if e.code() == ErrorCode::EntityInvalid
+                        && attempts < 3
+                        && self.ring().newest_kid_of(self.policy.algorithm).map(str::to_owned) == before =>
+                {
+                    attempts += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        };
         let now = self.clock.now();
         self.ring()
             .statuses(now, &self.policy)

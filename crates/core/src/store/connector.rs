@@ -100,3 +100,112 @@ pub trait ConnectorStore {
     /// Releases the lease if `holder` still has it.
     async fn release_connector_lease(&self, key: &str, holder: &str) -> Result<(), StoreError>;
 }
+
+/// Largest stored value (its JSON text) a connector script may keep under one key.
+pub const STORAGE_MAX_VALUE_BYTES: usize = 64 * 1024;
+/// Most keys one storage scope may hold.
+pub const STORAGE_MAX_KEYS: usize = 1000;
+/// Longest key.
+pub const STORAGE_MAX_KEY_BYTES: usize = 256;
+
+/// A change to one connector-storage entry, applied atomically by the store.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StorageOp {
+    /// Replace the value (JSON text).
+    Set(String),
+    /// Add a value (JSON text) to the array under the key: a missing entry becomes `[value]`, a non-array
+    /// value `[old, value]`.
+    Append(String),
+    /// Add to the number under the key (a missing entry counts as 0); negative amounts decrement.
+    Increment(f64),
+}
+
+impl StorageOp {
+    /// The new JSON text from the stored one.
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`] when an increment meets a value that is not a number, a value is not JSON,
+    /// or the result exceeds [`STORAGE_MAX_VALUE_BYTES`]; nothing is written then.
+    pub fn apply(&self, old: Option<&str>) -> Result<String, StoreError> {
+        let parse = |text: &str| {
+            serde_json::from_str::<serde_json::Value>(text)
+                .map_err(|e| StoreError::Conflict(format!("the storage value is not JSON: {e}")))
+        };
+        let new = match self {
+            Self::Set(value) => parse(value)?,
+            Self::Append(value) => {
+                let value = parse(value)?;
+                match old.map(parse).transpose()? {
+                    None | Some(serde_json::Value::Null) => serde_json::Value::Array(vec![value]),
+                    Some(serde_json::Value::Array(mut items)) => {
+                        items.push(value);
+                        serde_json::Value::Array(items)
+                    }
+                    Some(other) => serde_json::Value::Array(vec![other, value]),
+                }
+            }
+            Self::Increment(amount) => {
+                let current = match old.map(parse).transpose()? {
+                    None | Some(serde_json::Value::Null) => 0.0,
+                    Some(serde_json::Value::Number(n)) => n.as_f64().unwrap_or(0.0),
+                    Some(_) => return Err(StoreError::Conflict("the stored value is not a number".to_owned())),
+                };
+                let sum = current + amount;
+                // Whole numbers stay integers in JSON (`2`, not `2.0`), as scripts expect from counters.
+                if sum.fract() == 0.0 && sum.abs() < 9_007_199_254_740_992.0 {
+                    serde_json::Value::from(sum as i64)
+                } else {
+                    serde_json::Number::from_f64(sum).map_or(serde_json::Value::Null, serde_json::Value::Number)
+                }
+            }
+        };
+        let text = new.to_string();
+        if text.len() > STORAGE_MAX_VALUE_BYTES {
+            return Err(StoreError::Conflict(format!(
+                "the storage value would be {} bytes; at most {STORAGE_MAX_VALUE_BYTES} are kept",
+                text.len()
+            )));
+        }
+        Ok(text)
+    }
+}
+
+/// Key-value storage of connector scripts (`cyclr_storage_*`), per organization and scope (see
+/// `docs/connectors.md`). Values are JSON text.
+#[async_trait]
+pub trait ConnectorStorageStore {
+    /// The value under `key`.
+    async fn connector_storage_get(
+        &self,
+        organization_id: &str,
+        scope: &str,
+        key: &str,
+    ) -> Result<Option<String>, StoreError>;
+
+    /// Every entry of the scope, by key.
+    async fn connector_storage_entries(
+        &self,
+        organization_id: &str,
+        scope: &str,
+    ) -> Result<Vec<(String, String)>, StoreError>;
+
+    /// Applies `op` to the entry atomically (concurrent increments all count) and returns the new value.
+    /// [`StoreError::Conflict`] when a new key would exceed [`STORAGE_MAX_KEYS`] or `op` fails; nothing is
+    /// written then.
+    async fn connector_storage_apply(
+        &self,
+        organization_id: &str,
+        scope: &str,
+        key: &str,
+        op: &StorageOp,
+        now: Timestamp,
+    ) -> Result<String, StoreError>;
+
+    /// Deletes `key`, or every entry of the scope when `None`; the number deleted.
+    async fn connector_storage_delete(
+        &self,
+        organization_id: &str,
+        scope: &str,
+        key: Option<&str>,
+    ) -> Result<u64, StoreError>;
+}

@@ -15,7 +15,10 @@ use async_trait::async_trait;
 
 pub use abuse::AbuseStore;
 pub use api_key::ApiKeyStore;
-pub use connector::{AccountState, ConnectorAccountRecord, ConnectorStore};
+pub use connector::{
+    AccountState, ConnectorAccountRecord, ConnectorStorageStore, ConnectorStore, STORAGE_MAX_KEY_BYTES,
+    STORAGE_MAX_KEYS, STORAGE_MAX_VALUE_BYTES, StorageOp,
+};
 pub use login::LoginStore;
 pub use organization::OrganizationStore;
 pub use session::SessionStore;
@@ -67,6 +70,7 @@ pub trait Store:
     + LoginStore
     + ConnectorStore
     + AbuseStore
+    + ConnectorStorageStore
     + fmt::Debug
     + Send
     + Sync
