@@ -502,8 +502,10 @@ impl LoginService {
         ip: Option<&str>,
     ) -> Result<Option<String>, Error> {
         let from_ip = match ip {
-            Some(ip) => self.ip_attempts(self.limiter.peek(&email_step_bucket(ip), EMAIL_STEP_WINDOW).await?),
-            None => 0,
+            Some(ip) if self.captcha_ip_allowance > 0 => {
+                self.ip_attempts(self.limiter.peek(&email_step_bucket(ip), EMAIL_STEP_WINDOW).await?)
+            }
+            _ => 0,
         };
         let from_email = match email.and_then(|e| normalize_email(e).ok()) {
             Some(email) => {
@@ -548,10 +550,10 @@ impl LoginService {
         }
         // Every email step from an address counts toward its captcha level, whatever the email.
         let from_ip = match &step.ip {
-            Some(ip) => {
+            Some(ip) if self.captcha_ip_allowance > 0 => {
                 self.ip_attempts(self.limiter.count(&email_step_bucket(ip), EMAIL_STEP_WINDOW).await?.saturating_sub(1))
             }
-            None => 0,
+            _ => 0,
         };
         let required = captcha::level_for(u32::try_from(recent).unwrap_or(u32::MAX).max(from_ip));
         self.captcha.check(&flow.id, required, step.captcha.as_deref()).await?;
