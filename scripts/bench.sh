@@ -28,6 +28,8 @@ else
   login_clients=2 chain_clients=2 prefill=200
 fi
 began=$(date +%s)
+# Other work on the machine skews both sides of a pair alike, but it is recorded with the figures.
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # --- what the suite needs -------------------------------------------------------------------------
 if ! command -v wrk >/dev/null; then
@@ -216,7 +218,7 @@ done
 
 # --- report ---------------------------------------------------------------------------------------------
 machine="$(nproc)-core $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -n 1), $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo), $(uname -sr), $(rustc --version | cut -d' ' -f1-2), Node $(node --version), wrk $(wrk -v 2>&1 | sed -n 's/^wrk [^0-9]*\([0-9.]*\).*/\1/p' | head -n 1), $(date -u +%Y-%m-%d)"
-method="Median of $runs interleaved runs per side; ratio = median of the per-run ratios. wrk -t1 -c32 -d${http_seconds}s; flows ${load_seconds}s per run ($login_clients clients for logins, $chain_clients for token chains); in-process ${inproc_seconds}s per run; start-up and memory over $startup_runs starts. Built with the $profile profile."
+method="Median of $runs interleaved runs per side; ratio = median of the per-run ratios. wrk -t1 -c32 -d${http_seconds}s; flows ${load_seconds}s per run ($login_clients clients for logins, $chain_clients for token chains); in-process ${inproc_seconds}s per run; start-up and memory over $startup_runs starts. Built with the $profile profile. Load average before the run: $load_before."
 if [ "$mode" = full ]; then
   mkdir -p bench/results docs/img
   "$bin/portcullis-bench" report --samples "$samples" --json bench/results/latest.json --doc docs/benchmarks.md \
