@@ -157,6 +157,10 @@ for run in $(seq "$runs"); do
   echo "run $run"
   wrk_sample protected-http portcullis "$run" '"userId"' "$demo/api/me" -H "authorization: Bearer $token"
   wrk_sample protected-http baseline "$run" '"session":{' "$better/api/auth/get-session" -H "cookie: $cookies"
+  # The same app's page without a token: how far verification keeps the protected request from HTTP's ceiling.
+  grep "\"pair\":\"protected-http\",\"side\":\"portcullis\",\"run\":$run," "$samples" |
+    sed 's/"protected-http"/"protected-http-ceiling"/' >>"$samples"
+  wrk_sample protected-http-ceiling baseline "$run" '<title>Portcullis demo</title>' "$demo/"
   load portcullis-login --url "$server" --clients "$login_clients" --client-id "$org" --client-secret "$secret" \
     --pair login-http --side portcullis --run "$run"
   load better-auth-login --url "$better" --clients "$login_clients" --pair login-http --side baseline --run "$run"
@@ -183,37 +187,21 @@ echo "in-process pairs"
   --seconds "$inproc_seconds" --runs "$runs" --prefill "$prefill" --samples "$samples" >"$work/inprocess.out"
 sed 's/^/  /' "$work/inprocess.out" | grep -v '^  |' | grep -v '^  $' || true
 
-# Start-up (exec to the first good answer) and RSS one second later, fresh data each time.
+# Start-up from spawn to the first good answer: a first start on fresh data, then a restart on the data
+# it created (the usual case), with the resident set one second after the restart.
 echo "start-up and idle memory"
-startup() {
-  local side=$1 run=$2 path=$3
-  shift 3
-  local began_ns ended_ns url pid
-  began_ns=$(date +%s%N)
-  "$@" >"$work/startup.out" 2>/dev/null &
-  pid=$!
-  pids+=("$pid")
-  until url=$(grep -o 'http://[0-9.:]*' "$work/startup.out" 2>/dev/null | head -n 1) && [ -n "$url" ] &&
-    curl -sf -o /dev/null "$url$path"; do
-    sleep 0.002
-  done
-  ended_ns=$(date +%s%N)
-  sleep 1
-  local rss_kb
-  rss_kb=$(awk '/VmRSS/ {print $2}' "/proc/$pid/status")
-  kill "$pid"
-  wait "$pid" 2>/dev/null || true
-  pids=()
-  printf '{"pair":"startup","side":"%s","run":%d,"value":%s,"unit":"ms"}\n' "$side" "$run" \
-    "$(awk -v a="$began_ns" -v b="$ended_ns" 'BEGIN { print (b - a) / 1e6 }')" >>"$samples"
-  printf '{"pair":"idle-rss","side":"%s","run":%d,"value":%s,"unit":"MB"}\n' "$side" "$run" \
-    "$(awk -v k="$rss_kb" 'BEGIN { print k * 1024 / 1e6 }')" >>"$samples"
-}
+ours=(env PORTCULLIS_DATA_DIR="$work/startup-data" PORTCULLIS_SERVER__LISTEN=127.0.0.1:0 PORTCULLIS_LOG__LEVEL=warn
+  "$bin/portcullis" serve)
+theirs=(env DB_FILE="$work/startup.db" node bench/peers/better-auth.mjs)
 for run in $(seq "$startup_runs"); do
-  rm -rf "$work/startup-data" "$work/startup.db"
-  startup portcullis "$run" /health env PORTCULLIS_DATA_DIR="$work/startup-data" PORTCULLIS_SERVER__LISTEN=127.0.0.1:0 \
-    PORTCULLIS_LOG__LEVEL=warn "$bin/portcullis" serve
-  startup baseline "$run" /api/auth/ok env DB_FILE="$work/startup.db" node bench/peers/better-auth.mjs
+  rm -rf "$work/startup-data" "$work/startup.db"*
+  for side in portcullis baseline; do
+    if [ "$side" = portcullis ]; then server=("${ours[@]}") path=/health; else server=("${theirs[@]}") path=/api/auth/ok; fi
+    "$bin/portcullis-bench" startup --pair first-start --side "$side" --run "$run" --path "$path" \
+      --samples "$samples" -- "${server[@]}"
+    "$bin/portcullis-bench" startup --pair startup --rss-pair idle-rss --side "$side" --run "$run" --path "$path" \
+      --samples "$samples" -- "${server[@]}"
+  done
 done
 
 # --- report ---------------------------------------------------------------------------------------------

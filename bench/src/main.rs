@@ -9,6 +9,7 @@ mod load;
 mod login;
 mod refresh;
 mod report;
+mod startup;
 mod summary;
 mod verify;
 
@@ -58,6 +59,8 @@ enum Command {
     Load(load::LoadArgs),
     /// Time the raw rotation transaction alone (the baseline of refresh over HTTP) and append a sample.
     RawRotation(RawRotation),
+    /// Time a server's start-up and read its idle memory, and append both as samples.
+    Startup(startup::StartupArgs),
     /// Turn a samples file into the JSON results, the markdown table and the charts.
     Report(summary::ReportArgs),
 }
@@ -147,6 +150,7 @@ async fn main() -> ExitCode {
         None => in_process(cli.in_process).await,
         Some(Command::Load(args)) => load::run(args).await,
         Some(Command::RawRotation(args)) => raw_rotation(args).await,
+        Some(Command::Startup(args)) => startup::run(args).await,
         Some(Command::Report(args)) => summary::run(&args),
     };
     match result {
