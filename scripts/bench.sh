@@ -3,7 +3,8 @@
 # would pick instead (better-auth, oidc-provider), in one run, as ratios of medians. See docs/benchmarks.md.
 #
 #   scripts/bench.sh           full run on release builds; writes bench/results/latest.json,
-#                              docs/benchmarks.md (its results section) and docs/img/*.svg
+#                              docs/benchmarks.md (its results section), README.md (its figures
+#                              table) and docs/img/*.svg
 #   scripts/bench.sh --quick   CI check on debug builds: every pair runs once, briefly, and must produce
 #                              sane figures; writes only a temporary JSON and claims no figures
 #
@@ -210,7 +211,7 @@ method="Median of $runs interleaved runs per side; ratio = median of the per-run
 if [ "$mode" = full ]; then
   mkdir -p bench/results docs/img
   "$bin/portcullis-bench" report --samples "$samples" --json bench/results/latest.json --doc docs/benchmarks.md \
-    --img docs/img --img-link img --machine "$machine" --method "$method" --mode full
+    --readme README.md --img docs/img --img-link img --machine "$machine" --method "$method" --mode full
   cp "$samples" bench/results/latest-samples.jsonl
 else
   "$bin/portcullis-bench" report --samples "$samples" --json "$work/quick.json" --machine "$machine" \

@@ -240,6 +240,9 @@ pub(crate) struct ReportArgs {
     /// Replace the results section of this markdown file (between its markers).
     #[arg(long)]
     doc: Option<PathBuf>,
+    /// Replace the figures table of this README (between its markers) with the headline pairs.
+    #[arg(long)]
+    readme: Option<PathBuf>,
     /// Write the charts (SVG) into this directory.
     #[arg(long)]
     img: Option<PathBuf>,
@@ -425,6 +428,50 @@ fn markdown(outcomes: &[Outcome<'_>], img_link: Option<&str>, machine: &str, met
 
 const START: &str = "<!-- results:start (written by scripts/bench.sh) -->";
 const END: &str = "<!-- results:end -->";
+const README_START: &str = "<!-- figures:start (written by scripts/bench.sh) -->";
+const README_END: &str = "<!-- figures:end -->";
+
+/// The pairs the README quotes.
+const HEADLINES: &[&str] = &[
+    "protected-http",
+    "verify",
+    "refresh-sqlite-http",
+    "refresh-sqlite-inprocess",
+    "login-http",
+    "token-http",
+    "connector-hook",
+    "startup",
+    "first-start",
+    "idle-rss",
+];
+
+fn readme_table(outcomes: &[Outcome<'_>]) -> String {
+    let mut out =
+        String::from("| what | Portcullis | compared with | ratio | goal |\n| --- | --- | --- | --- | --- |\n");
+    for o in outcomes.iter().filter(|o| HEADLINES.contains(&o.spec.id)) {
+        let unit = o.spec.unit;
+        let baseline = o
+            .baseline
+            .as_ref()
+            .map_or_else(|| "—".to_owned(), |b| format!("{}: {} {unit}", o.spec.peer, human(b.median())));
+        let ratio = o.ratio.map_or_else(|| "—".to_owned(), |r| format!("{}×", human(r)));
+        let (goal, met) = goal_cell(o);
+        let goal = if met == "—" { goal } else { format!("{goal} {}", met.replace("**", "")) };
+        let _ =
+            writeln!(out, "| {} | {} {unit} | {baseline} | {ratio} | {goal} |", o.spec.title, human(o.ours.median()));
+    }
+    out
+}
+
+/// Replaces the text between `start` and `end` in `path`.
+fn splice(path: &std::path::Path, start: &str, end: &str, content: &str) -> Result<(), String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let (Some(from), Some(to)) = (text.find(start), text.find(end)) else {
+        return Err(format!("{} has no `{start}` … `{end}` markers", path.display()));
+    };
+    let updated = format!("{}{start}\n\n{content}\n{}", &text[..from], &text[to..]);
+    std::fs::write(path, updated).map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
 
 pub(crate) fn run(args: &ReportArgs) -> Result<(), String> {
     let sides = read_samples(&args.samples)?;
@@ -464,12 +511,10 @@ pub(crate) fn run(args: &ReportArgs) -> Result<(), String> {
     }
     let table = markdown(&outcomes, args.img.as_ref().map(|_| args.img_link.as_str()), &args.machine, &args.method);
     if let Some(doc) = &args.doc {
-        let text = std::fs::read_to_string(doc).map_err(|e| format!("cannot read {}: {e}", doc.display()))?;
-        let (Some(start), Some(end)) = (text.find(START), text.find(END)) else {
-            return Err(format!("{} has no results markers", doc.display()));
-        };
-        let updated = format!("{}{START}\n\n{table}\n{}", &text[..start], &text[end..]);
-        std::fs::write(doc, updated).map_err(|e| format!("cannot write {}: {e}", doc.display()))?;
+        splice(doc, START, END, &table)?;
+    }
+    if let Some(readme) = &args.readme {
+        splice(readme, README_START, README_END, &readme_table(&outcomes))?;
     }
     print!("{table}");
     Ok(())
