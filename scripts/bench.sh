@@ -44,7 +44,8 @@ bash scripts/ensure-postgres.sh >/dev/null
   want="$(sha256sum package-lock.json package.json | sha256sum | cut -d' ' -f1)"
   if [ "$(cat node_modules/.bench-stamp 2>/dev/null)" != "$want" ]; then
     echo "bench: npm ci in bench/peers (builds better-sqlite3 from source, about 2 minutes)"
-    npm ci --no-audit --no-fund --loglevel=error >/dev/null
+    # node-gyp builds against Debian's Node headers; it cannot download any.
+    npm_config_nodedir=/usr npm ci --no-audit --no-fund --loglevel=error >/dev/null
     echo "$want" >node_modules/.bench-stamp
   fi
 )
@@ -197,11 +198,11 @@ theirs=(env DB_FILE="$work/startup.db" node bench/peers/better-auth.mjs)
 for run in $(seq "$startup_runs"); do
   rm -rf "$work/startup-data" "$work/startup.db"*
   for side in portcullis baseline; do
-    if [ "$side" = portcullis ]; then server=("${ours[@]}") path=/health; else server=("${theirs[@]}") path=/api/auth/ok; fi
+    if [ "$side" = portcullis ]; then cmd=("${ours[@]}") path=/health; else cmd=("${theirs[@]}") path=/api/auth/ok; fi
     "$bin/portcullis-bench" startup --pair first-start --side "$side" --run "$run" --path "$path" \
-      --samples "$samples" -- "${server[@]}"
+      --samples "$samples" -- "${cmd[@]}"
     "$bin/portcullis-bench" startup --pair startup --rss-pair idle-rss --side "$side" --run "$run" --path "$path" \
-      --samples "$samples" -- "${server[@]}"
+      --samples "$samples" -- "${cmd[@]}"
   done
 done
 

@@ -47,6 +47,18 @@ pub(crate) fn rate(window: Duration, mut op: impl FnMut()) -> f64 {
     count as f64 / start.elapsed().as_secs_f64()
 }
 
+/// Operations per second of `a` and of `b` over `window` each, alternating in twenty slices so a change
+/// in the machine's load lands on both sides alike.
+pub(crate) fn interleaved_rates(window: Duration, mut a: impl FnMut(), mut b: impl FnMut()) -> (f64, f64) {
+    let slice = window / 20;
+    let (mut a_rate, mut b_rate) = (0.0, 0.0);
+    for _ in 0..20 {
+        a_rate += rate(slice, &mut a);
+        b_rate += rate(slice, &mut b);
+    }
+    (a_rate / 20.0, b_rate / 20.0)
+}
+
 /// The median of `runs` values; `runs` pairs are interleaved by the caller so both sides see the same
 /// machine state.
 pub(crate) fn median(mut values: Vec<f64>) -> f64 {
