@@ -1,6 +1,7 @@
 //! SVG charts for `docs/img/`: one per pair (Portcullis beside its baseline) and one of every ratio
 //! against its goal. Text is left to the SVG viewer's sans-serif font, so no font is built in.
 
+use std::fmt::Write as _;
 use std::path::Path;
 
 use plotters::prelude::*;
@@ -93,16 +94,21 @@ fn ratio_chart(path: &Path, outcomes: &[Outcome<'_>]) -> Result<(), String> {
         chart
             .draw_series(std::iter::once(Rectangle::new([(low, y + 0.2), (ratio, y + 0.8)], color.filled())))
             .map_err(failed)?;
-        if let Goal::Ratio(goal) = o.spec.goal {
-            chart
-                .draw_series(std::iter::once(Rectangle::new(
-                    [(goal / 1.04, y + 0.05), (goal * 1.04, y + 0.95)],
-                    BLACK.filled(),
-                )))
-                .map_err(failed)?;
+        let mut text = format!("{}: {}×", o.spec.title.replace('`', ""), human(ratio));
+        let mut right = ratio;
+        match o.spec.goal {
+            Goal::Ratio(goal) => {
+                let tick = Rectangle::new([(goal / 1.015, y + 0.05), (goal * 1.015, y + 0.95)], BLACK.filled());
+                chart.draw_series(std::iter::once(tick)).map_err(failed)?;
+                right = right.max(goal);
+            }
+            Goal::AtMost(limit) => {
+                let unit = o.spec.unit;
+                let _ = write!(text, " ({} {unit}; goal ≤ {} {unit})", human(o.ours.median()), human(limit));
+            }
+            Goal::None => {}
         }
-        let text = format!("{}: {}×", o.spec.title.replace('`', ""), human(ratio));
-        chart.draw_series(std::iter::once(Text::new(text, (ratio * 1.15, y + 0.5), label(12)))).map_err(failed)?;
+        chart.draw_series(std::iter::once(Text::new(text, (right * 1.12, y + 0.5), label(12)))).map_err(failed)?;
     }
     root.present().map_err(failed)
 }
