@@ -71,7 +71,7 @@ fn ratio_chart(path: &Path, outcomes: &[Outcome<'_>]) -> Result<(), String> {
     let goals = rows.iter().filter_map(|o| if let Goal::Ratio(g) = o.spec.goal { Some(g) } else { None });
     let values: Vec<f64> = rows.iter().filter_map(|o| o.ratio).chain(goals).collect();
     let low = 10f64.powf((values.iter().fold(1.0, |a: f64, b| a.min(*b)) / 2.0).log10().floor());
-    let high = 10f64.powf((values.iter().fold(1.0, |a: f64, b| a.max(*b)) * 40.0).log10().ceil());
+    let high = 10f64.powf((values.iter().fold(1.0, |a: f64, b| a.max(*b)) * 200.0).log10().ceil());
     let root = SVGBackend::new(path, (WIDTH, height)).into_drawing_area();
     root.fill(&WHITE).map_err(failed)?;
     let mut chart = ChartBuilder::on(&root)
