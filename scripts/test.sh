@@ -21,3 +21,4 @@ echo "== browser tests (e2e/)"
 bash e2e/setup.sh
 cargo build --locked -p portcullis -p demo-app
 (cd e2e && npm test)
+bash scripts/bench.sh --quick

@@ -142,48 +142,50 @@ pub(crate) async fn run(report: &mut Report, window: Duration, runs: usize) {
             rates.push(tokio::task::spawn_blocking(move || hooks_per_sec(window, &host, source)).await.expect("hooks"));
         }
     }
-    let direct = median(direct);
-    let hook_rate = median(hooks);
-    println!("one after_action hook in a fresh context: {:.0} µs", 1e6 / hook_rate);
-    let [moment, moment_tz, crypto_js] = libraries.map(median);
-    for (what, rate) in [("moment", moment), ("moment.tz", moment_tz), ("CryptoJS", crypto_js)] {
-        println!("one after_action hook using {what} in a fresh context: {:.0} µs", 1e6 / rate);
+    println!("one after_action hook in a fresh context: {:.0} µs", 1e6 / median(hooks.clone()));
+    let [moment, moment_tz, crypto_js] = libraries;
+    for (what, rates) in [("moment", &moment), ("moment.tz", &moment_tz), ("CryptoJS", &crypto_js)] {
+        println!("one after_action hook using {what} in a fresh context: {:.0} µs", 1e6 / median(rates.clone()));
     }
     report.push(Row {
+        id: "connector-call",
         name: "connector call",
         ours: "runtime call, no scripts",
-        ours_rate: median(ours),
+        ours_runs: ours,
         baseline: "direct HTTP call",
-        baseline_rate: direct,
+        baseline_runs: direct.clone(),
         goal: None,
     });
     report.push(Row {
+        id: "connector-hook",
         name: "connector call + hook",
         ours: "runtime call, seed after_action (fresh context)",
-        ours_rate: median(with_hook),
+        ours_runs: with_hook,
         baseline: "direct HTTP call",
-        baseline_rate: direct,
+        baseline_runs: direct.clone(),
         goal: None,
     });
     report.push(Row {
+        id: "hook-alone",
         name: "hook alone",
         ours: "seed after_action, fresh context",
-        ours_rate: hook_rate,
+        ours_runs: hooks,
         baseline: "direct HTTP call",
-        baseline_rate: direct,
+        baseline_runs: direct.clone(),
         goal: None,
     });
-    for (name, ours, rate) in [
-        ("hook + moment", "after_action using moment, fresh context", moment),
-        ("hook + moment.tz", "after_action using moment.tz, fresh context", moment_tz),
-        ("hook + CryptoJS", "after_action using CryptoJS, fresh context", crypto_js),
+    for (id, name, ours, runs) in [
+        ("hook-moment", "hook + moment", "after_action using moment, fresh context", moment),
+        ("hook-moment-tz", "hook + moment.tz", "after_action using moment.tz, fresh context", moment_tz),
+        ("hook-crypto-js", "hook + CryptoJS", "after_action using CryptoJS, fresh context", crypto_js),
     ] {
         report.push(Row {
+            id,
             name,
             ours,
-            ours_rate: rate,
+            ours_runs: runs,
             baseline: "direct HTTP call",
-            baseline_rate: direct,
+            baseline_runs: direct.clone(),
             goal: None,
         });
     }

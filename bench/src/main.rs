@@ -1,24 +1,40 @@
-//! `portcullis-bench`: each Portcullis path measured beside the raw operation it is built on, in one run,
-//! reported as rates and ratios (median of several runs). Run with `--release`; see `bench/README.md`.
+//! `portcullis-bench`: each Portcullis path measured beside the raw operation it is built on, or beside
+//! the peer users would pick instead, in one run, reported as rates and ratios (median of several runs).
+//! Run with `--release`; `scripts/bench.sh` runs everything and writes `docs/benchmarks.md`.
 #![allow(clippy::print_stdout, reason = "the report is this binary's output")]
 
+mod charts;
 mod connectors;
+mod load;
 mod login;
 mod refresh;
 mod report;
+mod startup;
+mod summary;
 mod verify;
 
+use std::path::PathBuf;
+use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Parser, ValueEnum};
+use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::report::Report;
 
-/// Side-by-side benchmarks of the session layer.
+/// Side-by-side benchmarks. Without a subcommand, runs the in-process pairs.
 #[derive(Debug, Parser)]
-struct Args {
+#[command(args_conflicts_with_subcommands = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    in_process: InProcess,
+}
+
+#[derive(Debug, clap::Args)]
+struct InProcess {
     /// Which pairs to run.
-    #[arg(long, value_enum, default_values_t = [Pair::Verify, Pair::RefreshSqlite, Pair::RefreshPostgres])]
+    #[arg(long, value_enum, num_args = 1.., default_values_t = [Pair::Verify, Pair::RefreshSqlite, Pair::RefreshPostgres])]
     pairs: Vec<Pair>,
     /// Seconds per measurement.
     #[arg(long, default_value_t = 2.0)]
@@ -28,7 +44,48 @@ struct Args {
     runs: usize,
     /// Also write the results as JSON here.
     #[arg(long)]
-    json: Option<std::path::PathBuf>,
+    json: Option<PathBuf>,
+    /// Append every run as a sample line here, for `report`.
+    #[arg(long)]
+    samples: Option<PathBuf>,
+    /// Rows in each store before the refresh pairs measure, so lookups walk a realistic B-tree.
+    #[arg(long, default_value_t = 20_000)]
+    prefill: usize,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Drive one side of an HTTP pair with concurrent clients and append the result as a sample.
+    Load(load::LoadArgs),
+    /// Time the raw rotation transaction alone (the baseline of refresh over HTTP) and append a sample.
+    RawRotation(RawRotation),
+    /// Time a server's start-up and read its idle memory, and append both as samples.
+    Startup(startup::StartupArgs),
+    /// Turn a samples file into the JSON results, the markdown table and the charts.
+    Report(summary::ReportArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct RawRotation {
+    #[arg(value_enum)]
+    backend: Backend,
+    #[arg(long, default_value_t = 5.0)]
+    seconds: f64,
+    #[arg(long)]
+    samples: PathBuf,
+    #[arg(long)]
+    pair: String,
+    #[arg(long)]
+    run: usize,
+    /// Rows in the table before measuring.
+    #[arg(long, default_value_t = 20_000)]
+    prefill: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Backend {
+    Sqlite,
+    Postgres,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -45,24 +102,62 @@ enum Pair {
     Login,
 }
 
-#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
-async fn main() {
-    let args = Args::parse();
+async fn in_process(args: InProcess) -> Result<(), String> {
     let window = Duration::from_secs_f64(args.seconds);
     let mut report = Report::default();
     for pair in &args.pairs {
         match pair {
             Pair::Verify => verify::run(&mut report, window, args.runs),
-            Pair::RefreshSqlite => refresh::sqlite(&mut report, window, args.runs).await,
-            Pair::RefreshPostgres => refresh::postgres(&mut report, window, args.runs).await,
+            Pair::RefreshSqlite => refresh::sqlite(&mut report, window, args.runs, args.prefill).await,
+            Pair::RefreshPostgres => refresh::postgres(&mut report, window, args.runs, args.prefill).await,
             Pair::Connectors => connectors::run(&mut report, window, args.runs).await,
             Pair::Login => login::run(&mut report, window, args.runs).await,
         }
     }
     print!("{}", report.markdown());
-    if let Some(path) = args.json
-        && let Err(e) = std::fs::write(&path, report.json())
-    {
-        eprintln!("cannot write {}: {e}", path.display());
+    if let Some(path) = args.json {
+        std::fs::write(&path, report.json()).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    }
+    if let Some(path) = args.samples {
+        report::append_samples(&path, &report.samples())
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    }
+    Ok(())
+}
+
+async fn raw_rotation(args: RawRotation) -> Result<(), String> {
+    let window = Duration::from_secs_f64(args.seconds);
+    let rate = match args.backend {
+        Backend::Sqlite => {
+            let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+            let path = dir.path().join("raw.db");
+            tokio::task::block_in_place(|| refresh::raw_sqlite_rate(&path, window, args.prefill))
+        }
+        Backend::Postgres => {
+            let db = portcullis_store_conformance::TestPostgres::create().await;
+            refresh::raw_postgres_rate(&db.url, window, args.prefill).await
+        }
+    };
+    eprintln!("{} baseline: {rate:.0}/s", args.pair);
+    report::append_samples(&args.samples, &[report::sample(&args.pair, "baseline", args.run, rate, "ops/s")])
+        .map_err(|e| e.to_string())
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        None => in_process(cli.in_process).await,
+        Some(Command::Load(args)) => load::run(args).await,
+        Some(Command::RawRotation(args)) => raw_rotation(args).await,
+        Some(Command::Startup(args)) => startup::run(args).await,
+        Some(Command::Report(args)) => summary::run(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("portcullis-bench: {e}");
+            ExitCode::FAILURE
+        }
     }
 }

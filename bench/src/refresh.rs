@@ -15,12 +15,9 @@ use portcullis_store_postgres::{PostgresOptions, PostgresStore};
 use portcullis_store_sqlite::{SqliteOptions, SqliteStore, Synchronous};
 use serde_json::Map;
 
-use crate::report::{Report, Row, median};
+use crate::report::{Report, Row};
 
-/// Rows in each table before measuring, so lookups walk a realistic B-tree.
-const PREFILL: usize = 20_000;
-
-async fn session_service(store: Arc<dyn Store>) -> (SessionService, String) {
+async fn session_service(store: Arc<dyn Store>, prefill: usize) -> (SessionService, String) {
     store.migrate().await.expect("migrate");
     let master = Arc::new(MasterKey::generate().expect("master key").0);
     let policy = KeyPolicy {
@@ -42,7 +39,7 @@ async fn session_service(store: Arc<dyn Store>) -> (SessionService, String) {
     let sessions = SessionService::new(Arc::clone(&store), Arc::new(keys), clock, config, &master);
     let org = Organization::new("bench", SystemClock.now()).expect("organization");
     store.insert_organization(&org).await.expect("organization");
-    for i in 0..PREFILL {
+    for i in 0..prefill {
         sessions.create(&org.id, &format!("user-{i}"), None, Map::new()).await.expect("prefill");
     }
     (sessions, org.id)
@@ -74,13 +71,13 @@ const RAW_ROTATE: &str = "UPDATE refresh_tokens SET used_at = ?1 WHERE hash = ?2
 
 /// The reference transaction: `BEGIN IMMEDIATE`; conditional `UPDATE … RETURNING`; `INSERT` the
 /// successor; `COMMIT`.
-fn raw_sqlite_rate(path: &std::path::Path, window: Duration) -> f64 {
+pub(crate) fn raw_sqlite_rate(path: &std::path::Path, window: Duration, prefill: usize) -> f64 {
     let mut c = rusqlite::Connection::open(path).expect("open");
     c.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;").expect("pragmas");
     c.execute_batch(RAW_TABLE).expect("table");
     {
         let tx = c.transaction().expect("tx");
-        for i in 0..PREFILL {
+        for i in 0..prefill {
             let i = i64::try_from(i).unwrap_or(0);
             tx.execute(
                 "INSERT INTO refresh_tokens (hash, family_id, session_id) VALUES (?1, ?2, ?2)",
@@ -111,29 +108,30 @@ fn raw_sqlite_rate(path: &std::path::Path, window: Duration) -> f64 {
     count as f64 / start.elapsed().as_secs_f64()
 }
 
-pub(crate) async fn sqlite(report: &mut Report, window: Duration, runs: usize) {
+pub(crate) async fn sqlite(report: &mut Report, window: Duration, runs: usize, prefill: usize) {
     let dir = tempfile::tempdir().expect("temp dir");
     let options =
         SqliteOptions { path: dir.path().join("portcullis.db"), readers: 2, synchronous: Synchronous::Normal };
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&options).expect("open"));
-    let (sessions, org) = session_service(store).await;
+    let (sessions, org) = session_service(store, prefill).await;
     let (mut ours, mut raw) = (Vec::new(), Vec::new());
     for run in 0..runs {
         ours.push(refresh_rate(&sessions, &org, window).await);
         let path = dir.path().join(format!("raw-{run}.db"));
-        raw.push(tokio::task::block_in_place(|| raw_sqlite_rate(&path, window)));
+        raw.push(tokio::task::block_in_place(|| raw_sqlite_rate(&path, window, prefill)));
     }
     report.push(Row {
+        id: "refresh-sqlite-inprocess",
         name: "refresh on SQLite, 1 client",
         ours: "SessionService::refresh (rotate + theft check + sign)",
-        ours_rate: median(ours),
+        ours_runs: ours,
         baseline: "raw rusqlite rotation transaction",
-        baseline_rate: median(raw),
+        baseline_runs: raw,
         goal: Some(0.6),
     });
 }
 
-async fn raw_postgres_rate(url: &str, window: Duration) -> f64 {
+pub(crate) async fn raw_postgres_rate(url: &str, window: Duration, prefill: usize) -> f64 {
     let (mut client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.expect("connect");
     tokio::spawn(connection);
     client
@@ -143,7 +141,7 @@ async fn raw_postgres_rate(url: &str, window: Duration) -> f64 {
         )
         .await
         .expect("table");
-    let hashes: Vec<Vec<u8>> = (0..PREFILL).map(|_| random_hash()).collect();
+    let hashes: Vec<Vec<u8>> = (0..prefill).map(|_| random_hash()).collect();
     client
         .execute(
             "INSERT INTO refresh_tokens (hash, family_id, session_id) SELECT h, 0, 0 FROM unnest($1::bytea[]) AS h",
@@ -179,23 +177,24 @@ async fn raw_postgres_rate(url: &str, window: Duration) -> f64 {
     count as f64 / start.elapsed().as_secs_f64()
 }
 
-pub(crate) async fn postgres(report: &mut Report, window: Duration, runs: usize) {
+pub(crate) async fn postgres(report: &mut Report, window: Duration, runs: usize, prefill: usize) {
     let ours_db = TestPostgres::create().await;
     let options = PostgresOptions { url: ours_db.url.clone(), pool_size: 4, connect_timeout: Duration::from_secs(5) };
     let store: Arc<dyn Store> = Arc::new(PostgresStore::connect(&options).expect("pool"));
-    let (sessions, org) = session_service(store).await;
+    let (sessions, org) = session_service(store, prefill).await;
     let (mut ours, mut raw) = (Vec::new(), Vec::new());
     for _ in 0..runs {
         ours.push(refresh_rate(&sessions, &org, window).await);
         let raw_db = TestPostgres::create().await;
-        raw.push(raw_postgres_rate(&raw_db.url, window).await);
+        raw.push(raw_postgres_rate(&raw_db.url, window, prefill).await);
     }
     report.push(Row {
+        id: "refresh-postgres-inprocess",
         name: "refresh on PostgreSQL, 1 client",
         ours: "SessionService::refresh (row lock, rotate, sign)",
-        ours_rate: median(ours),
+        ours_runs: ours,
         baseline: "raw tokio-postgres rotation transaction",
-        baseline_rate: median(raw),
+        baseline_runs: raw,
         goal: None,
     });
 }
