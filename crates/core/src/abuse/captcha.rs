@@ -66,7 +66,7 @@ impl CaptchaService {
     #[must_use]
     pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, master: &MasterKey) -> Self {
         let key = master.derive("captcha challenges");
-        let secret = key.iter().map(|b| format!("{b:02x}")).collect();
+        let secret = hex::encode(key);
         Self { store, clock, secret }
     }
 
