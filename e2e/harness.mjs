@@ -44,9 +44,11 @@ export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 // ---------------------------------------------------------------------------------------------
 
 export function binaries() {
+  // Where `cargo build` put them: CARGO_TARGET_DIR when set, as cargo itself does.
+  const debug = path.join(process.env.CARGO_TARGET_DIR ?? path.join(REPO_ROOT, "target"), "debug");
   return {
-    portcullis: process.env.PORTCULLIS_BIN ?? path.join(REPO_ROOT, "target/debug/portcullis"),
-    demoApp: process.env.DEMO_APP_BIN ?? path.join(REPO_ROOT, "target/debug/demo-app"),
+    portcullis: process.env.PORTCULLIS_BIN ?? path.join(debug, "portcullis"),
+    demoApp: process.env.DEMO_APP_BIN ?? path.join(debug, "demo-app"),
   };
 }
 
