@@ -299,13 +299,18 @@ impl LoginService {
         self
     }
 
-    /// The captcha level from an address's email steps this hour: none within the allowance, then one level
-    /// per allowance used up (so a shared office address logs in freely, a sprayer pays).
-    const fn ip_attempts(&self, steps: u32) -> u32 {
-        match steps.checked_div(self.captcha_ip_allowance) {
-            Some(used_up) => used_up,
-            None => 0,
-        }
+    /// The captcha level from an email's attempts and an address's email steps this hour. The address
+    /// counts one level per allowance used up (so a shared office address logs in freely, a sprayer pays).
+    fn captcha_level(&self, email_attempts: usize, ip_steps: u32) -> u8 {
+        let from_ip = ip_steps.checked_div(self.captcha_ip_allowance).unwrap_or(0);
+        captcha::level_for(u32::try_from(email_attempts).unwrap_or(u32::MAX).max(from_ip))
+    }
+
+    /// An email's attempts in the last hour and the newest one's time: the per-email delay and the
+    /// captcha level both count them.
+    async fn recent_attempts(&self, organization_id: &str, email: &str) -> Result<(usize, Option<Timestamp>), Error> {
+        let hour_ago = Timestamp::from_unix_millis(self.clock.now().unix_millis() - 3_600_000);
+        Ok(self.store.attempts_since(organization_id, email, hour_ago).await?)
     }
 
     /// The issuer.
@@ -501,21 +506,17 @@ impl LoginService {
         email: Option<&str>,
         ip: Option<&str>,
     ) -> Result<Option<String>, Error> {
-        let from_ip = match ip {
+        let ip_steps = match ip {
             Some(ip) if self.captcha_ip_allowance > 0 => {
-                self.ip_attempts(self.limiter.peek(&email_step_bucket(ip), EMAIL_STEP_WINDOW).await?)
+                self.limiter.peek(&email_step_bucket(ip), EMAIL_STEP_WINDOW).await?
             }
             _ => 0,
         };
-        let from_email = match email.and_then(|e| normalize_email(e).ok()) {
-            Some(email) => {
-                let hour_ago = Timestamp::from_unix_millis(self.clock.now().unix_millis() - 3_600_000);
-                let (recent, _) = self.store.attempts_since(organization_id, &email, hour_ago).await?;
-                u32::try_from(recent).unwrap_or(u32::MAX)
-            }
+        let email_attempts = match email.and_then(|e| normalize_email(e).ok()) {
+            Some(email) => self.recent_attempts(organization_id, &email).await?.0,
             None => 0,
         };
-        self.captcha.challenge(flow_id, captcha::level_for(from_ip.max(from_email)))
+        self.captcha.challenge(flow_id, self.captcha_level(email_attempts, ip_steps))
     }
 
     /// Starts an email attempt of the organization's type and returns the message to deliver (only an
@@ -540,8 +541,7 @@ impl LoginService {
         }
         let email = normalize_email(email)?;
         let now = self.clock.now();
-        let hour_ago = Timestamp::from_unix_millis(now.unix_millis() - 3_600_000);
-        let (recent, last) = self.store.attempts_since(&organization.id, &email, hour_ago).await?;
+        let (recent, last) = self.recent_attempts(&organization.id, &email).await?;
         if let Some(allowed) = attempt::next_allowed(recent, last).filter(|allowed| *allowed > now) {
             let wait = u64::try_from((allowed.unix_millis() - now.unix_millis() + 999) / 1000).unwrap_or(1);
             return Err(Error::new(ErrorCode::TooManyRequests)
@@ -549,13 +549,13 @@ impl LoginService {
                 .with_retry_after(wait));
         }
         // Every email step from an address counts toward its captcha level, whatever the email.
-        let from_ip = match &step.ip {
+        let ip_steps = match &step.ip {
             Some(ip) if self.captcha_ip_allowance > 0 => {
-                self.ip_attempts(self.limiter.count(&email_step_bucket(ip), EMAIL_STEP_WINDOW).await?.saturating_sub(1))
+                self.limiter.count(&email_step_bucket(ip), EMAIL_STEP_WINDOW).await?.saturating_sub(1)
             }
             _ => 0,
         };
-        let required = captcha::level_for(u32::try_from(recent).unwrap_or(u32::MAX).max(from_ip));
+        let required = self.captcha_level(recent, ip_steps);
         self.captcha.check(&flow.id, required, step.captcha.as_deref()).await?;
         let kind = AttemptKind::new(settings.default_login_attempt_type, settings.default_login_method);
         let (attempt, message) = self.new_attempt(&flow, &organization, &email, kind)?;
@@ -1039,8 +1039,7 @@ impl LoginService {
         let state = pkce::check_state(state).map_err(|e| e.with_status(400))?.to_owned();
         let email = normalize_email(email)?;
         let now = self.clock.now();
-        let hour_ago = Timestamp::from_unix_millis(now.unix_millis() - 3_600_000);
-        let (recent, last) = self.store.attempts_since(&organization.id, &email, hour_ago).await?;
+        let (recent, last) = self.recent_attempts(&organization.id, &email).await?;
         if let Some(allowed) = attempt::next_allowed(recent, last).filter(|allowed| *allowed > now) {
             return Ok(DirectOutcome::Throttled { allowed_date: allowed });
         }
