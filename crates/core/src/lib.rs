@@ -4,6 +4,7 @@
 //! - [`keys`]: signing keys, the key ring and the master key that seals secrets at rest.
 //! - [`store`]: the traits every storage backend implements.
 //! - [`login`]: the hosted login flow's rules (redirects, PKCE, callback answers, attempts, compat JWE).
+//! - [`passkey`]: passkeys (WebAuthn) for the hosted login: registration, login, management.
 //! - [`session`]: sessions, refresh rotation with theft detection, access tokens, claims.
 //! - [`clock`]: injected time.
 
@@ -14,6 +15,7 @@ mod failure;
 pub mod keys;
 pub mod login;
 pub mod organization;
+pub mod passkey;
 pub mod session;
 pub mod store;
 

@@ -7,6 +7,7 @@ mod abuse_cases;
 mod cases;
 mod connector_cases;
 mod login_cases;
+mod passkey_cases;
 mod postgres_database;
 mod session_cases;
 
@@ -19,6 +20,7 @@ pub use abuse_cases::*;
 pub use cases::*;
 pub use connector_cases::*;
 pub use login_cases::*;
+pub use passkey_cases::*;
 pub use postgres_database::TestPostgres;
 pub use session_cases::*;
 
@@ -67,6 +69,9 @@ macro_rules! conformance_suite {
             captcha_solutions_are_spent_once,
             connector_storage_round_trip_and_caps,
             connector_storage_increments_all_count,
+            passkeys_are_unique_and_owned,
+            passkey_counters_advance_by_compare_and_swap,
+            passkey_ceremonies_are_taken_once,
         );
     };
     (@cases $fixture:expr; $($case:ident),* $(,)?) => {

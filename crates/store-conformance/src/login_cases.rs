@@ -127,6 +127,7 @@ pub async fn attempts_count_and_close_once(store: &Arc<dyn Store>) {
             approved_at: None,
             session_id: None,
             undone_at: None,
+            handed_over_at: None,
         };
         store.insert_attempt(&attempt).await.expect("attempt");
     }
@@ -160,7 +161,7 @@ pub async fn attempts_count_and_close_once(store: &Arc<dyn Store>) {
     assert_eq!(closed, 1, "an attempt closes exactly once");
 }
 
-/// Mailed attempts keep their kind and number; a click approves once; undo wins over a later login (its
+/// Mailed attempts keep their kind and number; a click approves once; a session is handed over once; undo wins over a later login (its
 /// session cannot be attached) and returns the session of an earlier one; undoing twice does nothing.
 pub async fn attempts_approve_once_and_undo_wins(store: &Arc<dyn Store>) {
     let org = organization(store).await;
@@ -179,6 +180,7 @@ pub async fn attempts_approve_once_and_undo_wins(store: &Arc<dyn Store>) {
         approved_at: None,
         session_id: None,
         undone_at: None,
+        handed_over_at: None,
     };
     let challenge = attempt("c1", AttemptKind::Challenge);
     store.insert_attempt(&challenge).await.expect("insert");
@@ -203,6 +205,19 @@ pub async fn attempts_approve_once_and_undo_wins(store: &Arc<dyn Store>) {
     assert!(!store.approve_attempt("c1", at(22)).await.expect("approve"), "a closed attempt is not approved");
 
     assert!(store.attach_attempt_session("c1", "ls-1").await.expect("attach"));
+    let hand_overs: Vec<_> = (0..8)
+        .map(|_| {
+            let store = Arc::clone(store);
+            tokio::spawn(async move { store.hand_over_attempt("c1", at(25)).await })
+        })
+        .collect();
+    let mut handed = 0;
+    for hand_over in hand_overs {
+        handed += usize::from(hand_over.await.expect("task").expect("hand over"));
+    }
+    assert_eq!(handed, 1, "the browser goes on to the application once");
+    assert_eq!(store.attempt("c1").await.expect("get").and_then(|a| a.handed_over_at), Some(at(25)));
+    assert!(!store.hand_over_attempt("p1", at(25)).await.expect("hand over"), "no session to hand over");
     assert_eq!(
         store.undo_attempt("c1", at(30)).await.expect("undo"),
         Undo::Undone { session_id: Some("ls-1".to_owned()) }

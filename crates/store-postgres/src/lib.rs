@@ -5,6 +5,7 @@ mod abuse;
 mod connectors;
 mod login;
 mod migrations;
+mod passkeys;
 mod sessions;
 mod storage;
 

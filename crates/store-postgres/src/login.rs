@@ -50,7 +50,7 @@ fn user_from_row(row: &Row) -> Result<User, StoreError> {
 }
 
 const ATTEMPT_COLUMNS: &str = "id, flow_id, organization_id, email, code_digest, created_at, wrong_entries, closed_at, \
-     kind, challenge, approved_at, session_id, undone_at";
+     kind, challenge, approved_at, session_id, undone_at, handed_over_at";
 
 fn attempt_from_row(row: &Row) -> Result<LoginAttempt, StoreError> {
     let wrong: i32 = get(row, 6)?;
@@ -68,6 +68,7 @@ fn attempt_from_row(row: &Row) -> Result<LoginAttempt, StoreError> {
         approved_at: at(row, 10)?,
         session_id: get(row, 11)?,
         undone_at: at(row, 12)?,
+        handed_over_at: at(row, 13)?,
     })
 }
 
@@ -222,7 +223,7 @@ impl LoginStore for PostgresStore {
         let wrong = i32::try_from(a.wrong_entries).unwrap_or(i32::MAX);
         client
             .execute(
-                &format!("INSERT INTO login_attempts ({ATTEMPT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"),
+                &format!("INSERT INTO login_attempts ({ATTEMPT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"),
                 &[
                     &a.id,
                     &a.flow_id,
@@ -237,6 +238,7 @@ impl LoginStore for PostgresStore {
                     &millis(a.approved_at),
                     &a.session_id,
                     &millis(a.undone_at),
+                    &millis(a.handed_over_at),
                 ],
             )
             .await
@@ -317,6 +319,19 @@ impl LoginStore for PostgresStore {
             .execute(
                 "UPDATE login_attempts SET approved_at = $1 \
                  WHERE id = $2 AND approved_at IS NULL AND closed_at IS NULL",
+                &[&now.unix_millis(), &attempt_id],
+            )
+            .await
+            .map_err(|e| store_error(&e))?;
+        Ok(n == 1)
+    }
+
+    async fn hand_over_attempt(&self, attempt_id: &str, now: Timestamp) -> Result<bool, StoreError> {
+        let client = self.client().await?;
+        let n = client
+            .execute(
+                "UPDATE login_attempts SET handed_over_at = $1 \
+                 WHERE id = $2 AND handed_over_at IS NULL AND session_id IS NOT NULL AND undone_at IS NULL",
                 &[&now.unix_millis(), &attempt_id],
             )
             .await

@@ -16,6 +16,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0005_login_attempt_kinds.sql"),
     include_str!("../migrations/0006_abuse.sql"),
     include_str!("../migrations/0007_connector_storage.sql"),
+    include_str!("../migrations/0008_passkeys.sql"),
 ];
 
 /// Arbitrary but fixed: "port" in ASCII.

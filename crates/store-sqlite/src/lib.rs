@@ -7,6 +7,7 @@ mod abuse;
 mod connectors;
 mod login;
 mod migrations;
+mod passkeys;
 mod sessions;
 mod storage;
 mod worker;

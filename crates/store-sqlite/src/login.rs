@@ -42,7 +42,7 @@ fn user_from_row(row: &Row<'_>) -> rusqlite::Result<User> {
 }
 
 const ATTEMPT_COLUMNS: &str = "id, flow_id, organization_id, email, code_digest, created_at, wrong_entries, closed_at, \
-     kind, challenge, approved_at, session_id, undone_at";
+     kind, challenge, approved_at, session_id, undone_at, handed_over_at";
 
 fn attempt_from_row(row: &Row<'_>) -> rusqlite::Result<LoginAttempt> {
     Ok(LoginAttempt {
@@ -59,6 +59,7 @@ fn attempt_from_row(row: &Row<'_>) -> rusqlite::Result<LoginAttempt> {
         approved_at: at(row, 10)?,
         session_id: row.get(11)?,
         undone_at: at(row, 12)?,
+        handed_over_at: at(row, 13)?,
     })
 }
 
@@ -222,7 +223,7 @@ impl LoginStore for SqliteStore {
         self.writer
             .run(move |c| {
                 c.execute(
-                    &format!("INSERT INTO login_attempts ({ATTEMPT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"),
+                    &format!("INSERT INTO login_attempts ({ATTEMPT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"),
                     params![
                         a.id,
                         a.flow_id,
@@ -236,7 +237,8 @@ impl LoginStore for SqliteStore {
                         a.challenge,
                         a.approved_at.map(Timestamp::unix_millis),
                         a.session_id,
-                        a.undone_at.map(Timestamp::unix_millis)
+                        a.undone_at.map(Timestamp::unix_millis),
+                        a.handed_over_at.map(Timestamp::unix_millis)
                     ],
                 )
                 .map(|_| ())
@@ -324,6 +326,21 @@ impl LoginStore for SqliteStore {
                 c.execute(
                     "UPDATE login_attempts SET approved_at = ?1 \
                      WHERE id = ?2 AND approved_at IS NULL AND closed_at IS NULL",
+                    params![now.unix_millis(), id],
+                )
+                .map(|n| n == 1)
+                .map_err(store_error)
+            })
+            .await
+    }
+
+    async fn hand_over_attempt(&self, attempt_id: &str, now: Timestamp) -> Result<bool, StoreError> {
+        let id = attempt_id.to_owned();
+        self.writer
+            .run(move |c| {
+                c.execute(
+                    "UPDATE login_attempts SET handed_over_at = ?1 \
+                     WHERE id = ?2 AND handed_over_at IS NULL AND session_id IS NOT NULL AND undone_at IS NULL",
                     params![now.unix_millis(), id],
                 )
                 .map(|n| n == 1)

@@ -208,6 +208,8 @@ pub struct LoginAttempt {
     pub session_id: Option<String>,
     /// When the person undid it.
     pub undone_at: Option<Timestamp>,
+    /// When the browser went on to the application after the passkey step (code attempts, once).
+    pub handed_over_at: Option<Timestamp>,
 }
 
 /// What undoing an attempt found.

@@ -630,6 +630,7 @@ impl LoginService {
             approved_at: None,
             session_id: None,
             undone_at: None,
+            handed_over_at: None,
         };
         let message = OutboxMessage {
             id: uuid::Uuid::new_v4().to_string(),

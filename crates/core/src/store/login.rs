@@ -69,6 +69,10 @@ pub trait LoginStore {
     /// Records that a mail click approved the starting browser, once, while the attempt is open.
     async fn approve_attempt(&self, attempt_id: &str, now: Timestamp) -> Result<bool, StoreError>;
 
+    /// Records, once, that the browser went on to the application with the attempt's session (after the
+    /// passkey step); `false` if it did before, or the attempt has no session or was undone.
+    async fn hand_over_attempt(&self, attempt_id: &str, now: Timestamp) -> Result<bool, StoreError>;
+
     /// Names the login session the attempt created, unless it was undone meanwhile (then `false`).
     async fn attach_attempt_session(&self, attempt_id: &str, session_id: &str) -> Result<bool, StoreError>;
 

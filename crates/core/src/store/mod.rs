@@ -6,6 +6,7 @@ mod api_key;
 mod connector;
 mod login;
 mod organization;
+mod passkey;
 mod session;
 mod signing_key;
 
@@ -21,6 +22,7 @@ pub use connector::{
 };
 pub use login::LoginStore;
 pub use organization::OrganizationStore;
+pub use passkey::PasskeyStore;
 pub use session::SessionStore;
 pub use signing_key::{SigningKeyRecord, SigningKeyStore};
 
@@ -71,6 +73,7 @@ pub trait Store:
     + ConnectorStore
     + AbuseStore
     + ConnectorStorageStore
+    + PasskeyStore
     + fmt::Debug
     + Send
     + Sync
