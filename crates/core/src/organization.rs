@@ -57,9 +57,36 @@ pub struct OrganizationSettings {
     pub email_connection_enabled: bool,
     /// Users may log in with a passkey.
     pub passkey_connection_enabled: bool,
+    /// The host the organization's login pages are served on (its own subdomain or custom domain, e.g.
+    /// `login.acme.com`), and so the relying-party id of its passkeys. `None`: the server's host, shared
+    /// with every organization without one.
+    pub auth_domain: Option<String>,
 }
 
 impl OrganizationSettings {
+    /// Checks the settings that have a shape: the auth domain is a lowercase host name, no scheme or port.
+    ///
+    /// # Errors
+    /// `entityInvalid`, saying which setting.
+    pub fn validate(&self) -> Result<(), Error> {
+        if let Some(domain) = &self.auth_domain {
+            let label_ok = |l: &str| {
+                !l.is_empty()
+                    && l.len() <= 63
+                    && !l.starts_with('-')
+                    && !l.ends_with('-')
+                    && l.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            };
+            let all_digits = domain.bytes().all(|b| b.is_ascii_digit() || b == b'.');
+            if domain.len() > 253 || all_digits || !domain.split('.').all(label_ok) {
+                return Err(Error::new(ErrorCode::EntityInvalid).with_message(
+                    "authDomain must be a lowercase host name such as login.example.com (no scheme, port or path).",
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// Whether people may log in by email: enabled, or nothing else is ("email stays on").
     #[must_use]
     pub const fn email_login_allowed(&self) -> bool {
@@ -83,6 +110,7 @@ impl Default for OrganizationSettings {
             default_login_method: LinkMethod::Local,
             email_connection_enabled: true,
             passkey_connection_enabled: false,
+            auth_domain: None,
         }
     }
 }

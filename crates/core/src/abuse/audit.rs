@@ -27,12 +27,34 @@ pub enum AuditKind {
     /// A refresh token was reused outside the grace window: the session family was revoked.
     #[serde(rename = "session.theftDetected")]
     TheftDetected,
+    /// A passkey was registered.
+    #[serde(rename = "passkey.added")]
+    PasskeyAdded,
+    /// A passkey was removed by its owner.
+    #[serde(rename = "passkey.removed")]
+    PasskeyRemoved,
+    /// A login with a passkey whose signature counter did not advance: the authenticator may have been
+    /// cloned. The login was refused.
+    #[serde(rename = "passkey.counterRegressed")]
+    PasskeyCounterRegressed,
+    /// A passkey of another organization was presented on this organization's page. The login was refused.
+    #[serde(rename = "passkey.wrongOrganization")]
+    PasskeyWrongOrganization,
 }
 
 impl AuditKind {
     /// Every kind.
-    pub const ALL: [Self; 5] =
-        [Self::LoginSucceeded, Self::LoginFailed, Self::ChallengeMismatch, Self::LoginUndone, Self::TheftDetected];
+    pub const ALL: [Self; 9] = [
+        Self::LoginSucceeded,
+        Self::LoginFailed,
+        Self::ChallengeMismatch,
+        Self::LoginUndone,
+        Self::TheftDetected,
+        Self::PasskeyAdded,
+        Self::PasskeyRemoved,
+        Self::PasskeyCounterRegressed,
+        Self::PasskeyWrongOrganization,
+    ];
 
     /// The stored and wire name.
     #[must_use]
@@ -43,6 +65,10 @@ impl AuditKind {
             Self::ChallengeMismatch => "login.challengeMismatch",
             Self::LoginUndone => "login.undone",
             Self::TheftDetected => "session.theftDetected",
+            Self::PasskeyAdded => "passkey.added",
+            Self::PasskeyRemoved => "passkey.removed",
+            Self::PasskeyCounterRegressed => "passkey.counterRegressed",
+            Self::PasskeyWrongOrganization => "passkey.wrongOrganization",
         }
     }
 

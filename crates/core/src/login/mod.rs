@@ -7,12 +7,14 @@ pub mod callback;
 pub mod jwe;
 pub mod model;
 mod oauth;
+mod passkey_steps;
 pub mod pkce;
 pub mod redirect;
 mod service;
 pub mod texts;
 
 pub use oauth::{OAUTH_TOKEN_LIFETIME, OAuthService, StandardTokens};
+pub use passkey_steps::{MAX_PASSKEY_NAME_CHARS, PasskeyPage};
 
 pub use service::{
     AuthorizeFailure, AuthorizeRequest, CODE_LIFETIME, DEFAULT_CAPTCHA_IP_ALLOWANCE, DirectOutcome, EmailSent,

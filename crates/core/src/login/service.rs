@@ -87,6 +87,9 @@ pub struct StartedFlow {
 pub enum LoginOutcome {
     /// To the callback (success, or a terminal error).
     Redirect(Url),
+    /// The email is verified and the session open; the browser goes to the flow's passkey page (add or
+    /// manage passkeys) and on to the callback from there.
+    PasskeyStep,
 }
 
 /// Email steps an address may make per hour before its captcha level rises (`login.captcha_ip_allowance`).
@@ -227,15 +230,16 @@ pub struct UserinfoRequest {
 /// The login flow service.
 #[derive(Debug)]
 pub struct LoginService {
-    store: Arc<dyn Store>,
-    clock: Arc<dyn Clock>,
+    pub(super) store: Arc<dyn Store>,
+    pub(super) clock: Arc<dyn Clock>,
     master: Arc<MasterKey>,
     code_key: [u8; 32],
     issuer: String,
-    audit: AuditLog,
+    pub(super) audit: AuditLog,
     limiter: RateLimiter,
     captcha: CaptchaService,
     captcha_ip_allowance: u32,
+    pub(super) passkey_decoy_key: [u8; 32],
 }
 
 fn missing(field: &str) -> Error {
@@ -275,6 +279,7 @@ impl LoginService {
     #[must_use]
     pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, master: Arc<MasterKey>, issuer: String) -> Self {
         let code_key = master.derive("login attempt codes");
+        let passkey_decoy_key = master.derive("passkey decoy credentials");
         let audit = AuditLog::new(Arc::clone(&store), Arc::clone(&clock));
         let limiter = RateLimiter::new(Arc::clone(&store), Arc::clone(&clock));
         let captcha = CaptchaService::new(Arc::clone(&store), Arc::clone(&clock), &master);
@@ -288,6 +293,7 @@ impl LoginService {
             limiter,
             captcha,
             captcha_ip_allowance: DEFAULT_CAPTCHA_IP_ALLOWANCE,
+            passkey_decoy_key,
         }
     }
 
@@ -341,6 +347,7 @@ impl LoginService {
             organization.set_whitelist(whitelist)?;
         }
         if let Some(settings) = settings {
+            settings.validate()?;
             organization.settings = settings;
         }
         self.store.update_organization(&organization).await?;
@@ -700,7 +707,7 @@ impl LoginService {
                     return Err(Error::new(ErrorCode::LoginAttemptInvalid)
                         .with_message("This code was already used. Please request a new code."));
                 }
-                self.finish(&flow, &organization, &attempt).await
+                self.finish(&flow, &organization, &attempt, true).await
             }
         }
     }
@@ -729,7 +736,7 @@ impl LoginService {
             if !self.store.close_attempt(&attempt.id, now).await? {
                 return Err(invalid("This login was already completed."));
             }
-            return self.finish(&flow, &organization, &attempt).await.map(WaitOutcome::Done);
+            return self.finish(&flow, &organization, &attempt, true).await.map(WaitOutcome::Done);
         }
         if attempt.closed_at.is_some() {
             return Err(invalid(
@@ -742,16 +749,18 @@ impl LoginService {
         Ok(WaitOutcome::Pending { kind: attempt.kind, email: attempt.email, challenge: attempt.challenge })
     }
 
+    /// Logs the attempt's email in: the user (created if the organization allows), a login session
+    /// attached to the attempt, then the callback with a code, or the passkey step when `offer_passkeys`
+    /// (the browser that started the flow is the one logged in) and the organization has passkeys on.
     async fn finish(
         &self,
         flow: &LoginFlow,
         organization: &Organization,
         attempt: &LoginAttempt,
+        offer_passkeys: bool,
     ) -> Result<LoginOutcome, Error> {
         let email = attempt.email.as_str();
         let now = self.clock.now();
-        let callback =
-            Url::parse(&flow.redirect_uri).map_err(|e| Error::new(ErrorCode::GenericError).with_internal(e))?;
         let candidate = organization.settings.enable_user_creation.then(|| User {
             id: uuid::Uuid::new_v4().to_string(),
             organization_id: organization.id.clone(),
@@ -765,33 +774,19 @@ impl LoginService {
         let Some(user) = self.store.user_by_email(&organization.id, email, candidate.as_ref()).await? else {
             let detail = json!({ "attempt": attempt.id, "reason": "userCreationDisabled" });
             self.audit.record(&organization.id, AuditKind::LoginFailed, Some(email), detail).await;
-            let format = ErrorFormat::for_face(flow.face);
+            let callback =
+                Url::parse(&flow.redirect_uri).map_err(|e| Error::new(ErrorCode::GenericError).with_internal(e))?;
             let url = callback::error(
                 &callback,
                 ErrorCode::NoPermission,
                 "This account cannot log in to this application.",
                 Some(&flow.state),
                 &self.issuer,
-                format,
+                ErrorFormat::for_face(flow.face),
             );
             return Ok(LoginOutcome::Redirect(url));
         };
-        self.store.record_login(&user.id, now).await?;
-        let session = LoginSession {
-            id: uuid::Uuid::new_v4().to_string(),
-            organization_id: organization.id.clone(),
-            user_id: user.id,
-            created_at: now,
-            last_active_at: now,
-            ended_at: None,
-            verified_domains: Vec::new(),
-            ip: None,
-            user_agent: None,
-            device_id: None,
-            scope: flow.scope.clone(),
-            nonce: flow.nonce.clone(),
-        };
-        self.store.insert_login_session(&session).await?;
+        let session = self.open_session(flow, organization, &user).await?;
         // An undo that raced this login wins: the session it would have missed is ended here.
         if !self.store.attach_attempt_session(&attempt.id, &session.id).await? {
             self.store.end_login_session(&session.id, now).await?;
@@ -803,12 +798,55 @@ impl LoginService {
             "userId": session.user_id, "face": flow.face.as_str(),
         });
         self.audit.record(&organization.id, AuditKind::LoginSucceeded, Some(email), detail).await;
+        if offer_passkeys && organization.settings.passkey_connection_enabled {
+            return Ok(LoginOutcome::PasskeyStep);
+        }
+        self.store.hand_over_attempt(&attempt.id, now).await?;
+        self.redirect_with_code(flow, &session).await
+    }
+
+    /// Opens a login session for a user who just proved who they are.
+    pub(super) async fn open_session(
+        &self,
+        flow: &LoginFlow,
+        organization: &Organization,
+        user: &User,
+    ) -> Result<LoginSession, Error> {
+        let now = self.clock.now();
+        self.store.record_login(&user.id, now).await?;
+        let session = LoginSession {
+            id: uuid::Uuid::new_v4().to_string(),
+            organization_id: organization.id.clone(),
+            user_id: user.id.clone(),
+            created_at: now,
+            last_active_at: now,
+            ended_at: None,
+            verified_domains: Vec::new(),
+            ip: None,
+            user_agent: None,
+            device_id: None,
+            scope: flow.scope.clone(),
+            nonce: flow.nonce.clone(),
+        };
+        self.store.insert_login_session(&session).await?;
+        Ok(session)
+    }
+
+    /// The callback with a fresh authorization code for the session.
+    pub(super) async fn redirect_with_code(
+        &self,
+        flow: &LoginFlow,
+        session: &LoginSession,
+    ) -> Result<LoginOutcome, Error> {
+        let now = self.clock.now();
+        let callback =
+            Url::parse(&flow.redirect_uri).map_err(|e| Error::new(ErrorCode::GenericError).with_internal(e))?;
         let code = random_token()?;
         self.store
             .insert_code(&AuthorizationCode {
                 code_hash: sha256_hex(code.as_bytes()),
-                organization_id: organization.id.clone(),
-                session_id: session.id,
+                organization_id: session.organization_id.clone(),
+                session_id: session.id.clone(),
                 redirect_uri: flow.redirect_uri.clone(),
                 code_challenge: flow.code_challenge.clone(),
                 face: flow.face,
@@ -1138,7 +1176,7 @@ impl LoginService {
             if !self.store.close_attempt(&attempt.id, now).await? {
                 return Err(used());
             }
-            return self.finish(&flow, &organization, &attempt).await.map(LinkOutcome::LoggedIn);
+            return self.finish(&flow, &organization, &attempt, false).await.map(LinkOutcome::LoggedIn);
         }
         if !self.store.approve_attempt(&attempt.id, now).await? {
             return Err(used());

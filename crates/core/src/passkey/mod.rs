@@ -3,5 +3,9 @@
 //! organization's passkeys are never offered on another's pages.
 
 mod model;
+mod webauthn;
 
 pub use model::{CeremonyKind, Passkey, PasskeyCeremony, PasskeyUse};
+pub use webauthn::{
+    Assertion, CEREMONY_LIFETIME, CredentialRef, LoginRejection, NewCredential, RelyingParty, Started, Verified, user_id_of_handle,
+};
