@@ -13,8 +13,7 @@ use super::service::{LoginOutcome, LoginService, normalize_email};
 use crate::abuse::AuditKind;
 use crate::organization::Organization;
 use crate::passkey::{
-    CEREMONY_LIFETIME, CeremonyKind, CredentialRef, LoginRejection, Passkey, PasskeyCeremony, PasskeyUse,
-    RelyingParty,
+    CEREMONY_LIFETIME, CeremonyKind, CredentialRef, LoginRejection, Passkey, PasskeyCeremony, PasskeyUse, RelyingParty,
 };
 use crate::store::StoreError;
 use crate::{Error, ErrorCode};
@@ -193,7 +192,9 @@ impl LoginService {
         }
         let relying_party = self.relying_party(&organization)?;
         if passkey.rp_id != relying_party.id || ceremony.rp_id != relying_party.id {
-            return Err(data_invalid("This passkey was made for another address of this login. Please log in by email."));
+            return Err(data_invalid(
+                "This passkey was made for another address of this login. Please log in by email.",
+            ));
         }
         let verified = match relying_party.finish_login(ceremony.kind, &ceremony.state, &assertion, &passkey) {
             Ok(verified) => verified,

@@ -89,7 +89,10 @@ pub enum LoginOutcome {
     Redirect(Url),
     /// The email is verified and the session open; the browser goes to the flow's passkey page (add or
     /// manage passkeys) and on to the callback from there.
-    PasskeyStep,
+    PasskeyStep {
+        /// The flow.
+        flow_id: String,
+    },
 }
 
 /// Email steps an address may make per hour before its captcha level rises (`login.captcha_ip_allowance`).
@@ -799,7 +802,7 @@ impl LoginService {
         });
         self.audit.record(&organization.id, AuditKind::LoginSucceeded, Some(email), detail).await;
         if offer_passkeys && organization.settings.passkey_connection_enabled {
-            return Ok(LoginOutcome::PasskeyStep);
+            return Ok(LoginOutcome::PasskeyStep { flow_id: flow.id.clone() });
         }
         self.store.hand_over_attempt(&attempt.id, now).await?;
         self.redirect_with_code(flow, &session).await

@@ -34,6 +34,8 @@ pub struct PageTexts {
     pub link_sent_message: String,
     /// While waiting for a click on the matching number of a challenge.
     pub challenge_sent_message: String,
+    /// Button that logs in with a passkey (organizations with passkeys on).
+    pub passkey_button: String,
 }
 
 impl Default for PageTexts {
@@ -49,6 +51,7 @@ impl Default for PageTexts {
             link_sent_message: "We sent a login link to {email}. Open it to continue; it is valid for 15 minutes."
                 .to_owned(),
             challenge_sent_message: "We sent an email to {email}. In it, click the number you see here:".to_owned(),
+            passkey_button: "Log in with a passkey".to_owned(),
         }
     }
 }

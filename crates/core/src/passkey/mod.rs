@@ -7,5 +7,6 @@ mod webauthn;
 
 pub use model::{CeremonyKind, Passkey, PasskeyCeremony, PasskeyUse};
 pub use webauthn::{
-    Assertion, CEREMONY_LIFETIME, CredentialRef, LoginRejection, NewCredential, RelyingParty, Started, Verified, user_id_of_handle,
+    Assertion, CEREMONY_LIFETIME, CredentialRef, LoginRejection, NewCredential, RelyingParty, Started, Verified,
+    user_id_of_handle,
 };

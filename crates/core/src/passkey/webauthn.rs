@@ -230,7 +230,8 @@ impl RelyingParty {
         let registration = Registration::from_json_relaxed(response.as_bytes()).map_err(invalid)?;
         let server = RegistrationServerState::<16>::decode(state).map_err(|e| invalid(format!("{e:?}")))?;
         let origins = self.origins();
-        let options = RegistrationVerificationOptions::<String, String> { allowed_origins: &origins, ..Default::default() };
+        let options =
+            RegistrationVerificationOptions::<String, String> { allowed_origins: &origins, ..Default::default() };
         let credential = server.verify(&rp_id, &registration, &options).map_err(|e| match e {
             RegCeremonyErr::Timeout => Error::new(ErrorCode::PasskeyDataExpired).with_internal(e),
             other => invalid(other),
@@ -275,8 +276,8 @@ impl RelyingParty {
                 for passkey in passkeys {
                     credentials.push(descriptor(passkey)?.into());
                 }
-                let mut options =
-                    NonDiscoverableCredentialRequestOptions::second_factor(&rp_id, credentials).map_err(|e| fail(&e))?;
+                let mut options = NonDiscoverableCredentialRequestOptions::second_factor(&rp_id, credentials)
+                    .map_err(|e| fail(&e))?;
                 options.options().user_verification = UserVerificationRequirement::Required;
                 options.options().timeout = timeout();
                 let (server, client) = options.start_ceremony().map_err(|e| fail(&e))?;
@@ -322,12 +323,14 @@ impl RelyingParty {
         let mut credential = AuthenticatedCredential::new(
             CredentialId::<&[u8]>::decode(id.as_slice()).map_err(|e| failed(invalid(format!("{e:?}"))))?,
             &handle,
-            StoredStaticState::decode(passkey.static_state.as_slice()).map_err(|e| failed(invalid(format!("{e:?}"))))?,
+            StoredStaticState::decode(passkey.static_state.as_slice())
+                .map_err(|e| failed(invalid(format!("{e:?}"))))?,
             DynamicState::decode(dynamic).map_err(|e| failed(invalid(format!("{e:?}"))))?,
         )
         .map_err(|e| failed(invalid(format!("{e:?}"))))?;
         let origins = self.origins();
-        let options = AuthenticationVerificationOptions::<String, String> { allowed_origins: &origins, ..Default::default() };
+        let options =
+            AuthenticationVerificationOptions::<String, String> { allowed_origins: &origins, ..Default::default() };
         let body = assertion.body.as_bytes();
         let outcome = match kind {
             CeremonyKind::Discoverable => {
@@ -355,10 +358,11 @@ impl RelyingParty {
                     backed_up: backup_flags(dynamic_state.backup).1,
                 })
             }
-            Err(AuthCeremonyErr::SignatureCounter) => Err(LoginRejection::CounterRegressed(
-                invalid("the signature counter did not advance")
-                    .with_message("This passkey could not be verified: it may have been copied. Please log in by email."),
-            )),
+            Err(AuthCeremonyErr::SignatureCounter) => {
+                Err(LoginRejection::CounterRegressed(invalid("the signature counter did not advance").with_message(
+                    "This passkey could not be verified: it may have been copied. Please log in by email.",
+                )))
+            }
             Err(AuthCeremonyErr::Timeout) => {
                 Err(failed(Error::new(ErrorCode::PasskeyDataExpired).with_internal("webauthn timeout")))
             }

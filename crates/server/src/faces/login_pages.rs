@@ -10,7 +10,7 @@ use axum::extract::{Extension, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Form, Router};
+use axum::{Form, Json, Router};
 use portcullis_core::login::model::{AttemptKind, LinkMethod};
 use portcullis_core::login::model::{FlowFace, LoginFlow};
 use portcullis_core::login::texts::PageTexts;
@@ -22,7 +22,7 @@ use portcullis_core::{Error, ErrorCode};
 use serde::Deserialize;
 
 use crate::app::App;
-use crate::http::{ClientIp, ErrorReport, RequestId};
+use crate::http::{ApiJson, ClientIp, ErrorReport, RequestId};
 
 /// Cookie binding a flow to the browser that started it; its path is the flow's, so flows in several tabs
 /// keep their own.
@@ -38,7 +38,15 @@ pub(crate) fn routes() -> Router<Arc<App>> {
         .route("/login/flow/{id}/email", post(email))
         .route("/login/flow/{id}/code", post(code))
         .route("/login/flow/{id}/wait", get(wait))
+        .route("/login/flow/{id}/passkey/options", post(passkey_login_options))
+        .route("/login/flow/{id}/passkey", post(passkey_login))
+        .route("/login/flow/{id}/passkeys", get(show_passkeys).post(add_passkey))
+        .route("/login/flow/{id}/passkeys/options", post(passkey_registration_options))
+        .route("/login/flow/{id}/passkeys/rename", post(rename_passkey))
+        .route("/login/flow/{id}/passkeys/remove", post(remove_passkey))
+        .route("/login/flow/{id}/continue", post(continue_to_application))
         .route("/login/assets/captcha.js", get(captcha_script))
+        .route("/login/assets/passkey.js", get(passkey_script))
         .route("/login/link/{attempt}/{token}", get(show_link).post(use_link))
         .route("/login/undo/{attempt}/{token}", get(show_undo).post(undo))
 }
@@ -55,6 +63,8 @@ struct LoginPage<'a> {
     captcha: Option<String>,
     /// Send the form once solved: the person already pressed the button.
     autosubmit: bool,
+    /// Discoverable passkey login options (JSON), when the organization has passkeys on.
+    passkey_options: Option<String>,
 }
 
 impl<'a> LoginPage<'a> {
@@ -66,18 +76,56 @@ impl<'a> LoginPage<'a> {
         email: &'a str,
     ) -> Self {
         let texts = PageTexts::resolve(&flow.translations, &organization.name, email);
-        Self { texts, flow_id: &flow.id, notice, code_step, email, captcha: None, autosubmit: false }
+        Self {
+            texts,
+            flow_id: &flow.id,
+            notice,
+            code_step,
+            email,
+            captcha: None,
+            autosubmit: false,
+            passkey_options: None,
+        }
     }
 }
 
 /// The proof-of-work solver of the email step, served from the server's own origin (`script-src 'self'`).
 async fn captcha_script() -> Response {
-    let mut response = include_str!("../../assets/captcha.js").into_response();
+    script(include_str!("../../assets/captcha.js"))
+}
+
+/// The passkey script of the email step and the passkey page.
+async fn passkey_script() -> Response {
+    script(include_str!("../../assets/passkey.js"))
+}
+
+fn script(source: &'static str) -> Response {
+    let mut response = source.into_response();
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/javascript; charset=utf-8"));
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=3600"));
     headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     response
+}
+
+/// The email step's discoverable passkey options, when the organization has passkeys on; a failure only
+/// logs (the email step still works).
+async fn email_passkey_options(
+    app: &App,
+    flow: &LoginFlow,
+    organization: &Organization,
+    binding: Option<&str>,
+) -> Option<String> {
+    if !organization.settings.passkey_connection_enabled {
+        return None;
+    }
+    match app.login().passkey_login_options(&flow.id, binding, None).await {
+        Ok(options) => Some(options.to_string()),
+        Err(error) => {
+            tracing::warn!(error = ?error, "no passkey options for the login page");
+            None
+        }
+    }
 }
 
 /// The email step's captcha challenge now, if any; a failure to make one only logs (the check at
@@ -111,7 +159,7 @@ struct WaitPage<'a> {
     refresh_seconds: u32,
 }
 
-/// A page with a message and, optionally, one button.
+/// A page with a message and, optionally, one button and a link back.
 #[derive(Template)]
 #[template(path = "message.html")]
 struct MessagePage<'a> {
@@ -120,6 +168,28 @@ struct MessagePage<'a> {
     action: Option<&'a str>,
     button: &'a str,
     hint: Option<&'a str>,
+    back: Option<(&'a str, &'a str)>,
+}
+
+/// One passkey as the passkey page lists it.
+#[derive(Debug)]
+struct PasskeyRow {
+    credential_id: String,
+    name: String,
+    created: String,
+    last_used: Option<String>,
+    synced: bool,
+}
+
+#[derive(Template)]
+#[template(path = "passkeys.html")]
+struct PasskeysPage<'a> {
+    flow_id: &'a str,
+    organization: &'a str,
+    email: &'a str,
+    passkeys: Vec<PasskeyRow>,
+    notice: Option<String>,
+    info: Option<&'a str>,
 }
 
 #[derive(Template)]
@@ -137,7 +207,7 @@ fn page_headers(headers: &mut HeaderMap) {
     headers.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(
-            "default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'",
+            "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'",
         ),
     );
     headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
@@ -149,7 +219,7 @@ fn allow_framing(response: &mut Response, organization: &Organization) {
     let headers = response.headers_mut();
     headers.remove(header::X_FRAME_OPTIONS);
     let policy = format!(
-        "default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; frame-ancestors {ancestors}; base-uri 'none'"
+        "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'unsafe-inline'; frame-ancestors {ancestors}; base-uri 'none'"
     );
     if let Ok(value) = HeaderValue::from_str(&policy) {
         headers.insert(header::CONTENT_SECURITY_POLICY, value);
@@ -186,6 +256,14 @@ fn see_other(location: &str) -> Response {
     response
 }
 
+/// Where a finished login step sends the browser.
+fn outcome_response(outcome: LoginOutcome) -> Response {
+    match outcome {
+        LoginOutcome::Redirect(url) => see_other(url.as_str()),
+        LoginOutcome::PasskeyStep { flow_id } => see_other(&format!("/login/flow/{flow_id}/passkeys")),
+    }
+}
+
 fn binding(headers: &HeaderMap) -> Option<String> {
     headers
         .get_all(header::COOKIE)
@@ -200,7 +278,12 @@ async fn start_compat(
     State(app): State<Arc<App>>,
     Extension(request_id): Extension<RequestId>,
     Query(params): Query<HashMap<String, String>>,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
 ) -> Response {
+    if let Some(moved) = to_auth_domain(&app, &params, &uri, &headers).await {
+        return moved;
+    }
     start(&app, &request_id, &params, FlowFace::Compat).await
 }
 
@@ -208,8 +291,35 @@ async fn start_standard(
     State(app): State<Arc<App>>,
     Extension(request_id): Extension<RequestId>,
     Query(params): Query<HashMap<String, String>>,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
 ) -> Response {
+    if let Some(moved) = to_auth_domain(&app, &params, &uri, &headers).await {
+        return moved;
+    }
     start(&app, &request_id, &params, FlowFace::Standard).await
+}
+
+/// An organization with its own auth domain logs in there (its passkeys are bound to it): a login started
+/// on another host moves, unchanged, to the same path on the auth domain.
+async fn to_auth_domain(
+    app: &App,
+    params: &HashMap<String, String>,
+    uri: &axum::http::Uri,
+    headers: &HeaderMap,
+) -> Option<Response> {
+    let organization = app.organization(params.get("client_id")?).await.ok()?;
+    let domain = organization.settings.auth_domain.as_deref()?;
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or_default();
+    let host_name = host.rsplit_once(':').map_or(host, |(name, _)| name);
+    if host_name.eq_ignore_ascii_case(domain) {
+        return None;
+    }
+    let origin = app.login().relying_party(&organization).ok()?.origin;
+    let path = uri.path_and_query().map_or("/login", axum::http::uri::PathAndQuery::as_str);
+    let mut response = see_other(&format!("{origin}{path}"));
+    *response.status_mut() = StatusCode::FOUND;
+    Some(response)
 }
 
 /// Both faces' authorization endpoint; the face decides leniency and the callback error format.
@@ -283,7 +393,8 @@ async fn show(
     ip: ClientIp,
     headers: HeaderMap,
 ) -> Response {
-    match app.login().flow(&id, binding(&headers).as_deref()).await {
+    let bound = binding(&headers);
+    match app.login().flow(&id, bound.as_deref()).await {
         Ok((flow, organization)) => {
             let notice = query.notice.map(|n| n.chars().take(MAX_NOTICE_CHARS).collect());
             let email = query.email.as_deref().unwrap_or_default();
@@ -291,6 +402,7 @@ async fn show(
             let mut page = LoginPage::new(&flow, &organization, notice, code_step, email);
             if !code_step {
                 page.captcha = email_captcha(&app, &flow, query.email.as_deref(), &ip).await;
+                page.passkey_options = email_passkey_options(&app, &flow, &organization, bound.as_deref()).await;
             }
             let mut response = render(StatusCode::OK, page.render(), None);
             if flow.embed {
@@ -347,7 +459,7 @@ async fn code(
 ) -> Response {
     let bound = binding(&headers);
     match app.login().enter_code(&id, bound.as_deref(), &form.code).await {
-        Ok(LoginOutcome::Redirect(url)) => see_other(url.as_str()),
+        Ok(outcome) => outcome_response(outcome),
         Err(error) => {
             let email = app.login().pending_email(&id).await.ok().flatten().unwrap_or_default();
             retry_page(&app, &id, bound.as_deref(), error, Step::Code, &email, &request_id).await
@@ -382,6 +494,7 @@ async fn retry_page(
     let mut page = LoginPage::new(&flow, &organization, Some(error.message().to_owned()), code_step, email);
     if let Step::Email(ip) = step {
         page.captcha = email_captcha(app, &flow, Some(email), ip).await;
+        page.passkey_options = email_passkey_options(app, &flow, &organization, binding).await;
         // The person pressed the button already: once the check is solved, the form goes again.
         page.autosubmit = error.code() == ErrorCode::CaptchaInvalid;
     }
@@ -408,7 +521,7 @@ async fn wait(
 ) -> Response {
     let bound = binding(&headers);
     match app.login().wait(&id, bound.as_deref()).await {
-        Ok(WaitOutcome::Done(LoginOutcome::Redirect(url))) => see_other(url.as_str()),
+        Ok(WaitOutcome::Done(outcome)) => outcome_response(outcome),
         Ok(WaitOutcome::Pending { email, challenge, .. }) => {
             let Ok((flow, organization)) = app.login().flow(&id, bound.as_deref()).await else {
                 return error_page(Error::new(ErrorCode::LoginAttemptMissing), &request_id);
@@ -495,7 +608,7 @@ async fn use_link(
     Query(query): Query<LinkQuery>,
 ) -> Response {
     match app.login().confirm_link(&attempt, &token, query.choice()).await {
-        Ok(LinkOutcome::LoggedIn(LoginOutcome::Redirect(url))) => see_other(url.as_str()),
+        Ok(LinkOutcome::LoggedIn(outcome)) => outcome_response(outcome),
         Ok(LinkOutcome::Approved { organization, email }) => {
             let text = format!(
                 "The login to {organization} as {email} is approved. Go back to the device where you started: it continues by itself."
@@ -507,6 +620,7 @@ async fn use_link(
                 action: Some(&undo),
                 button: "This was not me: undo",
                 hint: Some("Undo ends the login on the other device."),
+                back: None,
             };
             render(StatusCode::OK, page.render(), None)
         }
@@ -531,6 +645,7 @@ async fn show_undo(
                 action: Some(&action),
                 button: "Undo the login",
                 hint: None,
+                back: None,
             };
             render(StatusCode::OK, page.render(), None)
         }
@@ -551,9 +666,198 @@ async fn undo(
                 action: None,
                 button: "",
                 hint: Some("If you did not start it, someone knows your email address; nothing else is needed."),
+                back: None,
             };
             render(StatusCode::OK, page.render(), None)
         }
+        Err(error) => error_page(error, &request_id),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct PasskeyOptionsRequest {
+    email: Option<String>,
+}
+
+/// Username-first passkey login options (the email typed before pressing the passkey button).
+async fn passkey_login_options(
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    ApiJson(request): ApiJson<PasskeyOptionsRequest>,
+) -> Response {
+    json_answer(app.login().passkey_login_options(&id, binding(&headers).as_deref(), request.email.as_deref()).await)
+}
+
+fn json_answer(result: Result<serde_json::Value, Error>) -> Response {
+    match result {
+        Ok(options) => {
+            let mut response = Json(options).into_response();
+            response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            response
+        }
+        Err(error) => crate::http::ApiError(error).into_response(),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct PasskeyAnswer {
+    response: String,
+    name: Option<String>,
+}
+
+/// The browser's passkey login answer: logged in, or the email step again with the reason. A passkey of
+/// another organization gets a page of its own that says so.
+async fn passkey_login(
+    State(app): State<Arc<App>>,
+    Extension(request_id): Extension<RequestId>,
+    Path(id): Path<String>,
+    ip: ClientIp,
+    headers: HeaderMap,
+    Form(form): Form<PasskeyAnswer>,
+) -> Response {
+    let bound = binding(&headers);
+    match app.login().passkey_login(&id, bound.as_deref(), &form.response).await {
+        Ok(outcome) => outcome_response(outcome),
+        Err(error) if error.code() == ErrorCode::PasskeyWrongOrganization => {
+            let back = format!("/login/flow/{id}");
+            let page = MessagePage {
+                title: "This passkey is for another organization",
+                text: error.message(),
+                action: None,
+                button: "",
+                hint: Some(
+                    "Passkeys belong to the organization they were made for, and are never used for another one.",
+                ),
+                back: Some((&back, "Log in by email instead")),
+            };
+            let status = StatusCode::from_u16(error.status()).unwrap_or(StatusCode::FORBIDDEN);
+            render(status, page.render(), Some(error))
+        }
+        Err(error) => retry_page(&app, &id, bound.as_deref(), error, Step::Email(&ip), "", &request_id).await,
+    }
+}
+
+/// The passkey page: after a verified email, add, rename or remove passkeys, then go on.
+async fn show_passkeys(
+    State(app): State<Arc<App>>,
+    Extension(request_id): Extension<RequestId>,
+    Path(id): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    let info = match query.get("done").map(String::as_str) {
+        Some("added") => Some("Passkey added. Next time, log in with it."),
+        Some("renamed") => Some("Passkey renamed."),
+        Some("removed") => Some("Passkey removed."),
+        _ => None,
+    };
+    passkeys_page(&app, &id, binding(&headers).as_deref(), None, info, &request_id).await
+}
+
+async fn passkeys_page(
+    app: &App,
+    id: &str,
+    binding: Option<&str>,
+    error: Option<Error>,
+    info: Option<&str>,
+    request_id: &RequestId,
+) -> Response {
+    let page = match app.login().passkey_page(id, binding).await {
+        Ok(page) => page,
+        Err(e) => return error_page(error.unwrap_or(e), request_id),
+    };
+    let day = |t: portcullis_core::clock::Timestamp| t.to_rfc3339().chars().take(10).collect::<String>();
+    let passkeys = page
+        .passkeys
+        .iter()
+        .map(|p| PasskeyRow {
+            credential_id: p.credential_id.clone(),
+            name: p.name.clone(),
+            created: day(p.created_at),
+            last_used: p.last_used_at.map(day),
+            synced: p.backed_up,
+        })
+        .collect();
+    let view = PasskeysPage {
+        flow_id: id,
+        organization: &page.organization.name,
+        email: &page.email,
+        passkeys,
+        notice: error.as_ref().map(|e| e.message().to_owned()),
+        info,
+    };
+    let status =
+        error.as_ref().map_or(StatusCode::OK, |e| StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST));
+    render(status, view.render(), error)
+}
+
+async fn passkey_registration_options(
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    json_answer(app.login().passkey_registration_options(&id, binding(&headers).as_deref()).await)
+}
+
+async fn add_passkey(
+    State(app): State<Arc<App>>,
+    Extension(request_id): Extension<RequestId>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    Form(form): Form<PasskeyAnswer>,
+) -> Response {
+    let bound = binding(&headers);
+    match app.login().register_passkey(&id, bound.as_deref(), &form.response, form.name.as_deref()).await {
+        Ok(_) => see_other(&format!("/login/flow/{id}/passkeys?done=added")),
+        Err(error) => passkeys_page(&app, &id, bound.as_deref(), Some(error), None, &request_id).await,
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct PasskeyChange {
+    credential: String,
+    name: Option<String>,
+}
+
+async fn rename_passkey(
+    State(app): State<Arc<App>>,
+    Extension(request_id): Extension<RequestId>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    Form(form): Form<PasskeyChange>,
+) -> Response {
+    let bound = binding(&headers);
+    let name = form.name.unwrap_or_default();
+    match app.login().rename_passkey(&id, bound.as_deref(), &form.credential, &name).await {
+        Ok(()) => see_other(&format!("/login/flow/{id}/passkeys?done=renamed")),
+        Err(error) => passkeys_page(&app, &id, bound.as_deref(), Some(error), None, &request_id).await,
+    }
+}
+
+async fn remove_passkey(
+    State(app): State<Arc<App>>,
+    Extension(request_id): Extension<RequestId>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    Form(form): Form<PasskeyChange>,
+) -> Response {
+    let bound = binding(&headers);
+    match app.login().remove_passkey(&id, bound.as_deref(), &form.credential).await {
+        Ok(()) => see_other(&format!("/login/flow/{id}/passkeys?done=removed")),
+        Err(error) => passkeys_page(&app, &id, bound.as_deref(), Some(error), None, &request_id).await,
+    }
+}
+
+/// Leaves the passkey page for the application.
+async fn continue_to_application(
+    State(app): State<Arc<App>>,
+    Extension(request_id): Extension<RequestId>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    match app.login().continue_after_passkeys(&id, binding(&headers).as_deref()).await {
+        Ok(outcome) => outcome_response(outcome),
         Err(error) => error_page(error, &request_id),
     }
 }
