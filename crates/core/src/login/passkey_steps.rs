@@ -407,6 +407,38 @@ impl LoginService {
     }
 }
 
+impl LoginService {
+    /// An organization's passkeys of one email, for operators (admin API).
+    ///
+    /// # Errors
+    /// `entityMissing` for an unknown organization or email; `entityInvalid` for a malformed email.
+    pub async fn passkeys_of(&self, organization_id: &str, email: &str) -> Result<Vec<Passkey>, Error> {
+        let organization = self.organization(organization_id).await?;
+        let email = normalize_email(email)?;
+        let user =
+            self.store.user_by_email(&organization.id, &email, None).await?.ok_or_else(|| {
+                Error::new(ErrorCode::EntityMissing).with_message("There is no user with this email.")
+            })?;
+        Ok(self.store.user_passkeys(&user.id).await?)
+    }
+
+    /// Removes a passkey of an organization, for operators (a lost device); audited.
+    ///
+    /// # Errors
+    /// `entityMissing` when the organization has no such passkey.
+    pub async fn revoke_passkey(&self, organization_id: &str, credential_id: &str) -> Result<(), Error> {
+        let missing = || Error::new(ErrorCode::EntityMissing).with_message("This organization has no such passkey.");
+        let passkey = self.store.passkey(credential_id).await?.filter(|p| p.organization_id == organization_id);
+        let passkey = passkey.ok_or_else(missing)?;
+        if !self.store.delete_passkey(&passkey.user_id, credential_id).await? {
+            return Err(missing());
+        }
+        let detail = json!({ "credentialId": credential_id, "userId": passkey.user_id, "by": "admin" });
+        self.audit.record(organization_id, AuditKind::PasskeyRemoved, Some(&passkey.user_id), detail).await;
+        Ok(())
+    }
+}
+
 /// A trimmed, shortened name; `None` when empty.
 fn passkey_name(name: Option<&str>) -> Option<String> {
     let name: String = name?.trim().chars().filter(|c| !c.is_control()).take(MAX_PASSKEY_NAME_CHARS).collect();

@@ -328,7 +328,7 @@ impl LoginService {
         &self.issuer
     }
 
-    pub(crate) async fn organization(&self, id: &str) -> Result<Organization, Error> {
+    pub(super) async fn organization(&self, id: &str) -> Result<Organization, Error> {
         self.store
             .organization(id)
             .await?

@@ -23,6 +23,8 @@ pub(crate) fn routes() -> Router<Arc<App>> {
         .route("/admin/v1/organizations/{id}/secret", post(new_secret))
         .route("/admin/v1/organizations/{id}/secret/activate", post(activate_secret))
         .route("/admin/v1/organizations/{id}/audit", get(audit_events))
+        .route("/admin/v1/organizations/{id}/passkeys", get(list_passkeys))
+        .route("/admin/v1/organizations/{id}/passkeys/{credential}", axum::routing::delete(revoke_passkey))
         .route("/admin/v1/keys", get(list_keys))
         .route("/admin/v1/keys/rotate", post(rotate_keys))
 }
@@ -122,4 +124,28 @@ async fn audit_events(
 ) -> Result<Json<Value>, ApiError> {
     let limit = query.limit.unwrap_or(100).clamp(1, MAX_AUDIT_EVENTS);
     Ok(Json(json!({ "events": app.audit_events(&id, query.kind.as_deref(), limit).await? })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PasskeyQuery {
+    email: String,
+}
+
+async fn list_passkeys(
+    _: AdminAuth,
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+    Query(query): Query<PasskeyQuery>,
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(json!({ "passkeys": app.login().passkeys_of(&id, &query.email).await? })))
+}
+
+async fn revoke_passkey(
+    _: AdminAuth,
+    State(app): State<Arc<App>>,
+    Path((id, credential)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    app.login().revoke_passkey(&id, &credential).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -14,26 +14,26 @@ use portcullis_core::organization::OrganizationSettings;
 
 use crate::harness::{Backend, TestServer, read_json};
 
-const CALLBACK: &str = "https://app.example.com/api/auth/callback";
-const VERIFIER: &str = "3f2504e0-4f89-41d3-9a0c-0305e82c3301";
+pub(crate) const CALLBACK: &str = "https://app.example.com/api/auth/callback";
+pub(crate) const VERIFIER: &str = "3f2504e0-4f89-41d3-9a0c-0305e82c3301";
 
-struct Flow {
-    server: TestServer,
-    client: reqwest::Client,
-    org: String,
-    secret: String,
+pub(crate) struct Flow {
+    pub(crate) server: TestServer,
+    pub(crate) client: reqwest::Client,
+    pub(crate) org: String,
+    pub(crate) secret: String,
 }
 
 fn challenge(verifier: &str) -> String {
     URL_SAFE_NO_PAD.encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, verifier.as_bytes()))
 }
 
-fn location(response: &Response) -> String {
+pub(crate) fn location(response: &Response) -> String {
     response.headers().get("location").and_then(|v| v.to_str().ok()).expect("location").to_owned()
 }
 
 /// The flow's page path and its binding cookie, as the browser holds them after `/login`.
-fn begun(started: &Response) -> (String, String) {
+pub(crate) fn begun(started: &Response) -> (String, String) {
     let page = location(started);
     let cookie = started.headers().get("set-cookie").and_then(|v| v.to_str().ok()).expect("binding cookie");
     let binding = cookie.split(';').next().expect("cookie").to_owned();
@@ -41,7 +41,7 @@ fn begun(started: &Response) -> (String, String) {
 }
 
 /// The 5-digit code in a mail body.
-fn code_in(body: &str) -> String {
+pub(crate) fn code_in(body: &str) -> String {
     body.split_whitespace()
         .map(|w| w.trim_end_matches('.'))
         .find(|w| w.len() == 5 && w.bytes().all(|b| b.is_ascii_digit()))
@@ -50,16 +50,16 @@ fn code_in(body: &str) -> String {
 }
 
 impl Flow {
-    async fn start(backend: Backend) -> Self {
+    pub(crate) async fn start(backend: Backend) -> Self {
         Self::on(TestServer::start_with(backend, |c| c.login.dev_outbox = true).await).await
     }
 
-    async fn with_clock(clock: &portcullis_core::clock::ManualClock) -> Self {
+    pub(crate) async fn with_clock(clock: &portcullis_core::clock::ManualClock) -> Self {
         Self::on(TestServer::start_with_clock(|c| c.login.dev_outbox = true, std::sync::Arc::new(clock.clone())).await)
             .await
     }
 
-    async fn on(server: TestServer) -> Self {
+    pub(crate) async fn on(server: TestServer) -> Self {
         let org = server.app.create_organization("Acme").await.expect("organization").id;
         server
             .app
@@ -74,15 +74,15 @@ impl Flow {
         Self { server, client, org, secret }
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("{}{path}", self.server.url)
     }
 
-    async fn authorize(&self, query: &[(&str, &str)]) -> Response {
+    pub(crate) async fn authorize(&self, query: &[(&str, &str)]) -> Response {
         self.client.get(self.url("/login")).query(query).send().await.expect("request")
     }
 
-    fn standard_query(&self) -> Vec<(String, String)> {
+    pub(crate) fn standard_query(&self) -> Vec<(String, String)> {
         vec![
             ("client_id".to_owned(), self.org.clone()),
             ("redirect_uri".to_owned(), format!("{CALLBACK}?return_to=%2Fhome")),
@@ -95,7 +95,7 @@ impl Flow {
 
     /// Starts a flow with the standard query and submits `email`: the flow's path, its binding cookie and the
     /// email step's response.
-    async fn submit_email(&self, email: &str) -> (String, String, Response) {
+    pub(crate) async fn submit_email(&self, email: &str) -> (String, String, Response) {
         let started = self.client.get(self.url("/login")).query(&self.standard_query()).send().await.expect("login");
         let (flow_path, binding) = begun(&started);
         let sent = self.post_email(&flow_path, &binding, email).await;
@@ -103,25 +103,25 @@ impl Flow {
     }
 
     /// The hosted page's email step, from the browser holding `binding`.
-    async fn post_email(&self, flow_path: &str, binding: &str, email: &str) -> Response {
+    pub(crate) async fn post_email(&self, flow_path: &str, binding: &str, email: &str) -> Response {
         let step = self.client.post(self.url(&format!("{flow_path}/email"))).header("cookie", binding);
         step.form(&[("email", email)]).send().await.expect("email")
     }
 
     /// The hosted page's code step, from the browser holding `binding`.
-    async fn post_code(&self, flow_path: &str, binding: &str, code: &str) -> Response {
+    pub(crate) async fn post_code(&self, flow_path: &str, binding: &str, code: &str) -> Response {
         let step = self.client.post(self.url(&format!("{flow_path}/code"))).header("cookie", binding);
         step.form(&[("code", code)]).send().await.expect("code")
     }
 
     /// The code in the first message of the dev outbox.
-    async fn outbox_code(&self) -> String {
+    pub(crate) async fn outbox_code(&self) -> String {
         let (_, outbox) = self.server.get_json("/dev/outbox").await;
         code_in(outbox["messages"][0]["body"].as_str().expect("message"))
     }
 
     /// Logs in by email code; returns the callback URL with `code`.
-    async fn log_in(&self, email: &str) -> Url {
+    pub(crate) async fn log_in(&self, email: &str) -> Url {
         let query = self.standard_query();
         let started = self.client.get(self.url("/login")).query(&query).send().await.expect("login");
         assert_eq!(started.status(), StatusCode::SEE_OTHER);
@@ -158,7 +158,7 @@ impl Flow {
         Url::parse(&location(&accepted)).expect("callback")
     }
 
-    async fn verify(&self, code: &str, verifier: &str) -> (u16, Value) {
+    pub(crate) async fn verify(&self, code: &str, verifier: &str) -> (u16, Value) {
         // Exactly the npm library's request: Basic auth, multipart, no grant_type, the bare callback.
         let form = reqwest::multipart::Form::new()
             .text("code", code.to_owned())
@@ -176,7 +176,7 @@ impl Flow {
         read_json(response).await
     }
 
-    async fn userinfo(&self, token: &str, domain: &str) -> (u16, Value) {
+    pub(crate) async fn userinfo(&self, token: &str, domain: &str) -> (u16, Value) {
         let response = self
             .client
             .post(self.url(&format!("/api/v1/userinfo?domain={domain}")))
@@ -565,7 +565,7 @@ async fn strict_face_rules() {
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
 }
 
-fn manual_clock() -> portcullis_core::clock::ManualClock {
+pub(crate) fn manual_clock() -> portcullis_core::clock::ManualClock {
     use portcullis_core::clock::Clock as _;
     portcullis_core::clock::ManualClock::new(portcullis_core::clock::SystemClock.now())
 }

@@ -10,6 +10,7 @@ mod harness;
 mod keys;
 mod login;
 mod ops;
+mod passkeys;
 mod sdk;
 mod sessions;
 mod shutdown;
