@@ -1,7 +1,7 @@
 // The hosted login in a real browser: the demo app sends the person to Portcullis's login page, the
 // email code comes from the dev outbox, the callback creates a Portcullis session, and the demo app's
 // protected API answers. And the seed's error pattern: a failing flow lands back on the login page with
-// the message shown.
+// the message shown. And passkeys, with Chromium's virtual authenticator.
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -135,4 +135,64 @@ test("captcha: past its allowance, the page's script solves the proof of work in
         assert.equal(user.email, "second@example.com");
         await context.close();
       }),
+  ));
+
+test("passkey: added on the hosted page after an email code (Chromium's virtual authenticator), then a passkey login lands in the demo app", () =>
+  withStack(stackOptions, (stack) =>
+    withBrowser(async (browser) => {
+      // The organization's login pages live on its auth domain, `localhost` (a secure context over http).
+      await stack.cli("org", "configure", stack.orgId, "--passkeys", "true", "--auth-domain", "localhost", "--json");
+      const authOrigin = stack.portcullisUrl.replace("127.0.0.1", "localhost");
+      const context = await browser.newContext();
+      const page = await context.newPage();
+      const devtools = await context.newCDPSession(page);
+      await devtools.send("WebAuthn.enable");
+      const { authenticatorId } = await devtools.send("WebAuthn.addVirtualAuthenticator", {
+        options: {
+          protocol: "ctap2",
+          ctap2Version: "ctap2_1",
+          transport: "internal",
+          hasResidentKey: true,
+          hasUserVerification: true,
+          isUserVerified: true,
+          automaticPresenceSimulation: true,
+        },
+      });
+
+      await page.goto(`${stack.demoUrl}/api/auth/login`);
+      await page.waitForURL((url) => url.href.startsWith(`${authOrigin}/login/flow/`));
+      await page.getByLabel("Email address").fill("passkey@example.com");
+      await page.getByRole("button", { name: "Send me a login code" }).click();
+      await page.getByLabel("Login code").fill(await latestCode(stack.portcullisUrl));
+      await page.getByRole("button", { name: "Log in" }).click();
+      await page.waitForURL((url) => url.pathname.endsWith("/passkeys"));
+      assert.match(await page.locator("main").textContent(), /You have no passkeys yet/);
+
+      await page.getByLabel("Name of the new passkey").fill("Chromium");
+      await page.getByRole("button", { name: "Add a passkey" }).click();
+      await page.waitForURL((url) => url.search === "?done=added");
+      assert.match(await page.getByRole("status").first().textContent(), /Passkey added/);
+      const { credentials } = await devtools.send("WebAuthn.getCredentials", { authenticatorId });
+      assert.equal(credentials.length, 1, "the authenticator holds the new passkey");
+      assert.ok(credentials[0].isResidentCredential, "a discoverable credential");
+      assert.equal(credentials[0].rpId, "localhost");
+      await page.getByRole("button", { name: "Continue to the application" }).click();
+      await page.waitForURL(`${stack.demoUrl}/`);
+      assert.equal(await page.evaluate(async () => (await fetch("/api/me")).status), 200);
+
+      // Sign out of the demo app, then log in again with the passkey alone: no email typed.
+      const signedOut = await page.evaluate(async () => (await fetch("/auth/signout", { method: "POST", headers: { rid: "session" } })).status);
+      assert.equal(signedOut, 200);
+      assert.equal(await page.evaluate(async () => (await fetch("/api/me")).status), 401);
+      await page.goto(`${stack.demoUrl}/api/auth/login`);
+      await page.waitForURL((url) => url.href.startsWith(`${authOrigin}/login/flow/`));
+      await page.getByRole("button", { name: "Log in with a passkey" }).click();
+      await page.waitForURL(`${stack.demoUrl}/`);
+      assert.equal(await page.evaluate(async () => (await fetch("/api/me")).status), 200);
+      const user = await page.evaluate(async () => (await fetch("/api/auth/user")).json());
+      assert.equal(user.email, "passkey@example.com");
+      const after = await devtools.send("WebAuthn.getCredentials", { authenticatorId });
+      assert.equal(after.credentials[0].signCount, credentials[0].signCount + 1, "the login used the passkey");
+      await context.close();
+    }),
   ));

@@ -90,6 +90,8 @@ pub(crate) async fn run(command: Command, mut config: Config) -> Result<(), Fail
             allow_localhost,
             login_attempt_type,
             login_method,
+            passkeys,
+            auth_domain,
             json,
         }) => {
             let mut settings = app.organization(&id).await?.settings;
@@ -101,6 +103,12 @@ pub(crate) async fn run(command: Command, mut config: Config) -> Result<(), Fail
             }
             if let Some(method) = login_method {
                 settings.default_login_method = setting(method)?;
+            }
+            if let Some(enabled) = passkeys {
+                settings.passkey_connection_enabled = enabled;
+            }
+            if let Some(domain) = auth_domain {
+                settings.auth_domain = (!domain.is_empty()).then_some(domain);
             }
             let whitelist = (!whitelist.is_empty()).then_some(whitelist);
             let organization = app.login().configure(&id, whitelist, Some(settings)).await?;

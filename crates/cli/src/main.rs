@@ -120,6 +120,13 @@ enum OrgCommand {
         /// started; `userPick`: the mail offers both).
         #[arg(long, value_parser = ["local", "remote", "userPick"])]
         login_method: Option<String>,
+        /// People may log in with passkeys (added on the login page after an email code).
+        #[arg(long)]
+        passkeys: Option<bool>,
+        /// The host the organization's login pages are served on (e.g. login.acme.com), and so its
+        /// passkeys' relying-party id; an empty value goes back to the server's host.
+        #[arg(long, value_name = "HOST")]
+        auth_domain: Option<String>,
         /// Print JSON.
         #[arg(long)]
         json: bool,

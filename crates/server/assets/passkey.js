@@ -36,7 +36,9 @@
   if (login) {
     const discoverable = JSON.parse(login.dataset.options);
     let autofill = null;
-    (async () => {
+    // Settles once the autofill request is over; the button waits for it, since a browser runs one
+    // WebAuthn request at a time.
+    const autofillOver = (async () => {
       if (!(await PublicKeyCredential.isConditionalMediationAvailable?.())) return;
       autofill = new AbortController();
       try {
@@ -53,6 +55,7 @@
     login.addEventListener("submit", async (event) => {
       event.preventDefault();
       autofill?.abort();
+      await autofillOver;
       try {
         const email = document.getElementById("email")?.value.trim();
         const request = email ? await options(login.dataset.usernameOptions, { email }) : discoverable;

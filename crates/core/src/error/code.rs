@@ -215,14 +215,14 @@ error_catalog! {
         message: "The login attempt is invalid.",
         explanation: "The attempt cannot be used: a wrong code (the message says how many tries are left; after 5 the attempt is void), a challenge answered with a wrong number (the attempt is cancelled), a link already used or used on another device, an attempt undone from the mail, or a code entered for a link attempt. Remedy: check the code; otherwise request a new code or link.",
     }
-    /// A passkey ceremony finish came without a ceremony id.
+    /// A passkey answer names no ceremony the server holds.
     PasskeyDataMissing {
         wire: "passkeyDataMissing",
         status: 400,
         oauth: None,
         family: Login,
         message: "The passkey data is missing.",
-        explanation: "A passkey registration or authentication was finished without the id of the ceremony the server started, or the id is unknown. Remedy: start the passkey step again.",
+        explanation: "A passkey answer names a challenge the server holds no ceremony for: never issued, already answered (ceremonies are single use, so a replayed answer lands here), or issued for another login page or step. Remedy: start the passkey step again.",
     }
     /// The passkey ceremony is past its lifetime.
     PasskeyDataExpired {
