@@ -137,7 +137,7 @@ test("captcha: past its allowance, the page's script solves the proof of work in
       }),
   ));
 
-test("passkey: added on the hosted page after an email code (Chromium's virtual authenticator), then a passkey login lands in the demo app", () =>
+test("passkey: added on the hosted page after an email code (Chromium's virtual authenticator), then autofill and the button log in to the demo app", () =>
   withStack(stackOptions, (stack) =>
     withBrowser(async (browser) => {
       // The organization's login pages live on its auth domain, `localhost` (a secure context over http).
@@ -180,19 +180,39 @@ test("passkey: added on the hosted page after an email code (Chromium's virtual 
       await page.waitForURL(`${stack.demoUrl}/`);
       assert.equal(await page.evaluate(async () => (await fetch("/api/me")).status), 200);
 
-      // Sign out of the demo app, then log in again with the passkey alone: no email typed.
-      const signedOut = await page.evaluate(async () => (await fetch("/auth/signout", { method: "POST", headers: { rid: "session" } })).status);
-      assert.equal(signedOut, 200);
-      assert.equal(await page.evaluate(async () => (await fetch("/api/me")).status), 401);
+      const signOut = async () => {
+        const status = await page.evaluate(async () => (await fetch("/auth/signout", { method: "POST", headers: { rid: "session" } })).status);
+        assert.equal(status, 200);
+        assert.equal(await page.evaluate(async () => (await fetch("/api/me")).status), 401);
+      };
+      const signedInAs = async (email) => {
+        assert.equal(await page.evaluate(async () => (await fetch("/api/me")).status), 200);
+        const user = await page.evaluate(async () => (await fetch("/api/auth/user")).json());
+        assert.equal(user.email, email);
+      };
+      const signCount = async () => (await devtools.send("WebAuthn.getCredentials", { authenticatorId })).credentials[0].signCount;
+
+      // Autofill: the login page's conditional request is answered by the authenticator (which simulates
+      // the person's choice), with no email typed and no button pressed.
+      await signOut();
+      const before = await signCount();
+      await page.goto(`${stack.demoUrl}/api/auth/login`);
+      await page.waitForURL(`${stack.demoUrl}/`);
+      await signedInAs("passkey@example.com");
+      assert.equal(await signCount(), before + 1, "the login used the passkey");
+
+      // The button, username first, as in a browser without autofill.
+      await signOut();
+      await page.addInitScript(() => {
+        PublicKeyCredential.isConditionalMediationAvailable = async () => false;
+      });
       await page.goto(`${stack.demoUrl}/api/auth/login`);
       await page.waitForURL((url) => url.href.startsWith(`${authOrigin}/login/flow/`));
+      await page.getByLabel("Email address").fill("passkey@example.com");
       await page.getByRole("button", { name: "Log in with a passkey" }).click();
       await page.waitForURL(`${stack.demoUrl}/`);
-      assert.equal(await page.evaluate(async () => (await fetch("/api/me")).status), 200);
-      const user = await page.evaluate(async () => (await fetch("/api/auth/user")).json());
-      assert.equal(user.email, "passkey@example.com");
-      const after = await devtools.send("WebAuthn.getCredentials", { authenticatorId });
-      assert.equal(after.credentials[0].signCount, credentials[0].signCount + 1, "the login used the passkey");
+      await signedInAs("passkey@example.com");
+      assert.equal(await signCount(), before + 2);
       await context.close();
     }),
   ));

@@ -10,10 +10,11 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use webauthn_rp::bin::{Decode, Encode};
 use webauthn_rp::request::auth::{AllowedCredentials, AuthenticationVerificationOptions};
 use webauthn_rp::request::register::{
-    Nickname, PublicKeyCredentialUserEntity, RegistrationVerificationOptions, UserHandle16, Username,
+    CredProtect, Nickname, PublicKeyCredentialUserEntity, RegistrationVerificationOptions, UserHandle16, Username,
 };
 use webauthn_rp::request::{
-    AsciiDomain, Credentials as _, PublicKeyCredentialDescriptor, RpId, TimedCeremony as _, UserVerificationRequirement,
+    AsciiDomain, Credentials as _, ExtensionInfo, PublicKeyCredentialDescriptor, RpId, TimedCeremony as _,
+    UserVerificationRequirement,
 };
 use webauthn_rp::response::auth::error::AuthCeremonyErr;
 use webauthn_rp::response::register::error::RegCeremonyErr;
@@ -205,6 +206,10 @@ impl RelyingParty {
         let exclude = existing.iter().map(descriptor).collect::<Result<Vec<_>, _>>()?;
         let mut options = PublicKeyCredentialCreationOptions::passkey(&rp_id, user, exclude);
         options.timeout = timeout();
+        // Ask for credProtect "user verification required" without making it a condition: browsers refuse
+        // the whole registration when an enforced policy is unsupported (Chromium's authenticators), and
+        // every login requires user verification anyway.
+        options.extensions.cred_protect = CredProtect::UserVerificationRequired(ExtensionInfo::AllowDontEnforceValue);
         let (server, client) = options.start_ceremony().map_err(|e| fail(&e))?;
         let challenge = challenge_key(server.sent_challenge().0);
         let state = server.encode().map_err(|e| fail(&e))?;
