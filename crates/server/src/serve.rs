@@ -68,7 +68,7 @@ pub async fn serve(
 }
 
 /// Re-reads the key ring often enough that a key rotated elsewhere is published before it signs, and
-/// rotates when due.
+/// rotates when due; prunes expired rate-limit windows, captcha solutions and passkey ceremonies.
 async fn maintain_keys(app: Arc<App>) {
     let lead = app.keys().policy().publish_lead;
     let period = (lead / 2).clamp(Duration::from_secs(1), Duration::from_secs(30));
@@ -78,6 +78,9 @@ async fn maintain_keys(app: Arc<App>) {
         ticker.tick().await;
         if let Err(e) = app.rate_limiter().prune().await {
             tracing::warn!(error = ?e, "pruning rate-limit counters failed; retrying at the next tick");
+        }
+        if let Err(e) = app.login().prune_passkey_ceremonies().await {
+            tracing::warn!(error = ?e, "pruning passkey ceremonies failed; retrying at the next tick");
         }
         for family in app.key_families() {
             match family.maintain().await {

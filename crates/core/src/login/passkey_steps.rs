@@ -408,6 +408,14 @@ impl LoginService {
 }
 
 impl LoginService {
+    /// Forgets passkey ceremonies that expired unanswered.
+    ///
+    /// # Errors
+    /// Store failures.
+    pub async fn prune_passkey_ceremonies(&self) -> Result<u64, Error> {
+        Ok(self.store.prune_passkey_ceremonies(self.clock.now()).await?)
+    }
+
     /// An organization's passkeys of one email, for operators (admin API).
     ///
     /// # Errors
