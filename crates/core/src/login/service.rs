@@ -163,6 +163,10 @@ pub enum WaitOutcome {
         email: String,
         /// The number to show (challenge attempts).
         challenge: Option<u8>,
+        /// The flow, for the page.
+        flow: Box<LoginFlow>,
+        /// Its organization, for the page.
+        organization: Box<Organization>,
     },
     /// Approved: logged in.
     Done(LoginOutcome),
@@ -749,7 +753,13 @@ impl LoginService {
         if attempt.created_at.plus(attempt::ATTEMPT_LIFETIME) <= now {
             return Err(Error::new(ErrorCode::LoginAttemptExpired));
         }
-        Ok(WaitOutcome::Pending { kind: attempt.kind, email: attempt.email, challenge: attempt.challenge })
+        Ok(WaitOutcome::Pending {
+            kind: attempt.kind,
+            email: attempt.email,
+            challenge: attempt.challenge,
+            flow: Box::new(flow),
+            organization: Box::new(organization),
+        })
     }
 
     /// Logs the attempt's email in: the user (created if the organization allows), a login session

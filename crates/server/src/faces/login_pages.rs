@@ -522,10 +522,7 @@ async fn wait(
     let bound = binding(&headers);
     match app.login().wait(&id, bound.as_deref()).await {
         Ok(WaitOutcome::Done(outcome)) => outcome_response(outcome),
-        Ok(WaitOutcome::Pending { email, challenge, .. }) => {
-            let Ok((flow, organization)) = app.login().flow(&id, bound.as_deref()).await else {
-                return error_page(Error::new(ErrorCode::LoginAttemptMissing), &request_id);
-            };
+        Ok(WaitOutcome::Pending { email, challenge, flow, organization, .. }) => {
             let page = WaitPage {
                 texts: PageTexts::resolve(&flow.translations, &organization.name, &email),
                 flow_id: &flow.id,
