@@ -805,9 +805,22 @@ async fn add_passkey(
     Form(form): Form<PasskeyAnswer>,
 ) -> Response {
     let bound = binding(&headers);
-    match app.login().register_passkey(&id, bound.as_deref(), &form.response, form.name.as_deref()).await {
-        Ok(_) => see_other(&format!("/login/flow/{id}/passkeys?done=added")),
-        Err(error) => passkeys_page(&app, &id, bound.as_deref(), Some(error), None, &request_id).await,
+    let added = app.login().register_passkey(&id, bound.as_deref(), &form.response, form.name.as_deref()).await;
+    changed(&app, &id, bound.as_deref(), added.map(|_| ()), "added", &request_id).await
+}
+
+/// After a change on the passkey page: the page again, with what was done or why it was not.
+async fn changed(
+    app: &App,
+    id: &str,
+    binding: Option<&str>,
+    result: Result<(), Error>,
+    done: &str,
+    request_id: &RequestId,
+) -> Response {
+    match result {
+        Ok(()) => see_other(&format!("/login/flow/{id}/passkeys?done={done}")),
+        Err(error) => passkeys_page(app, id, binding, Some(error), None, request_id).await,
     }
 }
 
@@ -826,10 +839,8 @@ async fn rename_passkey(
 ) -> Response {
     let bound = binding(&headers);
     let name = form.name.unwrap_or_default();
-    match app.login().rename_passkey(&id, bound.as_deref(), &form.credential, &name).await {
-        Ok(()) => see_other(&format!("/login/flow/{id}/passkeys?done=renamed")),
-        Err(error) => passkeys_page(&app, &id, bound.as_deref(), Some(error), None, &request_id).await,
-    }
+    let renamed = app.login().rename_passkey(&id, bound.as_deref(), &form.credential, &name).await;
+    changed(&app, &id, bound.as_deref(), renamed, "renamed", &request_id).await
 }
 
 async fn remove_passkey(
@@ -840,10 +851,8 @@ async fn remove_passkey(
     Form(form): Form<PasskeyChange>,
 ) -> Response {
     let bound = binding(&headers);
-    match app.login().remove_passkey(&id, bound.as_deref(), &form.credential).await {
-        Ok(()) => see_other(&format!("/login/flow/{id}/passkeys?done=removed")),
-        Err(error) => passkeys_page(&app, &id, bound.as_deref(), Some(error), None, &request_id).await,
-    }
+    let removed = app.login().remove_passkey(&id, bound.as_deref(), &form.credential).await;
+    changed(&app, &id, bound.as_deref(), removed, "removed", &request_id).await
 }
 
 /// Leaves the passkey page for the application.
