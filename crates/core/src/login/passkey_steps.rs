@@ -100,10 +100,9 @@ impl LoginService {
             Some(raw) => {
                 let email = normalize_email(raw)?;
                 let user = self.store.user_by_email(&organization.id, &email, None).await?;
-                let passkeys = match &user {
-                    Some(user) => self.store.user_passkeys(&user.id).await?,
-                    None => Vec::new(),
-                };
+                // The same queries for an unknown email (no user has the empty id), so timing tells no more
+                // than the answer.
+                let passkeys = self.store.user_passkeys(user.as_ref().map_or("", |u| u.id.as_str())).await?;
                 let allowed: Vec<CredentialRef> = if passkeys.is_empty() {
                     vec![self.decoy_credential(&organization.id, &email)]
                 } else {
