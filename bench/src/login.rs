@@ -19,6 +19,20 @@ use crate::report::{Figure, Report};
 const CALLBACK: &str = "https://app.example.com/api/auth/callback";
 const VERIFIER: &str = "3f2504e0-4f89-41d3-9a0c-0305e82c3301";
 
+/// The S256 challenge of a PKCE verifier.
+pub(crate) fn pkce_challenge(verifier: &str) -> String {
+    URL_SAFE_NO_PAD.encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, verifier.as_bytes()))
+}
+
+/// The 5-digit code in a login mail.
+pub(crate) fn code_in(body: &str) -> String {
+    body.split_whitespace()
+        .map(|w| w.trim_end_matches('.'))
+        .find(|w| w.len() == 5 && w.bytes().all(|b| b.is_ascii_digit()))
+        .expect("code in the message")
+        .to_owned()
+}
+
 pub(crate) async fn run(report: &mut Report, window: Duration, runs: usize) {
     let dir = tempfile::tempdir().expect("temp dir");
     let options = SqliteOptions { path: dir.path().join("login.db"), readers: 2, synchronous: Synchronous::Normal };
@@ -31,7 +45,7 @@ pub(crate) async fn run(report: &mut Report, window: Duration, runs: usize) {
     org.set_whitelist(vec!["https://app.example.com".to_owned()]).expect("whitelist");
     store.insert_organization(&org).await.expect("organization");
     let (secret, _) = login.new_secret(&org.id).await.expect("secret");
-    let challenge = URL_SAFE_NO_PAD.encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, VERIFIER.as_bytes()));
+    let challenge = pkce_challenge(VERIFIER);
 
     let (mut logins, mut exchanges) = (Vec::new(), Vec::new());
     let mut user = 0u64;
@@ -59,14 +73,7 @@ pub(crate) async fn run(report: &mut Report, window: Duration, runs: usize) {
                 )
                 .await
                 .expect("send");
-            let code = message
-                .message
-                .body
-                .split_whitespace()
-                .map(|w| w.trim_end_matches('.'))
-                .find(|w| w.len() == 5 && w.bytes().all(|b| b.is_ascii_digit()))
-                .expect("code in the message")
-                .to_owned();
+            let code = code_in(&message.message.body);
             // The benchmark's organization has passkeys off: a code goes straight to the callback.
             let LoginOutcome::Redirect(callback) =
                 login.enter_code(&started.flow.id, Some(&started.binding), &code).await.expect("code accepted")

@@ -7,6 +7,7 @@ mod charts;
 mod connectors;
 mod load;
 mod login;
+mod passkey;
 mod refresh;
 mod report;
 mod startup;
@@ -98,7 +99,8 @@ enum Pair {
     RefreshPostgres,
     /// Connector calls through the runtime (with and without a hook) vs a direct HTTP call.
     Connectors,
-    /// Complete email-code logins and token exchanges per second (figures, no raw counterpart).
+    /// Complete email-code logins, token exchanges and passkey logins per second (figures, no raw
+    /// counterpart).
     Login,
 }
 
@@ -111,7 +113,10 @@ async fn in_process(args: InProcess) -> Result<(), String> {
             Pair::RefreshSqlite => refresh::sqlite(&mut report, window, args.runs, args.prefill).await,
             Pair::RefreshPostgres => refresh::postgres(&mut report, window, args.runs, args.prefill).await,
             Pair::Connectors => connectors::run(&mut report, window, args.runs).await,
-            Pair::Login => login::run(&mut report, window, args.runs).await,
+            Pair::Login => {
+                login::run(&mut report, window, args.runs).await;
+                passkey::run(&mut report, window, args.runs).await;
+            }
         }
     }
     print!("{}", report.markdown());

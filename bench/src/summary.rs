@@ -188,6 +188,16 @@ pub(crate) const SPECS: &[Spec] = &[
         Goal::None,
     ),
     spec(
+        "passkey-inprocess",
+        "Complete passkey logins in process on SQLite, 1 client",
+        "the server's side: authorize, discoverable options, the WebAuthn checks, the counter, the code exchange",
+        None,
+        "",
+        "logins/s",
+        Better::Higher,
+        Goal::None,
+    ),
+    spec(
         "exchange-inprocess",
         "Authorization-code exchanges in process on SQLite, 1 client",
         "`/api/v1/verify` work: client auth, code redemption, PKCE, two JWEs",
