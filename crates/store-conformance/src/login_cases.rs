@@ -161,8 +161,9 @@ pub async fn attempts_count_and_close_once(store: &Arc<dyn Store>) {
     assert_eq!(closed, 1, "an attempt closes exactly once");
 }
 
-/// Mailed attempts keep their kind and number; a click approves once; a session is handed over once; undo wins over a later login (its
-/// session cannot be attached) and returns the session of an earlier one; undoing twice does nothing.
+/// Mailed attempts keep their kind and number; a click approves once; a session is handed over once (or
+/// with its attach); undo wins over a later login (its session cannot be attached) and returns the
+/// session of an earlier one; undoing twice does nothing.
 pub async fn attempts_approve_once_and_undo_wins(store: &Arc<dyn Store>) {
     let org = organization(store).await;
     store.insert_flow(&flow(&org.id, "f1")).await.expect("flow");
@@ -204,7 +205,7 @@ pub async fn attempts_approve_once_and_undo_wins(store: &Arc<dyn Store>) {
     assert!(store.close_attempt("c1", at(21)).await.expect("close"));
     assert!(!store.approve_attempt("c1", at(22)).await.expect("approve"), "a closed attempt is not approved");
 
-    assert!(store.attach_attempt_session("c1", "ls-1").await.expect("attach"));
+    assert!(store.attach_attempt_session("c1", "ls-1", None).await.expect("attach"));
     let hand_overs: Vec<_> = (0..8)
         .map(|_| {
             let store = Arc::clone(store);
@@ -227,9 +228,18 @@ pub async fn attempts_approve_once_and_undo_wins(store: &Arc<dyn Store>) {
     assert_eq!((undone.undone_at, undone.closed_at), (Some(at(30)), Some(at(21))), "undo keeps the close time");
 
     assert_eq!(store.undo_attempt("p1", at(40)).await.expect("undo"), Undo::Undone { session_id: None });
-    assert!(!store.attach_attempt_session("p1", "ls-2").await.expect("attach"), "an undone attempt takes no session");
+    assert!(
+        !store.attach_attempt_session("p1", "ls-2", None).await.expect("attach"),
+        "an undone attempt takes no session"
+    );
     assert!(!store.close_attempt("p1", at(41)).await.expect("close"), "undo closed it");
     assert_eq!(store.undo_attempt("missing", at(40)).await.expect("undo"), Undo::AlreadyUndone);
+
+    store.insert_attempt(&attempt("h1", AttemptKind::Code)).await.expect("insert");
+    assert!(store.attach_attempt_session("h1", "ls-3", Some(at(50))).await.expect("attach"));
+    let handed = store.attempt("h1").await.expect("get").expect("attempt");
+    assert_eq!((handed.session_id.as_deref(), handed.handed_over_at), (Some("ls-3"), Some(at(50))), "one write");
+    assert!(!store.hand_over_attempt("h1", at(51)).await.expect("hand over"), "handed over with the session");
 }
 
 /// A code is spent once, even under concurrent redemptions; the rest see a replay.

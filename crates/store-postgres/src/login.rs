@@ -339,12 +339,17 @@ impl LoginStore for PostgresStore {
         Ok(n == 1)
     }
 
-    async fn attach_attempt_session(&self, attempt_id: &str, session_id: &str) -> Result<bool, StoreError> {
+    async fn attach_attempt_session(
+        &self,
+        attempt_id: &str,
+        session_id: &str,
+        handed_over: Option<Timestamp>,
+    ) -> Result<bool, StoreError> {
         let client = self.client().await?;
         let n = client
             .execute(
-                "UPDATE login_attempts SET session_id = $1 WHERE id = $2 AND undone_at IS NULL",
-                &[&session_id, &attempt_id],
+                "UPDATE login_attempts SET session_id = $1, handed_over_at = $3 WHERE id = $2 AND undone_at IS NULL",
+                &[&session_id, &attempt_id, &millis(handed_over)],
             )
             .await
             .map_err(|e| store_error(&e))?;

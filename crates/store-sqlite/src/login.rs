@@ -349,13 +349,18 @@ impl LoginStore for SqliteStore {
             .await
     }
 
-    async fn attach_attempt_session(&self, attempt_id: &str, session_id: &str) -> Result<bool, StoreError> {
+    async fn attach_attempt_session(
+        &self,
+        attempt_id: &str,
+        session_id: &str,
+        handed_over: Option<Timestamp>,
+    ) -> Result<bool, StoreError> {
         let (id, session) = (attempt_id.to_owned(), session_id.to_owned());
         self.writer
             .run(move |c| {
                 c.execute(
-                    "UPDATE login_attempts SET session_id = ?1 WHERE id = ?2 AND undone_at IS NULL",
-                    params![session, id],
+                    "UPDATE login_attempts SET session_id = ?1, handed_over_at = ?3 WHERE id = ?2 AND undone_at IS NULL",
+                    params![session, id, handed_over.map(Timestamp::unix_millis)],
                 )
                 .map(|n| n == 1)
                 .map_err(store_error)

@@ -800,8 +800,11 @@ impl LoginService {
             return Ok(LoginOutcome::Redirect(url));
         };
         let session = self.open_session(flow, organization, &user).await?;
-        // An undo that raced this login wins: the session it would have missed is ended here.
-        if !self.store.attach_attempt_session(&attempt.id, &session.id).await? {
+        let passkey_step = offer_passkeys && organization.settings.passkey_connection_enabled;
+        // An undo that raced this login wins: the session it would have missed is ended here. Without a
+        // passkey step, the browser goes on now: the same write records it.
+        let handed_over = (!passkey_step).then_some(now);
+        if !self.store.attach_attempt_session(&attempt.id, &session.id, handed_over).await? {
             self.store.end_login_session(&session.id, now).await?;
             return Err(Error::new(ErrorCode::LoginAttemptInvalid)
                 .with_message("This login was undone from the email. Please start again."));
@@ -811,10 +814,9 @@ impl LoginService {
             "userId": session.user_id, "face": flow.face.as_str(),
         });
         self.audit.record(&organization.id, AuditKind::LoginSucceeded, Some(email), detail).await;
-        if offer_passkeys && organization.settings.passkey_connection_enabled {
+        if passkey_step {
             return Ok(LoginOutcome::PasskeyStep { flow_id: flow.id.clone() });
         }
-        self.store.hand_over_attempt(&attempt.id, now).await?;
         self.redirect_with_code(flow, &session).await
     }
 

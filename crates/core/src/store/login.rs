@@ -73,8 +73,14 @@ pub trait LoginStore {
     /// passkey step); `false` if it did before, or the attempt has no session or was undone.
     async fn hand_over_attempt(&self, attempt_id: &str, now: Timestamp) -> Result<bool, StoreError>;
 
-    /// Names the login session the attempt created, unless it was undone meanwhile (then `false`).
-    async fn attach_attempt_session(&self, attempt_id: &str, session_id: &str) -> Result<bool, StoreError>;
+    /// Names the login session the attempt created, unless it was undone meanwhile (then `false`);
+    /// `handed_over` also records the hand-over in the same write (no passkey step comes first).
+    async fn attach_attempt_session(
+        &self,
+        attempt_id: &str,
+        session_id: &str,
+        handed_over: Option<Timestamp>,
+    ) -> Result<bool, StoreError>;
 
     /// Undoes an attempt once: it is closed and marked undone.
     async fn undo_attempt(&self, attempt_id: &str, now: Timestamp) -> Result<Undo, StoreError>;

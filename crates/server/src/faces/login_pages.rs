@@ -108,15 +108,16 @@ fn script(source: &'static str) -> Response {
     response
 }
 
-/// The email step's discoverable passkey options, when the organization has passkeys on; a failure only
-/// logs (the email step still works).
+/// The email step's discoverable passkey options, when the organization has passkeys on and the page is
+/// not framed (a framed page's answer is cross-origin, which the checks refuse); a failure only logs (the
+/// email step still works).
 async fn email_passkey_options(
     app: &App,
     flow: &LoginFlow,
     organization: &Organization,
     binding: Option<&str>,
 ) -> Option<String> {
-    if !organization.settings.passkey_connection_enabled {
+    if !organization.settings.passkey_connection_enabled || flow.embed {
         return None;
     }
     match app.login().passkey_login_options(&flow.id, binding, None).await {

@@ -155,9 +155,14 @@ async fn set_auth_domain(flow: &Flow, org: &str, domain: &str) {
 
 /// Starts a login for `org` on the server's address: it moves to the auth domain, where the flow begins.
 async fn begin(flow: &Flow, org: &str) -> Browser {
+    begin_with(flow, org, &[]).await
+}
+
+async fn begin_with(flow: &Flow, org: &str, extra: &[(&str, &str)]) -> Browser {
     let mut query = flow.standard_query();
     query.retain(|(k, _)| k != "client_id");
     query.push(("client_id".to_owned(), org.to_owned()));
+    query.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
     let started = flow.client.get(flow.url("/login")).query(&query).send().await.expect("login");
     assert_eq!(started.status(), StatusCode::FOUND, "a login moves to the organization's auth domain");
     let moved = location(&started);
@@ -206,6 +211,9 @@ async fn register_then_log_in_both_ways(backend: Backend) {
     let browser = begin(&flow, &flow.org).await;
     let (_, page) = browser.page(&flow, "").await;
     assert!(page.contains("data-options=") && page.contains("username webauthn"), "autofill is offered: {page}");
+    let framed = begin_with(&flow, &flow.org, &[("embed", "1")]).await;
+    let (_, page) = framed.page(&flow, "").await;
+    assert!(!page.contains("passkey-login"), "a framed page offers no passkey (its answer would be cross-origin)");
     browser.verify_email(&flow, "ada@example.com").await;
     let (status, page) = browser.page(&flow, "/passkeys").await;
     assert_eq!(status, StatusCode::OK);
