@@ -105,6 +105,9 @@ pub async fn users_are_unique_per_email_under_concurrency(store: &Arc<dyn Store>
     let stored = store.user(&id).await.expect("get").expect("user");
     assert!(stored.verified);
     assert_eq!(stored.last_login, Some(at(50)));
+    let logged_in = User { verified: true, last_login: Some(at(60)), ..user(&org.id, "u-first") };
+    let created = store.user_by_email(&org.id, "grace@example.com", Some(&logged_in)).await.expect("user");
+    assert_eq!(created.as_ref(), Some(&User { email: "grace@example.com".to_owned(), ..logged_in }), "as given");
 }
 
 /// Wrong entries count atomically; an attempt closes exactly once.

@@ -159,9 +159,16 @@ impl LoginStore for PostgresStore {
         if let Some(user) = create {
             client
                 .execute(
-                    "INSERT INTO users (id, organization_id, email, verified, blocked, created_at, updated_at) \
-                     VALUES ($1, $2, $3, false, false, $4, $4) ON CONFLICT (organization_id, email) DO NOTHING",
-                    &[&user.id, &organization_id, &email, &user.created.unix_millis()],
+                    "INSERT INTO users (id, organization_id, email, verified, blocked, created_at, updated_at, \
+                     last_login_at) VALUES ($1, $2, $3, $5, false, $4, $4, $6) ON CONFLICT (organization_id, email) DO NOTHING",
+                    &[
+                        &user.id,
+                        &organization_id,
+                        &email,
+                        &user.created.unix_millis(),
+                        &user.verified,
+                        &millis(user.last_login),
+                    ],
                 )
                 .await
                 .map_err(|e| store_error(&e))?;

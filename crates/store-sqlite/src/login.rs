@@ -155,9 +155,16 @@ impl LoginStore for SqliteStore {
             .run(move |c| {
                 if let Some(user) = create {
                     c.execute(
-                        "INSERT INTO users (id, organization_id, email, verified, blocked, created_at, updated_at) \
-                         VALUES (?1, ?2, ?3, 0, 0, ?4, ?4) ON CONFLICT (organization_id, email) DO NOTHING",
-                        params![user.id, org, email, user.created.unix_millis()],
+                        "INSERT INTO users (id, organization_id, email, verified, blocked, created_at, updated_at, \
+                         last_login_at) VALUES (?1, ?2, ?3, ?5, 0, ?4, ?4, ?6) ON CONFLICT (organization_id, email) DO NOTHING",
+                        params![
+                            user.id,
+                            org,
+                            email,
+                            user.created.unix_millis(),
+                            user.verified,
+                            user.last_login.map(Timestamp::unix_millis)
+                        ],
                     )
                     .map_err(store_error)?;
                 }

@@ -223,7 +223,7 @@ impl LoginService {
             return Err(data_invalid("This passkey was just used for another login. Please try again."));
         }
         let user = self.store.user(&passkey.user_id).await?.ok_or_else(|| data_invalid("This account is gone."))?;
-        let session = self.open_session(&flow, &organization, &user).await?;
+        let session = self.open_session(&flow, &organization, &user, true).await?;
         let detail = json!({
             "method": "passkey", "credentialId": passkey.credential_id, "sessionId": session.id,
             "userId": user.id, "face": flow.face.as_str(),

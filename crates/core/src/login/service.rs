@@ -774,15 +774,16 @@ impl LoginService {
     ) -> Result<LoginOutcome, Error> {
         let email = attempt.email.as_str();
         let now = self.clock.now();
+        // A first login creates its user verified and logged in, in one write.
         let candidate = organization.settings.enable_user_creation.then(|| User {
             id: uuid::Uuid::new_v4().to_string(),
             organization_id: organization.id.clone(),
             email: email.to_owned(),
-            verified: false,
+            verified: true,
             blocked: false,
             created: now,
             updated: now,
-            last_login: None,
+            last_login: Some(now),
         });
         let Some(user) = self.store.user_by_email(&organization.id, email, candidate.as_ref()).await? else {
             let detail = json!({ "attempt": attempt.id, "reason": "userCreationDisabled" });
@@ -799,7 +800,8 @@ impl LoginService {
             );
             return Ok(LoginOutcome::Redirect(url));
         };
-        let session = self.open_session(flow, organization, &user).await?;
+        let created = candidate.is_some_and(|c| c.id == user.id);
+        let session = self.open_session(flow, organization, &user, !created).await?;
         let passkey_step = offer_passkeys && organization.settings.passkey_connection_enabled;
         // An undo that raced this login wins: the session it would have missed is ended here. Without a
         // passkey step, the browser goes on now: the same write records it.
@@ -820,15 +822,19 @@ impl LoginService {
         self.redirect_with_code(flow, &session).await
     }
 
-    /// Opens a login session for a user who just proved who they are.
+    /// Opens a login session for a user who just proved who they are; `record_login` marks the login on
+    /// the user (not needed for a user this login created).
     pub(super) async fn open_session(
         &self,
         flow: &LoginFlow,
         organization: &Organization,
         user: &User,
+        record_login: bool,
     ) -> Result<LoginSession, Error> {
         let now = self.clock.now();
-        self.store.record_login(&user.id, now).await?;
+        if record_login {
+            self.store.record_login(&user.id, now).await?;
+        }
         let session = LoginSession {
             id: uuid::Uuid::new_v4().to_string(),
             organization_id: organization.id.clone(),

@@ -22,8 +22,9 @@ pub trait LoginStore {
     /// The sealed active and staged secrets.
     async fn client_secrets(&self, organization_id: &str) -> Result<(Option<Vec<u8>>, Option<Vec<u8>>), StoreError>;
 
-    /// The user with this email, created if absent and `create` is set (one row per email even under
-    /// concurrent logins). `None` when absent and not created.
+    /// The user with this email, created as `create` (its verified flag and last login included) if absent
+    /// and `create` is set (one row per email even under concurrent logins). `None` when absent and not
+    /// created.
     async fn user_by_email(
         &self,
         organization_id: &str,
