@@ -9,15 +9,44 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use portcullis_core::clock::{Clock, SystemClock};
 use portcullis_core::keys::MasterKey;
 use portcullis_core::login::model::FlowFace;
-use portcullis_core::login::{AuthorizeRequest, EmailStep, LoginOutcome, LoginService, TokenRequest};
+use portcullis_core::login::{AuthorizeRequest, EmailStep, LoginOutcome, LoginService, StartedFlow, TokenRequest};
 use portcullis_core::organization::Organization;
 use portcullis_core::store::Store;
 use portcullis_store_sqlite::{SqliteOptions, SqliteStore, Synchronous};
 
 use crate::report::{Figure, Report};
 
-const CALLBACK: &str = "https://app.example.com/api/auth/callback";
-const VERIFIER: &str = "3f2504e0-4f89-41d3-9a0c-0305e82c3301";
+pub(crate) const CALLBACK: &str = "https://app.example.com/api/auth/callback";
+pub(crate) const VERIFIER: &str = "3f2504e0-4f89-41d3-9a0c-0305e82c3301";
+
+/// Starts a compat-face flow with the bench's callback and PKCE challenge.
+pub(crate) async fn start_flow(login: &LoginService, org: &str, challenge: &str) -> StartedFlow {
+    let request = AuthorizeRequest {
+        client_id: Some(org.to_owned()),
+        redirect_uri: Some(CALLBACK.to_owned()),
+        response_type: Some("code".to_owned()),
+        state: Some("bench-state".to_owned()),
+        code_challenge: Some(challenge.to_owned()),
+        code_challenge_method: Some("S256".to_owned()),
+        ..AuthorizeRequest::default()
+    };
+    login.start(&request, FlowFace::Compat).await.map_err(|e| format!("{e:?}")).expect("start")
+}
+
+/// Exchanges an authorization code as `/api/v1/verify` does (client secret, PKCE verifier).
+pub(crate) async fn exchange(login: &LoginService, org: &str, secret: &str, code: String) {
+    login
+        .exchange_compat(&TokenRequest {
+            code: Some(code),
+            redirect_uri: Some(CALLBACK.to_owned()),
+            code_verifier: Some(VERIFIER.to_owned()),
+            client_id: Some(org.to_owned()),
+            client_secret: Some(secret.to_owned()),
+            ..TokenRequest::default()
+        })
+        .await
+        .expect("tokens");
+}
 
 /// The S256 challenge of a PKCE verifier.
 pub(crate) fn pkce_challenge(verifier: &str) -> String {
@@ -53,16 +82,7 @@ pub(crate) async fn run(report: &mut Report, window: Duration, runs: usize) {
         let (mut count, mut exchange_time) = (0u64, Duration::ZERO);
         let start = Instant::now();
         while start.elapsed() < window {
-            let request = AuthorizeRequest {
-                client_id: Some(org.id.clone()),
-                redirect_uri: Some(CALLBACK.to_owned()),
-                response_type: Some("code".to_owned()),
-                state: Some("bench-state".to_owned()),
-                code_challenge: Some(challenge.clone()),
-                code_challenge_method: Some("S256".to_owned()),
-                ..AuthorizeRequest::default()
-            };
-            let started = login.start(&request, FlowFace::Compat).await.map_err(|e| format!("{e:?}")).expect("start");
+            let started = start_flow(&login, &org.id, &challenge).await;
             user += 1;
             let message = login
                 .send_code(
@@ -86,17 +106,7 @@ pub(crate) async fn run(report: &mut Report, window: Duration, runs: usize) {
                 .map(|(_, v)| v.into_owned())
                 .expect("authorization code");
             let exchange_start = Instant::now();
-            login
-                .exchange_compat(&TokenRequest {
-                    code: Some(authorization_code),
-                    redirect_uri: Some(CALLBACK.to_owned()),
-                    code_verifier: Some(VERIFIER.to_owned()),
-                    client_id: Some(org.id.clone()),
-                    client_secret: Some(secret.clone()),
-                    ..TokenRequest::default()
-                })
-                .await
-                .expect("tokens");
+            exchange(&login, &org.id, &secret, authorization_code).await;
             exchange_time += exchange_start.elapsed();
             count += 1;
         }

@@ -14,18 +14,16 @@ use passkey_types::ctap2::{Aaguid, Ctap2Error};
 use passkey_types::webauthn::{CredentialCreationOptions, CredentialRequestOptions};
 use portcullis_core::clock::{Clock, SystemClock};
 use portcullis_core::keys::MasterKey;
-use portcullis_core::login::model::FlowFace;
-use portcullis_core::login::{AuthorizeRequest, EmailStep, LoginOutcome, LoginService, StartedFlow, TokenRequest};
+use portcullis_core::login::{EmailStep, LoginOutcome, LoginService};
 use portcullis_core::organization::Organization;
 use portcullis_core::store::Store;
 use portcullis_store_sqlite::{SqliteOptions, SqliteStore, Synchronous};
 use url::Url;
 
+use crate::login::{VERIFIER, code_in, exchange, pkce_challenge, start_flow};
 use crate::report::{Figure, Report};
 
 const ISSUER: &str = "https://auth.example.com";
-const CALLBACK: &str = "https://app.example.com/api/auth/callback";
-const VERIFIER: &str = "3f2504e0-4f89-41d3-9a0c-0305e82c3301";
 
 /// The authenticator's person: present and verified.
 struct Person;
@@ -59,19 +57,6 @@ fn code_of(outcome: LoginOutcome) -> String {
     callback.query_pairs().find(|(k, _)| k == "code").map(|(_, v)| v.into_owned()).expect("authorization code")
 }
 
-async fn start(login: &LoginService, org: &str, challenge: &str) -> StartedFlow {
-    let request = AuthorizeRequest {
-        client_id: Some(org.to_owned()),
-        redirect_uri: Some(CALLBACK.to_owned()),
-        response_type: Some("code".to_owned()),
-        state: Some("bench-state".to_owned()),
-        code_challenge: Some(challenge.to_owned()),
-        code_challenge_method: Some("S256".to_owned()),
-        ..AuthorizeRequest::default()
-    };
-    login.start(&request, FlowFace::Compat).await.map_err(|e| format!("{e:?}")).expect("start")
-}
-
 pub(crate) async fn run(report: &mut Report, window: Duration, runs: usize) {
     let dir = tempfile::tempdir().expect("temp dir");
     let options = SqliteOptions { path: dir.path().join("passkey.db"), readers: 2, synchronous: Synchronous::Normal };
@@ -85,17 +70,17 @@ pub(crate) async fn run(report: &mut Report, window: Duration, runs: usize) {
     org.settings.passkey_connection_enabled = true;
     store.insert_organization(&org).await.expect("organization");
     let (secret, _) = login.new_secret(&org.id).await.expect("secret");
-    let challenge = crate::login::pkce_challenge(VERIFIER);
+    let challenge = pkce_challenge(VERIFIER);
     let origin = Url::parse(ISSUER).expect("origin");
     let mut device: Device =
         Client::new(Authenticator::new(Aaguid::from(*b"portcullis-bench"), None, Person, RustCryptoBackend));
 
     // One registration: an email code, then the passkey step.
-    let started = start(&login, &org.id, &challenge).await;
+    let started = start_flow(&login, &org.id, &challenge).await;
     let binding = Some(started.binding.as_str());
     let sent =
         login.send_code(&started.flow.id, binding, "ada@example.com", &EmailStep::default()).await.expect("send");
-    let code = crate::login::code_in(&sent.message.body);
+    let code = code_in(&sent.message.body);
     login.enter_code(&started.flow.id, binding, &code).await.expect("code accepted");
     let options = login.passkey_registration_options(&started.flow.id, binding).await.expect("options");
     let public_key = serde_json::from_value(options).expect("creation options");
@@ -112,7 +97,7 @@ pub(crate) async fn run(report: &mut Report, window: Duration, runs: usize) {
         let start_of_run = Instant::now();
         while start_of_run.elapsed() < window {
             let server = Instant::now();
-            let started = start(&login, &org.id, &challenge).await;
+            let started = start_flow(&login, &org.id, &challenge).await;
             let binding = Some(started.binding.as_str());
             let options = login.passkey_login_options(&started.flow.id, binding, None).await.expect("options");
             server_time += server.elapsed();
@@ -124,17 +109,7 @@ pub(crate) async fn run(report: &mut Report, window: Duration, runs: usize) {
             let answer = serde_json::to_string(&credential).expect("json");
             let server = Instant::now();
             let outcome = login.passkey_login(&started.flow.id, binding, &answer).await.expect("passkey login");
-            login
-                .exchange_compat(&TokenRequest {
-                    code: Some(code_of(outcome)),
-                    redirect_uri: Some(CALLBACK.to_owned()),
-                    code_verifier: Some(VERIFIER.to_owned()),
-                    client_id: Some(org.id.clone()),
-                    client_secret: Some(secret.clone()),
-                    ..TokenRequest::default()
-                })
-                .await
-                .expect("tokens");
+            exchange(&login, &org.id, &secret, code_of(outcome)).await;
             server_time += server.elapsed();
             count += 1;
         }
