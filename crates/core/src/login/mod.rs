@@ -14,7 +14,7 @@ mod service;
 pub mod texts;
 
 pub use oauth::{OAUTH_TOKEN_LIFETIME, OAuthService, StandardTokens};
-pub use passkey_steps::{MAX_PASSKEY_NAME_CHARS, PasskeyPage};
+pub use passkey_steps::{MAX_PASSKEY_NAME_CHARS, PasskeyPage, offers_passkeys};
 
 pub use service::{
     AuthorizeFailure, AuthorizeRequest, CODE_LIFETIME, DEFAULT_CAPTCHA_IP_ALLOWANCE, DirectOutcome, EmailSent,

@@ -54,6 +54,13 @@ fn passkeys_off() -> Error {
     Error::new(ErrorCode::ConnectionMissing).with_message("Passkeys are not enabled for this organization.")
 }
 
+/// Whether a flow's page offers passkey login: the organization has passkeys on and the page is not
+/// framed (a framed page's answer is cross-origin, which the checks refuse).
+#[must_use]
+pub fn offers_passkeys(flow: &LoginFlow, organization: &Organization) -> bool {
+    organization.settings.passkey_connection_enabled && !flow.embed
+}
+
 impl LoginService {
     /// The relying party of an organization: its auth domain, or the server's host, with the origin its
     /// pages are served on.
@@ -91,8 +98,13 @@ impl LoginService {
         email: Option<&str>,
     ) -> Result<Value, Error> {
         let (flow, organization) = self.flow(flow_id, binding).await?;
-        if !organization.settings.passkey_connection_enabled {
-            return Err(passkeys_off());
+        if !offers_passkeys(&flow, &organization) {
+            return Err(if flow.embed && organization.settings.passkey_connection_enabled {
+                Error::new(ErrorCode::ConnectionMissing)
+                    .with_message("Passkeys are not available on an embedded login page. Please log in by email.")
+            } else {
+                passkeys_off()
+            });
         }
         let relying_party = self.relying_party(&organization)?;
         let (kind, user_id, allowed) = match email.map(str::trim).filter(|e| !e.is_empty()) {

@@ -60,6 +60,9 @@ pub struct AuthorizeRequest {
     pub embed: bool,
     /// `translations` (base64 JSON).
     pub translations: Option<String>,
+    /// The host the request came to (`Host`); `None` for in-process callers, which skip the auth-domain
+    /// rule.
+    pub host: Option<String>,
 }
 
 /// Why an authorization request failed, and where the answer goes.
@@ -69,6 +72,9 @@ pub enum AuthorizeFailure {
     Page(Error),
     /// Tell the application: redirect to its (validated) callback with the error.
     Redirect(Url, Error),
+    /// The organization logs in on its own auth domain (its passkeys are bound to it): the same request
+    /// goes to this origin, before any flow or cookie is made.
+    AuthDomain(String),
 }
 
 /// A started flow, with the secret that binds it to the browser (set as a cookie; only its hash is stored).
@@ -431,6 +437,12 @@ impl LoginService {
             Ok(None) => return Err(page(Error::new(ErrorCode::OrganizationIdMissing))),
             Err(e) => return Err(page(e.into())),
         };
+        if let (Some(domain), Some(host)) = (&organization.settings.auth_domain, request.host.as_deref()) {
+            let name = host.rsplit_once(':').map_or(host, |(name, _)| name);
+            if !name.eq_ignore_ascii_case(domain) {
+                return Err(AuthorizeFailure::AuthDomain(self.relying_party(&organization).map_err(page)?.origin));
+            }
+        }
         let whitelist = organization.parsed_whitelist().map_err(page)?;
         let callback = redirect::validate_redirect_uri(
             request.redirect_uri.as_deref(),

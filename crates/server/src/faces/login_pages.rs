@@ -15,7 +15,7 @@ use portcullis_core::login::model::{AttemptKind, LinkMethod};
 use portcullis_core::login::model::{FlowFace, LoginFlow};
 use portcullis_core::login::texts::PageTexts;
 use portcullis_core::login::{
-    AuthorizeFailure, AuthorizeRequest, EmailStep, LinkChoice, LinkOutcome, LoginOutcome, WaitOutcome,
+    AuthorizeFailure, AuthorizeRequest, EmailStep, LinkChoice, LinkOutcome, LoginOutcome, WaitOutcome, offers_passkeys,
 };
 use portcullis_core::organization::Organization;
 use portcullis_core::{Error, ErrorCode};
@@ -108,8 +108,7 @@ fn script(source: &'static str) -> Response {
     response
 }
 
-/// The email step's discoverable passkey options, when the organization has passkeys on and the page is
-/// not framed (a framed page's answer is cross-origin, which the checks refuse); a failure only logs (the
+/// The email step's discoverable passkey options, when the page offers passkeys; a failure only logs (the
 /// email step still works).
 async fn email_passkey_options(
     app: &App,
@@ -117,7 +116,7 @@ async fn email_passkey_options(
     organization: &Organization,
     binding: Option<&str>,
 ) -> Option<String> {
-    if !organization.settings.passkey_connection_enabled || flow.embed {
+    if !offers_passkeys(flow, organization) {
         return None;
     }
     match app.login().passkey_login_options(&flow.id, binding, None).await {
@@ -282,10 +281,7 @@ async fn start_compat(
     uri: axum::http::Uri,
     headers: HeaderMap,
 ) -> Response {
-    if let Some(moved) = to_auth_domain(&app, &params, &uri, &headers).await {
-        return moved;
-    }
-    start(&app, &request_id, &params, FlowFace::Compat).await
+    start(&app, &request_id, &params, &uri, &headers, FlowFace::Compat).await
 }
 
 async fn start_standard(
@@ -295,36 +291,18 @@ async fn start_standard(
     uri: axum::http::Uri,
     headers: HeaderMap,
 ) -> Response {
-    if let Some(moved) = to_auth_domain(&app, &params, &uri, &headers).await {
-        return moved;
-    }
-    start(&app, &request_id, &params, FlowFace::Standard).await
-}
-
-/// An organization with its own auth domain logs in there (its passkeys are bound to it): a login started
-/// on another host moves, unchanged, to the same path on the auth domain.
-async fn to_auth_domain(
-    app: &App,
-    params: &HashMap<String, String>,
-    uri: &axum::http::Uri,
-    headers: &HeaderMap,
-) -> Option<Response> {
-    let organization = app.organization(params.get("client_id")?).await.ok()?;
-    let domain = organization.settings.auth_domain.as_deref()?;
-    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or_default();
-    let host_name = host.rsplit_once(':').map_or(host, |(name, _)| name);
-    if host_name.eq_ignore_ascii_case(domain) {
-        return None;
-    }
-    let origin = app.login().relying_party(&organization).ok()?.origin;
-    let path = uri.path_and_query().map_or("/login", axum::http::uri::PathAndQuery::as_str);
-    let mut response = see_other(&format!("{origin}{path}"));
-    *response.status_mut() = StatusCode::FOUND;
-    Some(response)
+    start(&app, &request_id, &params, &uri, &headers, FlowFace::Standard).await
 }
 
 /// Both faces' authorization endpoint; the face decides leniency and the callback error format.
-async fn start(app: &App, request_id: &RequestId, params: &HashMap<String, String>, face: FlowFace) -> Response {
+async fn start(
+    app: &App,
+    request_id: &RequestId,
+    params: &HashMap<String, String>,
+    uri: &axum::http::Uri,
+    headers: &HeaderMap,
+    face: FlowFace,
+) -> Response {
     let get = |k: &str| params.get(k).cloned();
     let request = AuthorizeRequest {
         client_id: get("client_id"),
@@ -338,6 +316,7 @@ async fn start(app: &App, request_id: &RequestId, params: &HashMap<String, Strin
         nonce: get("nonce"),
         embed: params.get("embed").is_some_and(|v| v == "1"),
         translations: get("translations"),
+        host: headers.get(header::HOST).and_then(|h| h.to_str().ok()).map(str::to_owned),
     };
     match app.login().start(&request, face).await {
         Ok(started) => {
@@ -370,6 +349,12 @@ async fn start(app: &App, request_id: &RequestId, params: &HashMap<String, Strin
             response
         }
         Err(AuthorizeFailure::Page(error)) => error_page(error, request_id),
+        Err(AuthorizeFailure::AuthDomain(origin)) => {
+            let path = uri.path_and_query().map_or("/login", axum::http::uri::PathAndQuery::as_str);
+            let mut response = see_other(&format!("{origin}{path}"));
+            *response.status_mut() = StatusCode::FOUND;
+            response
+        }
         Err(AuthorizeFailure::Redirect(url, error)) => {
             let mut response = see_other(url.as_str());
             *response.status_mut() = StatusCode::FOUND;

@@ -904,7 +904,7 @@ async fn php_library_without_pkce_when_the_organization_allows_it() {
 }
 
 /// The links of the newest mail in the dev outbox, as paths on the server.
-async fn mailed_links(flow: &Flow) -> Vec<String> {
+pub(crate) async fn mailed_links(flow: &Flow) -> Vec<String> {
     let (_, outbox) = flow.server.get_json("/dev/outbox").await;
     let mail = outbox["messages"][0]["body"].as_str().expect("message").to_owned();
     mail.split_whitespace()
@@ -929,7 +929,7 @@ impl Flow {
         request.send().await.expect("get")
     }
 
-    async fn post(&self, path: &str) -> Response {
+    pub(crate) async fn post(&self, path: &str) -> Response {
         self.client.post(self.url(path)).send().await.expect("post")
     }
 

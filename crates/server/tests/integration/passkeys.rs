@@ -14,13 +14,14 @@ use passkey_types::webauthn::{
     CredentialCreationOptions, CredentialRequestOptions, PublicKeyCredentialCreationOptions,
     PublicKeyCredentialRequestOptions,
 };
+use portcullis_core::login::model::{AttemptType, LinkMethod};
 use portcullis_core::organization::OrganizationSettings;
 use reqwest::{Method, Response, StatusCode};
 use serde_json::{Value, json};
 use url::Url;
 
 use crate::harness::{Backend, TestServer, read_json};
-use crate::login::{Flow, VERIFIER, begun, code_in, location, manual_clock};
+use crate::login::{Flow, VERIFIER, begun, code_in, location, mailed_links, manual_clock};
 
 /// The software authenticator's person: present, and verified when asked.
 struct Person;
@@ -214,6 +215,8 @@ async fn register_then_log_in_both_ways(backend: Backend) {
     let framed = begin_with(&flow, &flow.org, &[("embed", "1")]).await;
     let (_, page) = framed.page(&flow, "").await;
     assert!(!page.contains("passkey-login"), "a framed page offers no passkey (its answer would be cross-origin)");
+    let (status, body) = framed.post_json(&flow, "/passkey/options", &json!({})).await;
+    assert_eq!((status, body["errorCode"].as_str()), (400, Some("connectionMissing")), "nor options");
     browser.verify_email(&flow, "ada@example.com").await;
     let (status, page) = browser.page(&flow, "/passkeys").await;
     assert_eq!(status, StatusCode::OK);
@@ -480,4 +483,29 @@ async fn auth_domain_must_be_a_host_name() {
         let (status, answer) = read_json(server.admin(Method::PUT, &path).json(&body).send().await.expect("put")).await;
         assert_eq!((status, answer["errorCode"].as_str()), (400, Some("entityInvalid")), "{bad}");
     }
+}
+
+/// A login approved from the mail (a remote link) also goes through the passkey step, and from there to
+/// the application, signed in.
+#[tokio::test]
+async fn a_mailed_approval_leads_to_the_passkey_step() {
+    let flow = passkey_flow(Flow::start(Backend::Sqlite).await).await;
+    let settings = OrganizationSettings {
+        default_login_attempt_type: AttemptType::Link,
+        default_login_method: LinkMethod::Remote,
+        passkey_connection_enabled: true,
+        auth_domain: Some("localhost".to_owned()),
+        ..OrganizationSettings::default()
+    };
+    flow.server.app.login().configure(&flow.org, None, Some(settings)).await.expect("settings");
+    let browser = begin(&flow, &flow.org).await;
+    let sent = browser.post_form(&flow, "/email", &[("email", "ada@example.com")]).await;
+    assert_eq!(location(&sent), format!("{}/wait", browser.flow_path));
+    let link = mailed_links(&flow).await.into_iter().find(|l| l.starts_with("/login/link/")).expect("a link");
+    assert_eq!(flow.post(&link).await.status(), StatusCode::OK, "approved from the mail");
+    let request = flow.client.get(browser.url("/wait")).header("cookie", &browser.binding);
+    let waited = request.send().await.expect("wait");
+    assert_eq!(location(&waited), format!("{}/passkeys", browser.flow_path));
+    let continued = browser.post_form(&flow, "/continue", &[]).await;
+    assert_eq!(email_of(&flow, &callback_code(&continued)).await, "ada@example.com");
 }
