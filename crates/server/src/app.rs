@@ -104,7 +104,9 @@ impl App {
         let mailer = crate::mail::Mailer::from_settings(&config.smtp)?;
         let login = Arc::new(
             LoginService::new(Arc::clone(&store), Arc::clone(&clock), Arc::clone(&master), config.public_url())
-                .with_captcha_ip_allowance(config.login.captcha_ip_allowance),
+                .with_captcha_ip_allowance(config.login.captcha_ip_allowance)
+                .with_code_digits(config.login.code_digits)
+                .with_max_code_failures(config.login.max_code_failures),
         );
         let oauth_refresh = SessionService::for_purpose(
             Arc::clone(&store),

@@ -81,3 +81,36 @@ pub async fn captcha_solutions_are_spent_once(store: &Arc<dyn Store>) {
     assert!(!store.spend_captcha("sig-1", at(600_000)).await.expect("spend"), "still spent");
     assert!(store.spend_captcha("sig-2", at(10)).await.expect("spend"), "forgotten after expiry");
 }
+
+/// Wrong codes count per account (organization and email) atomically, across calls; a reset forgets one
+/// account's count and nobody else's.
+pub async fn code_failures_count_per_account_and_reset(store: &Arc<dyn Store>) {
+    assert_eq!(store.code_failures("org-a", "ada@example.com").await.expect("read"), 0, "none yet");
+    let hits: Vec<_> = (0..16)
+        .map(|i| {
+            let store = Arc::clone(store);
+            tokio::spawn(async move { store.record_code_failure("org-a", "ada@example.com", at(i)).await })
+        })
+        .collect();
+    let mut counts = Vec::new();
+    for hit in hits {
+        counts.push(hit.await.expect("task").expect("failure"));
+    }
+    counts.sort_unstable();
+    assert_eq!(counts, (1..=16).collect::<Vec<u32>>(), "every failure gets its own count");
+    assert_eq!(store.code_failures("org-a", "ada@example.com").await.expect("read"), 16);
+    assert_eq!(store.record_code_failure("org-b", "ada@example.com", at(20)).await.expect("failure"), 1, "per org");
+    assert_eq!(store.record_code_failure("org-a", "eve@example.com", at(20)).await.expect("failure"), 1, "per email");
+    store.reset_code_failures("org-a", "ada@example.com").await.expect("reset");
+    assert_eq!(store.code_failures("org-a", "ada@example.com").await.expect("read"), 0, "reset");
+    assert_eq!(store.code_failures("org-b", "ada@example.com").await.expect("read"), 1, "others kept");
+    assert_eq!(store.code_failures("org-a", "eve@example.com").await.expect("read"), 1, "others kept");
+    store.reset_code_failures("org-a", "nobody@example.com").await.expect("resetting nothing is harmless");
+    assert_eq!(store.record_code_failure("org-a", "ada@example.com", at(30)).await.expect("failure"), 1, "afresh");
+    assert_eq!(
+        store.prune_abuse_records(at(1_000_000)).await.expect("prune"),
+        0,
+        "pruning old windows keeps the counts (they last until a login)"
+    );
+    assert_eq!(store.code_failures("org-a", "ada@example.com").await.expect("read"), 1);
+}

@@ -67,6 +67,7 @@ macro_rules! conformance_suite {
             rate_limit_hits_count_atomically,
             audit_events_round_trip,
             captcha_solutions_are_spent_once,
+            code_failures_count_per_account_and_reset,
             connector_storage_round_trip_and_caps,
             connector_storage_increments_all_count,
             passkeys_are_unique_and_owned,

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use portcullis_core::clock::Timestamp;
 use portcullis_core::login::model::{
     AttemptKind, AuthorizationCode, FlowFace, LinkMethod, LoginAttempt, LoginFlow, LoginSession, OutboxMessage,
-    Redemption, Undo, User,
+    RecentAttempts, Redemption, Undo, User,
 };
 use portcullis_core::organization::Organization;
 use portcullis_core::store::Store;
@@ -115,7 +115,7 @@ pub async fn attempts_count_and_close_once(store: &Arc<dyn Store>) {
     let org = organization(store).await;
     store.insert_flow(&flow(&org.id, "f1")).await.expect("flow");
     assert_eq!(store.flow("f1").await.expect("flow"), Some(flow(&org.id, "f1")));
-    for (i, created) in [(1, 10), (2, 20)] {
+    for (i, created, network) in [(1, 10, "203.0.113.0/24"), (2, 20, "203.0.113.0/24"), (3, 25, "198.51.100.0/24")] {
         let attempt = LoginAttempt {
             id: format!("a{i}"),
             flow_id: "f1".to_owned(),
@@ -131,14 +131,33 @@ pub async fn attempts_count_and_close_once(store: &Arc<dyn Store>) {
             session_id: None,
             undone_at: None,
             handed_over_at: None,
+            network: network.to_owned(),
         };
         store.insert_attempt(&attempt).await.expect("attempt");
     }
-    assert_eq!(store.latest_attempt("f1").await.expect("latest").map(|a| a.id), Some("a2".to_owned()));
+    assert_eq!(store.latest_attempt("f1").await.expect("latest").map(|a| a.id), Some("a3".to_owned()));
     assert_eq!(store.attempt("a1").await.expect("attempt").map(|a| a.code_digest), Some("d1".to_owned()));
+    assert_eq!(store.attempt("a3").await.expect("attempt").map(|a| a.network), Some("198.51.100.0/24".to_owned()));
     assert_eq!(store.attempt("missing").await.expect("attempt"), None);
-    assert_eq!(store.attempts_since(&org.id, "ada@example.com", at(15)).await.expect("since"), (1, Some(at(20))));
-    assert_eq!(store.attempts_since(&org.id, "eve@example.com", at(0)).await.expect("since"), (0, None));
+    let since = |email: &'static str, network: &'static str, from: i64| {
+        let store = Arc::clone(store);
+        let org = org.id.clone();
+        async move { store.attempts_since(&org, email, network, at(from)).await.expect("since") }
+    };
+    let recent = |total, from_network, last: Option<i64>| RecentAttempts {
+        total,
+        from_network,
+        last_from_network: last.map(at),
+    };
+    assert_eq!(
+        since("ada@example.com", "203.0.113.0/24", 15).await,
+        recent(2, 1, Some(20)),
+        "one network's, all counted"
+    );
+    assert_eq!(since("ada@example.com", "203.0.113.0/24", 0).await, recent(3, 2, Some(20)));
+    assert_eq!(since("ada@example.com", "198.51.100.0/24", 0).await, recent(3, 1, Some(25)));
+    assert_eq!(since("ada@example.com", "192.0.2.0/24", 0).await, recent(3, 0, None), "a network with none");
+    assert_eq!(since("eve@example.com", "203.0.113.0/24", 0).await, recent(0, 0, None));
 
     let tasks: Vec<_> = (0..10)
         .map(|_| {
@@ -149,7 +168,7 @@ pub async fn attempts_count_and_close_once(store: &Arc<dyn Store>) {
     for task in tasks {
         task.await.expect("task").expect("wrong entry");
     }
-    assert_eq!(store.latest_attempt("f1").await.expect("latest").map(|a| a.wrong_entries), Some(10));
+    assert_eq!(store.attempt("a2").await.expect("attempt").map(|a| a.wrong_entries), Some(10));
 
     let closes: Vec<_> = (0..8)
         .map(|_| {
@@ -185,6 +204,7 @@ pub async fn attempts_approve_once_and_undo_wins(store: &Arc<dyn Store>) {
         session_id: None,
         undone_at: None,
         handed_over_at: None,
+        network: String::new(),
     };
     let challenge = attempt("c1", AttemptKind::Challenge);
     store.insert_attempt(&challenge).await.expect("insert");

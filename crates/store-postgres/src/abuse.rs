@@ -62,6 +62,43 @@ impl AbuseStore for PostgresStore {
         Ok(n == 1)
     }
 
+    async fn record_code_failure(&self, organization_id: &str, email: &str, now: Timestamp) -> Result<u32, StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .query_one(
+                "INSERT INTO code_failures (organization_id, email, failures, updated_at) VALUES ($1, $2, 1, $3) \
+                 ON CONFLICT (organization_id, email) \
+                 DO UPDATE SET failures = code_failures.failures + 1, updated_at = EXCLUDED.updated_at RETURNING failures",
+                &[&organization_id, &email, &now.unix_millis()],
+            )
+            .await
+            .map_err(|e| store_error(&e))?;
+        let failures: i32 = row.try_get(0).map_err(|e| decode(&e))?;
+        Ok(u32::try_from(failures).unwrap_or(u32::MAX))
+    }
+
+    async fn code_failures(&self, organization_id: &str, email: &str) -> Result<u32, StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                "SELECT failures FROM code_failures WHERE organization_id = $1 AND email = $2",
+                &[&organization_id, &email],
+            )
+            .await
+            .map_err(|e| store_error(&e))?;
+        let failures: i32 = row.map(|r| r.try_get(0)).transpose().map_err(|e| decode(&e))?.unwrap_or(0);
+        Ok(u32::try_from(failures).unwrap_or(0))
+    }
+
+    async fn reset_code_failures(&self, organization_id: &str, email: &str) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        client
+            .execute("DELETE FROM code_failures WHERE organization_id = $1 AND email = $2", &[&organization_id, &email])
+            .await
+            .map_err(|e| store_error(&e))?;
+        Ok(())
+    }
+
     async fn record_audit_event(&self, event: &AuditEvent) -> Result<(), StoreError> {
         let client = self.client().await?;
         client

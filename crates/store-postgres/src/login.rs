@@ -3,8 +3,8 @@
 use async_trait::async_trait;
 use portcullis_core::clock::Timestamp;
 use portcullis_core::login::model::{
-    AttemptKind, AuthorizationCode, FlowFace, LoginAttempt, LoginFlow, LoginSession, OutboxMessage, Redemption, Undo,
-    User,
+    AttemptKind, AuthorizationCode, FlowFace, LoginAttempt, LoginFlow, LoginSession, OutboxMessage, RecentAttempts,
+    Redemption, Undo, User,
 };
 use portcullis_core::organization::Organization;
 use portcullis_core::store::{LoginStore, StoreError};
@@ -50,7 +50,7 @@ fn user_from_row(row: &Row) -> Result<User, StoreError> {
 }
 
 const ATTEMPT_COLUMNS: &str = "id, flow_id, organization_id, email, code_digest, created_at, wrong_entries, closed_at, \
-     kind, challenge, approved_at, session_id, undone_at, handed_over_at";
+     kind, challenge, approved_at, session_id, undone_at, handed_over_at, network";
 
 fn attempt_from_row(row: &Row) -> Result<LoginAttempt, StoreError> {
     let wrong: i32 = get(row, 6)?;
@@ -69,6 +69,7 @@ fn attempt_from_row(row: &Row) -> Result<LoginAttempt, StoreError> {
         session_id: get(row, 11)?,
         undone_at: at(row, 12)?,
         handed_over_at: at(row, 13)?,
+        network: get(row, 14)?,
     })
 }
 
@@ -230,7 +231,7 @@ impl LoginStore for PostgresStore {
         let wrong = i32::try_from(a.wrong_entries).unwrap_or(i32::MAX);
         client
             .execute(
-                &format!("INSERT INTO login_attempts ({ATTEMPT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"),
+                &format!("INSERT INTO login_attempts ({ATTEMPT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"),
                 &[
                     &a.id,
                     &a.flow_id,
@@ -246,6 +247,7 @@ impl LoginStore for PostgresStore {
                     &a.session_id,
                     &millis(a.undone_at),
                     &millis(a.handed_over_at),
+                    &a.network,
                 ],
             )
             .await
@@ -280,19 +282,25 @@ impl LoginStore for PostgresStore {
         &self,
         organization_id: &str,
         email: &str,
+        network: &str,
         since: Timestamp,
-    ) -> Result<(usize, Option<Timestamp>), StoreError> {
+    ) -> Result<RecentAttempts, StoreError> {
         let client = self.client().await?;
         let row = client
             .query_one(
-                "SELECT COUNT(*), MAX(created_at) FROM login_attempts \
-                 WHERE organization_id = $1 AND email = $2 AND created_at >= $3",
-                &[&organization_id, &email, &since.unix_millis()],
+                "SELECT COUNT(*), COUNT(*) FILTER (WHERE network = $3), MAX(created_at) FILTER (WHERE network = $3) \
+                 FROM login_attempts WHERE organization_id = $1 AND email = $2 AND created_at >= $4",
+                &[&organization_id, &email, &network, &since.unix_millis()],
             )
             .await
             .map_err(|e| store_error(&e))?;
-        let count: i64 = get(&row, 0)?;
-        Ok((usize::try_from(count).unwrap_or(0), at(&row, 1)?))
+        let total: i64 = get(&row, 0)?;
+        let from_network: i64 = get(&row, 1)?;
+        Ok(RecentAttempts {
+            total: usize::try_from(total).unwrap_or(0),
+            from_network: usize::try_from(from_network).unwrap_or(0),
+            last_from_network: at(&row, 2)?,
+        })
     }
 
     async fn record_wrong_entry(&self, attempt_id: &str) -> Result<u32, StoreError> {

@@ -17,6 +17,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0006_abuse.sql"),
     include_str!("../migrations/0007_connector_storage.sql"),
     include_str!("../migrations/0008_passkeys.sql"),
+    include_str!("../migrations/0009_code_guessing.sql"),
 ];
 
 /// Arbitrary but fixed: "port" in ASCII.

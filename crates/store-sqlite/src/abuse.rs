@@ -65,6 +65,45 @@ impl AbuseStore for SqliteStore {
             .await
     }
 
+    async fn record_code_failure(&self, organization_id: &str, email: &str, now: Timestamp) -> Result<u32, StoreError> {
+        let (org, email) = (organization_id.to_owned(), email.to_owned());
+        self.writer
+            .run(move |c| {
+                c.prepare_cached(
+                    "INSERT INTO code_failures (organization_id, email, failures, updated_at) VALUES (?1, ?2, 1, ?3) \
+                     ON CONFLICT (organization_id, email) \
+                     DO UPDATE SET failures = failures + 1, updated_at = excluded.updated_at RETURNING failures",
+                )
+                .and_then(|mut s| s.query_row(params![org, email, now.unix_millis()], |r| r.get(0)))
+                .map_err(store_error)
+            })
+            .await
+    }
+
+    async fn code_failures(&self, organization_id: &str, email: &str) -> Result<u32, StoreError> {
+        let (org, email) = (organization_id.to_owned(), email.to_owned());
+        self.readers
+            .run(move |c| {
+                c.prepare_cached("SELECT failures FROM code_failures WHERE organization_id = ?1 AND email = ?2")
+                    .and_then(|mut s| s.query_row(params![org, email], |r| r.get(0)).optional())
+                    .map(Option::unwrap_or_default)
+                    .map_err(store_error)
+            })
+            .await
+    }
+
+    async fn reset_code_failures(&self, organization_id: &str, email: &str) -> Result<(), StoreError> {
+        let (org, email) = (organization_id.to_owned(), email.to_owned());
+        self.writer
+            .run(move |c| {
+                c.prepare_cached("DELETE FROM code_failures WHERE organization_id = ?1 AND email = ?2")
+                    .and_then(|mut s| s.execute(params![org, email]))
+                    .map(|_| ())
+                    .map_err(store_error)
+            })
+            .await
+    }
+
     async fn record_audit_event(&self, event: &AuditEvent) -> Result<(), StoreError> {
         let e = event.clone();
         let detail = e.detail.to_string();

@@ -3,8 +3,8 @@
 use async_trait::async_trait;
 use portcullis_core::clock::Timestamp;
 use portcullis_core::login::model::{
-    AttemptKind, AuthorizationCode, FlowFace, LoginAttempt, LoginFlow, LoginSession, OutboxMessage, Redemption, Undo,
-    User,
+    AttemptKind, AuthorizationCode, FlowFace, LoginAttempt, LoginFlow, LoginSession, OutboxMessage, RecentAttempts,
+    Redemption, Undo, User,
 };
 use portcullis_core::organization::Organization;
 use portcullis_core::store::{LoginStore, StoreError};
@@ -42,7 +42,7 @@ fn user_from_row(row: &Row<'_>) -> rusqlite::Result<User> {
 }
 
 const ATTEMPT_COLUMNS: &str = "id, flow_id, organization_id, email, code_digest, created_at, wrong_entries, closed_at, \
-     kind, challenge, approved_at, session_id, undone_at, handed_over_at";
+     kind, challenge, approved_at, session_id, undone_at, handed_over_at, network";
 
 fn attempt_from_row(row: &Row<'_>) -> rusqlite::Result<LoginAttempt> {
     Ok(LoginAttempt {
@@ -60,6 +60,7 @@ fn attempt_from_row(row: &Row<'_>) -> rusqlite::Result<LoginAttempt> {
         session_id: row.get(11)?,
         undone_at: at(row, 12)?,
         handed_over_at: at(row, 13)?,
+        network: row.get(14)?,
     })
 }
 
@@ -230,7 +231,7 @@ impl LoginStore for SqliteStore {
         self.writer
             .run(move |c| {
                 c.execute(
-                    &format!("INSERT INTO login_attempts ({ATTEMPT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"),
+                    &format!("INSERT INTO login_attempts ({ATTEMPT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"),
                     params![
                         a.id,
                         a.flow_id,
@@ -245,7 +246,8 @@ impl LoginStore for SqliteStore {
                         a.approved_at.map(Timestamp::unix_millis),
                         a.session_id,
                         a.undone_at.map(Timestamp::unix_millis),
-                        a.handed_over_at.map(Timestamp::unix_millis)
+                        a.handed_over_at.map(Timestamp::unix_millis),
+                        a.network
                     ],
                 )
                 .map(|_| ())
@@ -282,16 +284,23 @@ impl LoginStore for SqliteStore {
         &self,
         organization_id: &str,
         email: &str,
+        network: &str,
         since: Timestamp,
-    ) -> Result<(usize, Option<Timestamp>), StoreError> {
-        let (org, email) = (organization_id.to_owned(), email.to_owned());
+    ) -> Result<RecentAttempts, StoreError> {
+        let (org, email, network) = (organization_id.to_owned(), email.to_owned(), network.to_owned());
         self.writer
             .run(move |c| {
                 c.query_row(
-                    "SELECT COUNT(*), MAX(created_at) FROM login_attempts \
-                     WHERE organization_id = ?1 AND email = ?2 AND created_at >= ?3",
-                    params![org, email, since.unix_millis()],
-                    |r| Ok((usize::try_from(r.get::<_, i64>(0)?).unwrap_or(0), at(r, 1)?)),
+                    "SELECT COUNT(*), COALESCE(SUM(network = ?3), 0), MAX(CASE WHEN network = ?3 THEN created_at END) \
+                     FROM login_attempts WHERE organization_id = ?1 AND email = ?2 AND created_at >= ?4",
+                    params![org, email, network, since.unix_millis()],
+                    |r| {
+                        Ok(RecentAttempts {
+                            total: usize::try_from(r.get::<_, i64>(0)?).unwrap_or(0),
+                            from_network: usize::try_from(r.get::<_, i64>(1)?).unwrap_or(0),
+                            last_from_network: at(r, 2)?,
+                        })
+                    },
                 )
                 .map_err(store_error)
             })

@@ -18,6 +18,11 @@ pub enum AuditKind {
     /// A wrong code was entered (`detail.void`: the attempt is now void).
     #[serde(rename = "login.failed")]
     LoginFailed,
+    /// An account reached the cap on consecutive wrong codes (`login.max_code_failures`): its email step
+    /// now needs a solved captcha at the highest level, and each attempt allows one wrong code, until a
+    /// login.
+    #[serde(rename = "login.lockedOut")]
+    LoginLockedOut,
     /// A challenge was answered with a wrong number; the attempt was cancelled.
     #[serde(rename = "login.challengeMismatch")]
     ChallengeMismatch,
@@ -44,9 +49,10 @@ pub enum AuditKind {
 
 impl AuditKind {
     /// Every kind.
-    pub const ALL: [Self; 9] = [
+    pub const ALL: [Self; 10] = [
         Self::LoginSucceeded,
         Self::LoginFailed,
+        Self::LoginLockedOut,
         Self::ChallengeMismatch,
         Self::LoginUndone,
         Self::TheftDetected,
@@ -62,6 +68,7 @@ impl AuditKind {
         match self {
             Self::LoginSucceeded => "login.succeeded",
             Self::LoginFailed => "login.failed",
+            Self::LoginLockedOut => "login.lockedOut",
             Self::ChallengeMismatch => "login.challengeMismatch",
             Self::LoginUndone => "login.undone",
             Self::TheftDetected => "session.theftDetected",

@@ -1,5 +1,7 @@
-//! Email login attempts (reference §10): a 5-digit code valid for 15 minutes, stored only as an HMAC,
-//! voided after 5 wrong entries, and a growing per-email delay between attempts.
+//! Email login attempts (reference §10): a code of 6 digits or more (at least 20 bits, NIST SP 800-63B)
+//! valid for 15 minutes, stored only as an HMAC, voided after 5 wrong entries; a cap on an account's
+//! consecutive wrong codes across attempts; and a growing delay between attempts for the same email from
+//! the same network.
 
 use std::time::Duration;
 
@@ -25,21 +27,35 @@ pub const EMAIL_DELAYS: [Duration; 6] = [
     Duration::from_secs(600),
 ];
 
-/// A fresh 5-digit code, uniform over 00000–99999.
+/// Digits of a login code by default: 6 digits are about 20 bits, NIST SP 800-63B's minimum.
+pub const DEFAULT_CODE_DIGITS: u8 = 6;
+/// The fewest digits a login code may have.
+pub const MIN_CODE_DIGITS: u8 = 6;
+/// The most digits a login code may have.
+pub const MAX_CODE_DIGITS: u8 = 10;
+/// Consecutive wrong codes an account may have (across attempts, flows and networks) before its email
+/// step needs a solved captcha at the highest level and each attempt allows one wrong code.
+pub const DEFAULT_MAX_CODE_FAILURES: u32 = 20;
+/// The highest cap allowed (NIST SP 800-63B: at most 100 consecutive failed attempts).
+pub const MAX_CODE_FAILURES_LIMIT: u32 = 100;
+
+/// A fresh code of `digits` digits (clamped to 6–10), uniform over all of them.
 ///
 /// # Errors
 /// If the system random source fails.
-pub fn new_code() -> Result<String, Error> {
+pub fn new_code(digits: u8) -> Result<String, Error> {
+    let digits = digits.clamp(MIN_CODE_DIGITS, MAX_CODE_DIGITS);
+    let space = 10u64.pow(u32::from(digits));
     let random = SystemRandom::new();
     loop {
-        let mut bytes = [0u8; 4];
+        let mut bytes = [0u8; 8];
         random
             .fill(&mut bytes)
             .map_err(|_| Error::new(ErrorCode::GenericError).with_internal("random source failed"))?;
-        let value = u32::from_be_bytes(bytes);
+        let value = u64::from_be_bytes(bytes);
         // Reject the top partial range so every code is equally likely.
-        if value < u32::MAX - (u32::MAX % 100_000) {
-            return Ok(format!("{:05}", value % 100_000));
+        if value < u64::MAX - (u64::MAX % space) {
+            return Ok(format!("{:0width$}", value % space, width = usize::from(digits)));
         }
     }
 }
@@ -130,7 +146,8 @@ pub fn enter_code(
     }
 }
 
-/// When the next attempt for an email may start, given the attempts it had in the last hour.
+/// When the next attempt for an email from one network may start, given the attempts it had from that
+/// network in the last hour.
 #[must_use]
 pub fn next_allowed(recent_attempts: usize, last_attempt: Option<Timestamp>) -> Option<Timestamp> {
     let delay = EMAIL_DELAYS[recent_attempts.min(EMAIL_DELAYS.len() - 1)];
@@ -146,10 +163,15 @@ mod tests {
     }
 
     #[test]
-    fn codes_are_five_digits_and_vary() {
-        let codes: Vec<String> = (0..50).map(|_| new_code().expect("code")).collect();
-        assert!(codes.iter().all(|c| c.len() == 5 && c.bytes().all(|b| b.is_ascii_digit())));
-        assert!(codes.iter().collect::<std::collections::HashSet<_>>().len() > 40);
+    fn codes_have_their_digits_and_vary() {
+        for digits in [6, 8, 10] {
+            let codes: Vec<String> = (0..50).map(|_| new_code(digits).expect("code")).collect();
+            assert!(codes.iter().all(|c| c.len() == usize::from(digits) && c.bytes().all(|b| b.is_ascii_digit())));
+            assert!(codes.iter().collect::<std::collections::HashSet<_>>().len() > 40);
+        }
+        assert_eq!(new_code(5).expect("code").len(), 6, "never fewer than 6");
+        assert_eq!(new_code(12).expect("code").len(), 10);
+        assert!((0..200).any(|_| new_code(6).expect("code").starts_with('0')), "leading zeros are kept");
     }
 
     #[test]

@@ -116,7 +116,7 @@ pub enum LinkMethod {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum AttemptType {
-    /// A 5-digit code typed into the starting browser.
+    /// A code of 6 digits or more (`login.code_digits`) typed into the starting browser.
     #[default]
     Code,
     /// Three numbers; clicking the one the starting browser shows approves it.
@@ -210,6 +210,21 @@ pub struct LoginAttempt {
     pub undone_at: Option<Timestamp>,
     /// When the browser went on to the application after the passkey step (code attempts, once).
     pub handed_over_at: Option<Timestamp>,
+    /// Who asked for it: the client network of the email step (`203.0.113.0/24`, an IPv6 /56), or
+    /// `client:<organization>` for direct authentication. The per-email delay counts per network.
+    pub network: String,
+}
+
+/// An email's login attempts since some time: the per-email delay counts those from the asking
+/// network, the captcha escalation counts them all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RecentAttempts {
+    /// Attempts from every network.
+    pub total: usize,
+    /// Attempts from the asking network.
+    pub from_network: usize,
+    /// The newest attempt from the asking network.
+    pub last_from_network: Option<Timestamp>,
 }
 
 /// What undoing an attempt found.

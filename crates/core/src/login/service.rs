@@ -16,7 +16,7 @@ use super::callback::{self, ErrorFormat};
 use super::jwe;
 use super::model::{
     AttemptKind, AuthorizationCode, FlowFace, LinkMethod, LoginAttempt, LoginFlow, LoginSession, OutboxMessage,
-    Redemption, Undo, User,
+    RecentAttempts, Redemption, Undo, User,
 };
 use super::pkce::{self, Face};
 use super::redirect::{self, Whitelist};
@@ -252,6 +252,8 @@ pub struct LoginService {
     limiter: RateLimiter,
     captcha: CaptchaService,
     captcha_ip_allowance: u32,
+    code_digits: u8,
+    max_code_failures: u32,
     pub(super) passkey_decoy_key: [u8; 32],
 }
 
@@ -306,6 +308,8 @@ impl LoginService {
             limiter,
             captcha,
             captcha_ip_allowance: DEFAULT_CAPTCHA_IP_ALLOWANCE,
+            code_digits: attempt::DEFAULT_CODE_DIGITS,
+            max_code_failures: attempt::DEFAULT_MAX_CODE_FAILURES,
             passkey_decoy_key,
         }
     }
@@ -318,18 +322,56 @@ impl LoginService {
         self
     }
 
-    /// The captcha level from an email's attempts and an address's email steps this hour. The address
-    /// counts one level per allowance used up (so a shared office address logs in freely, a sprayer pays).
-    fn captcha_level(&self, email_attempts: usize, ip_steps: u32) -> u8 {
+    /// Digits of the mailed login codes (`login.code_digits`, 6–10; clamped to that range).
+    #[must_use]
+    pub fn with_code_digits(mut self, digits: u8) -> Self {
+        self.code_digits = digits.clamp(attempt::MIN_CODE_DIGITS, attempt::MAX_CODE_DIGITS);
+        self
+    }
+
+    /// Consecutive wrong codes an account may have before its email step needs the highest captcha
+    /// (`login.max_code_failures`, 1–100; clamped to that range).
+    #[must_use]
+    pub fn with_max_code_failures(mut self, failures: u32) -> Self {
+        self.max_code_failures = failures.clamp(1, attempt::MAX_CODE_FAILURES_LIMIT);
+        self
+    }
+
+    /// Digits of the mailed login codes (the code page's field asks for exactly these).
+    #[must_use]
+    pub const fn code_digits(&self) -> u8 {
+        self.code_digits
+    }
+
+    /// The captcha level from an email's attempts (from every network) and an address's email steps this
+    /// hour, and whether the account is locked out. The address counts one level per allowance used up
+    /// (so a shared office address logs in freely, a sprayer pays); a locked-out account needs the
+    /// highest level.
+    fn captcha_level(&self, email_attempts: usize, ip_steps: u32, locked_out: bool) -> u8 {
+        if locked_out {
+            return captcha::level_for(u32::MAX);
+        }
         let from_ip = ip_steps.checked_div(self.captcha_ip_allowance).unwrap_or(0);
         captcha::level_for(u32::try_from(email_attempts).unwrap_or(u32::MAX).max(from_ip))
     }
 
-    /// An email's attempts in the last hour and the newest one's time: the per-email delay and the
-    /// captcha level both count them.
-    async fn recent_attempts(&self, organization_id: &str, email: &str) -> Result<(usize, Option<Timestamp>), Error> {
+    /// An email's attempts in the last hour: from every network (the captcha level counts them) and from
+    /// `network` with the newest one's time (the per-email delay counts those, so a third party's steps
+    /// never make the owner wait).
+    async fn recent_attempts(
+        &self,
+        organization_id: &str,
+        email: &str,
+        network: &str,
+    ) -> Result<RecentAttempts, Error> {
         let hour_ago = Timestamp::from_unix_millis(self.clock.now().unix_millis() - 3_600_000);
-        Ok(self.store.attempts_since(organization_id, email, hour_ago).await?)
+        Ok(self.store.attempts_since(organization_id, email, network, hour_ago).await?)
+    }
+
+    /// Whether an account (organization and normalised email, known or not) reached the cap on
+    /// consecutive wrong codes.
+    async fn locked_out(&self, organization_id: &str, email: &str) -> Result<bool, Error> {
+        Ok(self.store.code_failures(organization_id, email).await? >= self.max_code_failures)
     }
 
     /// The issuer.
@@ -538,20 +580,26 @@ impl LoginService {
             }
             _ => 0,
         };
-        let email_attempts = match email.and_then(|e| normalize_email(e).ok()) {
-            Some(email) => self.recent_attempts(organization_id, &email).await?.0,
-            None => 0,
+        let (email_attempts, locked_out) = match email.and_then(|e| normalize_email(e).ok()) {
+            Some(email) => (
+                self.recent_attempts(organization_id, &email, &email_network(ip)).await?.total,
+                self.locked_out(organization_id, &email).await?,
+            ),
+            None => (0, false),
         };
-        self.captcha.challenge(flow_id, self.captcha_level(email_attempts, ip_steps))
+        self.captcha.challenge(flow_id, self.captcha_level(email_attempts, ip_steps, locked_out))
     }
 
     /// Starts an email attempt of the organization's type and returns the message to deliver (only an
     /// HMAC of its code or link token is stored). Known and unknown emails get the same answer; the
-    /// growing per-email delay applies to both.
+    /// growing per-email delay applies to both. The delay counts the email's attempts from the step's
+    /// network only; attempts from other networks raise the captcha level instead, so nobody can make
+    /// the owner of an address wait. A locked-out account needs the highest captcha.
     ///
     /// # Errors
     /// Flow errors, `connectionMissing` when email login is off, `entityInvalid` for a bad email,
-    /// `tooManyRequests` (with `Retry-After`) inside the delay.
+    /// `tooManyRequests` (with `Retry-After`) inside the delay, `captchaInvalid` without the captcha the
+    /// step needs.
     pub async fn send_code(
         &self,
         flow_id: &str,
@@ -567,8 +615,10 @@ impl LoginService {
         }
         let email = normalize_email(email)?;
         let now = self.clock.now();
-        let (recent, last) = self.recent_attempts(&organization.id, &email).await?;
-        if let Some(allowed) = attempt::next_allowed(recent, last).filter(|allowed| *allowed > now) {
+        let network = email_network(step.ip.as_deref());
+        let recent = self.recent_attempts(&organization.id, &email, &network).await?;
+        let next = attempt::next_allowed(recent.from_network, recent.last_from_network);
+        if let Some(allowed) = next.filter(|allowed| *allowed > now) {
             let wait = u64::try_from((allowed.unix_millis() - now.unix_millis() + 999) / 1000).unwrap_or(1);
             return Err(Error::new(ErrorCode::TooManyRequests)
                 .with_message(format!("Please wait {wait} seconds before requesting another code."))
@@ -581,25 +631,27 @@ impl LoginService {
             }
             _ => 0,
         };
-        let required = self.captcha_level(recent, ip_steps);
+        let locked_out = self.locked_out(&organization.id, &email).await?;
+        let required = self.captcha_level(recent.total, ip_steps, locked_out);
         self.captcha.check(&flow.id, required, step.captcha.as_deref()).await?;
         let kind = AttemptKind::new(settings.default_login_attempt_type, settings.default_login_method);
-        let (attempt, message) = self.new_attempt(&flow, &organization, &email, kind)?;
+        let (attempt, message) = self.new_attempt(&flow, &organization, &email, kind, network)?;
         self.store.insert_attempt(&attempt).await?;
         Ok(EmailSent { message, kind, challenge: attempt.challenge })
     }
 
-    /// A new attempt and its mail. A code attempt mails 5 digits; the others mail links carrying a
-    /// 256-bit token, and an undo link.
+    /// A new attempt, asked for from `network`, and its mail. A code attempt mails `login.code_digits`
+    /// digits; the others mail links carrying a 256-bit token, and an undo link.
     fn new_attempt(
         &self,
         flow: &LoginFlow,
         organization: &Organization,
         email: &str,
         kind: AttemptKind,
+        network: String,
     ) -> Result<(LoginAttempt, OutboxMessage), Error> {
         let id = uuid::Uuid::new_v4().to_string();
-        let secret = if kind == AttemptKind::Code { attempt::new_code()? } else { random_token()? };
+        let secret = if kind == AttemptKind::Code { attempt::new_code(self.code_digits)? } else { random_token()? };
         let numbers = if kind == AttemptKind::Challenge { Some(attempt::challenge_numbers()?) } else { None };
         let name = &organization.name;
         let link = format!("{}/login/link/{id}/{secret}", self.issuer);
@@ -657,6 +709,7 @@ impl LoginService {
             session_id: None,
             undone_at: None,
             handed_over_at: None,
+            network,
         };
         let message = OutboxMessage {
             id: uuid::Uuid::new_v4().to_string(),
@@ -686,10 +739,13 @@ impl LoginService {
     }
 
     /// Checks a code. Right: the user is logged in and the browser goes to the callback with a code.
+    /// Wrong: it counts against the attempt (void after 5) and against the account across attempts; at
+    /// the account's cap (`login.max_code_failures`) the lockout is audited, and from then on each wrong
+    /// code voids its attempt, so every guess needs a new email step with the highest captcha.
     ///
     /// # Errors
     /// `loginAttemptMissing`, `loginAttemptExpired`, `loginAttemptInvalid` (wrong code, with the tries
-    /// left; void after 5), flow errors.
+    /// left; void after 5, or at once past the account's cap), flow errors.
     pub async fn enter_code(&self, flow_id: &str, binding: Option<&str>, code: &str) -> Result<LoginOutcome, Error> {
         let (flow, organization) = self.flow(flow_id, binding).await?;
         let attempt =
@@ -710,9 +766,17 @@ impl LoginService {
         match attempt::enter_code(&state, &attempt.code_digest, &presented, now)? {
             CodeOutcome::Rejected { .. } => {
                 let wrong = self.store.record_wrong_entry(&attempt.id).await?;
-                let left = attempt::MAX_WRONG_ENTRIES.saturating_sub(wrong);
-                let detail = json!({ "attempt": attempt.id, "wrongEntries": wrong, "void": left == 0 });
+                let failures = self.store.record_code_failure(&organization.id, &attempt.email, now).await?;
+                let locked_out = failures >= self.max_code_failures;
+                let left = if locked_out { 0 } else { attempt::MAX_WRONG_ENTRIES.saturating_sub(wrong) };
+                let detail = json!({
+                    "attempt": attempt.id, "wrongEntries": wrong, "accountFailures": failures, "void": left == 0,
+                });
                 self.audit.record(&organization.id, AuditKind::LoginFailed, Some(&attempt.email), detail).await;
+                if failures == self.max_code_failures {
+                    let detail = json!({ "attempt": attempt.id, "failures": failures });
+                    self.audit.record(&organization.id, AuditKind::LoginLockedOut, Some(&attempt.email), detail).await;
+                }
                 if left == 0 {
                     self.store.close_attempt(&attempt.id, now).await?;
                     return Err(Error::new(ErrorCode::LoginAttemptInvalid)
@@ -786,6 +850,10 @@ impl LoginService {
     ) -> Result<LoginOutcome, Error> {
         let email = attempt.email.as_str();
         let now = self.clock.now();
+        // The mailbox is proven: the account's wrong codes are forgotten (known or unknown alike).
+        if self.store.code_failures(&organization.id, email).await? > 0 {
+            self.store.reset_code_failures(&organization.id, email).await?;
+        }
         // A first login creates its user verified and logged in, in one write.
         let candidate = organization.settings.enable_user_creation.then(|| User {
             id: uuid::Uuid::new_v4().to_string(),
@@ -1111,8 +1179,11 @@ impl LoginService {
         let state = pkce::check_state(state).map_err(|e| e.with_status(400))?.to_owned();
         let email = normalize_email(email)?;
         let now = self.clock.now();
-        let (recent, last) = self.recent_attempts(&organization.id, &email).await?;
-        if let Some(allowed) = attempt::next_allowed(recent, last).filter(|allowed| *allowed > now) {
+        // The application asks, not a browser: its attempts have their own delay, apart from the pages'.
+        let network = format!("client:{}", organization.id);
+        let recent = self.recent_attempts(&organization.id, &email, &network).await?;
+        let next = attempt::next_allowed(recent.from_network, recent.last_from_network);
+        if let Some(allowed) = next.filter(|allowed| *allowed > now) {
             return Ok(DirectOutcome::Throttled { allowed_date: allowed });
         }
         let flow = LoginFlow {
@@ -1133,7 +1204,7 @@ impl LoginService {
         };
         self.store.insert_flow(&flow).await?;
         let (attempt, message) =
-            self.new_attempt(&flow, &organization, &email, AttemptKind::Link(LinkMethod::Local))?;
+            self.new_attempt(&flow, &organization, &email, AttemptKind::Link(LinkMethod::Local), network)?;
         self.store.insert_attempt(&attempt).await?;
         let attempt_id = attempt.id;
         Ok(DirectOutcome::Sent { login_attempt_id: attempt_id, message })
@@ -1157,7 +1228,7 @@ impl LoginService {
     }
 
     /// The attempt a mailed link names, after checking its token. Code attempts have no links: their
-    /// 5-digit secret must never be accepted as a link token.
+    /// short code must never be accepted as a link token.
     async fn mailed_attempt(&self, attempt_id: &str, token: &str) -> Result<LoginAttempt, Error> {
         let invalid = || {
             Error::new(ErrorCode::LoginAttemptInvalid)
@@ -1273,6 +1344,12 @@ fn hijacked(
     check(&mut session.user_agent, request.user_agent.clone(), settings.hijack_protection_user_agent);
     check(&mut session.device_id, request.device_id.clone(), settings.hijack_protection_device_id);
     changed
+}
+
+/// The network an email step came from, for the per-email delay: the address's /24 or /56 (empty when the
+/// client address is unknown, as for in-process callers).
+fn email_network(ip: Option<&str>) -> String {
+    ip.map(ip_prefix).unwrap_or_default()
 }
 
 /// The network an address belongs to: /24 for IPv4, /56 for IPv6 (`auth-ip` is what the RP saw).

@@ -44,7 +44,7 @@ impl Default for PageTexts {
             login_title: "Log in to {organization}".to_owned(),
             email_label: "Email address".to_owned(),
             send_code_button: "Send me a login code".to_owned(),
-            code_sent_message: "We sent a 5-digit code to {email}. It is valid for 15 minutes.".to_owned(),
+            code_sent_message: "We sent a login code to {email}. It is valid for 15 minutes.".to_owned(),
             code_label: "Login code".to_owned(),
             login_button: "Log in".to_owned(),
             another_email_link: "Use another email or send a new code".to_owned(),
@@ -123,7 +123,7 @@ mod tests {
         assert_eq!(texts.login_button, "Log in");
         assert_eq!(
             PageTexts::resolve(&Map::new(), "Acme", "a@b.c").code_sent_message,
-            "We sent a 5-digit code to a@b.c. It is valid for 15 minutes."
+            "We sent a login code to a@b.c. It is valid for 15 minutes."
         );
     }
 

@@ -4,7 +4,7 @@ use super::StoreError;
 use crate::abuse::AuditEvent;
 use crate::clock::Timestamp;
 
-/// Rate-limit counters and the audit log.
+/// Rate-limit counters, spent captchas, wrong-code counts per account, and the audit log.
 #[async_trait]
 pub trait AbuseStore {
     /// Counts one hit on `bucket` in the window starting at `window_start` (one atomic upsert); returns the
@@ -20,6 +20,16 @@ pub trait AbuseStore {
 
     /// Spends a captcha solution (its challenge's signature) once: `false` if it was spent before.
     async fn spend_captcha(&self, signature: &str, expires_at: Timestamp) -> Result<bool, StoreError>;
+
+    /// Counts one more wrong login code for an account (organization and normalised email, known or not)
+    /// in one atomic upsert; returns its consecutive wrong codes including this one.
+    async fn record_code_failure(&self, organization_id: &str, email: &str, now: Timestamp) -> Result<u32, StoreError>;
+
+    /// An account's consecutive wrong login codes (0 if none).
+    async fn code_failures(&self, organization_id: &str, email: &str) -> Result<u32, StoreError>;
+
+    /// Forgets an account's wrong login codes (a login proved the mailbox).
+    async fn reset_code_failures(&self, organization_id: &str, email: &str) -> Result<(), StoreError>;
 
     /// Appends an audit event.
     async fn record_audit_event(&self, event: &AuditEvent) -> Result<(), StoreError>;

@@ -3,7 +3,7 @@ use async_trait::async_trait;
 use super::StoreError;
 use crate::clock::Timestamp;
 use crate::login::model::{
-    AuthorizationCode, LoginAttempt, LoginFlow, LoginSession, OutboxMessage, Redemption, Undo, User,
+    AuthorizationCode, LoginAttempt, LoginFlow, LoginSession, OutboxMessage, RecentAttempts, Redemption, Undo, User,
 };
 use crate::organization::Organization;
 
@@ -53,13 +53,15 @@ pub trait LoginStore {
     /// The newest attempt of a flow.
     async fn latest_attempt(&self, flow_id: &str) -> Result<Option<LoginAttempt>, StoreError>;
 
-    /// Attempts for an email since a time: how many, and the newest's time (the growing delay).
+    /// Attempts for an email since a time: how many from every network, how many from `network`, and the
+    /// newest one's time from `network` (the growing delay counts per network).
     async fn attempts_since(
         &self,
         organization_id: &str,
         email: &str,
+        network: &str,
         since: Timestamp,
-    ) -> Result<(usize, Option<Timestamp>), StoreError>;
+    ) -> Result<RecentAttempts, StoreError>;
 
     /// Counts a wrong entry (atomically); returns the new count.
     async fn record_wrong_entry(&self, attempt_id: &str) -> Result<u32, StoreError>;

@@ -219,6 +219,11 @@ pub struct LoginSettings {
     pub api_requests_per_ip_per_minute: u32,
     /// Email steps per client IP and hour before the captcha level rises; 0: per-IP escalation off.
     pub captcha_ip_allowance: u32,
+    /// Digits of the mailed login codes, 6–10 (6 digits are about 20 bits).
+    pub code_digits: u8,
+    /// Consecutive wrong codes per account (organization and email) before its email step needs the
+    /// highest captcha and each attempt allows one wrong code, until a login; 1–100.
+    pub max_code_failures: u32,
 }
 
 impl Default for LoginSettings {
@@ -228,6 +233,8 @@ impl Default for LoginSettings {
             page_requests_per_ip_per_minute: 60,
             api_requests_per_ip_per_minute: 600,
             captcha_ip_allowance: portcullis_core::login::DEFAULT_CAPTCHA_IP_ALLOWANCE,
+            code_digits: portcullis_core::login::attempt::DEFAULT_CODE_DIGITS,
+            max_code_failures: portcullis_core::login::attempt::DEFAULT_MAX_CODE_FAILURES,
         }
     }
 }
@@ -497,6 +504,29 @@ impl Config {
             return bad(
                 "session.cookie_same_site",
                 "`none` needs secure cookies: an https `server.public_url` or `session.cookie_secure = \"always\"`",
+            );
+        }
+        let digits =
+            portcullis_core::login::attempt::MIN_CODE_DIGITS..=portcullis_core::login::attempt::MAX_CODE_DIGITS;
+        if !digits.contains(&self.login.code_digits) {
+            return bad(
+                "login.code_digits",
+                &format!(
+                    "must be between {} and {} (is {}): shorter codes can be guessed, NIST SP 800-63B asks for at least 20 bits",
+                    digits.start(),
+                    digits.end(),
+                    self.login.code_digits
+                ),
+            );
+        }
+        let cap = portcullis_core::login::attempt::MAX_CODE_FAILURES_LIMIT;
+        if !(1..=cap).contains(&self.login.max_code_failures) {
+            return bad(
+                "login.max_code_failures",
+                &format!(
+                    "must be between 1 and {cap} (is {}): NIST SP 800-63B allows at most {cap} consecutive failures",
+                    self.login.max_code_failures
+                ),
             );
         }
         if !self.admin.token.is_empty() && self.admin.token.expose().len() < 32 {

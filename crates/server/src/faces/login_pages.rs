@@ -65,6 +65,8 @@ struct LoginPage<'a> {
     autosubmit: bool,
     /// Discoverable passkey login options (JSON), when the organization has passkeys on.
     passkey_options: Option<String>,
+    /// Digits of the mailed codes: the code field asks for exactly these.
+    code_digits: u8,
 }
 
 impl<'a> LoginPage<'a> {
@@ -74,6 +76,7 @@ impl<'a> LoginPage<'a> {
         notice: Option<String>,
         code_step: bool,
         email: &'a str,
+        code_digits: u8,
     ) -> Self {
         let texts = PageTexts::resolve(&flow.translations, &organization.name, email);
         Self {
@@ -85,6 +88,7 @@ impl<'a> LoginPage<'a> {
             captcha: None,
             autosubmit: false,
             passkey_options: None,
+            code_digits,
         }
     }
 }
@@ -385,7 +389,8 @@ async fn show(
             let notice = query.notice.map(|n| n.chars().take(MAX_NOTICE_CHARS).collect());
             let email = query.email.as_deref().unwrap_or_default();
             let code_step = query.step.as_deref() == Some("code");
-            let mut page = LoginPage::new(&flow, &organization, notice, code_step, email);
+            let digits = app.login().code_digits();
+            let mut page = LoginPage::new(&flow, &organization, notice, code_step, email, digits);
             if !code_step {
                 page.captcha = email_captcha(&app, &flow, query.email.as_deref(), &ip).await;
                 page.passkey_options = email_passkey_options(&app, &flow, &organization, bound.as_deref()).await;
@@ -477,7 +482,8 @@ async fn retry_page(
     };
     let status = StatusCode::from_u16(error.status()).unwrap_or(StatusCode::BAD_REQUEST);
     let code_step = matches!(step, Step::Code) && error.code() != ErrorCode::LoginAttemptExpired;
-    let mut page = LoginPage::new(&flow, &organization, Some(error.message().to_owned()), code_step, email);
+    let notice = Some(error.message().to_owned());
+    let mut page = LoginPage::new(&flow, &organization, notice, code_step, email, app.login().code_digits());
     if let Step::Email(ip) = step {
         page.captcha = email_captcha(app, &flow, Some(email), ip).await;
         page.passkey_options = email_passkey_options(app, &flow, &organization, binding).await;

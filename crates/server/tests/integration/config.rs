@@ -120,6 +120,31 @@ fn invalid_values_name_the_key() {
     assert!(message.contains("algorithm"), "{message}");
 }
 
+/// Login codes keep at least 20 bits (6–10 digits) and the cap on wrong codes stays within NIST's 100;
+/// other values stop the start with a message naming the key.
+#[test]
+fn login_code_settings_are_checked() {
+    for (key, value) in
+        [("CODE_DIGITS", "5"), ("CODE_DIGITS", "11"), ("MAX_CODE_FAILURES", "0"), ("MAX_CODE_FAILURES", "101")]
+    {
+        let message = load_error(|jail| {
+            jail.set_env(format!("PORTCULLIS_LOGIN__{key}"), value);
+            Ok(())
+        });
+        let name = format!("login.{}", key.to_ascii_lowercase());
+        assert!(message.contains(&name) && message.contains("must be between"), "{key}={value}: {message}");
+    }
+    Jail::expect_with(|jail| {
+        jail.set_env("PORTCULLIS_LOGIN__CODE_DIGITS", "8");
+        jail.set_env("PORTCULLIS_LOGIN__MAX_CODE_FAILURES", "100");
+        let config = Config::load_from(None, Env::prefixed(ENV_PREFIX)).map_err(|e| e.to_string())?;
+        assert_eq!((config.login.code_digits, config.login.max_code_failures), (8, 100));
+        Ok(())
+    });
+    let defaults = Config::default();
+    assert_eq!((defaults.login.code_digits, defaults.login.max_code_failures), (6, 20));
+}
+
 #[test]
 fn session_settings_are_checked() {
     let message = load_error(|jail| {
