@@ -11,7 +11,7 @@ const stackOptions = { label: "hosted-login", login: true, portcullisEnv: { PORT
 
 async function latestCode(portcullisUrl) {
   const outbox = await (await fetch(`${portcullisUrl}/dev/outbox`)).json();
-  return outbox.messages[0].body.match(/\b(\d{5})\b/)[1];
+  return outbox.messages[0].body.match(/\b(\d{6,10})\b/)[1];
 }
 
 test("demo app → hosted login → email code → callback → signed in", () =>

@@ -35,7 +35,7 @@ async function logIn(stack, authorizationUrl, email) {
   const post = (fields) => ({ method: "POST", redirect: "manual", headers: { cookie, "content-type": "application/x-www-form-urlencoded" }, body: new URLSearchParams(fields) });
   assert.equal((await fetch(`${base}/email`, post({ email }))).status, 303);
   const outbox = await (await fetch(`${stack.portcullisUrl}/dev/outbox`)).json();
-  const code = outbox.messages[0].body.match(/\b(\d{5})\b/)[1];
+  const code = outbox.messages[0].body.match(/\b(\d{6,10})\b/)[1];
   const done = await fetch(`${base}/code`, post({ code }));
   assert.equal(done.status, 303);
   return new URL(done.headers.get("location"));

@@ -154,7 +154,7 @@ async fn portcullis_login(t: &Target, email: &str) -> Result<Value, Failure> {
     let code = body
         .split_whitespace()
         .map(|w| w.trim_end_matches('.'))
-        .find(|w| w.len() == 5 && w.bytes().all(|b| b.is_ascii_digit()))
+        .find(|w| (6..=10).contains(&w.len()) && w.bytes().all(|b| b.is_ascii_digit()))
         .ok_or("no code in the message")?
         .to_owned();
 

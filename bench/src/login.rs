@@ -53,11 +53,11 @@ pub(crate) fn pkce_challenge(verifier: &str) -> String {
     URL_SAFE_NO_PAD.encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, verifier.as_bytes()))
 }
 
-/// The 5-digit code in a login mail.
+/// The code in a login mail (6 to 10 digits, `login.code_digits`).
 pub(crate) fn code_in(body: &str) -> String {
     body.split_whitespace()
         .map(|w| w.trim_end_matches('.'))
-        .find(|w| w.len() == 5 && w.bytes().all(|b| b.is_ascii_digit()))
+        .find(|w| (6..=10).contains(&w.len()) && w.bytes().all(|b| b.is_ascii_digit()))
         .expect("code in the message")
         .to_owned()
 }

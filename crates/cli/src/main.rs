@@ -113,7 +113,7 @@ enum OrgCommand {
         /// Admit localhost / 127.0.0.1 / [::1] callbacks (development).
         #[arg(long)]
         allow_localhost: Option<bool>,
-        /// What the login mail carries: a 5-digit code, a challenge of three numbers, or a link.
+        /// What the login mail carries: a code (6 digits by default), a challenge of three numbers, or a link.
         #[arg(long, value_parser = ["code", "challenge", "link"])]
         login_attempt_type: Option<String>,
         /// For links: which device is logged in (`local`: the one opening the mail; `remote`: the one that

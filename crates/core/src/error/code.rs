@@ -123,7 +123,7 @@ error_catalog! {
         oauth: Some("temporarily_unavailable"),
         family: Login,
         message: "Too many requests. Please wait a moment and try again.",
-        explanation: "A limit was reached: requests per client IP and minute on the login pages or APIs (`login.page_requests_per_ip_per_minute`, `login.api_requests_per_ip_per_minute`), or the growing per-email delay between login emails. Remedy: wait for the number of seconds in the `Retry-After` header, then retry.",
+        explanation: "A limit was reached: requests per client IP and minute on the login pages or APIs (`login.page_requests_per_ip_per_minute`, `login.api_requests_per_ip_per_minute`), or the growing delay between login emails for one email from one client network. Remedy: wait for the number of seconds in the `Retry-After` header, then retry.",
     }
     /// A required field or parameter is absent.
     MissingFields {
@@ -213,7 +213,7 @@ error_catalog! {
         oauth: Some("access_denied"),
         family: Login,
         message: "The login attempt is invalid.",
-        explanation: "The attempt cannot be used: a wrong code (the message says how many tries are left; after 5 the attempt is void), a challenge answered with a wrong number (the attempt is cancelled), a link already used or used on another device, an attempt undone from the mail, or a code entered for a link attempt. Remedy: check the code; otherwise request a new code or link.",
+        explanation: "The attempt cannot be used: a wrong code (the message says how many tries are left; after 5 the attempt is void, and at once once the account reached `login.max_code_failures` consecutive wrong codes), a challenge answered with a wrong number (the attempt is cancelled), a link already used or used on another device, an attempt undone from the mail, or a code entered for a link attempt. Remedy: check the code; otherwise request a new code or link.",
     }
     /// A passkey answer names no ceremony the server holds.
     PasskeyDataMissing {
@@ -353,7 +353,7 @@ error_catalog! {
         oauth: None,
         family: Login,
         message: "The captcha was not solved correctly. Please try again.",
-        explanation: "The email step needed a proof of work (the email or the address made recent attempts) and the solution is missing, wrong, of another login flow or a lower level, expired (10 minutes), or was already used. Remedy: let the page solve the new challenge it shows; it sends the form by itself.",
+        explanation: "The email step needed a proof of work (the email or the address made recent attempts, or the account reached `login.max_code_failures` consecutive wrong codes, which needs the highest level until a login) and the solution is missing, wrong, of another login flow or a lower level, expired (10 minutes), or was already used. Remedy: let the page solve the new challenge it shows; it sends the form by itself.",
     }
     /// The entity does not exist.
     EntityMissing {

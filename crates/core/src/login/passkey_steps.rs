@@ -236,6 +236,7 @@ impl LoginService {
         }
         let user = self.store.user(&passkey.user_id).await?.ok_or_else(|| data_invalid("This account is gone."))?;
         let session = self.open_session(&flow, &organization, &user, true).await?;
+        self.forget_code_failures(&organization.id, &user.email).await?;
         let detail = json!({
             "method": "passkey", "credentialId": passkey.credential_id, "sessionId": session.id,
             "userId": user.id, "face": flow.face.as_str(),

@@ -851,9 +851,7 @@ impl LoginService {
         let email = attempt.email.as_str();
         let now = self.clock.now();
         // The mailbox is proven: the account's wrong codes are forgotten (known or unknown alike).
-        if self.store.code_failures(&organization.id, email).await? > 0 {
-            self.store.reset_code_failures(&organization.id, email).await?;
-        }
+        self.forget_code_failures(&organization.id, email).await?;
         // A first login creates its user verified and logged in, in one write.
         let candidate = organization.settings.enable_user_creation.then(|| User {
             id: uuid::Uuid::new_v4().to_string(),
@@ -900,6 +898,15 @@ impl LoginService {
             return Ok(LoginOutcome::PasskeyStep { flow_id: flow.id.clone() });
         }
         self.redirect_with_code(flow, &session).await
+    }
+
+    /// After a login (email or passkey): the account's consecutive wrong codes start again from zero. Read
+    /// first, so a login without wrong codes adds no write.
+    pub(super) async fn forget_code_failures(&self, organization_id: &str, email: &str) -> Result<(), Error> {
+        if self.store.code_failures(organization_id, email).await? > 0 {
+            self.store.reset_code_failures(organization_id, email).await?;
+        }
+        Ok(())
     }
 
     /// Opens a login session for a user who just proved who they are; `record_login` marks the login on
