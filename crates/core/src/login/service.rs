@@ -348,11 +348,7 @@ impl LoginService {
     /// (so a shared office address logs in freely, a sprayer pays); a locked-out account needs the
     /// highest level.
     fn captcha_level(&self, email_attempts: usize, ip_steps: u32, locked_out: bool) -> u8 {
-        if locked_out {
-            return captcha::level_for(u32::MAX);
-        }
-        let from_ip = ip_steps.checked_div(self.captcha_ip_allowance).unwrap_or(0);
-        captcha::level_for(u32::try_from(email_attempts).unwrap_or(u32::MAX).max(from_ip))
+        required_captcha_level(self.captcha_ip_allowance, email_attempts, ip_steps, locked_out)
     }
 
     /// An email's attempts in the last hour: from every network (the captcha level counts them) and from
@@ -1353,6 +1349,15 @@ fn hijacked(
     changed
 }
 
+/// See [`LoginService::captcha_level`]; `allowance` is `login.captcha_ip_allowance` (0: off).
+fn required_captcha_level(allowance: u32, email_attempts: usize, ip_steps: u32, locked_out: bool) -> u8 {
+    if locked_out {
+        return captcha::level_for(u32::MAX);
+    }
+    let from_ip = ip_steps.checked_div(allowance).unwrap_or(0);
+    captcha::level_for(u32::try_from(email_attempts).unwrap_or(u32::MAX).max(from_ip))
+}
+
 /// The network an email step came from, for the per-email delay: the address's /24 or /56 (empty when the
 /// client address is unknown, as for in-process callers).
 fn email_network(ip: Option<&str>) -> String {
@@ -1406,6 +1411,25 @@ mod tests {
         assert_eq!(ip_prefix("203.0.113.7"), ip_prefix("203.0.113.200"));
         assert_ne!(ip_prefix("203.0.113.7"), ip_prefix("203.0.114.7"));
         assert_eq!(ip_prefix("2001:db8:1:2:3::1"), ip_prefix("2001:db8:1:2:ffff::9"));
+    }
+
+    #[test]
+    fn email_steps_are_keyed_by_network() {
+        assert_eq!(email_network(Some("203.0.113.7")), "203.0.113.0/24");
+        assert_eq!(email_network(Some("203.0.113.7")), email_network(Some("203.0.113.250")), "one /24");
+        assert_ne!(email_network(Some("203.0.113.7")), email_network(Some("198.51.100.7")));
+        assert_eq!(email_network(Some("2001:db8:1:2ff::1")), email_network(Some("2001:db8:1:200::9")), "one /56");
+        assert_ne!(email_network(Some("2001:db8:1:2ff::1")), email_network(Some("2001:db8:1:300::1")));
+        assert_eq!(email_network(None), "", "in-process callers share one key");
+    }
+
+    #[test]
+    fn a_locked_out_account_needs_the_highest_captcha() {
+        assert_eq!(required_captcha_level(10, 0, 0, false), 0);
+        assert_eq!(required_captcha_level(10, 1, 0, false), 1, "the email's own attempts");
+        assert_eq!(required_captcha_level(10, 0, 25, false), 2, "an address past two allowances");
+        assert_eq!(required_captcha_level(0, 0, 25, false), 0, "the per-address escalation off");
+        assert_eq!(required_captcha_level(10, 0, 0, true), 3, "locked out: the highest level at once");
     }
 
     #[test]
