@@ -1366,7 +1366,8 @@ fn email_network(ip: Option<&str>) -> String {
 
 /// The network an address belongs to: /24 for IPv4, /56 for IPv6 (`auth-ip` is what the RP saw).
 fn ip_prefix(ip: &str) -> String {
-    match ip.trim().parse::<std::net::IpAddr>() {
+    // An IPv4 client of a dual-stack listener arrives as `::ffff:a.b.c.d`: it is an IPv4 /24.
+    match ip.trim().parse::<std::net::IpAddr>().map(|ip| ip.to_canonical()) {
         Ok(std::net::IpAddr::V4(v4)) => {
             let [a, b, c, _] = v4.octets();
             format!("{a}.{b}.{c}.0/24")
@@ -1421,6 +1422,7 @@ mod tests {
         assert_eq!(email_network(Some("2001:db8:1:2ff::1")), email_network(Some("2001:db8:1:200::9")), "one /56");
         assert_ne!(email_network(Some("2001:db8:1:2ff::1")), email_network(Some("2001:db8:1:300::1")));
         assert_eq!(email_network(None), "", "in-process callers share one key");
+        assert_eq!(email_network(Some("::ffff:203.0.113.7")), "203.0.113.0/24", "IPv4 on a dual-stack listener");
     }
 
     #[test]
