@@ -137,6 +137,68 @@ test("captcha: past its allowance, the page's script solves the proof of work in
       }),
   ));
 
+const ADMIN_TOKEN = "e2e-admin-token-for-the-audit-log-0123456789";
+
+test("lockout: a third party's wrong code locks the account; the owner, on another network, is not delayed and the page solves the highest captcha", () =>
+  withStack(
+    {
+      ...stackOptions,
+      portcullisEnv: {
+        ...stackOptions.portcullisEnv,
+        PORTCULLIS_LOGIN__MAX_CODE_FAILURES: "1",
+        PORTCULLIS_SERVER__TRUSTED_PROXIES: '["127.0.0.1"]',
+        PORTCULLIS_ADMIN__TOKEN: ADMIN_TOKEN,
+      },
+    },
+    (stack) =>
+      withBrowser(async (browser) => {
+        const email = "owner@example.com";
+        // The third party, on its own network, asks for a code for the owner's address and guesses wrong.
+        const third = await browser.newContext({ extraHTTPHeaders: { "x-forwarded-for": "198.51.100.7" } });
+        const guesser = await third.newPage();
+        await guesser.goto(`${stack.demoUrl}/api/auth/login`);
+        await guesser.waitForURL((url) => url.href.startsWith(`${stack.portcullisUrl}/login/flow/`));
+        await guesser.getByLabel("Email address").fill(email);
+        await guesser.getByRole("button", { name: "Send me a login code" }).click();
+        const field = guesser.getByLabel("Login code");
+        assert.equal(await field.getAttribute("pattern"), "[0-9]{6}");
+        assert.equal(await field.getAttribute("autocomplete"), "one-time-code");
+        const code = await latestCode(stack.portcullisUrl);
+        await field.fill(code.replace(/\d/g, (d) => (d === "0" ? "1" : "0")));
+        await guesser.getByRole("button", { name: "Log in" }).click();
+        await guesser.getByText("Too many wrong codes").waitFor();
+        await third.close();
+
+        // The owner, on another network, at once: no wait, the page solves the highest-level check by
+        // itself and sends the form again, and the owner logs in.
+        const own = await browser.newContext({ extraHTTPHeaders: { "x-forwarded-for": "203.0.113.9" } });
+        const page = await own.newPage();
+        await page.goto(`${stack.demoUrl}/api/auth/login`);
+        await page.waitForURL((url) => url.href.startsWith(`${stack.portcullisUrl}/login/flow/`));
+        await page.getByLabel("Email address").fill(email);
+        await page.getByRole("button", { name: "Send me a login code" }).click();
+        const challenge = JSON.parse(await page.locator("form[data-challenge]").getAttribute("data-challenge"));
+        assert.equal(challenge.parameters.data.level, 3, "locked out: the highest level");
+        await page.getByLabel("Login code").waitFor({ timeout: 60_000 });
+        const fresh = await latestCode(stack.portcullisUrl);
+        assert.notEqual(fresh, code);
+        await page.getByLabel("Login code").fill(fresh);
+        await page.getByRole("button", { name: "Log in" }).click();
+        await page.waitForURL(`${stack.demoUrl}/`);
+        const user = await page.evaluate(async () => (await fetch("/api/auth/user")).json());
+        assert.equal(user.email, email);
+
+        const audit = await (
+          await fetch(`${stack.portcullisUrl}/admin/v1/organizations/${stack.orgId}/audit?kind=login.lockedOut`, {
+            headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
+          })
+        ).json();
+        assert.equal(audit.events?.length, 1, JSON.stringify(audit));
+        assert.equal(audit.events[0].subject, email);
+        await own.close();
+      }),
+  ));
+
 test("passkey: added on the hosted page after an email code (Chromium's virtual authenticator), then autofill and the button log in to the demo app", () =>
   withStack(stackOptions, (stack) =>
     withBrowser(async (browser) => {
