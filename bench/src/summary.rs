@@ -80,7 +80,7 @@ pub(crate) const SPECS: &[Spec] = &[
     spec(
         "verify",
         "Access-token verification in process, 1 thread",
-        "`verify_access_token` (EdDSA, `kid`, `exp`, `iss`, claims)",
+        "`verify_access_token` (EdDSA, `kid`, `exp`, `iss`, `aud`, claims)",
         Some("aws-lc-rs Ed25519 verify of the same token"),
         "raw Ed25519 verify",
         "ops/s",

@@ -236,6 +236,18 @@ impl Client {
             .unwrap_or_default())
     }
 
+    /// The id of the organization this client's API key belongs to.
+    ///
+    /// # Errors
+    /// A [`ClientError`].
+    pub async fn organization_id(&self) -> Result<String, ClientError> {
+        let value = self.ok(Method::GET, "/api/v1/organization", None).await?;
+        value["id"]
+            .as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| ClientError::Unreachable("unexpected answer: no organization id".to_owned()))
+    }
+
     /// The JWKS document.
     ///
     /// # Errors

@@ -10,8 +10,8 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use portcullis_core::clock::{Clock, SystemClock};
 use portcullis_core::session::{
-    AccessTokenClaims, AccessTokenError, ClaimValidationError, ClaimValidator, TryRefreshReason, validate_claims,
-    verify_access_token,
+    AccessTokenClaims, AccessTokenError, Audience, ClaimValidationError, ClaimValidator, TryRefreshReason,
+    validate_claims, verify_access_token,
 };
 use portcullis_session_wire::{RequestTokens, TokenResponse, TokenTransfer};
 use serde_json::{Map, Value};
@@ -164,7 +164,8 @@ impl Portcullis {
         if transfer == TokenTransfer::Cookie && inner.anti_csrf && !safe && !tokens.has_rid {
             return Err(try_refresh(false, "cookie-mode request without the rid header"));
         }
-        let verify = || verify_access_token(token, &inner.jwks, SystemClock.now(), inner.issuer.as_deref());
+        let audience = Audience::Organization(&inner.organization_id);
+        let verify = || verify_access_token(token, &inner.jwks, SystemClock.now(), inner.issuer.as_deref(), audience);
         let verified = match verify() {
             Err(AccessTokenError::TryRefresh(TryRefreshReason::UnknownKey))
                 if inner.jwks.refetch_for_unknown_key(&inner.client).await =>
@@ -179,6 +180,12 @@ impl Portcullis {
                 return Err(SessionRejection::Unauthorised {
                     clear: false,
                     reason: "access token is not a JWT".to_owned(),
+                });
+            }
+            Err(AccessTokenError::OtherOrganization) => {
+                return Err(SessionRejection::Unauthorised {
+                    clear: false,
+                    reason: "access token of another organization".to_owned(),
                 });
             }
             Err(AccessTokenError::TryRefresh(reason)) => {

@@ -1,7 +1,8 @@
 //! The Portcullis SDK for Rust apps (axum).
 //!
 //! - Verifies access tokens locally against the server's JWKS (cached; refetched on an unknown `kid`),
-//!   with optional claim validators per route and an optional deny-list of revoked sessions.
+//!   with optional claim validators per route and an optional deny-list of revoked sessions. Only tokens
+//!   of the API key's own organization are accepted (their `aud`): the SDK asks the server at start.
 //! - Answers failures through [`ErrorHandlers`], whose defaults are SuperTokens' statuses and bodies.
 //! - Mounts the SuperTokens frontend endpoints (`/auth/session/refresh`, `/auth/signout`) in the app's
 //!   own router, backed by Portcullis's server-to-server API, so a page on the app's domain works with
@@ -51,6 +52,14 @@ pub enum SdkError {
     /// Talking to Portcullis failed.
     #[error(transparent)]
     Client(#[from] ClientError),
+    /// The API key belongs to another organization than the one the app was built for.
+    #[error("the API key belongs to organization {actual}, not {expected}")]
+    WrongOrganization {
+        /// The organization given to [`PortcullisBuilder::organization`].
+        expected: String,
+        /// The API key's organization.
+        actual: String,
+    },
 }
 
 /// Everything the SDK needs, cheap to clone (use it as axum state, or put it in yours with `FromRef`).
@@ -68,6 +77,7 @@ struct Inner {
     api_base_path: String,
     anti_csrf: bool,
     issuer: Option<String>,
+    organization_id: String,
 }
 
 impl std::fmt::Debug for Portcullis {
@@ -88,6 +98,7 @@ pub struct PortcullisBuilder {
     revocation_poll: Option<Duration>,
     access_token_lifetime: Duration,
     issuer: Option<String>,
+    organization: Option<String>,
 }
 
 impl std::fmt::Debug for PortcullisBuilder {
@@ -115,7 +126,14 @@ impl Portcullis {
             revocation_poll: None,
             access_token_lifetime: Duration::from_secs(3600),
             issuer: None,
+            organization: None,
         }
+    }
+
+    /// The organization whose sessions this app accepts (the API key's).
+    #[must_use]
+    pub fn organization_id(&self) -> &str {
+        &self.inner.organization_id
     }
 
     /// The server-to-server client.
@@ -207,12 +225,25 @@ impl PortcullisBuilder {
         self
     }
 
-    /// Fetches the JWKS (and starts the deny-list poller, if asked).
+    /// Pins the organization: [`build`](Self::build) fails unless the API key belongs to it, so a key
+    /// pasted from another organization's settings is caught at start rather than at the first login.
+    pub fn organization(mut self, organization_id: &str) -> Self {
+        self.organization = Some(organization_id.to_owned());
+        self
+    }
+
+    /// Asks which organization the API key belongs to, fetches the JWKS (and starts the deny-list
+    /// poller, if asked).
     ///
     /// # Errors
-    /// When Portcullis cannot be reached.
+    /// When Portcullis cannot be reached or refuses the key, or the key belongs to another organization
+    /// than the pinned one.
     pub async fn build(mut self) -> Result<Portcullis, SdkError> {
         let client = Client::new(&self.base_url, &self.api_key)?;
+        let organization_id = client.organization_id().await?;
+        if let Some(expected) = self.organization.take().filter(|expected| *expected != organization_id) {
+            return Err(SdkError::WrongOrganization { expected, actual: organization_id });
+        }
         let jwks = JwksCache::new();
         jwks.fetch(&client).await?;
         self.cookies.refresh_path = format!("{}/session/refresh", self.api_base_path);
@@ -226,6 +257,7 @@ impl PortcullisBuilder {
                 api_base_path: self.api_base_path,
                 anti_csrf: self.anti_csrf,
                 issuer: self.issuer,
+                organization_id,
             }),
         };
         if let Some(every) = self.revocation_poll {

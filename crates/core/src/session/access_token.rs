@@ -58,6 +58,11 @@ pub struct AccessTokenClaims {
     pub rsub: String,
     /// Issuer.
     pub iss: String,
+    /// The organization the session belongs to (RFC 9068 §2.2 `aud`): every verifier checks it, so a
+    /// token minted through one organization's API key is refused by every other organization. Absent
+    /// only in tokens minted before audiences existed, which verify as "try refresh".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aud: Option<String>,
     /// Token type; absent or 0 for session tokens.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stt: Option<i64>,
@@ -110,6 +115,9 @@ pub trait VerificationKeys {
 pub enum AccessTokenError {
     /// Not a JWT at all: treated as no token (→ unauthorised).
     Malformed,
+    /// A valid token of another organization (→ unauthorised): refreshing cannot make it this
+    /// organization's.
+    OtherOrganization,
     /// A JWT that cannot be used now (→ try refresh): the reason says why.
     TryRefresh(TryRefreshReason),
 }
@@ -128,9 +136,22 @@ pub enum TryRefreshReason {
     WrongIssuer,
     /// Not a session token (`stt` set).
     NotASessionToken,
+    /// Minted before tokens named their organization: a refresh re-mints it with one.
+    NoAudience,
 }
 
-/// Verifies signature, `kid`, `alg`, `exp` (against `now`, no leeway), `stt` and, when given, `iss`.
+/// Which organization's tokens a verifier accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Audience<'a> {
+    /// Only this organization's (every face that knows its caller: the SDK, the server-to-server API).
+    Organization(&'a str),
+    /// Any organization's: only where the session's organization is read from the store before anything
+    /// is done with it (the server's own sign-out endpoint).
+    AnyOrganization,
+}
+
+/// Verifies signature, `kid`, `alg`, `exp` (against `now`, no leeway), `stt`, `aud` and, when given,
+/// `iss`.
 ///
 /// # Errors
 /// See [`AccessTokenError`].
@@ -139,6 +160,7 @@ pub fn verify_access_token(
     keys: &dyn VerificationKeys,
     now: Timestamp,
     issuer: Option<&str>,
+    audience: Audience<'_>,
 ) -> Result<AccessTokenClaims, AccessTokenError> {
     if token.len() > MAX_ACCESS_TOKEN_LEN || token.split('.').count() != 3 {
         return Err(AccessTokenError::Malformed);
@@ -167,7 +189,11 @@ pub fn verify_access_token(
     if issuer.is_some_and(|iss| iss != claims.iss) {
         return Err(refresh(TryRefreshReason::WrongIssuer));
     }
-    Ok(claims)
+    match (audience, claims.aud.as_deref()) {
+        (_, None) => Err(refresh(TryRefreshReason::NoAudience)),
+        (Audience::Organization(expected), Some(aud)) if aud != expected => Err(AccessTokenError::OtherOrganization),
+        _ => Ok(claims),
+    }
 }
 
 /// Reads a token's claims without verifying anything: only for tokens this process just minted or

@@ -8,8 +8,8 @@ mod rotation;
 mod service;
 
 pub use access_token::{
-    AccessTokenClaims, AccessTokenError, MAX_ACCESS_TOKEN_LEN, PROTECTED_CLAIMS, TryRefreshReason, VerificationKey,
-    VerificationKeys, unverified_payload, verify_access_token,
+    AccessTokenClaims, AccessTokenError, Audience, MAX_ACCESS_TOKEN_LEN, PROTECTED_CLAIMS, TryRefreshReason,
+    VerificationKey, VerificationKeys, unverified_payload, verify_access_token,
 };
 pub use claims::{
     ClaimValidationError, ClaimValidator, EMAIL_VERIFIED, PERMISSIONS, ROLES, claim_entry, claim_value, validate_claims,

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
-use super::access_token::{AccessTokenClaims, AccessTokenError, PROTECTED_CLAIMS, verify_access_token};
+use super::access_token::{AccessTokenClaims, AccessTokenError, Audience, PROTECTED_CLAIMS, verify_access_token};
 use super::refresh_token::RefreshTokenCodec;
 use super::rotation::{RefreshOutcome, RefreshRequest, SessionRecord, TheftKind, UnauthorisedReason};
 use crate::abuse::{AuditKind, AuditLog};
@@ -211,12 +211,12 @@ impl SessionService {
         }
     }
 
-    /// Verifies an access token locally (signature, key, expiry, issuer). No store access.
+    /// Verifies an access token locally (signature, key, expiry, issuer, organization). No store access.
     ///
     /// # Errors
-    /// An [`AccessTokenError`]: malformed (→ unauthorised) or try refresh.
-    pub fn verify(&self, access_token: &str) -> Result<AccessTokenClaims, AccessTokenError> {
-        verify_access_token(access_token, self.keys.as_ref(), self.clock.now(), Some(&self.config.issuer))
+    /// An [`AccessTokenError`]: malformed or another organization's (→ unauthorised), or try refresh.
+    pub fn verify(&self, access_token: &str, audience: Audience<'_>) -> Result<AccessTokenClaims, AccessTokenError> {
+        verify_access_token(access_token, self.keys.as_ref(), self.clock.now(), Some(&self.config.issuer), audience)
     }
 
     /// Re-mints the access token of a live session with its current claims, keeping its expiry and
@@ -225,7 +225,7 @@ impl SessionService {
     /// # Errors
     /// `tryRefreshToken` / `unauthorised` for an unusable token or session.
     pub async fn regenerate(&self, organization_id: &str, access_token: &str) -> Result<SessionTokens, Error> {
-        let claims = self.verify(access_token).map_err(access_token_error)?;
+        let claims = self.verify(access_token, Audience::Organization(organization_id)).map_err(access_token_error)?;
         let session = self.live_session(organization_id, &claims.session_handle).await?;
         self.tokens(session, &claims.refresh_token_hash1, None, self.clock.now(), claims.exp)
     }
@@ -378,6 +378,7 @@ impl SessionService {
             tenant_id: session.tenant_id.clone(),
             rsub: session.user_id.clone(),
             iss: self.config.issuer.clone(),
+            aud: Some(session.organization_id.clone()),
             stt: None,
             custom: session.payload.clone(),
         };
@@ -392,6 +393,9 @@ impl SessionService {
 pub fn access_token_error(error: AccessTokenError) -> Error {
     match error {
         AccessTokenError::Malformed => Error::new(ErrorCode::Unauthorised).with_internal("access token is not a JWT"),
+        AccessTokenError::OtherOrganization => Error::new(ErrorCode::Unauthorised)
+            .with_message("The access token belongs to another organization.")
+            .with_internal("access token audience is another organization"),
         AccessTokenError::TryRefresh(reason) => {
             Error::new(ErrorCode::TryRefreshToken).with_internal(format!("access token refused: {reason:?}"))
         }

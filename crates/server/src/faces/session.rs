@@ -9,7 +9,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use portcullis_core::session::{AccessTokenError, RefreshFailure, access_token_error};
+use portcullis_core::session::{AccessTokenError, Audience, RefreshFailure, access_token_error};
 use portcullis_core::{Error, ErrorCode};
 use portcullis_session_wire::{
     CORS_ALLOW_HEADERS, CORS_EXPOSE_HEADERS, IssuedTokens, RequestTokens, TokenResponse, TokenTransfer, body,
@@ -150,7 +150,7 @@ async fn sign_out(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
         let error = Error::new(ErrorCode::TryRefreshToken).with_internal("cookie-mode sign-out without the rid header");
         return wire(StatusCode::UNAUTHORIZED, body::TRY_REFRESH_TOKEN, HeaderMap::new(), Some(error));
     }
-    match app.sessions().verify(token) {
+    match app.sessions().verify(token, Audience::AnyOrganization) {
         Ok(claims) => match app.sessions().revoke_own(&claims).await {
             Ok(_) => {
                 let mut out = HeaderMap::new();
@@ -159,7 +159,7 @@ async fn sign_out(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
             }
             Err(e) => ApiError(e).into_response(),
         },
-        Err(e @ AccessTokenError::Malformed) => {
+        Err(e @ (AccessTokenError::Malformed | AccessTokenError::OtherOrganization)) => {
             wire(StatusCode::UNAUTHORIZED, body::UNAUTHORISED, HeaderMap::new(), Some(access_token_error(e)))
         }
         Err(e @ AccessTokenError::TryRefresh(_)) => {

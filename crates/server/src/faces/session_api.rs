@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, patch, post};
 use axum::{Json, Router};
 use portcullis_core::clock::Timestamp;
-use portcullis_core::session::{RefreshFailure, SessionTokens, access_token_error};
+use portcullis_core::session::{Audience, RefreshFailure, SessionTokens, access_token_error};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
@@ -26,6 +26,13 @@ pub(crate) fn routes() -> Router<Arc<App>> {
         .route("/api/v1/sessions/{handle}", delete(revoke))
         .route("/api/v1/sessions/{handle}/claims", patch(merge_claims))
         .route("/api/v1/users/{user_id}/sessions", get(list).delete(revoke_user))
+        .route("/api/v1/organization", get(organization))
+}
+
+/// The organization the API key belongs to: the SDK reads it at start and accepts only its tokens.
+async fn organization(OrgAuth(org): OrgAuth, State(app): State<Arc<App>>) -> Result<Json<Value>, ApiError> {
+    let organization = app.organization(&org).await?;
+    Ok(Json(json!({ "id": organization.id, "name": organization.name })))
 }
 
 #[derive(Debug, Deserialize)]
@@ -125,7 +132,7 @@ async fn verify(
     State(app): State<Arc<App>>,
     ApiJson(body): ApiJson<AccessTokenBody>,
 ) -> Result<Json<Value>, ApiError> {
-    let claims = app.sessions().verify(&body.access_token).map_err(access_token_error)?;
+    let claims = app.sessions().verify(&body.access_token, Audience::Organization(&org)).map_err(access_token_error)?;
     let live = app.sessions().regenerate(&org, &body.access_token).await.is_ok();
     Ok(Json(json!({ "claims": claims, "sessionLive": live })))
 }

@@ -7,6 +7,7 @@ mod config;
 mod connectors;
 mod errors;
 mod harness;
+mod isolation;
 mod keys;
 mod login;
 mod ops;
