@@ -14,9 +14,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use crate::account::{Credentials, OAuthValue, iso};
-use crate::builtins::{Storage, body_value};
+use crate::builtins::{EGRESS_REFUSED_PREFIX, Storage, body_value};
+use crate::credentials::{self, Attach, Sandbox};
 use crate::definition::{Auth, Connector, Grant, Method, Paging, PagingKind, RateLimit, RecoveryAction};
-use crate::script::{self, Event, Host, Limits, Outcome};
+use crate::egress::{self, Body, EgressPolicy, Outbound, SendError};
+use crate::pool::ScriptPool;
+use crate::script::{self, Budget, Event, Host, Limits, Outcome};
 
 /// Runtime settings.
 #[derive(Debug, Clone)]
@@ -35,6 +38,14 @@ pub struct RuntimeConfig {
     pub reauth_cooldown: Duration,
     /// Upper bound of the proactive-refresh margin.
     pub refresh_margin: Duration,
+    /// Reserved networks outbound requests may reach anyway (public addresses always may).
+    pub egress_allow: Vec<ipnet::IpNet>,
+    /// Scripts that run at once; 0: half the CPUs, at least 1.
+    pub max_concurrent_scripts: usize,
+    /// How long a script waits for a free slot before the call answers `scriptsBusy`.
+    pub script_queue_wait: Duration,
+    /// Whether organization API keys may send a step script.
+    pub api_key_step_scripts: bool,
 }
 
 impl Default for RuntimeConfig {
@@ -47,8 +58,21 @@ impl Default for RuntimeConfig {
             lease_wait: Duration::from_secs(10),
             reauth_cooldown: Duration::from_secs(30),
             refresh_margin: Duration::from_secs(900),
+            egress_allow: Vec::new(),
+            max_concurrent_scripts: 0,
+            script_queue_wait: Duration::from_secs(1),
+            api_key_step_scripts: false,
         }
     }
+}
+
+/// Who makes a call: what it may send is decided here, not in the faces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Caller {
+    /// The operator: the admin API, the command line.
+    Admin,
+    /// An organization API key.
+    ApiKey,
 }
 
 /// One call of a method.
@@ -57,7 +81,7 @@ impl Default for RuntimeConfig {
 pub struct CallRequest {
     /// Method id.
     pub method: String,
-    /// Merge-field values (`{{Name}}`), over the account's properties.
+    /// Merge-field values (`{{Name}}`); account and partner properties of the same name win.
     #[serde(default)]
     pub mergefields: Map<String, Value>,
     /// Extra query parameters.
@@ -69,7 +93,7 @@ pub struct CallRequest {
     /// Body; replaces the method's body template.
     #[serde(default)]
     pub body: Option<Value>,
-    /// Step-level script (runs after the connector and method levels).
+    /// Step-level script (runs after the connector and method levels, without seeing credentials).
     #[serde(default)]
     pub script: Option<String>,
 }
@@ -212,6 +236,8 @@ pub struct ConnectorRuntime {
     master: Arc<MasterKey>,
     clock: Arc<dyn Clock>,
     client: reqwest::Client,
+    egress: Arc<EgressPolicy>,
+    pool: ScriptPool,
     config: RuntimeConfig,
     flights: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     rates: Mutex<HashMap<String, RateState>>,
@@ -225,6 +251,14 @@ fn err(code: ErrorCode, message: impl Into<String>) -> Error {
 }
 
 fn fill(template: &str, fields: &Map<String, Value>) -> String {
+    fill_with(template, fields, |_, v| Ok::<_, std::convert::Infallible>(v.to_owned())).unwrap_or_else(|e| match e {})
+}
+
+fn fill_with<E>(
+    template: &str,
+    fields: &Map<String, Value>,
+    encode: impl Fn(&str, &str) -> Result<String, E>,
+) -> Result<String, E> {
     let mut out = String::with_capacity(template.len());
     let mut rest = template;
     while let Some(start) = rest.find("{{") {
@@ -232,18 +266,30 @@ fn fill(template: &str, fields: &Map<String, Value>) -> String {
         let after = &rest[start + 2..];
         let Some(end) = after.find("}}") else {
             out.push_str(&rest[start..]);
-            return out;
+            return Ok(out);
         };
         let name = after[..end].trim();
         match fields.get(name) {
-            Some(Value::String(s)) => out.push_str(s),
+            Some(Value::String(s)) => out.push_str(&encode(name, s)?),
             Some(Value::Null) | None => {}
-            Some(other) => out.push_str(&other.to_string()),
+            Some(other) => out.push_str(&encode(name, &other.to_string())?),
         }
         rest = &after[end + 2..];
     }
     out.push_str(rest);
-    out
+    Ok(out)
+}
+
+/// A method's path with its merge fields, each one encoded path segment; a path that would climb out of the
+/// method's (`.` or `..` segments) is refused.
+fn fill_path(template: &str, fields: &Map<String, Value>) -> Result<String, Error> {
+    let path = fill_with(template, fields, credentials::path_segment)
+        .map_err(|message| err(ErrorCode::EntityInvalid, message))?;
+    let bare = path.split(['?', '#']).next().unwrap_or_default();
+    if bare.split('/').any(|segment| matches!(segment, "." | "..")) {
+        return Err(err(ErrorCode::EntityInvalid, "The method path may not contain '.' or '..' segments."));
+    }
+    Ok(path)
 }
 
 fn fill_value(value: &Value, fields: &Map<String, Value>) -> Value {
@@ -276,6 +322,11 @@ fn script_error(event: Event, outcome: Outcome) -> Error {
     match outcome {
         Outcome::Timeout => Error::new(ErrorCode::ScriptTimeout).with_internal(event.name()),
         Outcome::OutOfMemory => Error::new(ErrorCode::ScriptMemoryExceeded).with_internal(event.name()),
+        // An `http_request` the egress policy refused, which the script did not handle.
+        Outcome::Failed { message } if message.contains(EGRESS_REFUSED_PREFIX) => {
+            err(ErrorCode::EgressRefused, "A connector script tried to reach a destination that is not allowed.")
+                .with_internal(format!("{}: {message}", event.name()))
+        }
         Outcome::Failed { message } => err(ErrorCode::ScriptError, format!("{}: {message}", event.name())),
         other => err(ErrorCode::ScriptError, format!("{}: unexpected outcome {other:?}", event.name())),
     }
@@ -290,8 +341,30 @@ fn secrets(connector: &Connector, credentials: &Credentials) -> Vec<String> {
     }
     secrets.extend(credentials.properties.iter().filter(|(k, _)| connector.is_sensitive(k)).map(|(_, v)| v.clone()));
     secrets.extend(connector.partner_properties.iter().filter(|p| p.sensitive).map(|p| p.value.clone()));
+    // The session value the lookup method stores is a credential too.
+    if let Some(lookup) = &connector.lookup {
+        secrets.extend(credentials.properties.get(&lookup.output_property).cloned());
+    }
     secrets.retain(|s| s.len() >= 4);
     secrets
+}
+
+/// The origin of a connector URL (`base_url`, `token_url`), for the credential rule.
+fn origin_of(url: &str) -> Vec<url::Origin> {
+    url::Url::parse(url).map(|u| vec![u.origin()]).unwrap_or_default()
+}
+
+/// Stops the call's scripts when the call ends, also when its HTTP request is dropped mid-way.
+struct CancelOnDrop(Arc<Budget>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.cancel();
+    }
+}
+
+fn egress_refused(refused: &egress::Refused) -> Error {
+    err(ErrorCode::EgressRefused, "The connector request's destination is not allowed.").with_internal(refused.to_string())
 }
 
 /// A hook outcome its caller does not handle itself: the two auth exceptions ask for re-authentication and a
@@ -328,9 +401,10 @@ impl ConnectorRuntime {
         clock: Arc<dyn Clock>,
         config: RuntimeConfig,
     ) -> Result<Self, Error> {
-        let client = reqwest::Client::builder()
-            .timeout(config.http_timeout)
-            .build()
+        let egress = Arc::new(EgressPolicy::new(config.egress_allow.clone()));
+        let client =
+            egress.client(config.http_timeout).map_err(|e| Error::new(ErrorCode::GenericError).with_internal(e))?;
+        let pool = ScriptPool::new(config.max_concurrent_scripts, config.script_queue_wait)
             .map_err(|e| Error::new(ErrorCode::GenericError).with_internal(e))?;
         Ok(Self {
             connectors: connectors.into_iter().map(|(k, v)| (k, Arc::new(v))).collect(),
@@ -338,6 +412,8 @@ impl ConnectorRuntime {
             master,
             clock,
             client,
+            egress,
+            pool,
             config,
             flights: Mutex::new(HashMap::new()),
             rates: Mutex::new(HashMap::new()),
@@ -395,7 +471,7 @@ impl ConnectorRuntime {
         Ok(self.store.swap_connector_account(&next, record.version).await?)
     }
 
-    /// Calls a method of an account's connector: hooks, auth, recovery, rate limits.
+    /// Calls a method of an account's connector as the operator: hooks, auth, recovery, rate limits.
     ///
     /// # Errors
     /// A catalog error for every failure.
@@ -406,6 +482,27 @@ impl ConnectorRuntime {
         account: &str,
         request: &CallRequest,
     ) -> Result<CallResult, Error> {
+        self.call_as(org, connector_name, account, request, Caller::Admin).await
+    }
+
+    /// Calls a method of an account's connector for `caller`. All script work of the call shares one budget
+    /// (`Limits::timeout`), and the call's scripts stop when the returned future is dropped.
+    ///
+    /// # Errors
+    /// A catalog error for every failure; `callerScriptForbidden` for an API key's step script.
+    pub async fn call_as(
+        &self,
+        org: &str,
+        connector_name: &str,
+        account: &str,
+        request: &CallRequest,
+        caller: Caller,
+    ) -> Result<CallResult, Error> {
+        if request.script.is_some() && caller == Caller::ApiKey && !self.config.api_key_step_scripts {
+            return Err(Error::new(ErrorCode::CallerScriptForbidden));
+        }
+        let budget = Arc::new(Budget::new(self.config.limits.timeout));
+        let _cancel = CancelOnDrop(Arc::clone(&budget));
         let connector = self.connector(connector_name)?;
         let method = connector.methods.get(&request.method).ok_or_else(|| {
             err(ErrorCode::EntityMissing, format!("Connector {connector_name:?} has no method {:?}.", request.method))
@@ -424,7 +521,10 @@ impl ConnectorRuntime {
         loop {
             self.rate_gate(&key)?;
             let mut loaded = self.load(org, account, connector_name).await?;
-            let probing = self.reauth_gate(&loaded.record)?;
+            let probing = self.reauth_gate(&loaded.record).await?;
+            if probing {
+                loaded = self.load(org, account, connector_name).await?;
+            }
             let proactive = if self.needs_proactive_refresh(&connector, &loaded) {
                 Some(Recovery::Refresh)
             } else if self.session_expired(&connector, &loaded) {
@@ -433,10 +533,10 @@ impl ConnectorRuntime {
                 None
             };
             if let Some(kind) = proactive {
-                self.recover(&connector, org, &loaded.record, kind).await?;
+                self.recover(&connector, org, &loaded.record, kind, &budget, probing).await?;
                 loaded = self.load(org, account, connector_name).await?;
             }
-            match self.attempt(&connector, method, request, &loaded, &mut tx).await? {
+            match self.attempt(&connector, method, request, &loaded, &mut tx, &budget).await? {
                 Attempt::Done(mut result) => {
                     self.rate_clear(&key);
                     if probing {
@@ -448,7 +548,7 @@ impl ConnectorRuntime {
                 }
                 Attempt::Recover(kind) if tx.unreplayable.is_some() => {
                     // Renew the credentials for the next call, but never send a multipart body twice (F11).
-                    self.recover(&connector, org, &loaded.record, kind).await?;
+                    self.recover(&connector, org, &loaded.record, kind, &budget, probing).await?;
                     return Err(Self::not_replayed(tx.unreplayable.take()));
                 }
                 Attempt::Retry { .. } if tx.unreplayable.is_some() => {
@@ -472,10 +572,11 @@ impl ConnectorRuntime {
                         )
                         .await?;
                         tracing::warn!(account = %key, "connector account needs re-authentication");
-                        return Err(err(ErrorCode::NeedsReauthentication, "Failed to authenticate the connector."));
+                        return Err(err(ErrorCode::NeedsReauthentication, "Failed to authenticate the connector.")
+                            .with_retry_after(self.config.reauth_cooldown.as_secs().max(1)));
                     }
                     recoveries += 1;
-                    self.recover(&connector, org, &loaded.record, kind).await?;
+                    self.recover(&connector, org, &loaded.record, kind, &budget, probing).await?;
                     retried_after_recovery = true;
                 }
                 Attempt::Retry { status, reason } => {
@@ -537,18 +638,28 @@ impl ConnectorRuntime {
         self.rates.lock().unwrap_or_else(PoisonError::into_inner).remove(key);
     }
 
-    /// Fails fast while an account needs re-authentication; `Ok(true)` when this call is the probe after a
-    /// cooldown.
-    fn reauth_gate(&self, record: &ConnectorAccountRecord) -> Result<bool, Error> {
+    /// Fails fast while an account needs re-authentication; `Ok(true)` when this call is the one probe after a
+    /// cooldown. The probe claims its turn by moving the cooldown on with a compare-and-swap, so concurrent
+    /// calls (on any instance) keep failing fast instead of probing too.
+    async fn reauth_gate(&self, record: &ConnectorAccountRecord) -> Result<bool, Error> {
         if record.state == AccountState::Ok {
             return Ok(false);
         }
+        let cooling = |until: Timestamp| {
+            let secs = (until.unix_millis() - self.clock.now().unix_millis() + 999) / 1000;
+            err(ErrorCode::NeedsReauthentication, "Failed to authenticate the connector.")
+                .with_retry_after(u64::try_from(secs).unwrap_or(1).max(1))
+        };
         match record.cooldown_until {
-            Some(until) if until <= self.clock.now() => Ok(true),
-            Some(until) => Err(err(ErrorCode::NeedsReauthentication, "Failed to authenticate the connector.")
-                .with_retry_after(
-                    u64::try_from((until.unix_millis() - self.clock.now().unix_millis() + 999) / 1000).unwrap_or(1),
-                )),
+            Some(until) if until <= self.clock.now() => {
+                let credentials = Credentials::open(&self.master, &record.id, &record.sealed_credentials)?;
+                let next = self.clock.now().plus(self.config.reauth_cooldown);
+                let claimed = self
+                    .write(record, &credentials, AccountState::NeedsReauth, Some(next), record.last_failure.clone())
+                    .await?;
+                if claimed { Ok(true) } else { Err(cooling(next)) }
+            }
+            Some(until) => Err(cooling(until)),
             None => Err(err(
                 ErrorCode::NeedsReauthentication,
                 "The connector account must be re-authenticated: its credentials were rejected.",
@@ -593,38 +704,52 @@ impl ConnectorRuntime {
         }
     }
 
+    /// Merge-field values: the call's (and its scripts'), under the partner properties, under the account's
+    /// properties, so a caller cannot replace a value the account was installed with.
     fn fields(connector: &Connector, credentials: &Credentials, extra: &Map<String, Value>) -> Map<String, Value> {
-        let mut fields: Map<String, Value> =
-            connector.partner_properties.iter().map(|p| (p.name.clone(), Value::String(p.value.clone()))).collect();
+        let mut fields = extra.clone();
+        fields.extend(connector.partner_properties.iter().map(|p| (p.name.clone(), Value::String(p.value.clone()))));
         fields.extend(credentials.properties.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))));
-        fields.extend(extra.iter().map(|(k, v)| (k.clone(), v.clone())));
         fields
     }
 
+    /// Runs `event` on the script pool (inline when no level defines it).
     async fn hooks(
         &self,
         event: Event,
         levels: &[String],
         globals: Map<String, Value>,
-        auth: Option<(String, String, String)>,
-        storage: Option<Storage>,
+        host: &Host,
     ) -> Result<script::Run, Error> {
         if !levels.iter().any(|src| src.contains(event.name())) {
-            return Ok(script::run(event, &[], globals, self.config.limits, &self.host(None, None)));
+            return Ok(script::run(event, &[], globals, self.config.limits, host));
         }
-        let host = self.host(auth, storage);
+        let host = host.clone();
         let limits = self.config.limits;
         let levels = levels.to_vec();
-        tokio::task::spawn_blocking(move || {
-            let refs: Vec<&str> = levels.iter().map(String::as_str).collect();
-            script::run(event, &refs, globals, limits, &host)
-        })
-        .await
-        .map_err(|e| Error::new(ErrorCode::ScriptError).with_internal(e))
+        self.pool
+            .run(move || {
+                let refs: Vec<&str> = levels.iter().map(String::as_str).collect();
+                script::run(event, &refs, globals, limits, &host)
+            })
+            .await
     }
 
-    fn host(&self, auth: Option<(String, String, String)>, storage: Option<Storage>) -> Host {
-        Host { client: self.client.clone(), handle: tokio::runtime::Handle::current(), auth, storage }
+    fn host(&self, attach: Attach, storage: Option<Storage>, budget: &Arc<Budget>, sandbox: Sandbox) -> Host {
+        Host {
+            client: self.client.clone(),
+            handle: tokio::runtime::Handle::current(),
+            attach: Arc::new(attach),
+            egress: Arc::clone(&self.egress),
+            storage,
+            budget: Some(Arc::clone(budget)),
+            sandbox,
+        }
+    }
+
+    /// The host of a connector-level OAuth hook: no credentials to attach, no storage.
+    fn oauth_host(&self, connector: &Connector, budget: &Arc<Budget>) -> Host {
+        self.host(Attach::none(origin_of(&connector.base_url), Vec::new()), None, budget, Sandbox::default())
     }
 
     /// Storage scopes of an account's scripts: `cyclr_storage_*` is shared by every account of the connector
@@ -646,6 +771,7 @@ impl ConnectorRuntime {
         request: &CallRequest,
         loaded: &Loaded,
         tx: &mut Transaction,
+        budget: &Arc<Budget>,
     ) -> Result<Attempt, Error> {
         let Transaction { action_data, mergefields, pages, unreplayable } = tx;
         let levels: Vec<String> = [connector.script.clone(), method.script.clone(), request.script.clone()]
@@ -653,11 +779,16 @@ impl ConnectorRuntime {
             .map(Option::unwrap_or_default)
             .collect();
         let secrets = secrets(connector, &loaded.credentials);
-        let auth = Self::auth_header(connector, &loaded.credentials);
-        let host_auth = auth.as_ref().and_then(|(name, value)| {
-            url::Url::parse(&connector.base_url).ok()?.host_str().map(|h| (h.to_owned(), name.clone(), value.clone()))
-        });
-        let storage = Some(self.storage(&loaded.record));
+        let attach = Attach::new(
+            origin_of(&connector.base_url),
+            Self::auth_header(connector, &loaded.credentials),
+            secrets.clone(),
+        );
+        let sandbox = Sandbox {
+            secrets: secrets.clone(),
+            auth_value: loaded.credentials.auth_value.clone().filter(|_| matches!(connector.auth, Auth::ApiKey { .. })),
+        };
+        let host = self.host(attach, Some(self.storage(&loaded.record)), budget, sandbox);
         let paging = method.paging.as_ref();
         let mut outcome = "success";
         let mut last: Option<(u16, Map<String, Value>)> = None;
@@ -676,7 +807,7 @@ impl ConnectorRuntime {
                 .clone()
                 .or_else(|| method.body.as_ref().map(|b| fill_value(b, &fields)))
                 .unwrap_or(Value::Null);
-            let endpoint = format!("{}{}", connector.base_url.trim_end_matches('/'), fill(&method.path, &fields));
+            let endpoint = format!("{}{}", connector.base_url.trim_end_matches('/'), fill_path(&method.path, &fields)?);
             let mut globals = Map::new();
             globals.insert("method_request".to_owned(), body);
             globals.insert("method_request_headers".to_owned(), Value::Object(headers));
@@ -701,7 +832,7 @@ impl ConnectorRuntime {
             }
 
             *unreplayable = None;
-            let run = self.hooks(Event::BeforeAction, &levels, globals, host_auth.clone(), storage.clone()).await?;
+            let run = self.hooks(Event::BeforeAction, &levels, globals, &host).await?;
             let mut globals = run.globals;
             *action_data = globals.get("action_data").cloned().unwrap_or(Value::Null);
             if let Some(Value::Object(m)) = globals.get("method_request_mergefields") {
@@ -737,7 +868,7 @@ impl ConnectorRuntime {
             let url = match (&pages.next, paging.map(|p| p.kind)) {
                 (Some(next), Some(PagingKind::NextUrl)) if next.starts_with("http") => next.clone(),
                 (Some(next), Some(PagingKind::NextUrl)) => format!("{base}{next}"),
-                _ => format!("{base}{}", fill(&method.path, &fields)),
+                _ => format!("{base}{}", fill_path(&method.path, &fields)?),
             };
             let following_next_url = pages.next.is_some() && paging.is_some_and(|p| p.kind == PagingKind::NextUrl);
             let mut url = url::Url::parse(&url)
@@ -753,34 +884,23 @@ impl ConnectorRuntime {
             }
             let http_method = reqwest::Method::from_bytes(method.http_method.as_bytes())
                 .map_err(|e| err(ErrorCode::ConnectorInvalid, e.to_string()))?;
-            let mut builder = self.client.request(http_method, url.clone());
-            let mut has_auth = false;
-            if let Some(Value::Object(h)) = globals.get("method_request_headers") {
-                for (k, v) in h {
-                    has_auth |= auth.as_ref().is_some_and(|(name, _)| name.eq_ignore_ascii_case(k));
-                    builder = builder.header(k, as_text(v));
-                }
-            }
-            if let Some((name, value)) = &auth
-                && !has_auth
-            {
-                builder = builder.header(name, value);
-            }
-            match globals.get("method_request") {
-                None | Some(Value::Null) => {}
+            let headers: Vec<(String, String)> = match globals.get("method_request_headers") {
+                Some(Value::Object(h)) => h.iter().map(|(k, v)| (k.clone(), as_text(v))).collect(),
+                _ => Vec::new(),
+            };
+            let body = match globals.get("method_request") {
+                None | Some(Value::Null) => Body::Empty,
                 Some(Value::Object(fields)) if method.multipart => {
-                    let form = fields
-                        .iter()
-                        .fold(reqwest::multipart::Form::new(), |form, (k, v)| form.text(k.clone(), as_text(v)));
-                    builder = builder.multipart(form);
+                    Body::Multipart(fields.iter().map(|(k, v)| (k.clone(), as_text(v))).collect())
                 }
-                Some(Value::String(s)) => builder = builder.body(s.clone()),
-                Some(other) => builder = builder.json(other),
-            }
+                Some(Value::String(s)) => Body::Bytes(s.clone().into_bytes(), None),
+                Some(other) => Body::Bytes(other.to_string().into_bytes(), Some("application/json")),
+            };
+            let outbound = Outbound { method: http_method, url, headers, body, timeout: None };
 
             self.pace(loaded, connector.rate_limit.as_ref(), "").await;
             self.pace(loaded, method.rate_limit.as_ref(), &request.method).await;
-            let sent = builder.send().await;
+            let sent = egress::send(&self.client, &self.egress, &host.attach, outbound).await;
             let (status, reason, response_headers, text) = match sent {
                 Ok(response) => {
                     let status = response.status();
@@ -798,6 +918,7 @@ impl ConnectorRuntime {
                     let text = response.text().await.unwrap_or_default();
                     (status.as_u16(), status.canonical_reason().unwrap_or_default().to_owned(), headers, text)
                 }
+                Err(SendError::Refused(refused)) => return Err(egress_refused(&refused)),
                 Err(e) => {
                     tracing::warn!(connector = %connector.name, error = %e, "connector request failed");
                     (0, if e.is_timeout() { "Timeout" } else { "Network Error" }.to_owned(), Map::new(), e.to_string())
@@ -832,7 +953,7 @@ impl ConnectorRuntime {
             }
             if (200..300).contains(&status) {
                 globals.insert("method_response".to_owned(), body_value(&text));
-                let run = self.hooks(Event::AfterAction, &levels, globals, host_auth.clone(), storage.clone()).await?;
+                let run = self.hooks(Event::AfterAction, &levels, globals, &host).await?;
                 globals = run.globals;
                 if run.outcome != Outcome::Continue {
                     return recover_or_fail(Event::AfterAction, run.outcome, &secrets);
@@ -848,7 +969,7 @@ impl ConnectorRuntime {
             } else {
                 globals.insert("method_response".to_owned(), Value::Null);
                 globals.insert("method_error".to_owned(), script::method_error(status, &reason, &text));
-                let run = self.hooks(Event::AfterError, &levels, globals, host_auth.clone(), storage.clone()).await?;
+                let run = self.hooks(Event::AfterError, &levels, globals, &host).await?;
                 globals = run.globals;
                 if run.outcome != Outcome::Continue {
                     return recover_or_fail(Event::AfterError, run.outcome, &secrets);
@@ -881,7 +1002,7 @@ impl ConnectorRuntime {
         if let Some(paging) = paging {
             globals.insert("method_response".to_owned(), pages.combined(paging));
         }
-        let run = self.hooks(Event::AfterActionPaging, &levels, globals, host_auth.clone(), storage.clone()).await?;
+        let run = self.hooks(Event::AfterActionPaging, &levels, globals, &host).await?;
         globals = run.globals;
         if run.outcome != Outcome::Continue {
             return Err(redacted_script_error(Event::AfterActionPaging, run.outcome, &secrets));
@@ -890,7 +1011,7 @@ impl ConnectorRuntime {
         let defines_condition = levels.iter().any(|l| l.contains(Event::ActionCondition.name()));
         let data = globals.get("method_response").cloned().unwrap_or(Value::Null);
         let condition = if defines_condition {
-            let run = self.hooks(Event::ActionCondition, &levels, globals, host_auth, storage).await?;
+            let run = self.hooks(Event::ActionCondition, &levels, globals, &host).await?;
             match run.outcome {
                 Outcome::Condition(c) => Some(c),
                 other => return recover_or_fail(Event::ActionCondition, other, &secrets),
@@ -921,18 +1042,22 @@ impl ConnectorRuntime {
     }
 
     /// Single-flight recovery: in-process lock, database lease, re-read, then refresh or re-login.
+    /// Single-flight recovery under the call's script budget; `probe`: this call is the one probe after a
+    /// re-authorization cooldown, which may refresh although the account still needs re-authentication.
     async fn recover(
         &self,
         connector: &Connector,
         org: &str,
         used: &ConnectorAccountRecord,
         kind: Recovery,
+        budget: &Arc<Budget>,
+        probe: bool,
     ) -> Result<(), Error> {
         let key = format!("connector:{org}/{}", used.id);
         let flight = self.flight(&key);
         let in_process = flight.lock().await;
         let leased = self.take_lease(&key).await;
-        let result = self.recover_locked(connector, org, used, kind).await;
+        let result = self.recover_locked(connector, org, used, kind, budget, probe).await;
         if leased && let Err(e) = self.store.release_connector_lease(&key, &self.holder).await {
             tracing::warn!(error = %e, "could not release a connector refresh lease; it expires on its own");
         }
@@ -971,6 +1096,8 @@ impl ConnectorRuntime {
         org: &str,
         used: &ConnectorAccountRecord,
         kind: Recovery,
+        budget: &Arc<Budget>,
+        probe: bool,
     ) -> Result<(), Error> {
         let current = self.load(org, &used.id, &connector.name).await?;
         if current.record.version != used.version {
@@ -978,13 +1105,13 @@ impl ConnectorRuntime {
             return Ok(());
         }
         if current.record.state == AccountState::NeedsReauth
-            && current.record.cooldown_until.is_none_or(|until| until > self.clock.now())
+            && current.record.cooldown_until.is_none_or(|until| until > self.clock.now() && !probe)
         {
             return Err(err(ErrorCode::NeedsReauthentication, "Failed to authenticate the connector."));
         }
         match kind {
-            Recovery::Refresh => self.refresh(connector, &current).await,
-            Recovery::Session => self.renew_session(connector, org, &current).await,
+            Recovery::Refresh => self.refresh(connector, &current, budget).await,
+            Recovery::Session => self.renew_session(connector, org, &current, budget).await,
         }
     }
 
@@ -1001,7 +1128,7 @@ impl ConnectorRuntime {
         )
     }
 
-    async fn refresh(&self, connector: &Connector, loaded: &Loaded) -> Result<(), Error> {
+    async fn refresh(&self, connector: &Connector, loaded: &Loaded, budget: &Arc<Budget>) -> Result<(), Error> {
         let Auth::Oauth2(oauth) = &connector.auth else {
             return Err(err(ErrorCode::ConnectorInvalid, "AuthRefreshException needs an OAuth 2 connector."));
         };
@@ -1031,7 +1158,7 @@ impl ConnectorRuntime {
         }
         form.insert("client_id".to_owned(), json!(fill(&oauth.client_id, &fields)));
         form.insert("client_secret".to_owned(), json!(fill(&oauth.client_secret, &fields)));
-        let response = self.token_request(connector, oauth.token_url.as_str(), form, true).await;
+        let response = self.token_request(connector, oauth.token_url.as_str(), form, true, budget).await;
         match response {
             Ok(token) => {
                 let value = self.token_value(&token, Some(&old));
@@ -1074,6 +1201,7 @@ impl ConnectorRuntime {
         url: &str,
         form: Map<String, Value>,
         refresh: bool,
+        budget: &Arc<Budget>,
     ) -> Result<Value, TokenFailure> {
         let (before, after) = if refresh {
             (Event::BeforeOauth2Refresh, Event::AfterOauth2Refresh)
@@ -1085,7 +1213,8 @@ impl ConnectorRuntime {
         globals.insert("method_request".to_owned(), Value::Object(form));
         globals.insert("method_request_headers".to_owned(), Value::Object(Map::new()));
         globals.insert("method_endpoint".to_owned(), json!(url));
-        let run = self.hooks(before, &levels, globals, None, None).await.map_err(TokenFailure::Script)?;
+        let host = self.oauth_host(connector, budget);
+        let run = self.hooks(before, &levels, globals, &host).await.map_err(TokenFailure::Script)?;
         if run.outcome != Outcome::Continue {
             return Err(TokenFailure::Script(script_error(before, run.outcome)));
         }
@@ -1096,6 +1225,8 @@ impl ConnectorRuntime {
             }
             _ => Vec::new(),
         };
+        let token_url = url::Url::parse(url)
+            .map_err(|e| TokenFailure::Script(err(ErrorCode::ConnectorInvalid, format!("token_url: {e}"))))?;
         let mut last = String::new();
         let mut wait = None;
         for attempt in 0..TRANSIENT_REFRESH_ATTEMPTS {
@@ -1107,14 +1238,25 @@ impl ConnectorRuntime {
                 )
                 .await;
             }
-            let mut builder = self.client.post(url).form(&form).header("Accept", "application/json");
+            let mut headers = vec![("Accept".to_owned(), "application/json".to_owned())];
             if let Some(Value::Object(h)) = globals.get("method_request_headers") {
-                for (k, v) in h {
-                    builder = builder.header(k, as_text(v));
-                }
+                headers.extend(h.iter().map(|(k, v)| (k.clone(), as_text(v))));
             }
-            let response = match builder.send().await {
+            let outbound = Outbound {
+                method: reqwest::Method::POST,
+                url: token_url.clone(),
+                headers,
+                body: Body::Bytes(
+                    serde_urlencoded::to_string(&form).unwrap_or_default().into_bytes(),
+                    Some("application/x-www-form-urlencoded"),
+                ),
+                timeout: None,
+            };
+            // The form carries the client secret and the refresh token: no redirect to another origin gets it.
+            let attach = Attach::none(vec![token_url.origin()], form.iter().map(|(_, v)| v.clone()).filter(|v| v.len() >= 4).collect());
+            let response = match egress::send(&self.client, &self.egress, &attach, outbound).await {
                 Ok(r) => r,
+                Err(SendError::Refused(refused)) => return Err(TokenFailure::Script(egress_refused(&refused))),
                 Err(e) => {
                     last = format!("token endpoint unreachable: {e}");
                     continue;
@@ -1135,7 +1277,7 @@ impl ConnectorRuntime {
                 ));
             }
             globals.insert("method_response".to_owned(), body);
-            let run = self.hooks(after, &levels, globals, None, None).await.map_err(TokenFailure::Script)?;
+            let run = self.hooks(after, &levels, globals, &host).await.map_err(TokenFailure::Script)?;
             if run.outcome != Outcome::Continue {
                 return Err(TokenFailure::Script(script_error(after, run.outcome)));
             }
@@ -1144,7 +1286,13 @@ impl ConnectorRuntime {
         Err(TokenFailure::Transient(last))
     }
 
-    async fn renew_session(&self, connector: &Connector, org: &str, loaded: &Loaded) -> Result<(), Error> {
+    async fn renew_session(
+        &self,
+        connector: &Connector,
+        org: &str,
+        loaded: &Loaded,
+        budget: &Arc<Budget>,
+    ) -> Result<(), Error> {
         let Some(lookup) = &connector.lookup else {
             return Err(err(ErrorCode::ConnectorInvalid, "AuthSessionException needs a lookup method."));
         };
@@ -1158,7 +1306,7 @@ impl ConnectorRuntime {
             pages: Pages::default(),
             unreplayable: None,
         };
-        let answer = self.attempt(connector, method, &request, loaded, &mut tx).await;
+        let answer = self.attempt(connector, method, &request, loaded, &mut tx, budget).await;
         let data = match answer {
             Ok(Attempt::Done(result)) if result.outcome == "success" => result.data,
             Ok(Attempt::Recover(_)) => {
@@ -1303,7 +1451,8 @@ impl ConnectorRuntime {
         if let Some(lookup) = &connector.lookup
             && !credentials.properties.contains_key(&lookup.output_property)
         {
-            self.recover(&connector, org, &record, Recovery::Session).await?;
+            let budget = Arc::new(Budget::new(self.config.limits.timeout));
+            self.recover(&connector, org, &record, Recovery::Session, &budget, false).await?;
             return self.account(org, &record.id).await;
         }
         self.view(&record)
@@ -1419,7 +1568,8 @@ impl ConnectorRuntime {
         let levels: Vec<String> = connector.script.iter().cloned().collect();
         let mut globals = Map::new();
         globals.insert("method_endpoint".to_owned(), Value::String(url.into()));
-        let run = self.hooks(Event::BeforeOauth2Authorise, &levels, globals, None, None).await?;
+        let budget = Arc::new(Budget::new(self.config.limits.timeout));
+        let run = self.hooks(Event::BeforeOauth2Authorise, &levels, globals, &self.oauth_host(&connector, &budget)).await?;
         if run.outcome != Outcome::Continue {
             return Err(script_error(Event::BeforeOauth2Authorise, run.outcome));
         }
@@ -1464,7 +1614,8 @@ impl ConnectorRuntime {
         if oauth.pkce {
             form.insert("code_verifier".to_owned(), json!(verifier));
         }
-        let token = match self.token_request(&connector, &oauth.token_url, form, false).await {
+        let budget = Arc::new(Budget::new(self.config.limits.timeout));
+        let token = match self.token_request(&connector, &oauth.token_url, form, false, &budget).await {
             Ok(t) => t,
             Err(TokenFailure::Script(e)) => return Err(e),
             Err(TokenFailure::Rejected(why) | TokenFailure::Transient(why)) => {
