@@ -17,7 +17,7 @@ use rquickjs::{Context, Function, Module, Runtime, WriteOptions};
 use serde_json::{Map, Value, json};
 
 use crate::builtins;
-use crate::credentials::{Attach, Sandbox};
+use crate::credentials::{Attach, Sandbox, redact};
 use crate::egress::EgressPolicy;
 
 /// The script events (Cyclr's names).
@@ -516,6 +516,8 @@ struct Engine {
     runtime: Runtime,
     context: Context,
     arm: Rc<RefCell<Arm>>,
+    /// Set once the step level runs: what the host answers from then on is masked like its globals.
+    sandboxed: Rc<Cell<bool>>,
     interrupted: Rc<Cell<bool>>,
     limits: Limits,
     shell: Shell,
@@ -532,6 +534,7 @@ impl Engine {
             runtime: shell.runtime.clone(),
             context,
             arm: Rc::clone(&shell.arm),
+            sandboxed: Rc::new(Cell::new(false)),
             interrupted: Rc::clone(&shell.interrupted),
             limits,
             shell,
@@ -620,21 +623,26 @@ impl Engine {
             .map_err(err)?;
             let storage_host = host.clone();
             let storage_arm = Rc::clone(&self.arm);
+            let storage_sandboxed = Rc::clone(&self.sandboxed);
             g.set(
                 "__host_storage",
                 Function::new(ctx.clone(), move |scope: String, op: String, key: String, value: String| {
                     let remaining = Self::remaining(&storage_arm);
-                    builtins::storage(&storage_host, remaining, &scope, &op, &key, &value)
+                    let answer = builtins::storage(&storage_host, remaining, &scope, &op, &key, &value);
+                    if storage_sandboxed.get() { redact(&answer, &storage_host.sandbox.secrets) } else { answer }
                 })
                 .map_err(err)?,
             )
             .map_err(err)?;
             let host = host.clone();
             let arm = Rc::clone(&self.arm);
+            let sandboxed = Rc::clone(&self.sandboxed);
             g.set(
                 "__host_http",
                 Function::new(ctx.clone(), move |request: String| {
-                    builtins::http_request(&host, Self::remaining(&arm), &request)
+                    let answer = builtins::http_request(&host, Self::remaining(&arm), &request);
+                    // An API that echoes the request would otherwise show the step its credentials.
+                    if sandboxed.get() { redact(&answer, &host.sandbox.secrets) } else { answer }
                 })
                 .map_err(err)?,
             )
@@ -752,6 +760,7 @@ impl Engine {
     /// The whole chain in one context: the connector and method levels, then the step level through the
     /// sandbox. Answers the outcome and the read-back globals (`None` when the chain ended early).
     fn chain(
+        &self,
         ctx: &rquickjs::Ctx<'_>,
         event: Event,
         levels: &[&str],
@@ -781,6 +790,7 @@ impl Engine {
             let mut seen = globals.clone();
             seen.extend(read_back);
             let view = sandbox.view(&seen);
+            self.sandboxed.set(true);
             Self::set_globals(ctx, &view)?;
             Self::eval_level(ctx, step)?;
             let end = Self::invoke(ctx, event, &[trusted.len()], &mut condition)?;
@@ -807,7 +817,7 @@ impl Engine {
     }
 
     fn run(self, event: Event, levels: &[&str], mut globals: Map<String, Value>, sandbox: &Sandbox) -> Run {
-        let chained = self.context.with(|ctx| Self::chain(&ctx, event, levels, &globals, sandbox));
+        let chained = self.context.with(|ctx| self.chain(&ctx, event, levels, &globals, sandbox));
         let (outcome, read_back) = match chained {
             Ok(done) => done,
             Err(caught) => (self.classify(caught), None),

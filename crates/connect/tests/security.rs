@@ -1,5 +1,7 @@
 //! Connector security inside the runtime: what `console.log` writes, and the recovery probe after a cooldown.
 
+// Shared with the golden tests, which use all of it.
+#[allow(dead_code, unreachable_pub)]
 mod fake_api;
 
 use std::io::Write;
