@@ -283,6 +283,14 @@ globalThis.__collect = function () {
   return JSON.stringify(out);
 };
 globalThis.__levels = [];
+// What a throw means to the host: 'oom', or 'error:' + the message.
+function __thrown(e) {
+  var isObj = e !== null && typeof e === 'object';
+  var m;
+  try { m = isObj && e.message !== undefined ? String(e.message) : String(e); } catch (_) { m = 'uncaught exception'; }
+  if (e instanceof InternalError && m.indexOf('out of memory') >= 0) return 'oom';
+  return 'error:' + m;
+}
 globalThis.__invoke = function (level, event) {
   var h = __levels[level][event];
   if (typeof h !== 'function') return 'absent';
@@ -293,11 +301,13 @@ globalThis.__invoke = function (level, event) {
     var isObj = e !== null && typeof e === 'object';
     if (e instanceof AuthRefreshException || (isObj && e.name === 'AuthRefreshException')) return 'refresh';
     if (e instanceof AuthSessionException || (isObj && e.name === 'AuthSessionException')) return 'session';
-    var m;
-    try { m = isObj && e.message !== undefined ? String(e.message) : String(e); } catch (_) { m = 'uncaught exception'; }
-    if (e instanceof InternalError && m.indexOf('out of memory') >= 0) return 'oom';
-    return 'error:' + m;
+    return __thrown(e);
   }
+};
+// Runs a level's top-level code. Caught here, where the engine still reports an out-of-memory as such (past
+// this frame it surfaces as a bare null).
+globalThis.__level = function (wrapped) {
+  try { __levels.push(wrapped()); return ''; } catch (e) { return __thrown(e); }
 };
 "#;
 
@@ -379,7 +389,7 @@ fn libraries(levels: &[&str]) -> Vec<&'static str> {
 
 fn wrapper(source: &str) -> String {
     if source.trim().is_empty() {
-        return "__levels.push({});".to_owned();
+        return "__level(function () { return {}; });".to_owned();
     }
     let names = [
         Event::BeforeAction,
@@ -397,7 +407,7 @@ fn wrapper(source: &str) -> String {
     .map(|e| format!("{0}: typeof {0} === 'function' ? {0} : undefined", e.name()))
     .collect::<Vec<_>>()
     .join(", ");
-    format!("__levels.push((function () {{\n{source}\n;return {{ {names} }}; }})());")
+    format!("__level(function () {{\n{source}\n;return {{ {names} }}; }});")
 }
 
 /// Compiles a script without running it.
@@ -717,7 +727,12 @@ impl Engine {
         // Sloppy mode, as Cyclr's engine runs scripts: assigning an undeclared name creates a global.
         let mut options = rquickjs::context::EvalOptions::default();
         options.strict = false;
-        ctx.eval_with_options::<(), _>(wrapper(src), options).map_err(|e| Self::caught(ctx, &e))
+        let thrown: String = ctx.eval_with_options(wrapper(src), options).map_err(|e| Self::caught(ctx, &e))?;
+        match thrown.as_str() {
+            "" => Ok(()),
+            "oom" => Err(Caught { detail: "out of memory".to_owned(), allocation: true }),
+            other => Err(Caught { detail: other.strip_prefix("error:").unwrap_or(other).to_owned(), allocation: false }),
+        }
     }
 
     /// Invokes `event` on the given levels; `Ok(Some(outcome))` ends the chain.

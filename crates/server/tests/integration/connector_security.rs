@@ -417,10 +417,12 @@ async fn top_level_script_failures_are_catalog_errors_without_a_panic() {
     let env = Env::start(|c| c.connectors.script_memory_limit_bytes = 8 * 1024 * 1024).await;
     let syntax = env.admin_call(json!({"method": "data", "script": "function after_action( {"})).await;
     assert_catalog_error(syntax, 502, "scriptError").await;
-    let thrown = env.admin_call(json!({"method": "data", "script": "throw new Error('top level');"})).await;
+    // Top-level code runs when the script defines a handler for the event.
+    let handler = "function after_action() { return true; }";
+    let thrown = env.admin_call(json!({"method": "data", "script": format!("throw new Error('top level');\n{handler}")})).await;
     let body = assert_catalog_error(thrown, 502, "scriptError").await;
     assert!(body["message"].as_str().unwrap_or_default().contains("top level"), "{body}");
-    let bomb = "var a = []; while (true) { a.push('x'.repeat(4096) + a.length); }";
+    let bomb = format!("var a = []; while (true) {{ a.push('x'.repeat(4096) + a.length); }}\n{handler}");
     let bomb = env.admin_call(json!({"method": "data", "script": bomb})).await;
     assert_catalog_error(bomb, 502, "scriptMemoryExceeded").await;
     let (status, _) = read_json(env.call(json!({"method": "data"})).await).await;
