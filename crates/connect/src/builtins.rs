@@ -187,9 +187,9 @@ pub fn body_value(text: &str) -> Value {
     }
 }
 
-/// What `http_request` answers a script when the egress policy refused the destination; the runtime turns
-/// the whole call into `egressRefused`, whatever the script does with the exception.
-pub const EGRESS_REFUSED_PREFIX: &str = "egress refused: ";
+/// What `http_request` throws when the egress policy refused the destination; the runtime turns the whole
+/// call into `egressRefused`, whatever the script does with the exception.
+const EGRESS_REFUSED_PREFIX: &str = "egress refused: ";
 
 /// `http_request({method, url, parameters, headers, data})`, run synchronously on the async runtime. Answers
 /// `{status_code, headers, content, request}`, or `{__error}`. Non-2xx does not throw. Credentials are attached
@@ -228,7 +228,12 @@ pub fn http_request(host: &Host, remaining: Duration, request: &str) -> String {
             let work = async {
                 let response = egress::send(&host.client, &host.egress, &host.attach, outbound).await.map_err(
                     |e| match e {
-                        SendError::Refused(refused) => format!("{EGRESS_REFUSED_PREFIX}{refused}"),
+                        SendError::Refused(refused) => {
+                            if let Some(budget) = &host.budget {
+                                budget.refuse(refused.to_string());
+                            }
+                            format!("{EGRESS_REFUSED_PREFIX}{refused}")
+                        }
                         SendError::Http(e) => format!("http_request failed: {e}"),
                     },
                 )?;

@@ -128,15 +128,16 @@ impl EgressPolicy {
     /// # Errors
     /// The address is reserved and not allow-listed.
     pub fn check_ip(&self, ip: IpAddr) -> Result<(), Refused> {
+        self.refusal(ip).map_or(Ok(()), |reason| Err(Refused::new(ip.to_string(), reason)))
+    }
+
+    /// Why this address is refused, if it is.
+    fn refusal(&self, ip: IpAddr) -> Option<&'static str> {
         let canonical = match ip {
             IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
             IpAddr::V4(_) => ip,
         };
-        match reserved(ip) {
-            Some(_) if self.allow.iter().any(|net| net.contains(&ip) || net.contains(&canonical)) => Ok(()),
-            Some(reason) => Err(Refused::new(ip.to_string(), reason)),
-            None => Ok(()),
-        }
+        reserved(ip).filter(|_| !self.allow.iter().any(|net| net.contains(&ip) || net.contains(&canonical)))
     }
 
     /// Checks what can be checked before connecting: the scheme, and the address when the host is one.
@@ -182,17 +183,17 @@ impl Resolve for Resolver {
             let mut refused = None;
             let allowed: Vec<SocketAddr> = resolved
                 .into_iter()
-                .filter(|addr| match policy.check_ip(addr.ip()) {
-                    Ok(()) => true,
-                    Err(e) => {
-                        refused = Some(e);
+                .filter(|addr| match policy.refusal(addr.ip()) {
+                    None => true,
+                    Some(reason) => {
+                        refused = Some((addr.ip(), reason));
                         false
                     }
                 })
                 .collect();
             match refused {
-                Some(mut refused) if allowed.is_empty() => {
-                    refused.destination = format!("{host} ({})", refused.destination);
+                Some((ip, reason)) if allowed.is_empty() => {
+                    let refused = Refused::new(format!("{host} ({ip})"), reason);
                     Err(Box::new(refused) as Box<dyn std::error::Error + Send + Sync>)
                 }
                 _ => Ok(Box::new(allowed.into_iter()) as Addrs),

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use crate::account::{Credentials, OAuthValue, iso};
-use crate::builtins::{EGRESS_REFUSED_PREFIX, Storage, body_value};
+use crate::builtins::{Storage, body_value};
 use crate::credentials::{self, Attach, Sandbox};
 use crate::definition::{Auth, Connector, Grant, Method, Paging, PagingKind, RateLimit, RecoveryAction};
 use crate::egress::{self, Body, EgressPolicy, Outbound, SendError};
@@ -322,11 +322,6 @@ fn script_error(event: Event, outcome: Outcome) -> Error {
     match outcome {
         Outcome::Timeout => Error::new(ErrorCode::ScriptTimeout).with_internal(event.name()),
         Outcome::OutOfMemory => Error::new(ErrorCode::ScriptMemoryExceeded).with_internal(event.name()),
-        // An `http_request` the egress policy refused, which the script did not handle.
-        Outcome::Failed { message } if message.contains(EGRESS_REFUSED_PREFIX) => {
-            err(ErrorCode::EgressRefused, "A connector script tried to reach a destination that is not allowed.")
-                .with_internal(format!("{}: {message}", event.name()))
-        }
         Outcome::Failed { message } => err(ErrorCode::ScriptError, format!("{}: {message}", event.name())),
         other => err(ErrorCode::ScriptError, format!("{}: unexpected outcome {other:?}", event.name())),
     }
@@ -724,15 +719,22 @@ impl ConnectorRuntime {
         if !levels.iter().any(|src| src.contains(event.name())) {
             return Ok(script::run(event, &[], globals, self.config.limits, host));
         }
+        let budget = host.budget.clone();
         let host = host.clone();
         let limits = self.config.limits;
         let levels = levels.to_vec();
-        self.pool
+        let run = self
+            .pool
             .run(move || {
                 let refs: Vec<&str> = levels.iter().map(String::as_str).collect();
                 script::run(event, &refs, globals, limits, &host)
             })
-            .await
+            .await?;
+        match budget.and_then(|b| b.refused()) {
+            Some(why) => Err(err(ErrorCode::EgressRefused, "A connector script tried to reach a destination that is not allowed.")
+                .with_internal(format!("{}: {why}", event.name()))),
+            None => Ok(run),
+        }
     }
 
     fn host(&self, attach: Attach, storage: Option<Storage>, budget: &Arc<Budget>, sandbox: Sandbox) -> Host {

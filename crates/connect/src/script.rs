@@ -130,18 +130,31 @@ impl Default for Limits {
 }
 
 /// The script time one call has left, shared by every invocation of the call (top-level code, every handler
-/// at every level, the read-back of globals), and whether the call is gone (its HTTP request ended).
+/// at every level, the read-back of globals), whether the call is gone (its HTTP request ended), and a
+/// destination the egress policy refused to one of its scripts.
 #[derive(Debug)]
 pub struct Budget {
     remaining: Mutex<Duration>,
     cancelled: AtomicBool,
+    refused: Mutex<Option<String>>,
 }
 
 impl Budget {
     /// A budget of `total` script time.
     #[must_use]
     pub const fn new(total: Duration) -> Self {
-        Self { remaining: Mutex::new(total), cancelled: AtomicBool::new(false) }
+        Self { remaining: Mutex::new(total), cancelled: AtomicBool::new(false), refused: Mutex::new(None) }
+    }
+
+    /// Notes a refused destination: the call fails with it even if the script catches the exception.
+    pub fn refuse(&self, why: String) {
+        self.refused.lock().unwrap_or_else(PoisonError::into_inner).get_or_insert(why);
+    }
+
+    /// The first destination refused to a script of the call.
+    #[must_use]
+    pub fn refused(&self) -> Option<String> {
+        self.refused.lock().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
     /// Stops every script of the call at its next interrupt check.

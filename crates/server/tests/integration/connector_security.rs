@@ -127,6 +127,13 @@ methods:
         method_response = http_request({{ url: method_request_mergefields.Target }}).content;
         return true;
       }}
+  fetch_quietly:
+    path: /data
+    script: |
+      function after_action() {{
+        try {{ http_request({{ url: method_request_mergefields.Target }}); }} catch (e) {{ method_response = 'ignored'; }}
+        return true;
+      }}
   region:
     path: /regions/{{{{Region}}}}/items/{{{{Id}}}}
   redirect:
@@ -290,6 +297,9 @@ async fn egress_policy_refuses_loopback_private_and_link_local_destinations() {
         let body = assert_catalog_error(response, 403, "egressRefused").await;
         assert!(!body["message"].as_str().unwrap_or_default().contains("portcullis_"), "{body}");
     }
+    // A script that swallows the exception does not turn the refusal into a success.
+    let quiet = env.call(json!({"method": "fetch_quietly", "mergefields": {"Target": format!("http://{own}/metrics")}})).await;
+    assert_catalog_error(quiet, 403, "egressRefused").await;
     // Every redirect hop is checked too.
     let hop = env.call(json!({"method": "redirect", "mergefields": {"To": format!("http://{own}/metrics")}})).await;
     assert_catalog_error(hop, 403, "egressRefused").await;
