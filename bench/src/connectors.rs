@@ -64,10 +64,7 @@ async fn runtime(base: &str, script: &str, dir: &Path) -> (ConnectorRuntime, Str
         Arc::new(MasterKey::generate().expect("key").0),
         Arc::new(SystemClock),
         // The fake API listens on loopback, which the egress policy refuses unless allow-listed.
-        RuntimeConfig {
-            egress_allow: vec![std::net::IpAddr::from([127, 0, 0, 1]).into()],
-            ..RuntimeConfig::default()
-        },
+        RuntimeConfig { egress_allow: vec![std::net::IpAddr::from([127, 0, 0, 1]).into()], ..RuntimeConfig::default() },
     )
     .expect("runtime");
     let input = AccountInput {

@@ -221,13 +221,12 @@ pub fn http_request(host: &Host, remaining: Duration, request: &str) -> String {
             Some(Value::Null) | None => Body::Empty,
             Some(other) => Body::Bytes(other.to_string().into_bytes(), None),
         };
-        let outbound =
-            Outbound { method, url, headers, body, timeout: Some(remaining.min(HTTP_REQUEST_CAP)) };
+        let outbound = Outbound { method, url, headers, body, timeout: Some(remaining.min(HTTP_REQUEST_CAP)) };
         let budget = host.budget.clone();
         let response = host.handle.block_on(async move {
             let work = async {
-                let response = egress::send(&host.client, &host.egress, &host.attach, outbound).await.map_err(
-                    |e| match e {
+                let response =
+                    egress::send(&host.client, &host.egress, &host.attach, outbound).await.map_err(|e| match e {
                         SendError::Refused(refused) => {
                             if let Some(budget) = &host.budget {
                                 budget.refuse(refused.to_string());
@@ -235,8 +234,7 @@ pub fn http_request(host: &Host, remaining: Duration, request: &str) -> String {
                             format!("{EGRESS_REFUSED_PREFIX}{refused}")
                         }
                         SendError::Http(e) => format!("http_request failed: {e}"),
-                    },
-                )?;
+                    })?;
                 let status = response.status().as_u16();
                 let mut headers = Map::new();
                 for (k, v) in response.headers() {
@@ -397,7 +395,10 @@ mod tests {
     #[test]
     fn log_lines_are_escaped_redacted_and_capped() {
         let secrets = vec!["key-12345".to_owned()];
-        assert_eq!(log_line("a\nERROR forged key-12345\r\u{1b}[31m", &secrets), "a\\nERROR forged ********\\r\\u{1b}[31m");
+        assert_eq!(
+            log_line("a\nERROR forged key-12345\r\u{1b}[31m", &secrets),
+            "a\\nERROR forged ********\\r\\u{1b}[31m"
+        );
         let long = log_line(&"y".repeat(10_000), &secrets);
         assert!(long.chars().count() < 2100 && long.ends_with("(truncated)"));
     }

@@ -84,9 +84,12 @@ fn reserved_v4(ip: Ipv4Addr) -> Option<&'static str> {
         "shared (carrier-grade NAT)"
     } else if ip.is_unspecified() || a == 0 {
         "unspecified"
-    } else if ip.is_broadcast() || a >= 240 {
-        "reserved"
-    } else if (a, b, c) == (192, 0, 0) || (a == 198 && (b == 18 || b == 19)) || ip.is_documentation() {
+    } else if ip.is_broadcast()
+        || a >= 240
+        || (a, b, c) == (192, 0, 0)
+        || (a == 198 && (b == 18 || b == 19))
+        || ip.is_documentation()
+    {
         "reserved"
     } else {
         return None;
@@ -304,10 +307,12 @@ pub async fn send(
                 fields.iter().fold(reqwest::multipart::Form::new(), |form, (k, v)| form.text(k.clone(), v.clone())),
             ),
         };
-        let response = builder.send().await.map_err(|e| refused_in(&e).map_or(SendError::Http(e), SendError::Refused))?;
+        let response =
+            builder.send().await.map_err(|e| refused_in(&e).map_or(SendError::Http(e), SendError::Refused))?;
         let status = response.status().as_u16();
         let location = response.headers().get(reqwest::header::LOCATION).and_then(|v| v.to_str().ok());
-        let Some(next) = location.filter(|_| matches!(status, 301 | 302 | 303 | 307 | 308)).and_then(|l| request.url.join(l).ok())
+        let Some(next) =
+            location.filter(|_| matches!(status, 301 | 302 | 303 | 307 | 308)).and_then(|l| request.url.join(l).ok())
         else {
             return Ok(response);
         };

@@ -26,11 +26,8 @@ impl ScriptPool {
     /// # Errors
     /// A thread cannot be started.
     pub(crate) fn new(size: usize, wait: Duration) -> std::io::Result<Self> {
-        let size = if size == 0 {
-            std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1))
-        } else {
-            size
-        };
+        let size =
+            if size == 0 { std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1)) } else { size };
         let (sender, receiver) = mpsc::channel::<Job>();
         let receiver = Arc::new(Mutex::new(receiver));
         for n in 0..size {

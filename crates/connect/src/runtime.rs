@@ -359,7 +359,8 @@ impl Drop for CancelOnDrop {
 }
 
 fn egress_refused(refused: &egress::Refused) -> Error {
-    err(ErrorCode::EgressRefused, "The connector request's destination is not allowed.").with_internal(refused.to_string())
+    err(ErrorCode::EgressRefused, "The connector request's destination is not allowed.")
+        .with_internal(refused.to_string())
 }
 
 /// A hook outcome its caller does not handle itself: the two auth exceptions ask for re-authentication and a
@@ -731,8 +732,11 @@ impl ConnectorRuntime {
             })
             .await?;
         match budget.and_then(|b| b.refused()) {
-            Some(why) => Err(err(ErrorCode::EgressRefused, "A connector script tried to reach a destination that is not allowed.")
-                .with_internal(format!("{}: {why}", event.name()))),
+            Some(why) => Err(err(
+                ErrorCode::EgressRefused,
+                "A connector script tried to reach a destination that is not allowed.",
+            )
+            .with_internal(format!("{}: {why}", event.name()))),
             None => Ok(run),
         }
     }
@@ -1255,7 +1259,10 @@ impl ConnectorRuntime {
                 timeout: None,
             };
             // The form carries the client secret and the refresh token: no redirect to another origin gets it.
-            let attach = Attach::none(vec![token_url.origin()], form.iter().map(|(_, v)| v.clone()).filter(|v| v.len() >= 4).collect());
+            let attach = Attach::none(
+                vec![token_url.origin()],
+                form.iter().map(|(_, v)| v.clone()).filter(|v| v.len() >= 4).collect(),
+            );
             let response = match egress::send(&self.client, &self.egress, &attach, outbound).await {
                 Ok(r) => r,
                 Err(SendError::Refused(refused)) => return Err(TokenFailure::Script(egress_refused(&refused))),
@@ -1571,7 +1578,8 @@ impl ConnectorRuntime {
         let mut globals = Map::new();
         globals.insert("method_endpoint".to_owned(), Value::String(url.into()));
         let budget = Arc::new(Budget::new(self.config.limits.timeout));
-        let run = self.hooks(Event::BeforeOauth2Authorise, &levels, globals, &self.oauth_host(&connector, &budget)).await?;
+        let run =
+            self.hooks(Event::BeforeOauth2Authorise, &levels, globals, &self.oauth_host(&connector, &budget)).await?;
         if run.outcome != Outcome::Continue {
             return Err(script_error(Event::BeforeOauth2Authorise, run.outcome));
         }

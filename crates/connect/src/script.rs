@@ -716,8 +716,7 @@ impl Engine {
     /// Sets every entry of `globals` as a global of the context.
     fn set_globals(ctx: &rquickjs::Ctx<'_>, globals: &Map<String, Value>) -> Result<(), Caught> {
         // One JSON text for all globals: a single parse instead of one per global.
-        let text = serde_json::to_string(globals)
-            .map_err(|e| Caught { detail: e.to_string(), allocation: false })?;
+        let text = serde_json::to_string(globals).map_err(|e| Caught { detail: e.to_string(), allocation: false })?;
         let all = ctx.json_parse(text).map_err(|e| Self::caught(ctx, &e))?;
         let all = all
             .into_object()
@@ -744,7 +743,9 @@ impl Engine {
         match thrown.as_str() {
             "" => Ok(()),
             "oom" => Err(Caught { detail: "out of memory".to_owned(), allocation: true }),
-            other => Err(Caught { detail: other.strip_prefix("error:").unwrap_or(other).to_owned(), allocation: false }),
+            other => {
+                Err(Caught { detail: other.strip_prefix("error:").unwrap_or(other).to_owned(), allocation: false })
+            }
         }
     }
 

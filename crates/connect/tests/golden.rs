@@ -607,8 +607,7 @@ async fn two_runtime_instances_on_one_postgres_make_one_token_request() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nothing_leaks_between_invocations_on_one_thread() {
     use portcullis_connect::script::{self, Event, Host, Outcome};
-    let host =
-        Host::new(reqwest::Client::new(), tokio::runtime::Handle::current());
+    let host = Host::new(reqwest::Client::new(), tokio::runtime::Handle::current());
     tokio::task::spawn_blocking(move || {
         let limits = Limits { timeout: Duration::from_millis(300), memory_bytes: 16 * 1024 * 1024 };
         let set = "function after_action() { globalThis.leak = 1; Object.prototype.polluted = 1; return true; }";

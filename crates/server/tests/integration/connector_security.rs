@@ -236,7 +236,9 @@ async fn http_request_sends_credentials_only_to_the_api_origin() {
     let env = Env::start(|_| {}).await;
     let (attacker, seen) = attacker().await;
     // Same host as the API, another port: another origin.
-    let (status, body) = read_json(env.call(json!({"method": "fetch", "mergefields": {"Target": format!("{attacker}/steal")}})).await).await;
+    let (status, body) =
+        read_json(env.call(json!({"method": "fetch", "mergefields": {"Target": format!("{attacker}/steal")}})).await)
+            .await;
     assert_eq!((status, &body["data"]), (200, &json!({"items": ["stolen"]})), "{body}");
     assert_eq!(seen.all().len(), 1);
     assert!(seen.leaked().is_empty(), "credentials reached another origin: {:?}", seen.leaked());
@@ -258,11 +260,14 @@ async fn merge_fields_cannot_leave_the_path_and_redirects_drop_credentials() {
     let env = Env::start(|_| {}).await;
     let (attacker, seen) = attacker().await;
     // A caller's merge field does not override an account property.
-    let region = env.call(json!({"method": "region", "mergefields": {"Region": format!("../redirect?to={attacker}/x"), "Id": "7"}})).await;
+    let region = env
+        .call(json!({"method": "region", "mergefields": {"Region": format!("../redirect?to={attacker}/x"), "Id": "7"}}))
+        .await;
     assert_catalog_error(region, 502, "upstreamError").await;
     assert!(env.api.seen.all().iter().any(|r| r.starts_with("GET /regions/eu/items/7")), "{:?}", env.api.seen.all());
     // A merge field is one path segment: '/', '?' and '#' are encoded, '..' is refused.
-    let encoded = env.call(json!({"method": "region", "mergefields": {"Id": format!("../../redirect?to={attacker}/x#")}})).await;
+    let encoded =
+        env.call(json!({"method": "region", "mergefields": {"Id": format!("../../redirect?to={attacker}/x#")}})).await;
     assert_catalog_error(encoded, 502, "upstreamError").await;
     assert!(
         env.api.seen.all().iter().any(|r| r.starts_with("GET /regions/eu/items/..%2F..%2Fredirect%3Fto=")),
@@ -298,7 +303,8 @@ async fn egress_policy_refuses_loopback_private_and_link_local_destinations() {
         assert!(!body["message"].as_str().unwrap_or_default().contains("portcullis_"), "{body}");
     }
     // A script that swallows the exception does not turn the refusal into a success.
-    let quiet = env.call(json!({"method": "fetch_quietly", "mergefields": {"Target": format!("http://{own}/metrics")}})).await;
+    let quiet =
+        env.call(json!({"method": "fetch_quietly", "mergefields": {"Target": format!("http://{own}/metrics")}})).await;
     assert_catalog_error(quiet, 403, "egressRefused").await;
     // Every redirect hop is checked too.
     let hop = env.call(json!({"method": "redirect", "mergefields": {"To": format!("http://{own}/metrics")}})).await;
@@ -429,7 +435,8 @@ async fn top_level_script_failures_are_catalog_errors_without_a_panic() {
     assert_catalog_error(syntax, 502, "scriptError").await;
     // Top-level code runs when the script defines a handler for the event.
     let handler = "function after_action() { return true; }";
-    let thrown = env.admin_call(json!({"method": "data", "script": format!("throw new Error('top level');\n{handler}")})).await;
+    let thrown =
+        env.admin_call(json!({"method": "data", "script": format!("throw new Error('top level');\n{handler}")})).await;
     let body = assert_catalog_error(thrown, 502, "scriptError").await;
     assert!(body["message"].as_str().unwrap_or_default().contains("top level"), "{body}");
     let bomb = format!("var a = []; while (true) {{ a.push('x'.repeat(4096) + a.length); }}\n{handler}");
