@@ -238,7 +238,7 @@ impl Default for LoginSettings {
 pub struct ConnectorsSettings {
     /// Directory of connector definitions (`*.yaml`); empty: no connectors.
     pub dir: PathBuf,
-    /// Wall-clock limit of one script handler, host calls included.
+    /// Wall-clock budget of all the script work of one call (every hook at every level, host calls included).
     pub script_timeout_secs: u64,
     /// Heap limit of one script context.
     pub script_memory_limit_bytes: usize,
