@@ -63,7 +63,8 @@ async fn runtime(base: &str, script: &str, dir: &Path) -> (ConnectorRuntime, Str
         store,
         Arc::new(MasterKey::generate().expect("key").0),
         Arc::new(SystemClock),
-        RuntimeConfig::default(),
+        // The fake API listens on loopback, which the egress policy refuses unless allow-listed.
+        RuntimeConfig { egress_allow: vec![std::net::IpAddr::from([127, 0, 0, 1]).into()], ..RuntimeConfig::default() },
     )
     .expect("runtime");
     let input = AccountInput {
@@ -123,7 +124,7 @@ pub(crate) async fn run(report: &mut Report, window: Duration, runs: usize) {
     let (hooked, hooked_org) = runtime(&base, SEED_AFTER_ACTION, &hook_dir).await;
     let client = reqwest::Client::new();
     let url = format!("{base}/data");
-    let host = Host { client: client.clone(), handle: tokio::runtime::Handle::current(), auth: None, storage: None };
+    let host = Host::new(client.clone(), tokio::runtime::Handle::current());
     let (mut direct, mut ours, mut with_hook, mut hooks) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let mut libraries: [Vec<f64>; 3] = [Vec::new(), Vec::new(), Vec::new()];
     let library_hooks = [MOMENT_AFTER_ACTION, MOMENT_TZ_AFTER_ACTION, CRYPTO_JS_AFTER_ACTION];

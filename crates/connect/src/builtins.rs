@@ -8,6 +8,7 @@ use base64::engine::general_purpose::STANDARD;
 use serde_json::{Map, Value, json};
 use unicode_normalization::UnicodeNormalization;
 
+use crate::egress::{self, Body, Outbound, SendError};
 use crate::script::Host;
 
 /// Longest an `http_request` may take, whatever the remaining budget.
@@ -186,8 +187,14 @@ pub fn body_value(text: &str) -> Value {
     }
 }
 
+/// What `http_request` throws when the egress policy refused the destination; the runtime turns the whole
+/// call into `egressRefused`, whatever the script does with the exception.
+const EGRESS_REFUSED_PREFIX: &str = "egress refused: ";
+
 /// `http_request({method, url, parameters, headers, data})`, run synchronously on the async runtime. Answers
-/// `{status_code, headers, content, request}`, or `{__error}`. Non-2xx does not throw.
+/// `{status_code, headers, content, request}`, or `{__error}`. Non-2xx does not throw. Credentials are attached
+/// by the one rule ([`crate::credentials::Attach`]) and the destination passes the egress policy on every hop.
+/// The call's cancellation stops a request in flight.
 #[must_use]
 pub fn http_request(host: &Host, remaining: Duration, request: &str) -> String {
     let result = (|| -> Result<Value, String> {
@@ -202,36 +209,44 @@ pub fn http_request(host: &Host, remaining: Duration, request: &str) -> String {
         }
         let method = request.get("method").and_then(Value::as_str).unwrap_or("GET").to_ascii_uppercase();
         let method = reqwest::Method::from_bytes(method.as_bytes()).map_err(|e| e.to_string())?;
-        let mut builder = host.client.request(method, url.clone()).timeout(remaining.min(HTTP_REQUEST_CAP));
-        let mut has_auth_header = false;
-        if let Some(Value::Object(headers)) = request.get("headers") {
-            for (k, v) in headers {
-                if host.auth.as_ref().is_some_and(|(_, name, _)| name.eq_ignore_ascii_case(k)) {
-                    has_auth_header = true;
-                }
-                builder = builder.header(k, v.as_str().map_or_else(|| v.to_string(), str::to_owned));
-            }
-        }
-        if let Some((auth_host, name, value)) = &host.auth
-            && !has_auth_header
-            && url.host_str() == Some(auth_host.as_str())
-        {
-            builder = builder.header(name, value);
-        }
-        match request.get("data") {
-            Some(Value::String(s)) => builder = builder.body(s.clone()),
-            Some(Value::Null) | None => {}
-            Some(other) => builder = builder.body(other.to_string()),
-        }
+        let headers: Vec<(String, String)> = match request.get("headers") {
+            Some(Value::Object(headers)) => headers
+                .iter()
+                .map(|(k, v)| (k.clone(), v.as_str().map_or_else(|| v.to_string(), str::to_owned)))
+                .collect(),
+            _ => Vec::new(),
+        };
+        let body = match request.get("data") {
+            Some(Value::String(s)) => Body::Bytes(s.clone().into_bytes(), None),
+            Some(Value::Null) | None => Body::Empty,
+            Some(other) => Body::Bytes(other.to_string().into_bytes(), None),
+        };
+        let outbound = Outbound { method, url, headers, body, timeout: Some(remaining.min(HTTP_REQUEST_CAP)) };
+        let budget = host.budget.clone();
         let response = host.handle.block_on(async move {
-            let response = builder.send().await.map_err(|e| format!("http_request failed: {e}"))?;
-            let status = response.status().as_u16();
-            let mut headers = Map::new();
-            for (k, v) in response.headers() {
-                headers.insert(k.as_str().to_owned(), Value::String(v.to_str().unwrap_or_default().to_owned()));
+            let work = async {
+                let response =
+                    egress::send(&host.client, &host.egress, &host.attach, outbound).await.map_err(|e| match e {
+                        SendError::Refused(refused) => {
+                            if let Some(budget) = &host.budget {
+                                budget.refuse(refused.to_string());
+                            }
+                            format!("{EGRESS_REFUSED_PREFIX}{refused}")
+                        }
+                        SendError::Http(e) => format!("http_request failed: {e}"),
+                    })?;
+                let status = response.status().as_u16();
+                let mut headers = Map::new();
+                for (k, v) in response.headers() {
+                    headers.insert(k.as_str().to_owned(), Value::String(v.to_str().unwrap_or_default().to_owned()));
+                }
+                let text = response.text().await.map_err(|e| format!("http_request failed: {e}"))?;
+                Ok::<_, String>((status, headers, text))
+            };
+            tokio::select! {
+                done = work => done,
+                () = cancelled(budget) => Err("http_request stopped: the call is gone".to_owned()),
             }
-            let text = response.text().await.map_err(|e| format!("http_request failed: {e}"))?;
-            Ok::<_, String>((status, headers, text))
         })?;
         Ok(
             json!({ "status_code": response.0, "headers": response.1, "content": body_value(&response.2), "request": request }),
@@ -241,6 +256,40 @@ pub fn http_request(host: &Host, remaining: Duration, request: &str) -> String {
         Ok(v) => v.to_string(),
         Err(e) => json!({ "__error": e }).to_string(),
     }
+}
+
+/// Resolves once the call is cancelled (never without a call budget).
+async fn cancelled(budget: Option<std::sync::Arc<crate::script::Budget>>) {
+    let Some(budget) = budget else { return std::future::pending().await };
+    while !budget.is_cancelled() {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Longest `console.log` line, in characters, after escaping.
+const MAX_LOG_LINE_CHARS: usize = 2000;
+
+/// A `console.log` line as it goes to the server log: credentials masked, control characters escaped (a
+/// script cannot start a line of its own), at most [`MAX_LOG_LINE_CHARS`] characters.
+#[must_use]
+pub fn log_line(text: &str, secrets: &[String]) -> String {
+    let redacted = crate::credentials::redact(text, secrets);
+    let mut out = String::with_capacity(redacted.len().min(MAX_LOG_LINE_CHARS + 16));
+    let mut chars = 0;
+    for c in redacted.chars() {
+        let escaped: String = if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}') {
+            c.escape_default().collect()
+        } else {
+            c.to_string()
+        };
+        chars += escaped.chars().count();
+        if chars > MAX_LOG_LINE_CHARS {
+            out.push_str("… (truncated)");
+            break;
+        }
+        out.push_str(&escaped);
+    }
+    out
 }
 
 /// `cyclr_csv_parse(csv, delimiter, hasHeader)`: arrays of fields, or objects keyed by the header row.
@@ -341,7 +390,18 @@ pub fn xml_deserialize(xml: &str) -> Result<Value, String> {
 
 #[cfg(test)]
 mod tests {
-    use super::{atob, btoa};
+    use super::{atob, btoa, log_line};
+
+    #[test]
+    fn log_lines_are_escaped_redacted_and_capped() {
+        let secrets = vec!["key-12345".to_owned()];
+        assert_eq!(
+            log_line("a\nERROR forged key-12345\r\u{1b}[31m", &secrets),
+            "a\\nERROR forged ********\\r\\u{1b}[31m"
+        );
+        let long = log_line(&"y".repeat(10_000), &secrets);
+        assert!(long.chars().count() < 2100 && long.ends_with("(truncated)"));
+    }
 
     #[test]
     fn utf7_follows_rfc_2152() {

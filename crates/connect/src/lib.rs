@@ -3,12 +3,15 @@
 
 mod account;
 pub mod builtins;
+pub mod credentials;
 pub mod definition;
+pub mod egress;
+mod pool;
 mod runtime;
 pub mod script;
 
 pub use account::{Credentials, OAuthValue};
 pub use definition::{Connector, DefinitionError};
 pub use runtime::{
-    AccountInput, AccountView, CallRequest, CallResult, ConnectorRuntime, RuntimeConfig, basic_auth_value,
+    AccountInput, AccountView, CallRequest, CallResult, Caller, ConnectorRuntime, RuntimeConfig, basic_auth_value,
 };

@@ -4,8 +4,6 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use base64::Engine;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use portcullis_core::clock::{Clock, Timestamp};
 use portcullis_core::keys::MasterKey;
 use portcullis_core::store::{AccountState, ConnectorAccountRecord, Store};
@@ -15,8 +13,15 @@ use serde_json::{Map, Value, json};
 
 use crate::account::{Credentials, OAuthValue, iso};
 use crate::builtins::{Storage, body_value};
+use crate::credentials::{self, Attach, Sandbox};
 use crate::definition::{Auth, Connector, Grant, Method, Paging, PagingKind, RateLimit, RecoveryAction};
-use crate::script::{self, Event, Host, Limits, Outcome};
+use crate::egress::{self, Body, EgressPolicy, Outbound, SendError};
+use crate::pool::ScriptPool;
+use crate::script::{self, Budget, Event, Host, Limits, Outcome};
+
+mod accounts;
+
+pub use accounts::{AccountInput, AccountView, basic_auth_value};
 
 /// Runtime settings.
 #[derive(Debug, Clone)]
@@ -35,6 +40,14 @@ pub struct RuntimeConfig {
     pub reauth_cooldown: Duration,
     /// Upper bound of the proactive-refresh margin.
     pub refresh_margin: Duration,
+    /// Reserved networks outbound requests may reach anyway (public addresses always may).
+    pub egress_allow: Vec<ipnet::IpNet>,
+    /// Scripts that run at once; 0: half the CPUs, at least 1.
+    pub max_concurrent_scripts: usize,
+    /// How long a script waits for a free slot before the call answers `scriptsBusy`.
+    pub script_queue_wait: Duration,
+    /// Whether organization API keys may send a step script.
+    pub api_key_step_scripts: bool,
 }
 
 impl Default for RuntimeConfig {
@@ -47,8 +60,21 @@ impl Default for RuntimeConfig {
             lease_wait: Duration::from_secs(10),
             reauth_cooldown: Duration::from_secs(30),
             refresh_margin: Duration::from_secs(900),
+            egress_allow: Vec::new(),
+            max_concurrent_scripts: 0,
+            script_queue_wait: Duration::from_secs(1),
+            api_key_step_scripts: false,
         }
     }
+}
+
+/// Who makes a call: what it may send is decided here, not in the faces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Caller {
+    /// The operator: the admin API, the command line.
+    Admin,
+    /// An organization API key.
+    ApiKey,
 }
 
 /// One call of a method.
@@ -57,7 +83,7 @@ impl Default for RuntimeConfig {
 pub struct CallRequest {
     /// Method id.
     pub method: String,
-    /// Merge-field values (`{{Name}}`), over the account's properties.
+    /// Merge-field values (`{{Name}}`); account and partner properties of the same name win.
     #[serde(default)]
     pub mergefields: Map<String, Value>,
     /// Extra query parameters.
@@ -69,7 +95,7 @@ pub struct CallRequest {
     /// Body; replaces the method's body template.
     #[serde(default)]
     pub body: Option<Value>,
-    /// Step-level script (runs after the connector and method levels).
+    /// Step-level script (runs after the connector and method levels, without seeing credentials).
     #[serde(default)]
     pub script: Option<String>,
 }
@@ -212,6 +238,8 @@ pub struct ConnectorRuntime {
     master: Arc<MasterKey>,
     clock: Arc<dyn Clock>,
     client: reqwest::Client,
+    egress: Arc<EgressPolicy>,
+    pool: ScriptPool,
     config: RuntimeConfig,
     flights: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     rates: Mutex<HashMap<String, RateState>>,
@@ -225,6 +253,14 @@ fn err(code: ErrorCode, message: impl Into<String>) -> Error {
 }
 
 fn fill(template: &str, fields: &Map<String, Value>) -> String {
+    fill_with(template, fields, |_, v| Ok::<_, std::convert::Infallible>(v.to_owned())).unwrap_or_else(|e| match e {})
+}
+
+fn fill_with<E>(
+    template: &str,
+    fields: &Map<String, Value>,
+    encode: impl Fn(&str, &str) -> Result<String, E>,
+) -> Result<String, E> {
     let mut out = String::with_capacity(template.len());
     let mut rest = template;
     while let Some(start) = rest.find("{{") {
@@ -232,18 +268,30 @@ fn fill(template: &str, fields: &Map<String, Value>) -> String {
         let after = &rest[start + 2..];
         let Some(end) = after.find("}}") else {
             out.push_str(&rest[start..]);
-            return out;
+            return Ok(out);
         };
         let name = after[..end].trim();
         match fields.get(name) {
-            Some(Value::String(s)) => out.push_str(s),
+            Some(Value::String(s)) => out.push_str(&encode(name, s)?),
             Some(Value::Null) | None => {}
-            Some(other) => out.push_str(&other.to_string()),
+            Some(other) => out.push_str(&encode(name, &other.to_string())?),
         }
         rest = &after[end + 2..];
     }
     out.push_str(rest);
-    out
+    Ok(out)
+}
+
+/// A method's path with its merge fields, each one encoded path segment; a path that would climb out of the
+/// method's (`.` or `..` segments) is refused.
+fn fill_path(template: &str, fields: &Map<String, Value>) -> Result<String, Error> {
+    let path = fill_with(template, fields, credentials::path_segment)
+        .map_err(|message| err(ErrorCode::EntityInvalid, message))?;
+    let bare = path.split(['?', '#']).next().unwrap_or_default();
+    if bare.split('/').any(|segment| matches!(segment, "." | "..")) {
+        return Err(err(ErrorCode::EntityInvalid, "The method path may not contain '.' or '..' segments."));
+    }
+    Ok(path)
 }
 
 fn fill_value(value: &Value, fields: &Map<String, Value>) -> Value {
@@ -290,8 +338,31 @@ fn secrets(connector: &Connector, credentials: &Credentials) -> Vec<String> {
     }
     secrets.extend(credentials.properties.iter().filter(|(k, _)| connector.is_sensitive(k)).map(|(_, v)| v.clone()));
     secrets.extend(connector.partner_properties.iter().filter(|p| p.sensitive).map(|p| p.value.clone()));
+    // The session value the lookup method stores is a credential too.
+    if let Some(lookup) = &connector.lookup {
+        secrets.extend(credentials.properties.get(&lookup.output_property).cloned());
+    }
     secrets.retain(|s| s.len() >= 4);
     secrets
+}
+
+/// The origin of a connector URL (`base_url`, `token_url`), for the credential rule.
+fn origin_of(url: &str) -> Vec<url::Origin> {
+    url::Url::parse(url).map(|u| vec![u.origin()]).unwrap_or_default()
+}
+
+/// Stops the call's scripts when the call ends, also when its HTTP request is dropped mid-way.
+struct CancelOnDrop(Arc<Budget>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.cancel();
+    }
+}
+
+fn egress_refused(refused: &egress::Refused) -> Error {
+    err(ErrorCode::EgressRefused, "The connector request's destination is not allowed.")
+        .with_internal(refused.to_string())
 }
 
 /// A hook outcome its caller does not handle itself: the two auth exceptions ask for re-authentication and a
@@ -328,9 +399,10 @@ impl ConnectorRuntime {
         clock: Arc<dyn Clock>,
         config: RuntimeConfig,
     ) -> Result<Self, Error> {
-        let client = reqwest::Client::builder()
-            .timeout(config.http_timeout)
-            .build()
+        let egress = Arc::new(EgressPolicy::new(config.egress_allow.clone()));
+        let client =
+            egress.client(config.http_timeout).map_err(|e| Error::new(ErrorCode::GenericError).with_internal(e))?;
+        let pool = ScriptPool::new(config.max_concurrent_scripts, config.script_queue_wait)
             .map_err(|e| Error::new(ErrorCode::GenericError).with_internal(e))?;
         Ok(Self {
             connectors: connectors.into_iter().map(|(k, v)| (k, Arc::new(v))).collect(),
@@ -338,6 +410,8 @@ impl ConnectorRuntime {
             master,
             clock,
             client,
+            egress,
+            pool,
             config,
             flights: Mutex::new(HashMap::new()),
             rates: Mutex::new(HashMap::new()),
@@ -395,7 +469,7 @@ impl ConnectorRuntime {
         Ok(self.store.swap_connector_account(&next, record.version).await?)
     }
 
-    /// Calls a method of an account's connector: hooks, auth, recovery, rate limits.
+    /// Calls a method of an account's connector as the operator: hooks, auth, recovery, rate limits.
     ///
     /// # Errors
     /// A catalog error for every failure.
@@ -406,6 +480,27 @@ impl ConnectorRuntime {
         account: &str,
         request: &CallRequest,
     ) -> Result<CallResult, Error> {
+        self.call_as(org, connector_name, account, request, Caller::Admin).await
+    }
+
+    /// Calls a method of an account's connector for `caller`. All script work of the call shares one budget
+    /// (`Limits::timeout`), and the call's scripts stop when the returned future is dropped.
+    ///
+    /// # Errors
+    /// A catalog error for every failure; `callerScriptForbidden` for an API key's step script.
+    pub async fn call_as(
+        &self,
+        org: &str,
+        connector_name: &str,
+        account: &str,
+        request: &CallRequest,
+        caller: Caller,
+    ) -> Result<CallResult, Error> {
+        if request.script.is_some() && caller == Caller::ApiKey && !self.config.api_key_step_scripts {
+            return Err(Error::new(ErrorCode::CallerScriptForbidden));
+        }
+        let budget = Arc::new(Budget::new(self.config.limits.timeout));
+        let _cancel = CancelOnDrop(Arc::clone(&budget));
         let connector = self.connector(connector_name)?;
         let method = connector.methods.get(&request.method).ok_or_else(|| {
             err(ErrorCode::EntityMissing, format!("Connector {connector_name:?} has no method {:?}.", request.method))
@@ -424,7 +519,10 @@ impl ConnectorRuntime {
         loop {
             self.rate_gate(&key)?;
             let mut loaded = self.load(org, account, connector_name).await?;
-            let probing = self.reauth_gate(&loaded.record)?;
+            let probing = self.reauth_gate(&loaded.record).await?;
+            if probing {
+                loaded = self.load(org, account, connector_name).await?;
+            }
             let proactive = if self.needs_proactive_refresh(&connector, &loaded) {
                 Some(Recovery::Refresh)
             } else if self.session_expired(&connector, &loaded) {
@@ -433,10 +531,10 @@ impl ConnectorRuntime {
                 None
             };
             if let Some(kind) = proactive {
-                self.recover(&connector, org, &loaded.record, kind).await?;
+                self.recover(&connector, org, &loaded.record, kind, &budget, probing).await?;
                 loaded = self.load(org, account, connector_name).await?;
             }
-            match self.attempt(&connector, method, request, &loaded, &mut tx).await? {
+            match self.attempt(&connector, method, request, &loaded, &mut tx, &budget).await? {
                 Attempt::Done(mut result) => {
                     self.rate_clear(&key);
                     if probing {
@@ -448,7 +546,7 @@ impl ConnectorRuntime {
                 }
                 Attempt::Recover(kind) if tx.unreplayable.is_some() => {
                     // Renew the credentials for the next call, but never send a multipart body twice (F11).
-                    self.recover(&connector, org, &loaded.record, kind).await?;
+                    self.recover(&connector, org, &loaded.record, kind, &budget, probing).await?;
                     return Err(Self::not_replayed(tx.unreplayable.take()));
                 }
                 Attempt::Retry { .. } if tx.unreplayable.is_some() => {
@@ -472,10 +570,11 @@ impl ConnectorRuntime {
                         )
                         .await?;
                         tracing::warn!(account = %key, "connector account needs re-authentication");
-                        return Err(err(ErrorCode::NeedsReauthentication, "Failed to authenticate the connector."));
+                        return Err(err(ErrorCode::NeedsReauthentication, "Failed to authenticate the connector.")
+                            .with_retry_after(self.config.reauth_cooldown.as_secs().max(1)));
                     }
                     recoveries += 1;
-                    self.recover(&connector, org, &loaded.record, kind).await?;
+                    self.recover(&connector, org, &loaded.record, kind, &budget, probing).await?;
                     retried_after_recovery = true;
                 }
                 Attempt::Retry { status, reason } => {
@@ -537,18 +636,28 @@ impl ConnectorRuntime {
         self.rates.lock().unwrap_or_else(PoisonError::into_inner).remove(key);
     }
 
-    /// Fails fast while an account needs re-authentication; `Ok(true)` when this call is the probe after a
-    /// cooldown.
-    fn reauth_gate(&self, record: &ConnectorAccountRecord) -> Result<bool, Error> {
+    /// Fails fast while an account needs re-authentication; `Ok(true)` when this call is the one probe after a
+    /// cooldown. The probe claims its turn by moving the cooldown on with a compare-and-swap, so concurrent
+    /// calls (on any instance) keep failing fast instead of probing too.
+    async fn reauth_gate(&self, record: &ConnectorAccountRecord) -> Result<bool, Error> {
         if record.state == AccountState::Ok {
             return Ok(false);
         }
+        let cooling = |until: Timestamp| {
+            let secs = (until.unix_millis() - self.clock.now().unix_millis() + 999) / 1000;
+            err(ErrorCode::NeedsReauthentication, "Failed to authenticate the connector.")
+                .with_retry_after(u64::try_from(secs).unwrap_or(1).max(1))
+        };
         match record.cooldown_until {
-            Some(until) if until <= self.clock.now() => Ok(true),
-            Some(until) => Err(err(ErrorCode::NeedsReauthentication, "Failed to authenticate the connector.")
-                .with_retry_after(
-                    u64::try_from((until.unix_millis() - self.clock.now().unix_millis() + 999) / 1000).unwrap_or(1),
-                )),
+            Some(until) if until <= self.clock.now() => {
+                let credentials = Credentials::open(&self.master, &record.id, &record.sealed_credentials)?;
+                let next = self.clock.now().plus(self.config.reauth_cooldown);
+                let claimed = self
+                    .write(record, &credentials, AccountState::NeedsReauth, Some(next), record.last_failure.clone())
+                    .await?;
+                if claimed { Ok(true) } else { Err(cooling(next)) }
+            }
+            Some(until) => Err(cooling(until)),
             None => Err(err(
                 ErrorCode::NeedsReauthentication,
                 "The connector account must be re-authenticated: its credentials were rejected.",
@@ -593,38 +702,62 @@ impl ConnectorRuntime {
         }
     }
 
+    /// Merge-field values: the call's (and its scripts'), under the partner properties, under the account's
+    /// properties, so a caller cannot replace a value the account was installed with.
     fn fields(connector: &Connector, credentials: &Credentials, extra: &Map<String, Value>) -> Map<String, Value> {
-        let mut fields: Map<String, Value> =
-            connector.partner_properties.iter().map(|p| (p.name.clone(), Value::String(p.value.clone()))).collect();
+        let mut fields = extra.clone();
+        fields.extend(connector.partner_properties.iter().map(|p| (p.name.clone(), Value::String(p.value.clone()))));
         fields.extend(credentials.properties.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))));
-        fields.extend(extra.iter().map(|(k, v)| (k.clone(), v.clone())));
         fields
     }
 
+    /// Runs `event` on the script pool (inline when no level defines it).
     async fn hooks(
         &self,
         event: Event,
         levels: &[String],
         globals: Map<String, Value>,
-        auth: Option<(String, String, String)>,
-        storage: Option<Storage>,
+        host: &Host,
     ) -> Result<script::Run, Error> {
         if !levels.iter().any(|src| src.contains(event.name())) {
-            return Ok(script::run(event, &[], globals, self.config.limits, &self.host(None, None)));
+            return Ok(script::run(event, &[], globals, self.config.limits, host));
         }
-        let host = self.host(auth, storage);
+        let budget = host.budget.clone();
+        let host = host.clone();
         let limits = self.config.limits;
         let levels = levels.to_vec();
-        tokio::task::spawn_blocking(move || {
-            let refs: Vec<&str> = levels.iter().map(String::as_str).collect();
-            script::run(event, &refs, globals, limits, &host)
-        })
-        .await
-        .map_err(|e| Error::new(ErrorCode::ScriptError).with_internal(e))
+        let run = self
+            .pool
+            .run(move || {
+                let refs: Vec<&str> = levels.iter().map(String::as_str).collect();
+                script::run(event, &refs, globals, limits, &host)
+            })
+            .await?;
+        match budget.and_then(|b| b.refused()) {
+            Some(why) => Err(err(
+                ErrorCode::EgressRefused,
+                "A connector script tried to reach a destination that is not allowed.",
+            )
+            .with_internal(format!("{}: {why}", event.name()))),
+            None => Ok(run),
+        }
     }
 
-    fn host(&self, auth: Option<(String, String, String)>, storage: Option<Storage>) -> Host {
-        Host { client: self.client.clone(), handle: tokio::runtime::Handle::current(), auth, storage }
+    fn host(&self, attach: Attach, storage: Option<Storage>, budget: &Arc<Budget>, sandbox: Sandbox) -> Host {
+        Host {
+            client: self.client.clone(),
+            handle: tokio::runtime::Handle::current(),
+            attach: Arc::new(attach),
+            egress: Arc::clone(&self.egress),
+            storage,
+            budget: Some(Arc::clone(budget)),
+            sandbox,
+        }
+    }
+
+    /// The host of a connector-level OAuth hook: no credentials to attach, no storage.
+    fn oauth_host(&self, connector: &Connector, budget: &Arc<Budget>) -> Host {
+        self.host(Attach::none(origin_of(&connector.base_url), Vec::new()), None, budget, Sandbox::default())
     }
 
     /// Storage scopes of an account's scripts: `cyclr_storage_*` is shared by every account of the connector
@@ -646,6 +779,7 @@ impl ConnectorRuntime {
         request: &CallRequest,
         loaded: &Loaded,
         tx: &mut Transaction,
+        budget: &Arc<Budget>,
     ) -> Result<Attempt, Error> {
         let Transaction { action_data, mergefields, pages, unreplayable } = tx;
         let levels: Vec<String> = [connector.script.clone(), method.script.clone(), request.script.clone()]
@@ -653,11 +787,16 @@ impl ConnectorRuntime {
             .map(Option::unwrap_or_default)
             .collect();
         let secrets = secrets(connector, &loaded.credentials);
-        let auth = Self::auth_header(connector, &loaded.credentials);
-        let host_auth = auth.as_ref().and_then(|(name, value)| {
-            url::Url::parse(&connector.base_url).ok()?.host_str().map(|h| (h.to_owned(), name.clone(), value.clone()))
-        });
-        let storage = Some(self.storage(&loaded.record));
+        let attach = Attach::new(
+            origin_of(&connector.base_url),
+            Self::auth_header(connector, &loaded.credentials),
+            secrets.clone(),
+        );
+        let sandbox = Sandbox {
+            secrets: secrets.clone(),
+            auth_value: loaded.credentials.auth_value.clone().filter(|_| matches!(connector.auth, Auth::ApiKey { .. })),
+        };
+        let host = self.host(attach, Some(self.storage(&loaded.record)), budget, sandbox);
         let paging = method.paging.as_ref();
         let mut outcome = "success";
         let mut last: Option<(u16, Map<String, Value>)> = None;
@@ -676,7 +815,7 @@ impl ConnectorRuntime {
                 .clone()
                 .or_else(|| method.body.as_ref().map(|b| fill_value(b, &fields)))
                 .unwrap_or(Value::Null);
-            let endpoint = format!("{}{}", connector.base_url.trim_end_matches('/'), fill(&method.path, &fields));
+            let endpoint = format!("{}{}", connector.base_url.trim_end_matches('/'), fill_path(&method.path, &fields)?);
             let mut globals = Map::new();
             globals.insert("method_request".to_owned(), body);
             globals.insert("method_request_headers".to_owned(), Value::Object(headers));
@@ -701,7 +840,7 @@ impl ConnectorRuntime {
             }
 
             *unreplayable = None;
-            let run = self.hooks(Event::BeforeAction, &levels, globals, host_auth.clone(), storage.clone()).await?;
+            let run = self.hooks(Event::BeforeAction, &levels, globals, &host).await?;
             let mut globals = run.globals;
             *action_data = globals.get("action_data").cloned().unwrap_or(Value::Null);
             if let Some(Value::Object(m)) = globals.get("method_request_mergefields") {
@@ -737,7 +876,7 @@ impl ConnectorRuntime {
             let url = match (&pages.next, paging.map(|p| p.kind)) {
                 (Some(next), Some(PagingKind::NextUrl)) if next.starts_with("http") => next.clone(),
                 (Some(next), Some(PagingKind::NextUrl)) => format!("{base}{next}"),
-                _ => format!("{base}{}", fill(&method.path, &fields)),
+                _ => format!("{base}{}", fill_path(&method.path, &fields)?),
             };
             let following_next_url = pages.next.is_some() && paging.is_some_and(|p| p.kind == PagingKind::NextUrl);
             let mut url = url::Url::parse(&url)
@@ -753,34 +892,23 @@ impl ConnectorRuntime {
             }
             let http_method = reqwest::Method::from_bytes(method.http_method.as_bytes())
                 .map_err(|e| err(ErrorCode::ConnectorInvalid, e.to_string()))?;
-            let mut builder = self.client.request(http_method, url.clone());
-            let mut has_auth = false;
-            if let Some(Value::Object(h)) = globals.get("method_request_headers") {
-                for (k, v) in h {
-                    has_auth |= auth.as_ref().is_some_and(|(name, _)| name.eq_ignore_ascii_case(k));
-                    builder = builder.header(k, as_text(v));
-                }
-            }
-            if let Some((name, value)) = &auth
-                && !has_auth
-            {
-                builder = builder.header(name, value);
-            }
-            match globals.get("method_request") {
-                None | Some(Value::Null) => {}
+            let headers: Vec<(String, String)> = match globals.get("method_request_headers") {
+                Some(Value::Object(h)) => h.iter().map(|(k, v)| (k.clone(), as_text(v))).collect(),
+                _ => Vec::new(),
+            };
+            let body = match globals.get("method_request") {
+                None | Some(Value::Null) => Body::Empty,
                 Some(Value::Object(fields)) if method.multipart => {
-                    let form = fields
-                        .iter()
-                        .fold(reqwest::multipart::Form::new(), |form, (k, v)| form.text(k.clone(), as_text(v)));
-                    builder = builder.multipart(form);
+                    Body::Multipart(fields.iter().map(|(k, v)| (k.clone(), as_text(v))).collect())
                 }
-                Some(Value::String(s)) => builder = builder.body(s.clone()),
-                Some(other) => builder = builder.json(other),
-            }
+                Some(Value::String(s)) => Body::Bytes(s.clone().into_bytes(), None),
+                Some(other) => Body::Bytes(other.to_string().into_bytes(), Some("application/json")),
+            };
+            let outbound = Outbound { method: http_method, url, headers, body, timeout: None };
 
             self.pace(loaded, connector.rate_limit.as_ref(), "").await;
             self.pace(loaded, method.rate_limit.as_ref(), &request.method).await;
-            let sent = builder.send().await;
+            let sent = egress::send(&self.client, &self.egress, &host.attach, outbound).await;
             let (status, reason, response_headers, text) = match sent {
                 Ok(response) => {
                     let status = response.status();
@@ -798,6 +926,7 @@ impl ConnectorRuntime {
                     let text = response.text().await.unwrap_or_default();
                     (status.as_u16(), status.canonical_reason().unwrap_or_default().to_owned(), headers, text)
                 }
+                Err(SendError::Refused(refused)) => return Err(egress_refused(&refused)),
                 Err(e) => {
                     tracing::warn!(connector = %connector.name, error = %e, "connector request failed");
                     (0, if e.is_timeout() { "Timeout" } else { "Network Error" }.to_owned(), Map::new(), e.to_string())
@@ -832,7 +961,7 @@ impl ConnectorRuntime {
             }
             if (200..300).contains(&status) {
                 globals.insert("method_response".to_owned(), body_value(&text));
-                let run = self.hooks(Event::AfterAction, &levels, globals, host_auth.clone(), storage.clone()).await?;
+                let run = self.hooks(Event::AfterAction, &levels, globals, &host).await?;
                 globals = run.globals;
                 if run.outcome != Outcome::Continue {
                     return recover_or_fail(Event::AfterAction, run.outcome, &secrets);
@@ -848,7 +977,7 @@ impl ConnectorRuntime {
             } else {
                 globals.insert("method_response".to_owned(), Value::Null);
                 globals.insert("method_error".to_owned(), script::method_error(status, &reason, &text));
-                let run = self.hooks(Event::AfterError, &levels, globals, host_auth.clone(), storage.clone()).await?;
+                let run = self.hooks(Event::AfterError, &levels, globals, &host).await?;
                 globals = run.globals;
                 if run.outcome != Outcome::Continue {
                     return recover_or_fail(Event::AfterError, run.outcome, &secrets);
@@ -881,7 +1010,7 @@ impl ConnectorRuntime {
         if let Some(paging) = paging {
             globals.insert("method_response".to_owned(), pages.combined(paging));
         }
-        let run = self.hooks(Event::AfterActionPaging, &levels, globals, host_auth.clone(), storage.clone()).await?;
+        let run = self.hooks(Event::AfterActionPaging, &levels, globals, &host).await?;
         globals = run.globals;
         if run.outcome != Outcome::Continue {
             return Err(redacted_script_error(Event::AfterActionPaging, run.outcome, &secrets));
@@ -890,7 +1019,7 @@ impl ConnectorRuntime {
         let defines_condition = levels.iter().any(|l| l.contains(Event::ActionCondition.name()));
         let data = globals.get("method_response").cloned().unwrap_or(Value::Null);
         let condition = if defines_condition {
-            let run = self.hooks(Event::ActionCondition, &levels, globals, host_auth, storage).await?;
+            let run = self.hooks(Event::ActionCondition, &levels, globals, &host).await?;
             match run.outcome {
                 Outcome::Condition(c) => Some(c),
                 other => return recover_or_fail(Event::ActionCondition, other, &secrets),
@@ -921,18 +1050,22 @@ impl ConnectorRuntime {
     }
 
     /// Single-flight recovery: in-process lock, database lease, re-read, then refresh or re-login.
+    /// Single-flight recovery under the call's script budget; `probe`: this call is the one probe after a
+    /// re-authorization cooldown, which may refresh although the account still needs re-authentication.
     async fn recover(
         &self,
         connector: &Connector,
         org: &str,
         used: &ConnectorAccountRecord,
         kind: Recovery,
+        budget: &Arc<Budget>,
+        probe: bool,
     ) -> Result<(), Error> {
         let key = format!("connector:{org}/{}", used.id);
         let flight = self.flight(&key);
         let in_process = flight.lock().await;
         let leased = self.take_lease(&key).await;
-        let result = self.recover_locked(connector, org, used, kind).await;
+        let result = self.recover_locked(connector, org, used, kind, budget, probe).await;
         if leased && let Err(e) = self.store.release_connector_lease(&key, &self.holder).await {
             tracing::warn!(error = %e, "could not release a connector refresh lease; it expires on its own");
         }
@@ -971,6 +1104,8 @@ impl ConnectorRuntime {
         org: &str,
         used: &ConnectorAccountRecord,
         kind: Recovery,
+        budget: &Arc<Budget>,
+        probe: bool,
     ) -> Result<(), Error> {
         let current = self.load(org, &used.id, &connector.name).await?;
         if current.record.version != used.version {
@@ -978,13 +1113,13 @@ impl ConnectorRuntime {
             return Ok(());
         }
         if current.record.state == AccountState::NeedsReauth
-            && current.record.cooldown_until.is_none_or(|until| until > self.clock.now())
+            && current.record.cooldown_until.is_none_or(|until| until > self.clock.now() && !probe)
         {
             return Err(err(ErrorCode::NeedsReauthentication, "Failed to authenticate the connector."));
         }
         match kind {
-            Recovery::Refresh => self.refresh(connector, &current).await,
-            Recovery::Session => self.renew_session(connector, org, &current).await,
+            Recovery::Refresh => self.refresh(connector, &current, budget).await,
+            Recovery::Session => self.renew_session(connector, org, &current, budget).await,
         }
     }
 
@@ -1001,7 +1136,7 @@ impl ConnectorRuntime {
         )
     }
 
-    async fn refresh(&self, connector: &Connector, loaded: &Loaded) -> Result<(), Error> {
+    async fn refresh(&self, connector: &Connector, loaded: &Loaded, budget: &Arc<Budget>) -> Result<(), Error> {
         let Auth::Oauth2(oauth) = &connector.auth else {
             return Err(err(ErrorCode::ConnectorInvalid, "AuthRefreshException needs an OAuth 2 connector."));
         };
@@ -1031,7 +1166,7 @@ impl ConnectorRuntime {
         }
         form.insert("client_id".to_owned(), json!(fill(&oauth.client_id, &fields)));
         form.insert("client_secret".to_owned(), json!(fill(&oauth.client_secret, &fields)));
-        let response = self.token_request(connector, oauth.token_url.as_str(), form, true).await;
+        let response = self.token_request(connector, oauth.token_url.as_str(), form, true, budget).await;
         match response {
             Ok(token) => {
                 let value = self.token_value(&token, Some(&old));
@@ -1074,6 +1209,7 @@ impl ConnectorRuntime {
         url: &str,
         form: Map<String, Value>,
         refresh: bool,
+        budget: &Arc<Budget>,
     ) -> Result<Value, TokenFailure> {
         let (before, after) = if refresh {
             (Event::BeforeOauth2Refresh, Event::AfterOauth2Refresh)
@@ -1085,7 +1221,8 @@ impl ConnectorRuntime {
         globals.insert("method_request".to_owned(), Value::Object(form));
         globals.insert("method_request_headers".to_owned(), Value::Object(Map::new()));
         globals.insert("method_endpoint".to_owned(), json!(url));
-        let run = self.hooks(before, &levels, globals, None, None).await.map_err(TokenFailure::Script)?;
+        let host = self.oauth_host(connector, budget);
+        let run = self.hooks(before, &levels, globals, &host).await.map_err(TokenFailure::Script)?;
         if run.outcome != Outcome::Continue {
             return Err(TokenFailure::Script(script_error(before, run.outcome)));
         }
@@ -1096,6 +1233,8 @@ impl ConnectorRuntime {
             }
             _ => Vec::new(),
         };
+        let token_url = url::Url::parse(url)
+            .map_err(|e| TokenFailure::Script(err(ErrorCode::ConnectorInvalid, format!("token_url: {e}"))))?;
         let mut last = String::new();
         let mut wait = None;
         for attempt in 0..TRANSIENT_REFRESH_ATTEMPTS {
@@ -1107,14 +1246,28 @@ impl ConnectorRuntime {
                 )
                 .await;
             }
-            let mut builder = self.client.post(url).form(&form).header("Accept", "application/json");
+            let mut headers = vec![("Accept".to_owned(), "application/json".to_owned())];
             if let Some(Value::Object(h)) = globals.get("method_request_headers") {
-                for (k, v) in h {
-                    builder = builder.header(k, as_text(v));
-                }
+                headers.extend(h.iter().map(|(k, v)| (k.clone(), as_text(v))));
             }
-            let response = match builder.send().await {
+            let outbound = Outbound {
+                method: reqwest::Method::POST,
+                url: token_url.clone(),
+                headers,
+                body: Body::Bytes(
+                    serde_urlencoded::to_string(&form).unwrap_or_default().into_bytes(),
+                    Some("application/x-www-form-urlencoded"),
+                ),
+                timeout: None,
+            };
+            // The form carries the client secret and the refresh token: no redirect to another origin gets it.
+            let attach = Attach::none(
+                vec![token_url.origin()],
+                form.iter().map(|(_, v)| v.clone()).filter(|v| v.len() >= 4).collect(),
+            );
+            let response = match egress::send(&self.client, &self.egress, &attach, outbound).await {
                 Ok(r) => r,
+                Err(SendError::Refused(refused)) => return Err(TokenFailure::Script(egress_refused(&refused))),
                 Err(e) => {
                     last = format!("token endpoint unreachable: {e}");
                     continue;
@@ -1135,7 +1288,7 @@ impl ConnectorRuntime {
                 ));
             }
             globals.insert("method_response".to_owned(), body);
-            let run = self.hooks(after, &levels, globals, None, None).await.map_err(TokenFailure::Script)?;
+            let run = self.hooks(after, &levels, globals, &host).await.map_err(TokenFailure::Script)?;
             if run.outcome != Outcome::Continue {
                 return Err(TokenFailure::Script(script_error(after, run.outcome)));
             }
@@ -1144,7 +1297,13 @@ impl ConnectorRuntime {
         Err(TokenFailure::Transient(last))
     }
 
-    async fn renew_session(&self, connector: &Connector, org: &str, loaded: &Loaded) -> Result<(), Error> {
+    async fn renew_session(
+        &self,
+        connector: &Connector,
+        org: &str,
+        loaded: &Loaded,
+        budget: &Arc<Budget>,
+    ) -> Result<(), Error> {
         let Some(lookup) = &connector.lookup else {
             return Err(err(ErrorCode::ConnectorInvalid, "AuthSessionException needs a lookup method."));
         };
@@ -1158,7 +1317,7 @@ impl ConnectorRuntime {
             pages: Pages::default(),
             unreplayable: None,
         };
-        let answer = self.attempt(connector, method, &request, loaded, &mut tx).await;
+        let answer = self.attempt(connector, method, &request, loaded, &mut tx, budget).await;
         let data = match answer {
             Ok(Attempt::Done(result)) if result.outcome == "success" => result.data,
             Ok(Attempt::Recover(_)) => {
@@ -1200,293 +1359,4 @@ enum TokenFailure {
     Rejected(String),
     Transient(String),
     Script(Error),
-}
-
-/// An account as the admin API shows it: sensitive properties and the auth value masked.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct AccountView {
-    /// Id.
-    pub id: String,
-    /// Connector name.
-    pub connector: String,
-    /// Properties, sensitive ones as `"********"`.
-    pub properties: BTreeMap<String, String>,
-    /// Whether an auth value is stored.
-    pub authenticated: bool,
-    /// `ok` or `needs_reauth`.
-    pub state: &'static str,
-    /// Credential version.
-    pub version: i64,
-    /// Why the last refresh failed.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub last_failure: Option<String>,
-}
-
-/// A new account or new credentials.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct AccountInput {
-    /// Id (new accounts); generated when absent.
-    #[serde(default)]
-    pub id: Option<String>,
-    /// Connector name (new accounts).
-    #[serde(default)]
-    pub connector: Option<String>,
-    /// Properties to set (merged over the stored ones on update).
-    #[serde(default)]
-    pub properties: BTreeMap<String, String>,
-    /// The auth value in Cyclr's format; replaces the stored one.
-    #[serde(default)]
-    pub auth_value: Option<String>,
-}
-
-const OAUTH_STATE_CONTEXT: &[u8] = b"portcullis connector oauth2 state";
-const OAUTH_STATE_TTL_MILLIS: i64 = 10 * 60 * 1000;
-
-impl ConnectorRuntime {
-    fn view(&self, record: &ConnectorAccountRecord) -> Result<AccountView, Error> {
-        let credentials = Credentials::open(&self.master, &record.id, &record.sealed_credentials)?;
-        let connector = self.connectors.get(&record.connector);
-        let properties = credentials
-            .properties
-            .iter()
-            .map(|(k, v)| {
-                let masked = connector.is_none_or(|c| c.is_sensitive(k));
-                (k.clone(), if masked { "********".to_owned() } else { v.clone() })
-            })
-            .collect();
-        Ok(AccountView {
-            id: record.id.clone(),
-            connector: record.connector.clone(),
-            properties,
-            authenticated: credentials.auth_value.is_some(),
-            state: record.state.as_str(),
-            version: record.version,
-            last_failure: record.last_failure.clone(),
-        })
-    }
-
-    /// Installs a connector for an organization.
-    ///
-    /// # Errors
-    /// Unknown connector, missing required properties, id taken.
-    pub async fn create_account(&self, org: &str, input: AccountInput) -> Result<AccountView, Error> {
-        let name = input.connector.ok_or_else(|| err(ErrorCode::MissingFields, "connector is required."))?;
-        let connector = self.connector(&name)?;
-        let missing: Vec<&str> = connector
-            .properties
-            .iter()
-            .filter(|p| p.required && !input.properties.contains_key(&p.name))
-            .map(|p| p.name.as_str())
-            .collect();
-        if !missing.is_empty() {
-            return Err(err(ErrorCode::MissingFields, format!("Missing account properties: {}.", missing.join(", "))));
-        }
-        let id = input.id.unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
-        let credentials = Credentials { properties: input.properties, auth_value: input.auth_value };
-        let now = self.clock.now();
-        let record = ConnectorAccountRecord {
-            sealed_credentials: credentials.seal(&self.master, &id)?,
-            id,
-            organization_id: org.to_owned(),
-            connector: name,
-            version: 1,
-            state: AccountState::Ok,
-            cooldown_until: None,
-            last_failure: None,
-            created_at: now,
-            updated_at: now,
-        };
-        self.store.insert_connector_account(&record).await?;
-        // The Post Install Property Value Lookup Method runs right after install when its value is missing.
-        if let Some(lookup) = &connector.lookup
-            && !credentials.properties.contains_key(&lookup.output_property)
-        {
-            self.recover(&connector, org, &record, Recovery::Session).await?;
-            return self.account(org, &record.id).await;
-        }
-        self.view(&record)
-    }
-
-    /// Replaces the auth value and merges properties; clears a needs-reauth state.
-    ///
-    /// # Errors
-    /// Unknown account; a concurrent write (retry).
-    pub async fn update_account(&self, org: &str, id: &str, input: AccountInput) -> Result<AccountView, Error> {
-        let record = self.account_record(org, id).await?;
-        let mut credentials = Credentials::open(&self.master, id, &record.sealed_credentials)?;
-        credentials.properties.extend(input.properties);
-        if input.auth_value.is_some() {
-            credentials.auth_value = input.auth_value;
-        }
-        if !self.write(&record, &credentials, AccountState::Ok, None, None).await? {
-            return Err(Error::from(portcullis_core::store::StoreError::Conflict(
-                "account changed concurrently".to_owned(),
-            )));
-        }
-        self.view(&self.account_record(org, id).await?)
-    }
-
-    async fn account_record(&self, org: &str, id: &str) -> Result<ConnectorAccountRecord, Error> {
-        self.store
-            .connector_account(org, id)
-            .await?
-            .ok_or_else(|| err(ErrorCode::EntityMissing, format!("There is no connector account {id:?}.")))
-    }
-
-    /// One account, masked.
-    ///
-    /// # Errors
-    /// Unknown account.
-    pub async fn account(&self, org: &str, id: &str) -> Result<AccountView, Error> {
-        self.view(&self.account_record(org, id).await?)
-    }
-
-    /// The organization's accounts, masked.
-    ///
-    /// # Errors
-    /// A store failure.
-    pub async fn accounts(&self, org: &str) -> Result<Vec<AccountView>, Error> {
-        self.store.connector_accounts(org).await?.iter().map(|r| self.view(r)).collect()
-    }
-
-    /// Runs the connector's Post Install Test Auth Method for an account.
-    ///
-    /// # Errors
-    /// No test method defined (`connectorInvalid`), or the call's own errors.
-    pub async fn test_auth(&self, org: &str, id: &str) -> Result<CallResult, Error> {
-        let record = self.account_record(org, id).await?;
-        let connector = self.connector(&record.connector)?;
-        let method = connector
-            .test_auth_method
-            .clone()
-            .ok_or_else(|| err(ErrorCode::ConnectorInvalid, "The connector defines no test_auth_method."))?;
-        self.call(org, &record.connector, id, &CallRequest { method, ..CallRequest::default() }).await
-    }
-
-    /// Removes an account.
-    ///
-    /// # Errors
-    /// Unknown account.
-    pub async fn delete_account(&self, org: &str, id: &str) -> Result<(), Error> {
-        if self.store.delete_connector_account(org, id).await? {
-            Ok(())
-        } else {
-            Err(err(ErrorCode::EntityMissing, format!("There is no connector account {id:?}.")))
-        }
-    }
-
-    /// Starts the OAuth 2 authorization-code install: the URL to send the user to. `state` is sealed and
-    /// carries the PKCE verifier, so any instance can finish the flow.
-    ///
-    /// # Errors
-    /// Not an authorization-code connector; unknown account.
-    pub async fn authorize_url(&self, org: &str, id: &str, redirect_uri: &str) -> Result<String, Error> {
-        let record = self.account_record(org, id).await?;
-        let connector = self.connector(&record.connector)?;
-        let Auth::Oauth2(oauth) = &connector.auth else {
-            return Err(err(ErrorCode::EntityInvalid, "The connector does not use OAuth 2."));
-        };
-        let Some(authorize) = oauth.authorize_url.as_deref().filter(|_| oauth.grant == Grant::AuthorizationCode) else {
-            return Err(err(ErrorCode::EntityInvalid, "The connector does not use the authorization-code grant."));
-        };
-        let credentials = Credentials::open(&self.master, id, &record.sealed_credentials)?;
-        let fields = Self::fields(&connector, &credentials, &Map::new());
-        let verifier = URL_SAFE_NO_PAD.encode(uuid::Uuid::new_v4().as_bytes())
-            + &URL_SAFE_NO_PAD.encode(uuid::Uuid::new_v4().as_bytes());
-        let state = json!({ "org": org, "account": id, "verifier": verifier, "exp": self.clock.now().unix_millis() + OAUTH_STATE_TTL_MILLIS });
-        let sealed = self
-            .master
-            .seal(OAUTH_STATE_CONTEXT, state.to_string().as_bytes())
-            .map_err(|e| Error::new(ErrorCode::GenericError).with_internal(e))?;
-        let mut url = url::Url::parse(authorize).map_err(|e| err(ErrorCode::ConnectorInvalid, e.to_string()))?;
-        {
-            let mut q = url.query_pairs_mut();
-            q.append_pair("response_type", "code")
-                .append_pair("client_id", &fill(&oauth.client_id, &fields))
-                .append_pair("redirect_uri", redirect_uri)
-                .append_pair("state", &URL_SAFE_NO_PAD.encode(sealed));
-            if !oauth.scopes.is_empty() {
-                q.append_pair("scope", &oauth.scopes.join(" "));
-            }
-            if oauth.pkce {
-                let challenge = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, verifier.as_bytes());
-                q.append_pair("code_challenge", &URL_SAFE_NO_PAD.encode(challenge.as_ref()))
-                    .append_pair("code_challenge_method", "S256");
-            }
-        }
-        let levels: Vec<String> = connector.script.iter().cloned().collect();
-        let mut globals = Map::new();
-        globals.insert("method_endpoint".to_owned(), Value::String(url.into()));
-        let run = self.hooks(Event::BeforeOauth2Authorise, &levels, globals, None, None).await?;
-        if run.outcome != Outcome::Continue {
-            return Err(script_error(Event::BeforeOauth2Authorise, run.outcome));
-        }
-        run.globals
-            .get("method_endpoint")
-            .and_then(Value::as_str)
-            .map(str::to_owned)
-            .ok_or_else(|| err(ErrorCode::ScriptError, "before_oauth2_authorise left method_endpoint empty."))
-    }
-
-    /// Finishes the install at Portcullis's callback: exchanges the code and stores the tokens.
-    /// Returns `(organization, account)`.
-    ///
-    /// # Errors
-    /// A bad or expired state; the provider rejected the code.
-    pub async fn complete_authorization(
-        &self,
-        state: &str,
-        code: &str,
-        redirect_uri: &str,
-    ) -> Result<(String, String), Error> {
-        let bad = || err(ErrorCode::EntityInvalid, "The authorization state is invalid or expired.");
-        let sealed = URL_SAFE_NO_PAD.decode(state).map_err(|_| bad())?;
-        let plain = self.master.open(OAUTH_STATE_CONTEXT, &sealed).map_err(|_| bad())?;
-        let state: Value = serde_json::from_slice(&plain).map_err(|_| bad())?;
-        if state.get("exp").and_then(Value::as_i64).is_none_or(|exp| exp < self.clock.now().unix_millis()) {
-            return Err(bad());
-        }
-        let text = |k: &str| state.get(k).and_then(Value::as_str).map(str::to_owned).ok_or_else(bad);
-        let (org, id, verifier) = (text("org")?, text("account")?, text("verifier")?);
-        let record = self.account_record(&org, &id).await?;
-        let connector = self.connector(&record.connector)?;
-        let Auth::Oauth2(oauth) = &connector.auth else { return Err(bad()) };
-        let loaded = Loaded { credentials: Credentials::open(&self.master, &id, &record.sealed_credentials)?, record };
-        let fields = Self::fields(&connector, &loaded.credentials, &Map::new());
-        let mut form = Map::new();
-        form.insert("grant_type".to_owned(), json!("authorization_code"));
-        form.insert("code".to_owned(), json!(code));
-        form.insert("redirect_uri".to_owned(), json!(redirect_uri));
-        form.insert("client_id".to_owned(), json!(fill(&oauth.client_id, &fields)));
-        form.insert("client_secret".to_owned(), json!(fill(&oauth.client_secret, &fields)));
-        if oauth.pkce {
-            form.insert("code_verifier".to_owned(), json!(verifier));
-        }
-        let token = match self.token_request(&connector, &oauth.token_url, form, false).await {
-            Ok(t) => t,
-            Err(TokenFailure::Script(e)) => return Err(e),
-            Err(TokenFailure::Rejected(why) | TokenFailure::Transient(why)) => {
-                return Err(err(ErrorCode::UpstreamError, "The provider did not issue a token.").with_internal(why));
-            }
-        };
-        let mut credentials = loaded.credentials.clone();
-        credentials.auth_value = Some(
-            serde_json::to_string(&self.token_value(&token, None))
-                .map_err(|e| Error::new(ErrorCode::GenericError).with_internal(e))?,
-        );
-        if !self.write(&loaded.record, &credentials, AccountState::Ok, None, None).await? {
-            return Err(Error::from(portcullis_core::store::StoreError::Conflict(
-                "account changed concurrently".to_owned(),
-            )));
-        }
-        Ok((org, id))
-    }
-}
-
-/// `Basic` auth value for a username and password.
-#[must_use]
-pub fn basic_auth_value(username: &str, password: &str) -> String {
-    STANDARD.encode(format!("{username}:{password}"))
 }

@@ -5,11 +5,10 @@
 //! runaway regular expression. The prelude and the bundled libraries are read into the context as bytecode
 //! compiled once per process. It is synchronous: callers run it off the async threads (`spawn_blocking`).
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
-use std::sync::Arc;
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 use rquickjs::function::Opt;
@@ -18,6 +17,8 @@ use rquickjs::{Context, Function, Module, Runtime, WriteOptions};
 use serde_json::{Map, Value, json};
 
 use crate::builtins;
+use crate::credentials::{Attach, Sandbox, redact};
+use crate::egress::EgressPolicy;
 
 /// The script events (Cyclr's names).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -116,7 +117,7 @@ pub enum Outcome {
 /// Limits for one invocation.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
-    /// Wall-clock budget per handler invocation, host calls included.
+    /// Wall-clock budget of all the script work of one call, host calls included.
     pub timeout: Duration,
     /// Heap limit.
     pub memory_bytes: usize,
@@ -128,18 +129,91 @@ impl Default for Limits {
     }
 }
 
-/// What `http_request` needs: a client, the async runtime to run it on, and the connector's auth, which is
-/// applied only for the connector's own host.
+/// The script time one call has left, shared by every invocation of the call (top-level code, every handler
+/// at every level, the read-back of globals), whether the call is gone (its HTTP request ended), and a
+/// destination the egress policy refused to one of its scripts.
+#[derive(Debug)]
+pub struct Budget {
+    remaining: Mutex<Duration>,
+    cancelled: AtomicBool,
+    refused: Mutex<Option<String>>,
+}
+
+impl Budget {
+    /// A budget of `total` script time.
+    #[must_use]
+    pub const fn new(total: Duration) -> Self {
+        Self { remaining: Mutex::new(total), cancelled: AtomicBool::new(false), refused: Mutex::new(None) }
+    }
+
+    /// Notes a refused destination: the call fails with it even if the script catches the exception.
+    pub fn refuse(&self, why: String) {
+        self.refused.lock().unwrap_or_else(PoisonError::into_inner).get_or_insert(why);
+    }
+
+    /// The first destination refused to a script of the call.
+    #[must_use]
+    pub fn refused(&self) -> Option<String> {
+        self.refused.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// Stops every script of the call at its next interrupt check.
+    pub fn cancel(&self) {
+        self.cancelled.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether the call is gone.
+    #[must_use]
+    pub fn is_cancelled(&self) -> bool {
+        self.cancelled.load(Ordering::Relaxed)
+    }
+
+    /// Script time left.
+    #[must_use]
+    pub fn remaining(&self) -> Duration {
+        *self.remaining.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn spend(&self, spent: Duration) {
+        let mut remaining = self.remaining.lock().unwrap_or_else(PoisonError::into_inner);
+        *remaining = remaining.saturating_sub(spent);
+    }
+}
+
+/// What the built-ins need: a client, the async runtime to run requests on, the credential rule and egress
+/// policy every request follows, storage, the call's budget, and what a step script may not see.
 #[derive(Debug, Clone)]
 pub struct Host {
-    /// Shared HTTP client.
+    /// Shared HTTP client (built by [`EgressPolicy::client`]).
     pub client: reqwest::Client,
     /// The runtime the blocking thread hands requests to.
     pub handle: tokio::runtime::Handle,
-    /// `(host, header name, header value)`.
-    pub auth: Option<(String, String, String)>,
+    /// The connector's credentials and the origins they may go to.
+    pub attach: Arc<Attach>,
+    /// Where requests may go.
+    pub egress: Arc<EgressPolicy>,
     /// Backs `cyclr_storage_*` / `cycle_storage_*`; without it they throw.
     pub storage: Option<builtins::Storage>,
+    /// The call's budget; `None`: `Limits::timeout` for this invocation alone.
+    pub budget: Option<Arc<Budget>>,
+    /// What the step level (the third) may not see.
+    pub sandbox: Sandbox,
+}
+
+impl Host {
+    /// A host without credentials, storage or a call budget.
+    #[must_use]
+    pub fn new(client: reqwest::Client, handle: tokio::runtime::Handle) -> Self {
+        Self {
+            client,
+            handle,
+            attach: Arc::new(Attach::default()),
+            egress: Arc::new(EgressPolicy::default()),
+            storage: None,
+            budget: None,
+            sandbox: Sandbox::default(),
+        }
+    }
 }
 
 /// The result of one chain.
@@ -151,94 +225,9 @@ pub struct Run {
     pub globals: Map<String, Value>,
 }
 
-const PRELUDE: &str = r#"
-class AuthRefreshException extends Error {
-  constructor(message) { super(message === undefined ? 'AuthRefreshException' : message); this.name = 'AuthRefreshException'; }
-}
-class AuthSessionException extends Error {
-  constructor(message) { super(message === undefined ? 'AuthSessionException' : message); this.name = 'AuthSessionException'; }
-}
-globalThis.AuthRefreshException = AuthRefreshException;
-globalThis.AuthSessionException = AuthSessionException;
-globalThis.console = { log: function () {
-  __host_log(Array.prototype.map.call(arguments, function (a) { return typeof a === 'string' ? a : JSON.stringify(a); }).join(' '));
-} };
-// Host errors come back as strings starting with NUL; __check turns them into JS errors.
-globalThis.btoa = function (s, charset) { return __check(__host_btoa(String(s), charset === undefined ? 'UTF-8' : String(charset))); };
-globalThis.atob = function (s, charset) { return __check(__host_atob(String(s), charset === undefined ? 'UTF-8' : String(charset))); };
-globalThis.cyclr_sign = function (a, k, v) { return __check(__host_sign(String(a), String(k), String(v))); };
-globalThis.cyclr_csv_parse = function (csv, delimiter, hasHeader) {
-  return JSON.parse(__check(__host_csv(String(csv), delimiter === undefined ? ',' : String(delimiter), !!hasHeader)));
-};
-// In JavaScript so that key order is the object's own (Json.NET convention: @attributes, #text, arrays repeat).
-globalThis.cyclr_xml_serialize = function (obj) {
-  function esc(t) { return String(t).replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;'); }
-  function el(name, v) {
-    if (Array.isArray(v)) return v.map(function (i) { return el(name, i); }).join('');
-    if (v === null || v === undefined) return '<' + name + ' />';
-    if (typeof v !== 'object') return '<' + name + '>' + esc(v) + '</' + name + '>';
-    var attrs = '', inner = '';
-    Object.keys(v).forEach(function (k) {
-      if (k.charAt(0) === '@') attrs += ' ' + k.slice(1) + '="' + esc(v[k]) + '"';
-      else if (k === '#text') inner += esc(v[k]);
-      else inner += el(k, v[k]);
-    });
-    return '<' + name + attrs + '>' + inner + '</' + name + '>';
-  }
-  if (obj === null || typeof obj !== 'object') return esc(obj);
-  return Object.keys(obj).map(function (k) { return el(k, obj[k]); }).join('');
-};
-globalThis.cyclr_xml_deserialize = function (xml) { return JSON.parse(__check(__host_xml_deserialize(String(xml)))); };
-function __check(r) { if (r.charCodeAt(0) === 0) throw new Error(r.slice(1)); return r; }
-// cyclr_storage_* (per connector) and cycle_storage_* (per connector account); values are JSON.
-['cyclr', 'cycle'].forEach(function (scope) {
-  function call(op, key, value) {
-    return JSON.parse(__check(__host_storage(scope, op, key === undefined ? '' : String(key),
-      value === undefined ? 'null' : JSON.stringify(value))));
-  }
-  var p = scope + '_storage_';
-  globalThis[p + 'get'] = function (key) { return call('get', key); };
-  globalThis[p + 'set'] = function (key, value) { return call('set', key, value); };
-  globalThis[p + 'append'] = function (key, value) { return call('append', key, value); };
-  globalThis[p + 'delete'] = function (key) { return call('delete', key); };
-  globalThis[p + 'delete_all'] = function () { return call('delete_all'); };
-  globalThis[p + 'list_keys'] = function () { return call('list_keys'); };
-  globalThis[p + 'list_values'] = function () { return call('list_values'); };
-  globalThis[p + 'increment'] = function (key, amount) { return call('increment', key, amount === undefined ? 1 : Number(amount)); };
-  globalThis[p + 'decrement'] = function (key, amount) { return call('increment', key, -(amount === undefined ? 1 : Number(amount))); };
-});
-globalThis.http_request = function (request) {
-  var r = JSON.parse(__host_http(JSON.stringify(request)));
-  if (r.__error !== undefined) throw new Error(r.__error);
-  return r;
-};
-// Reads back every writable global (WRITABLE_GLOBALS); `undefined` becomes null.
-globalThis.__collect = function () {
-  var names = ['method_endpoint', 'method_request', 'method_request_headers', 'method_request_parameters',
-    'method_request_mergefields', 'method_response', 'method_response_headers', 'method_error', 'action_data',
-    'cycle_variables', 'next_last_successful_run_date'];
-  var out = {};
-  names.forEach(function (n) { out[n] = globalThis[n] === undefined ? null : globalThis[n]; });
-  return JSON.stringify(out);
-};
-globalThis.__levels = [];
-globalThis.__invoke = function (level, event) {
-  var h = __levels[level][event];
-  if (typeof h !== 'function') return 'absent';
-  try {
-    var r = h();
-    return r === true ? 'true' : r === false ? 'false' : (r ? 'truthy' : 'falsy');
-  } catch (e) {
-    var isObj = e !== null && typeof e === 'object';
-    if (e instanceof AuthRefreshException || (isObj && e.name === 'AuthRefreshException')) return 'refresh';
-    if (e instanceof AuthSessionException || (isObj && e.name === 'AuthSessionException')) return 'session';
-    var m;
-    try { m = isObj && e.message !== undefined ? String(e.message) : String(e); } catch (_) { m = 'uncaught exception'; }
-    if (e instanceof InternalError && m.indexOf('out of memory') >= 0) return 'oom';
-    return 'error:' + m;
-  }
-};
-"#;
+/// The host's JavaScript: exception classes, `console`, the built-ins over the `__host_*` functions, the
+/// read-back of globals and the level and handler runners.
+const PRELUDE: &str = include_str!("prelude.js");
 
 /// The host's own modules, loaded into every context, and the bundled libraries, loaded into a context only
 /// when one of its scripts names them. Each is an ES module (so it can be precompiled with the safe bytecode
@@ -318,7 +307,7 @@ fn libraries(levels: &[&str]) -> Vec<&'static str> {
 
 fn wrapper(source: &str) -> String {
     if source.trim().is_empty() {
-        return "__levels.push({});".to_owned();
+        return "__level(function () { return {}; });".to_owned();
     }
     let names = [
         Event::BeforeAction,
@@ -336,7 +325,7 @@ fn wrapper(source: &str) -> String {
     .map(|e| format!("{0}: typeof {0} === 'function' ? {0} : undefined", e.name()))
     .collect::<Vec<_>>()
     .join(", ");
-    format!("__levels.push((function () {{\n{source}\n;return {{ {names} }}; }})());")
+    format!("__level(function () {{\n{source}\n;return {{ {names} }}; }});")
 }
 
 /// Compiles a script without running it.
@@ -357,20 +346,36 @@ pub fn check_syntax(source: &str) -> Result<(), String> {
 }
 
 /// Runs `event` on every level that defines it, in Cyclr's order. `levels` is given connector → method →
-/// step; `before*` events run method → connector → step.
+/// step; `before*` events run method → connector → step. The step level, which the caller supplies, runs last
+/// and sees the globals through `host.sandbox`.
 #[must_use]
 pub fn run(event: Event, levels: &[&str], globals: Map<String, Value>, limits: Limits, host: &Host) -> Run {
     if !levels.iter().any(|src| src.contains(event.name())) {
         let outcome = if event == Event::ActionCondition { Outcome::Condition(true) } else { Outcome::Continue };
         return Run { outcome, globals };
     }
-    let mut order: Vec<usize> = (0..levels.len()).collect();
-    if event.is_before() && levels.len() >= 2 {
-        order.swap(0, 1);
+    let budget = host.budget.clone().unwrap_or_else(|| Arc::new(Budget::new(limits.timeout)));
+    if budget.is_cancelled() || budget.remaining().is_zero() {
+        return Run { outcome: Outcome::Timeout, globals };
     }
-    match Engine::new(limits, host, &libraries(levels)) {
-        Ok(engine) => engine.run(event, levels, &order, globals),
+    let started = Instant::now();
+    let run = match Engine::new(limits, host, &budget, &libraries(levels)) {
+        Ok(engine) => engine.run(event, levels, globals, &host.sandbox),
         Err(message) => Run { outcome: Outcome::Failed { message }, globals },
+    };
+    budget.spend(started.elapsed());
+    run
+}
+
+/// When the running script must stop: the call's deadline, or the call is gone.
+struct Arm {
+    deadline: Instant,
+    budget: Option<Arc<Budget>>,
+}
+
+impl Arm {
+    fn over(&self) -> bool {
+        Instant::now() >= self.deadline || self.budget.as_ref().is_some_and(|b| b.is_cancelled())
     }
 }
 
@@ -378,8 +383,8 @@ pub fn run(event: Event, levels: &[&str], globals: Map<String, Value>, limits: L
 /// gets a fresh context), dropped after a timeout or an out-of-memory.
 struct Shell {
     runtime: Runtime,
-    deadline: Rc<RefCell<Instant>>,
-    interrupted: Arc<AtomicBool>,
+    arm: Rc<RefCell<Arm>>,
+    interrupted: Rc<Cell<bool>>,
     memory_bytes: usize,
 }
 
@@ -388,12 +393,13 @@ thread_local! {
 }
 
 impl Shell {
-    fn take_or_new(limits: Limits) -> Result<Self, String> {
+    fn take_or_new(limits: Limits, budget: &Arc<Budget>) -> Result<Self, String> {
+        let arm = Arm { deadline: Instant::now() + budget.remaining(), budget: Some(Arc::clone(budget)) };
         if let Some(shell) = SPARE.with(|s| s.borrow_mut().take())
             && shell.memory_bytes == limits.memory_bytes
         {
-            shell.interrupted.store(false, Ordering::Relaxed);
-            *shell.deadline.borrow_mut() = Instant::now() + limits.timeout;
+            shell.interrupted.set(false);
+            *shell.arm.borrow_mut() = arm;
             return Ok(shell);
         }
         let runtime = Runtime::new().map_err(|e| e.to_string())?;
@@ -403,47 +409,61 @@ impl Shell {
         // Below the limit, so an out-of-memory never leaves the threshold above it (later allocations fail).
         runtime.set_gc_threshold(1024 * 1024);
         runtime.set_max_stack_size(512 * 1024);
-        let deadline = Rc::new(RefCell::new(Instant::now() + limits.timeout));
-        let interrupted = Arc::new(AtomicBool::new(false));
+        let arm = Rc::new(RefCell::new(arm));
+        let interrupted = Rc::new(Cell::new(false));
         {
-            let deadline = Rc::clone(&deadline);
-            let interrupted = Arc::clone(&interrupted);
+            let arm = Rc::clone(&arm);
+            let interrupted = Rc::clone(&interrupted);
             runtime.set_interrupt_handler(Some(Box::new(move || {
-                let late = Instant::now() >= *deadline.borrow();
-                if late {
-                    interrupted.store(true, Ordering::Relaxed);
+                let over = arm.borrow().over();
+                if over {
+                    interrupted.set(true);
                 }
-                late
+                over
             })));
         }
-        Ok(Self { runtime, deadline, interrupted, memory_bytes: limits.memory_bytes })
+        Ok(Self { runtime, arm, interrupted, memory_bytes: limits.memory_bytes })
     }
 
     fn keep(self) {
+        self.arm.borrow_mut().budget = None;
         self.runtime.set_gc_threshold(1024 * 1024);
         self.runtime.run_gc();
         SPARE.with(|s| *s.borrow_mut() = Some(self));
     }
 }
 
+/// An engine failure, classified once the context is released (the runtime's memory figures cannot be read
+/// while a context is in use).
+struct Caught {
+    detail: String,
+    allocation: bool,
+}
+
 struct Engine {
     runtime: Runtime,
     context: Context,
-    deadline: Rc<RefCell<Instant>>,
-    interrupted: Arc<AtomicBool>,
+    arm: Rc<RefCell<Arm>>,
+    /// Set once the step level runs: what the host answers from then on is masked like its globals.
+    sandboxed: Rc<Cell<bool>>,
+    interrupted: Rc<Cell<bool>>,
     limits: Limits,
     shell: Shell,
 }
 
+/// Caps what one invocation may write to the log.
+const MAX_LOG_LINES: u32 = 100;
+
 impl Engine {
-    fn new(limits: Limits, host: &Host, libraries: &[&str]) -> Result<Self, String> {
-        let shell = Shell::take_or_new(limits)?;
+    fn new(limits: Limits, host: &Host, budget: &Arc<Budget>, libraries: &[&str]) -> Result<Self, String> {
+        let shell = Shell::take_or_new(limits, budget)?;
         let context = Context::full(&shell.runtime).map_err(|e| e.to_string())?;
         let engine = Self {
             runtime: shell.runtime.clone(),
             context,
-            deadline: Rc::clone(&shell.deadline),
-            interrupted: Arc::clone(&shell.interrupted),
+            arm: Rc::clone(&shell.arm),
+            sandboxed: Rc::new(Cell::new(false)),
+            interrupted: Rc::clone(&shell.interrupted),
             limits,
             shell,
         };
@@ -461,14 +481,31 @@ impl Engine {
         }
     }
 
+    fn remaining(arm: &Rc<RefCell<Arm>>) -> Duration {
+        arm.borrow().deadline.saturating_duration_since(Instant::now())
+    }
+
     fn install(&self, host: &Host, libraries: &[&str]) -> Result<(), String> {
         self.context.with(|ctx| -> Result<(), String> {
             let g = ctx.globals();
             let err = |e: rquickjs::Error| e.to_string();
+            let secrets = host.attach.secrets().to_vec();
+            let lines = Cell::new(0u32);
             g.set(
                 "__host_log",
-                Function::new(ctx.clone(), |line: String| tracing::info!(target: "connector_script", "{line}"))
-                    .map_err(err)?,
+                Function::new(ctx.clone(), move |line: String| {
+                    lines.set(lines.get() + 1);
+                    match lines.get() {
+                        n if n <= MAX_LOG_LINES => {
+                            tracing::info!(target: "connector_script", "{}", builtins::log_line(&line, &secrets));
+                        }
+                        n if n == MAX_LOG_LINES + 1 => {
+                            tracing::info!(target: "connector_script", "further console.log lines of this script are dropped");
+                        }
+                        _ => {}
+                    }
+                })
+                .map_err(err)?,
             )
             .map_err(err)?;
             g.set(
@@ -513,23 +550,27 @@ impl Engine {
             )
             .map_err(err)?;
             let storage_host = host.clone();
-            let storage_deadline = Rc::clone(&self.deadline);
+            let storage_arm = Rc::clone(&self.arm);
+            let storage_sandboxed = Rc::clone(&self.sandboxed);
             g.set(
                 "__host_storage",
                 Function::new(ctx.clone(), move |scope: String, op: String, key: String, value: String| {
-                    let remaining = storage_deadline.borrow().saturating_duration_since(Instant::now());
-                    builtins::storage(&storage_host, remaining, &scope, &op, &key, &value)
+                    let remaining = Self::remaining(&storage_arm);
+                    let answer = builtins::storage(&storage_host, remaining, &scope, &op, &key, &value);
+                    if storage_sandboxed.get() { redact(&answer, &storage_host.sandbox.secrets) } else { answer }
                 })
                 .map_err(err)?,
             )
             .map_err(err)?;
             let host = host.clone();
-            let deadline = Rc::clone(&self.deadline);
+            let arm = Rc::clone(&self.arm);
+            let sandboxed = Rc::clone(&self.sandboxed);
             g.set(
                 "__host_http",
                 Function::new(ctx.clone(), move |request: String| {
-                    let remaining = deadline.borrow().saturating_duration_since(Instant::now());
-                    builtins::http_request(&host, remaining, &request)
+                    let answer = builtins::http_request(&host, Self::remaining(&arm), &request);
+                    // An API that echoes the request would otherwise show the step its credentials.
+                    if sandboxed.get() { redact(&answer, &host.sandbox.secrets) } else { answer }
                 })
                 .map_err(err)?,
             )
@@ -543,14 +584,7 @@ impl Engine {
         })
     }
 
-    fn arm(&self) {
-        *self.deadline.borrow_mut() = Instant::now() + self.limits.timeout;
-    }
-
-    fn failure(&self, ctx: &rquickjs::Ctx<'_>, err: &rquickjs::Error) -> Outcome {
-        if self.interrupted.load(Ordering::Relaxed) {
-            return Outcome::Timeout;
-        }
+    fn caught(ctx: &rquickjs::Ctx<'_>, err: &rquickjs::Error) -> Caught {
         let detail = if matches!(err, rquickjs::Error::Exception) {
             let value = ctx.catch();
             value
@@ -561,108 +595,172 @@ impl Engine {
         } else {
             err.to_string()
         };
-        let usage = self.runtime.memory_usage();
-        let near_limit =
-            usize::try_from(usage.malloc_size.max(0)).unwrap_or(0) + 1024 * 1024 >= self.limits.memory_bytes;
-        if detail.contains("out of memory")
-            || matches!(err, rquickjs::Error::Allocation)
-            || (detail.is_empty() && near_limit)
-        {
+        Caught { detail, allocation: matches!(err, rquickjs::Error::Allocation) }
+    }
+
+    /// Must run outside `context.with`: reading the runtime's memory usage there panics (the runtime is
+    /// borrowed by the context).
+    fn classify(&self, caught: Caught) -> Outcome {
+        if self.interrupted.get() || self.arm.borrow().over() {
+            return Outcome::Timeout;
+        }
+        let Caught { detail, allocation } = caught;
+        let near_limit = || {
+            let usage = self.runtime.memory_usage();
+            usize::try_from(usage.malloc_size.max(0)).unwrap_or(0) + 1024 * 1024 >= self.limits.memory_bytes
+        };
+        if allocation || detail.contains("out of memory") || (detail.is_empty() && near_limit()) {
             Outcome::OutOfMemory
+        } else if detail.is_empty() {
+            Outcome::Failed { message: "uncaught exception".to_owned() }
         } else {
-            Outcome::Failed { message: if detail.is_empty() { err.to_string() } else { detail } }
+            Outcome::Failed { message: detail }
         }
     }
 
-    fn run(self, event: Event, levels: &[&str], order: &[usize], mut globals: Map<String, Value>) -> Run {
-        let outcome = self.context.with(|ctx| -> Outcome {
-            let g = ctx.globals();
-            // One JSON text for all globals: a single parse instead of one per global.
-            let all = serde_json::to_string(&globals)
-                .map_err(|e| e.to_string())
-                .and_then(|text| ctx.json_parse(text).map_err(|e| e.to_string()))
-                .and_then(|v| v.into_object().ok_or_else(|| "the globals are not an object".to_owned()));
-            let all = match all {
-                Ok(all) => all,
-                Err(message) => return Outcome::Failed { message },
-            };
-            for entry in all.props::<rquickjs::Atom<'_>, rquickjs::Value<'_>>() {
-                if let Err(e) = entry.and_then(|(name, value)| g.set(name, value)) {
-                    return Outcome::Failed { message: e.to_string() };
-                }
-            }
-            for src in levels {
-                self.arm();
-                // Sloppy mode, as Cyclr's engine runs scripts: assigning an undeclared name creates a global.
-                let mut options = rquickjs::context::EvalOptions::default();
-                options.strict = false;
-                if let Err(e) = ctx.eval_with_options::<(), _>(wrapper(src), options) {
-                    return self.failure(&ctx, &e);
-                }
-            }
-            let invoke: Function<'_> = match g.get("__invoke") {
-                Ok(f) => f,
-                Err(e) => return Outcome::Failed { message: e.to_string() },
-            };
-            let mut condition = None;
-            for &level in order {
-                self.arm();
-                let answer: String = match invoke.call((level, event.name())) {
-                    Ok(a) => a,
-                    Err(e) => return self.failure(&ctx, &e),
-                };
-                match answer.as_str() {
-                    "absent" => {}
-                    "false" if event.is_before() => return Outcome::Abort,
-                    "true" => condition = Some(true),
-                    "false" | "falsy" => {
-                        condition = Some(false);
-                        if event != Event::ActionCondition {
-                            tracing::warn!(event = event.name(), "a connector handler did not return true");
-                        }
-                    }
-                    "truthy" => condition = Some(true),
-                    "refresh" | "session" if !event.allows_auth_exceptions() => {
-                        let class = if answer == "refresh" { "AuthRefreshException" } else { "AuthSessionException" };
-                        return Outcome::Failed { message: format!("{class} not allowed in {}", event.name()) };
-                    }
-                    "refresh" => return Outcome::RefreshAuth,
-                    "session" => return Outcome::RefreshSession,
-                    "oom" => return Outcome::OutOfMemory,
-                    other => {
-                        let message = other.strip_prefix("error:").unwrap_or(other).to_owned();
-                        return Outcome::Failed { message };
-                    }
-                }
-            }
-            if event == Event::ActionCondition {
-                if condition.is_none() {
-                    tracing::warn!("action_condition returned nothing; taking the false exit");
-                }
-                Outcome::Condition(condition.unwrap_or(false))
-            } else {
-                Outcome::Continue
-            }
-        });
-        if matches!(outcome, Outcome::Timeout | Outcome::OutOfMemory) {
-            self.finish(false);
-            return Run { outcome, globals };
+    /// Sets every entry of `globals` as a global of the context.
+    fn set_globals(ctx: &rquickjs::Ctx<'_>, globals: &Map<String, Value>) -> Result<(), Caught> {
+        // One JSON text for all globals: a single parse instead of one per global.
+        let text = serde_json::to_string(globals).map_err(|e| Caught { detail: e.to_string(), allocation: false })?;
+        let all = ctx.json_parse(text).map_err(|e| Self::caught(ctx, &e))?;
+        let all = all
+            .into_object()
+            .ok_or_else(|| Caught { detail: "the globals are not an object".to_owned(), allocation: false })?;
+        let g = ctx.globals();
+        for entry in all.props::<rquickjs::Atom<'_>, rquickjs::Value<'_>>() {
+            entry.and_then(|(name, value)| g.set(name, value)).map_err(|e| Self::caught(ctx, &e))?;
         }
-        self.arm();
-        let collected = self.context.with(|ctx| -> Result<Map<String, Value>, String> {
-            let collect: Function<'_> = ctx.globals().get("__collect").map_err(|e| e.to_string())?;
-            let text: String = collect.call(()).map_err(|e| e.to_string())?;
-            serde_json::from_str(&text).map_err(|e| e.to_string())
-        });
-        self.finish(collected.is_ok());
-        match collected {
-            Ok(read_back) => {
-                globals.extend(read_back);
-                Run { outcome, globals }
+        Ok(())
+    }
+
+    /// Reads back every writable global.
+    fn collect(ctx: &rquickjs::Ctx<'_>) -> Result<Map<String, Value>, Caught> {
+        let collect: Function<'_> = ctx.globals().get("__collect").map_err(|e| Self::caught(ctx, &e))?;
+        let text: String = collect.call(()).map_err(|e| Self::caught(ctx, &e))?;
+        serde_json::from_str(&text).map_err(|e| Caught { detail: e.to_string(), allocation: false })
+    }
+
+    fn eval_level(ctx: &rquickjs::Ctx<'_>, src: &str) -> Result<(), Caught> {
+        // Sloppy mode, as Cyclr's engine runs scripts: assigning an undeclared name creates a global.
+        let mut options = rquickjs::context::EvalOptions::default();
+        options.strict = false;
+        let thrown: String = ctx.eval_with_options(wrapper(src), options).map_err(|e| Self::caught(ctx, &e))?;
+        match thrown.as_str() {
+            "" => Ok(()),
+            "oom" => Err(Caught { detail: "out of memory".to_owned(), allocation: true }),
+            other => {
+                Err(Caught { detail: other.strip_prefix("error:").unwrap_or(other).to_owned(), allocation: false })
             }
-            Err(message) if outcome == Outcome::Continue => Run { outcome: Outcome::Failed { message }, globals },
-            Err(_) => Run { outcome, globals },
         }
+    }
+
+    /// Invokes `event` on the given levels; `Ok(Some(outcome))` ends the chain.
+    fn invoke(
+        ctx: &rquickjs::Ctx<'_>,
+        event: Event,
+        order: &[usize],
+        condition: &mut Option<bool>,
+    ) -> Result<Option<Outcome>, Caught> {
+        let invoke: Function<'_> = ctx.globals().get("__invoke").map_err(|e| Self::caught(ctx, &e))?;
+        for &level in order {
+            let answer: String = invoke.call((level, event.name())).map_err(|e| Self::caught(ctx, &e))?;
+            match answer.as_str() {
+                "absent" => {}
+                "false" if event.is_before() => return Ok(Some(Outcome::Abort)),
+                "true" | "truthy" => *condition = Some(true),
+                "false" | "falsy" => {
+                    *condition = Some(false);
+                    if event != Event::ActionCondition {
+                        tracing::warn!(event = event.name(), "a connector handler did not return true");
+                    }
+                }
+                "refresh" | "session" if !event.allows_auth_exceptions() => {
+                    let class = if answer == "refresh" { "AuthRefreshException" } else { "AuthSessionException" };
+                    let message = format!("{class} not allowed in {}", event.name());
+                    return Ok(Some(Outcome::Failed { message }));
+                }
+                "refresh" => return Ok(Some(Outcome::RefreshAuth)),
+                "session" => return Ok(Some(Outcome::RefreshSession)),
+                "oom" => return Ok(Some(Outcome::OutOfMemory)),
+                other => {
+                    let message = other.strip_prefix("error:").unwrap_or(other).to_owned();
+                    return Ok(Some(Outcome::Failed { message }));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// The whole chain in one context: the connector and method levels, then the step level through the
+    /// sandbox. Answers the outcome and the read-back globals (`None` when the chain ended early).
+    fn chain(
+        &self,
+        ctx: &rquickjs::Ctx<'_>,
+        event: Event,
+        levels: &[&str],
+        globals: &Map<String, Value>,
+        sandbox: &Sandbox,
+    ) -> Result<(Outcome, Option<Map<String, Value>>), Caught> {
+        let (trusted, step) = match levels {
+            [connector, method, step, ..] if !step.trim().is_empty() => (vec![*connector, *method], Some(*step)),
+            [connector, method, ..] => (vec![*connector, *method], None),
+            other => (other.to_vec(), None),
+        };
+        Self::set_globals(ctx, globals)?;
+        for src in &trusted {
+            Self::eval_level(ctx, src)?;
+        }
+        let mut order: Vec<usize> = (0..trusted.len()).collect();
+        if event.is_before() && order.len() >= 2 {
+            order.swap(0, 1);
+        }
+        let mut condition = None;
+        // Globals are read back after a chain that ended early too: `action_data` survives an auth retry.
+        if let Some(end) = Self::invoke(ctx, event, &order, &mut condition)? {
+            return Ok((end, Self::collect(ctx).ok()));
+        }
+        let mut read_back = Self::collect(ctx)?;
+        if let Some(step) = step {
+            let mut seen = globals.clone();
+            seen.extend(read_back);
+            let view = sandbox.view(&seen);
+            self.sandboxed.set(true);
+            Self::set_globals(ctx, &view)?;
+            Self::eval_level(ctx, step)?;
+            let end = Self::invoke(ctx, event, &[trusted.len()], &mut condition)?;
+            let mut after = view.clone();
+            match Self::collect(ctx) {
+                Ok(collected) => after.extend(collected),
+                Err(caught) if end.is_none() => return Err(caught),
+                Err(_) => {}
+            }
+            read_back = sandbox.restore(&seen, &view, after);
+            if let Some(end) = end {
+                return Ok((end, Some(read_back)));
+            }
+        }
+        let outcome = if event == Event::ActionCondition {
+            if condition.is_none() {
+                tracing::warn!("action_condition returned nothing; taking the false exit");
+            }
+            Outcome::Condition(condition.unwrap_or(false))
+        } else {
+            Outcome::Continue
+        };
+        Ok((outcome, Some(read_back)))
+    }
+
+    fn run(self, event: Event, levels: &[&str], mut globals: Map<String, Value>, sandbox: &Sandbox) -> Run {
+        let chained = self.context.with(|ctx| self.chain(&ctx, event, levels, &globals, sandbox));
+        let (outcome, read_back) = match chained {
+            Ok(done) => done,
+            Err(caught) => (self.classify(caught), None),
+        };
+        self.finish(!matches!(outcome, Outcome::Timeout | Outcome::OutOfMemory));
+        if let Some(read_back) = read_back {
+            globals.extend(read_back);
+        }
+        Run { outcome, globals }
     }
 }
 

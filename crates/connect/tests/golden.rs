@@ -156,6 +156,8 @@ pub fn runtime(
 fn fast() -> RuntimeConfig {
     RuntimeConfig {
         limits: Limits { timeout: Duration::from_millis(500), memory_bytes: 16 * 1024 * 1024 },
+        // The fake API listens on loopback, which the egress policy refuses unless allow-listed.
+        egress_allow: vec!["127.0.0.1/32".parse().expect("network")],
         ..RuntimeConfig::default()
     }
 }
@@ -477,7 +479,8 @@ async fn doc_examples_globals_return_false_and_builtins() {
     assert_eq!(result.data["a"], "SD9sbD8gVz9ybGQ=");
     assert_eq!(result.data["i"], "SGVsbG8gV29ybGQ=");
     assert_eq!(result.data["back"], "Hello World");
-    assert_eq!(result.data["auth"], "Bearer k-123");
+    // The header carried the key (the API echoed it), but a step script only ever sees it masked.
+    assert_eq!(result.data["auth"], "Bearer ********");
     assert_eq!(result.data["q"], "page=2");
     assert_eq!(result.data["sig"], "97yD9DBThCSxMpjmqm+xQ+9NWaFJRhdZl0edvC0aPNg=");
 
@@ -493,7 +496,7 @@ async fn doc_examples_globals_return_false_and_builtins() {
         env.fake.url
     );
     let result = echo_call(&env, Some(&http)).await.expect("call");
-    assert_eq!(result.data, json!({"s": 200, "key": "k-123", "q": "x=1"}));
+    assert_eq!(result.data, json!({"s": 200, "key": "********", "q": "x=1"}));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -604,8 +607,7 @@ async fn two_runtime_instances_on_one_postgres_make_one_token_request() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nothing_leaks_between_invocations_on_one_thread() {
     use portcullis_connect::script::{self, Event, Host, Outcome};
-    let host =
-        Host { client: reqwest::Client::new(), handle: tokio::runtime::Handle::current(), auth: None, storage: None };
+    let host = Host::new(reqwest::Client::new(), tokio::runtime::Handle::current());
     tokio::task::spawn_blocking(move || {
         let limits = Limits { timeout: Duration::from_millis(300), memory_bytes: 16 * 1024 * 1024 };
         let set = "function after_action() { globalThis.leak = 1; Object.prototype.polluted = 1; return true; }";

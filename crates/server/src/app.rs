@@ -409,6 +409,23 @@ fn connector_runtime(
         },
         http_timeout: std::time::Duration::from_secs(settings.http_timeout_secs),
         max_inline_rate_limit_wait: std::time::Duration::from_secs(settings.max_inline_rate_limit_wait_secs),
+        egress_allow: settings
+            .egress_allow
+            .iter()
+            .map(|entry| {
+                entry
+                    .parse::<ipnet::IpNet>()
+                    .or_else(|_| entry.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| {
+                        crate::config::ConfigError(format!(
+                            "connectors.egress_allow: {entry:?} is neither a network (10.0.0.0/8) nor an address"
+                        ))
+                    })
+            })
+            .collect::<Result<_, _>>()?,
+        max_concurrent_scripts: settings.max_concurrent_scripts,
+        script_queue_wait: std::time::Duration::from_millis(settings.script_queue_wait_ms),
+        api_key_step_scripts: settings.api_key_step_scripts,
         ..portcullis_connect::RuntimeConfig::default()
     };
     portcullis_connect::ConnectorRuntime::new(

@@ -492,6 +492,33 @@ error_catalog! {
         message: "The third-party API returned an error.",
         explanation: "The API answered with an error the hooks did not clear (`method_error.isError` stayed true), did not answer in time (504), or could not be reached. Remedy: look at the upstream status and body in the call's result.",
     }
+    /// An outbound connector request was refused by the egress policy.
+    EgressRefused {
+        wire: "egressRefused",
+        status: 403,
+        oauth: None,
+        family: Connector,
+        message: "The connector request's destination is not allowed.",
+        explanation: "A method call, `http_request`, token or lookup request, paging link or redirect hop would have reached a loopback, private, link-local, multicast, cloud-metadata or otherwise reserved address (checked after DNS resolution), or a scheme other than http(s). Remedy: call public APIs only; an operator may allow-list a network in `connectors.egress_allow`.",
+    }
+    /// Every script slot is taken.
+    ScriptsBusy {
+        wire: "scriptsBusy",
+        status: 503,
+        oauth: Some("temporarily_unavailable"),
+        family: Connector,
+        message: "Too many connector scripts are running; try again shortly.",
+        explanation: "All `connectors.max_concurrent_scripts` slots stayed taken for `connectors.script_queue_wait_ms`. Nothing was sent upstream by the hook that could not run. Remedy: retry after the `Retry-After` seconds this answer carries.",
+    }
+    /// An organization API key sent a step script.
+    CallerScriptForbidden {
+        wire: "callerScriptForbidden",
+        status: 403,
+        oauth: None,
+        family: Connector,
+        message: "Step scripts may not be sent with an API key.",
+        explanation: "The call body has a `script`, which only the admin API may send unless `connectors.api_key_step_scripts` is on. Remedy: put the logic in the connector definition, or call through the admin API.",
+    }
     /// A connector definition is invalid.
     ConnectorInvalid {
         wire: "connectorInvalid",

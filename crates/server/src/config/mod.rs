@@ -245,7 +245,7 @@ impl Default for LoginSettings {
 pub struct ConnectorsSettings {
     /// Directory of connector definitions (`*.yaml`); empty: no connectors.
     pub dir: PathBuf,
-    /// Wall-clock limit of one script handler, host calls included.
+    /// Wall-clock budget of all the script work of one call (every hook at every level, host calls included).
     pub script_timeout_secs: u64,
     /// Heap limit of one script context.
     pub script_memory_limit_bytes: usize,
@@ -253,6 +253,15 @@ pub struct ConnectorsSettings {
     pub http_timeout_secs: u64,
     /// A 429 asking to wait at most this long is waited out inside the call, once.
     pub max_inline_rate_limit_wait_secs: u64,
+    /// Networks (`10.0.0.0/8`) or addresses (`127.0.0.1`) outbound connector requests may reach although they
+    /// are loopback, private, link-local, multicast or otherwise reserved.
+    pub egress_allow: Vec<String>,
+    /// Scripts that may run at once in this process; 0: half the CPUs, at least 1.
+    pub max_concurrent_scripts: usize,
+    /// How long a script waits for a free slot before the call answers `scriptsBusy`.
+    pub script_queue_wait_ms: u64,
+    /// Organization API keys may send a step `script` with a call (the admin API always may).
+    pub api_key_step_scripts: bool,
 }
 
 impl Default for ConnectorsSettings {
@@ -263,6 +272,10 @@ impl Default for ConnectorsSettings {
             script_memory_limit_bytes: 32 * 1024 * 1024,
             http_timeout_secs: 30,
             max_inline_rate_limit_wait_secs: 5,
+            egress_allow: Vec::new(),
+            max_concurrent_scripts: 0,
+            script_queue_wait_ms: 1000,
+            api_key_step_scripts: false,
         }
     }
 }

@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use portcullis_connect::{AccountInput, AccountView, CallRequest, CallResult};
+use portcullis_connect::{AccountInput, AccountView, CallRequest, CallResult, Caller};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -39,7 +39,7 @@ async fn call(
     Path((connector, account)): Path<(String, String)>,
     ApiJson(body): ApiJson<CallRequest>,
 ) -> Result<Json<CallResult>, ApiError> {
-    Ok(Json(app.connectors().call(&org, &connector, &account, &body).await?))
+    Ok(Json(app.connectors().call_as(&org, &connector, &account, &body, Caller::ApiKey).await?))
 }
 
 async fn admin_call(
@@ -49,7 +49,7 @@ async fn admin_call(
     ApiJson(body): ApiJson<CallRequest>,
 ) -> Result<Json<CallResult>, ApiError> {
     let connector = app.connectors().account(&org, &account).await?.connector;
-    Ok(Json(app.connectors().call(&org, &connector, &account, &body).await?))
+    Ok(Json(app.connectors().call_as(&org, &connector, &account, &body, Caller::Admin).await?))
 }
 
 async fn test_auth(

@@ -61,6 +61,8 @@ async fn server(backend: Backend, base: &str) -> TestServer {
     let server = TestServer::start_with(backend, move |c| {
         c.connectors.dir = dir;
         c.connectors.script_timeout_secs = 1;
+        // The fake provider listens on loopback, which the egress policy refuses unless allow-listed.
+        c.connectors.egress_allow = vec!["127.0.0.1/32".to_owned()];
     })
     .await;
     // The definitions are loaded at startup; the directory may go now.
@@ -135,8 +137,10 @@ async fn install_and_call(backend: Backend) {
         .await
         .expect("call");
     assert_catalog_error(unknown, 404, "entityMissing").await;
-    let hostile = call(json!({"method": "list", "script": "function before_action() { while (true) {} }"}));
-    assert_catalog_error(hostile.await.expect("call"), 504, "scriptTimeout").await;
+    let hostile = json!({"method": "list", "script": "function before_action() { while (true) {} }"});
+    assert_catalog_error(call(hostile.clone()).await.expect("call"), 403, "callerScriptForbidden").await;
+    let admin_call = server.admin(Method::POST, &format!("{accounts}/crm/calls")).json(&hostile).send();
+    assert_catalog_error(admin_call.await.expect("call"), 504, "scriptTimeout").await;
     let (status, _) = read_json(call(json!({"method": "list"})).await.expect("call")).await;
     assert_eq!(status, 200, "the server keeps serving");
 

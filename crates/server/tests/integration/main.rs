@@ -4,6 +4,7 @@
 mod abuse;
 mod admin;
 mod config;
+mod connector_security;
 mod connectors;
 mod errors;
 mod harness;
