@@ -92,6 +92,8 @@ pub(crate) async fn run(command: Command, mut config: Config) -> Result<(), Fail
             login_method,
             passkeys,
             auth_domain,
+            client_type,
+            redirect_uris,
             json,
         }) => {
             let mut settings = app.organization(&id).await?.settings;
@@ -109,6 +111,12 @@ pub(crate) async fn run(command: Command, mut config: Config) -> Result<(), Fail
             }
             if let Some(domain) = auth_domain {
                 settings.auth_domain = (!domain.is_empty()).then_some(domain);
+            }
+            if let Some(kind) = client_type {
+                settings.client_type = setting(kind)?;
+            }
+            if !redirect_uris.is_empty() {
+                settings.redirect_uris = redirect_uris.into_iter().filter(|uri| !uri.is_empty()).collect();
             }
             let whitelist = (!whitelist.is_empty()).then_some(whitelist);
             let organization = app.login().configure(&id, whitelist, Some(settings)).await?;
@@ -237,6 +245,14 @@ fn print_organization(org: &Organization, json: bool) {
         let whitelist =
             if org.whitelist.is_empty() { "(empty: no login allowed)".to_owned() } else { org.whitelist.join(", ") };
         println!("whitelist: {whitelist}");
+        let client_type = serde_json::to_value(org.settings.client_type)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        println!("client:    {client_type}");
+        if !org.settings.redirect_uris.is_empty() {
+            println!("redirect:  {}", org.settings.redirect_uris.join(", "));
+        }
     }
 }
 

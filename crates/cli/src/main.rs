@@ -127,6 +127,14 @@ enum OrgCommand {
         /// passkeys' relying-party id; an empty value goes back to the server's host.
         #[arg(long, value_name = "HOST")]
         auth_domain: Option<String>,
+        /// `confidential` (the default: code exchanges and refreshes need the client secret) or `public`
+        /// (a native or single-page app without a secret: PKCE is required).
+        #[arg(long, value_parser = ["confidential", "public"])]
+        client_type: Option<String>,
+        /// A redirect URI the standard OAuth face (`/oauth2/authorize`) accepts, matched exactly (repeat
+        /// the flag). Replaces the whole list; an empty value clears it.
+        #[arg(long = "redirect-uri", value_name = "URI")]
+        redirect_uris: Vec<String>,
         /// Print JSON.
         #[arg(long)]
         json: bool,

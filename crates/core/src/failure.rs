@@ -17,6 +17,7 @@ pub struct Error {
     internal: Option<String>,
     status: u16,
     retry_after_secs: Option<u64>,
+    oauth_error: Option<&'static str>,
 }
 
 impl Error {
@@ -29,6 +30,7 @@ impl Error {
             internal: None,
             status: code.status(),
             retry_after_secs: None,
+            oauth_error: None,
         }
     }
 
@@ -65,6 +67,21 @@ impl Error {
     }
 
     /// The catalog code.
+    /// Names the OAuth error (RFC 6749 §4.1.2.1, §5.2) where the RFCs ask for a more specific one than the
+    /// code's usual one: `unsupported_grant_type`, `unsupported_response_type`, `invalid_request` for a
+    /// PKCE method other than S256 (RFC 7636 §4.4.1).
+    #[must_use]
+    pub const fn with_oauth_error(mut self, oauth_error: &'static str) -> Self {
+        self.oauth_error = Some(oauth_error);
+        self
+    }
+
+    /// The OAuth error the standard face sends: the override, else the code's.
+    #[must_use]
+    pub fn oauth_error(&self) -> &'static str {
+        self.oauth_error.or(self.code.spec().oauth_error).unwrap_or("server_error")
+    }
+
     #[must_use]
     pub const fn code(&self) -> ErrorCode {
         self.code

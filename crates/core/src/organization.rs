@@ -27,6 +27,21 @@ pub struct Organization {
     pub settings: OrganizationSettings,
 }
 
+/// How an organization's application authenticates at the token endpoints (RFC 6749 §2.1).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ClientType {
+    /// A server that keeps the client secret: every code exchange and refresh must present it.
+    #[default]
+    Confidential,
+    /// An app that cannot keep a secret (a native or single-page app): PKCE is required and refresh
+    /// tokens rotate with theft detection.
+    Public,
+}
+
+/// Most redirect URIs an organization may register.
+pub const MAX_REDIRECT_URIS: usize = 50;
+
 /// An organization's login settings (CentralAuth's `OrganizationSettings` names).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default, deny_unknown_fields)]
@@ -61,6 +76,11 @@ pub struct OrganizationSettings {
     /// `login.acme.com`), and so the relying-party id of its passkeys. `None`: the server's host, shared
     /// with every organization without one.
     pub auth_domain: Option<String>,
+    /// Confidential (the default: token requests must authenticate with the client secret) or public.
+    pub client_type: ClientType,
+    /// The redirect URIs the standard OAuth face accepts, compared as exact strings (RFC 9700 §2.1); a
+    /// loopback URI may differ only in its port (RFC 8252 §7.3). The CentralAuth face uses the whitelist.
+    pub redirect_uris: Vec<String>,
 }
 
 impl OrganizationSettings {
@@ -84,7 +104,27 @@ impl OrganizationSettings {
                 ));
             }
         }
+        if self.redirect_uris.len() > MAX_REDIRECT_URIS {
+            return Err(Error::new(ErrorCode::EntityInvalid)
+                .with_message(format!("At most {MAX_REDIRECT_URIS} redirect URIs may be registered.")));
+        }
+        for uri in &self.redirect_uris {
+            let parsed = url::Url::parse(uri)
+                .ok()
+                .filter(|u| matches!(u.scheme(), "https" | "http") && u.host().is_some() && u.fragment().is_none());
+            if parsed.is_none() {
+                return Err(Error::new(ErrorCode::EntityInvalid).with_message(format!(
+                    "redirectUris: `{uri}` must be an absolute http(s) URL without a fragment."
+                )));
+            }
+        }
         Ok(())
+    }
+
+    /// Whether a public client must use PKCE: always; a confidential one as `requirePkce` says.
+    #[must_use]
+    pub fn pkce_required(&self) -> bool {
+        self.require_pkce || self.client_type == ClientType::Public
     }
 
     /// Whether people may log in by email: enabled, or nothing else is ("email stays on").
@@ -111,6 +151,8 @@ impl Default for OrganizationSettings {
             email_connection_enabled: true,
             passkey_connection_enabled: false,
             auth_domain: None,
+            client_type: ClientType::Confidential,
+            redirect_uris: Vec::new(),
         }
     }
 }

@@ -5,7 +5,7 @@
 use url::Url;
 
 use super::model::FlowFace;
-use crate::ErrorCode;
+use crate::Error;
 
 /// Longest `error_description` sent.
 pub const MAX_DESCRIPTION_CHARS: usize = 200;
@@ -46,27 +46,20 @@ pub fn success(callback: &Url, code: &str, state: &str, issuer: &str, affirm: bo
 
 /// An error redirect to the validated callback. `state` is echoed exactly when one was sent.
 #[must_use]
-pub fn error(
-    callback: &Url,
-    code: ErrorCode,
-    description: &str,
-    state: Option<&str>,
-    issuer: &str,
-    format: ErrorFormat,
-) -> Url {
+pub fn error(callback: &Url, error: &Error, state: Option<&str>, issuer: &str, format: ErrorFormat) -> Url {
     let mut url = callback.clone();
     {
         let mut query = url.query_pairs_mut();
         match format {
             ErrorFormat::Compat => {
-                query.append_pair("error", code.as_str());
+                query.append_pair("error", error.code().as_str());
             }
             ErrorFormat::Standard => {
-                query.append_pair("error", code.spec().oauth_error.unwrap_or("server_error"));
-                query.append_pair("error_code", code.as_str());
+                query.append_pair("error", error.oauth_error());
+                query.append_pair("error_code", error.code().as_str());
             }
         }
-        query.append_pair("error_description", &safe_description(description));
+        query.append_pair("error_description", &safe_description(error.message()));
         if let Some(state) = state {
             query.append_pair("state", state);
         }
@@ -88,6 +81,7 @@ pub fn safe_description(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ErrorCode;
 
     fn callback() -> Url {
         Url::parse("https://app.example.com/api/auth/callback?return_to=%2Fhome").expect("url")
@@ -115,21 +109,15 @@ mod tests {
 
     #[test]
     fn compat_and_standard_error_formats() {
-        let compat = error(
-            &callback(),
-            ErrorCode::StateMissing,
-            "The OAuth state is missing.",
-            None,
-            "https://a",
-            ErrorFormat::Compat,
-        );
+        let missing = Error::new(ErrorCode::StateMissing).with_message("The OAuth state is missing.");
+        let compat = error(&callback(), &missing, None, "https://a", ErrorFormat::Compat);
         let p = pairs(&compat);
         assert!(p.contains(&("error".to_owned(), "stateMissing".to_owned())));
         assert!(!p.iter().any(|(k, _)| k == "state"), "no state was sent, none is echoed");
-        let standard =
-            error(&callback(), ErrorCode::CodeChallengeInvalid, "x", Some("s"), "https://a", ErrorFormat::Standard);
+        let plain = Error::new(ErrorCode::CodeChallengeInvalid).with_oauth_error("invalid_request");
+        let standard = error(&callback(), &plain, Some("s"), "https://a", ErrorFormat::Standard);
         let p = pairs(&standard);
-        assert!(p.contains(&("error".to_owned(), "invalid_grant".to_owned())));
+        assert!(p.contains(&("error".to_owned(), "invalid_request".to_owned())));
         assert!(p.contains(&("error_code".to_owned(), "codeChallengeInvalid".to_owned())));
         assert!(p.contains(&("state".to_owned(), "s".to_owned())));
     }

@@ -13,7 +13,7 @@ use super::pkce::{self, Face};
 use super::service::{LoginService, TokenRequest};
 use crate::clock::Clock;
 use crate::keys::{KeyService, SigningAlgorithm, SigningKey};
-use crate::organization::Organization;
+use crate::organization::{ClientType, Organization};
 use crate::session::{RefreshFailure, SessionService, VerificationKeys as _, sha256_hex};
 use crate::store::Store;
 use crate::{Error, ErrorCode};
@@ -93,7 +93,8 @@ impl OAuthService {
         })
     }
 
-    /// Authenticates the client: a secret (Basic or body), or none for a public client bound by PKCE.
+    /// Authenticates the client: a secret (Basic or body), or none only for a client configured as public
+    /// (bound by PKCE); a confidential client's `none` is `invalid_client` (RFC 9700 §2.5).
     async fn client(&self, request: &TokenRequest) -> Result<(Organization, bool), Error> {
         let client_id = request.client_id.as_deref().filter(|c| !c.is_empty()).ok_or_else(invalid_client)?;
         match request.client_secret.as_deref() {
@@ -104,6 +105,9 @@ impl OAuthService {
             }
             None => {
                 let organization = self.store.organization(client_id).await?.ok_or_else(invalid_client)?;
+                if organization.settings.client_type == ClientType::Confidential {
+                    return Err(invalid_client().with_internal("a confidential client sent no client secret"));
+                }
                 Ok((organization, false))
             }
         }
@@ -123,7 +127,8 @@ impl OAuthService {
             Some("authorization_code") => self.exchange(request).await,
             Some("refresh_token") => self.refresh(request).await,
             Some(_) => Err(Error::new(ErrorCode::EntityInvalid)
-                .with_message("Only authorization_code and refresh_token are supported (unsupported_grant_type).")),
+                .with_oauth_error("unsupported_grant_type")
+                .with_message("Only authorization_code and refresh_token are supported.")),
         }
     }
 

@@ -45,13 +45,15 @@ pub fn check_challenge<'a>(
     let Some(challenge) = challenge.filter(|c| !c.is_empty()) else {
         return if required { Err(Error::new(ErrorCode::CodeChallengeMissing)) } else { Ok(None) };
     };
+    // At the authorization step a bad challenge is a malformed request (RFC 7636 §4.4.1), not a grant.
     if method != Some("S256") {
-        return Err(
-            Error::new(ErrorCode::CodeChallengeInvalid).with_message("Only code_challenge_method=S256 is supported.")
-        );
+        return Err(Error::new(ErrorCode::CodeChallengeInvalid)
+            .with_oauth_error("invalid_request")
+            .with_message("Only code_challenge_method=S256 is supported."));
     }
     if challenge.len() != 43 || !challenge.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
         return Err(Error::new(ErrorCode::CodeChallengeInvalid)
+            .with_oauth_error("invalid_request")
             .with_message("The code challenge must be the base64url SHA-256 of the verifier (43 characters)."));
     }
     Ok(Some(challenge))

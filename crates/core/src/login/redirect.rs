@@ -140,6 +140,36 @@ pub fn validate_redirect_uri(raw: Option<&str>, whitelist: &Whitelist, allow_loc
     Ok(url)
 }
 
+/// The strict face's rule (RFC 9700 §2.1): the redirect URI equals a registered one as a string, except
+/// that a loopback URI may use any port (RFC 8252 §7.3, native apps bind an ephemeral one).
+///
+/// # Errors
+/// `callbackUrlMissing`, or `callbackUrlInvalid` for an unregistered URI.
+pub fn registered_redirect_uri(raw: Option<&str>, registered: &[String]) -> Result<Url, Error> {
+    let raw = raw.filter(|r| !r.is_empty()).ok_or_else(|| Error::new(ErrorCode::CallbackUrlMissing))?;
+    let unregistered = || {
+        Error::new(ErrorCode::CallbackUrlInvalid)
+            .with_message("The redirect_uri is not one of the application's registered redirect URIs.")
+    };
+    if raw.len() > MAX_REDIRECT_URI_LEN {
+        return Err(unregistered());
+    }
+    if registered.iter().any(|r| r == raw) {
+        return Url::parse(raw).map_err(|_| unregistered());
+    }
+    let url = Url::parse(raw).map_err(|_| unregistered())?;
+    let without_port = |u: &Url| {
+        let mut u = u.clone();
+        u.set_port(None).ok().map(|()| u)
+    };
+    let loopback_match = is_loopback(&url)
+        && url.scheme() == "http"
+        && registered.iter().filter_map(|r| Url::parse(r).ok()).any(|r| {
+            is_loopback(&r) && r.scheme() == "http" && without_port(&r).is_some_and(|r| Some(r) == without_port(&url))
+        });
+    if loopback_match { Ok(url) } else { Err(unregistered()) }
+}
+
 /// `return_to` is an absolute URL with an allowed origin, or a path with exactly one leading `/`.
 ///
 /// # Errors
@@ -246,6 +276,27 @@ mod tests {
         ] {
             assert_eq!(code(Some(bad)), Err(ErrorCode::CallbackUrlInvalid), "{bad}");
         }
+    }
+
+    #[test]
+    fn registered_redirect_uris_match_exactly() {
+        let registered = vec!["https://app.example.com/cb".to_owned(), "http://127.0.0.1:8080/cb".to_owned()];
+        assert!(registered_redirect_uri(Some("https://app.example.com/cb"), &registered).is_ok());
+        for refused in [
+            "https://app.example.com/cb/",
+            "https://app.example.com/cb?x=1",
+            "https://app.example.com/logout?next=https://evil.example/collect",
+            "https://APP.example.com/cb",
+            "http://127.0.0.1:9/other",
+        ] {
+            let error = registered_redirect_uri(Some(refused), &registered).expect_err(refused);
+            assert_eq!(error.code(), ErrorCode::CallbackUrlInvalid, "{refused}");
+        }
+        assert!(registered_redirect_uri(Some("http://127.0.0.1:53121/cb"), &registered).is_ok(), "any loopback port");
+        assert_eq!(
+            registered_redirect_uri(None, &registered).map_err(|e| e.code()).err(),
+            Some(ErrorCode::CallbackUrlMissing)
+        );
     }
 
     #[test]

@@ -23,7 +23,7 @@ use super::redirect::{self, Whitelist};
 use crate::abuse::{AuditKind, AuditLog, CaptchaService, RateLimiter, captcha};
 use crate::clock::{Clock, Timestamp};
 use crate::keys::MasterKey;
-use crate::organization::{Organization, client_secret_context, generate_client_secret};
+use crate::organization::{ClientType, Organization, client_secret_context, generate_client_secret};
 use crate::session::sha256_hex;
 use crate::store::Store;
 use crate::{Error, ErrorCode};
@@ -63,6 +63,8 @@ pub struct AuthorizeRequest {
     /// The host the request came to (`Host`); `None` for in-process callers, which skip the auth-domain
     /// rule.
     pub host: Option<String>,
+    /// A parameter the request carried more than once (RFC 6749 §3.1 forbids it), if any.
+    pub repeated_parameter: Option<String>,
 }
 
 /// Why an authorization request failed, and where the answer goes.
@@ -255,6 +257,10 @@ pub struct LoginService {
     code_digits: u8,
     max_code_failures: u32,
     pub(super) passkey_decoy_key: [u8; 32],
+}
+
+fn repeated(name: &str) -> Error {
+    Error::new(ErrorCode::EntityInvalid).with_message(format!("The parameter `{name}` must not be repeated."))
 }
 
 fn missing(field: &str) -> Error {
@@ -481,16 +487,27 @@ impl LoginService {
                 return Err(AuthorizeFailure::AuthDomain(self.relying_party(&organization).map_err(page)?.origin));
             }
         }
-        let whitelist = organization.parsed_whitelist().map_err(page)?;
-        let callback = redirect::validate_redirect_uri(
-            request.redirect_uri.as_deref(),
-            &whitelist,
-            organization.settings.allow_localhost,
-        )
+        // A repeated client or redirect URI leaves no callback to trust: the page says so.
+        if let Some(name) = request.repeated_parameter.as_deref().filter(|n| matches!(*n, "client_id" | "redirect_uri"))
+        {
+            return Err(page(repeated(name)));
+        }
+        let callback = match face {
+            FlowFace::Standard => {
+                redirect::registered_redirect_uri(request.redirect_uri.as_deref(), &organization.settings.redirect_uris)
+            }
+            FlowFace::Compat | FlowFace::Direct => organization.parsed_whitelist().and_then(|whitelist| {
+                redirect::validate_redirect_uri(
+                    request.redirect_uri.as_deref(),
+                    &whitelist,
+                    organization.settings.allow_localhost,
+                )
+            }),
+        }
         .map_err(page)?;
         let format = ErrorFormat::for_face(face);
         let redirect_error = |error: Error, state: Option<&str>| {
-            let url = callback::error(&callback, error.code(), error.message(), state, &self.issuer, format);
+            let url = callback::error(&callback, &error, state, &self.issuer, format);
             AuthorizeFailure::Redirect(url, error)
         };
         let state = match pkce::check_state(request.state.as_deref()) {
@@ -500,20 +517,28 @@ impl LoginService {
                 return Err(redirect_error(error, None));
             }
         };
+        if let Some(name) = &request.repeated_parameter {
+            return Err(redirect_error(repeated(name), Some(&state)));
+        }
         // The compat face tolerates an absent response_type (PHP's library); the standard face does not.
         let response_type_ok = match request.response_type.as_deref() {
             Some(t) => t == "code",
             None => face == FlowFace::Compat,
         };
         if !response_type_ok {
-            let error = Error::new(ErrorCode::EntityInvalid)
-                .with_message("Only response_type=code is supported (unsupported_response_type).");
+            // An absent response_type is a malformed request; another one is unsupported (RFC 6749 §4.1.2.1).
+            let error = Error::new(ErrorCode::EntityInvalid).with_message("Only response_type=code is supported.");
+            let error = if request.response_type.is_some() {
+                error.with_oauth_error("unsupported_response_type")
+            } else {
+                error
+            };
             return Err(redirect_error(error, Some(&state)));
         }
         let challenge = pkce::check_challenge(
             request.code_challenge.as_deref(),
             request.code_challenge_method.as_deref(),
-            organization.settings.require_pkce,
+            organization.settings.pkce_required(),
         )
         .map_err(|e| redirect_error(e, Some(&state)))?;
         let now = self.clock.now();
@@ -866,8 +891,7 @@ impl LoginService {
                 Url::parse(&flow.redirect_uri).map_err(|e| Error::new(ErrorCode::GenericError).with_internal(e))?;
             let url = callback::error(
                 &callback,
-                ErrorCode::NoPermission,
-                "This account cannot log in to this application.",
+                &Error::new(ErrorCode::NoPermission).with_message("This account cannot log in to this application."),
                 Some(&flow.state),
                 &self.issuer,
                 ErrorFormat::for_face(flow.face),
@@ -970,7 +994,8 @@ impl LoginService {
     pub async fn exchange_compat(&self, request: &TokenRequest) -> Result<IssuedTokens, Error> {
         if request.grant_type.as_deref().is_some_and(|g| g != "authorization_code") {
             return Err(Error::new(ErrorCode::EntityInvalid)
-                .with_message("Only grant_type=authorization_code is supported (unsupported_grant_type)."));
+                .with_oauth_error("unsupported_grant_type")
+                .with_message("Only grant_type=authorization_code is supported."));
         }
         let code = request.code.as_deref().filter(|c| !c.is_empty()).ok_or_else(|| missing("code"))?;
         let redirect_uri =
@@ -1001,8 +1026,14 @@ impl LoginService {
                 }
                 secret
             }
-            // A public client (no secret) is bound by PKCE; tokens still need the secret as key.
+            // Only a public client may leave out its secret, and its code is bound by PKCE; its tokens still
+            // need the secret as key.
             (_, None) if granted.code_challenge.is_some() => {
+                if self.organization(&granted.organization_id).await?.settings.client_type != ClientType::Public {
+                    return Err(Error::new(ErrorCode::NoPermission).with_status(401).with_message(
+                        "This application is a confidential client: the code exchange needs its client secret.",
+                    ));
+                }
                 self.active_secret(&granted.organization_id).await?.ok_or_else(|| {
                     Error::new(ErrorCode::NoPermission)
                         .with_status(401)

@@ -74,12 +74,12 @@ async fn form_fields(request: Request) -> Result<HashMap<String, String>, Error>
 /// Token endpoint errors carry the RFC 6749 fields beside the catalog's (a superset every client reads).
 pub(crate) fn token_error(error: Error, request_id: &RequestId, issuer: &str) -> Response {
     let status = StatusCode::from_u16(error.status()).unwrap_or(StatusCode::BAD_REQUEST);
+    // At the token endpoint a bad verifier or redirect URI is a bad grant, a refused client is
+    // `invalid_client` (RFC 6749 §5.2); the core names anything more specific.
     let oauth = match error.code() {
         ErrorCode::TokenInvalid | ErrorCode::CodeChallengeInvalid | ErrorCode::CallbackUrlInvalid => "invalid_grant",
         ErrorCode::NoPermission | ErrorCode::OrganizationIdMissing => "invalid_client",
-        ErrorCode::MissingFields => "invalid_request",
-        ErrorCode::EntityInvalid if error.message().contains("unsupported_grant_type") => "unsupported_grant_type",
-        code => code.spec().oauth_error.unwrap_or("server_error"),
+        _ => error.oauth_error(),
     };
     let body = json!({
         "error": oauth,

@@ -49,6 +49,14 @@ pub(crate) fn code_in(body: &str) -> String {
         .to_owned()
 }
 
+/// Default settings with the standard query's callback registered for the strict face.
+pub(crate) fn registered_settings() -> portcullis_core::organization::OrganizationSettings {
+    portcullis_core::organization::OrganizationSettings {
+        redirect_uris: vec![CALLBACK.to_owned(), format!("{CALLBACK}?return_to=%2Fhome")],
+        ..Default::default()
+    }
+}
+
 impl Flow {
     pub(crate) async fn start(backend: Backend) -> Self {
         Self::on(TestServer::start_with(backend, |c| c.login.dev_outbox = true).await).await
@@ -64,7 +72,7 @@ impl Flow {
         server
             .app
             .login()
-            .configure(&org, Some(vec!["https://app.example.com".to_owned()]), None)
+            .configure(&org, Some(vec!["https://app.example.com".to_owned()]), Some(registered_settings()))
             .await
             .expect("whitelist");
         let (secret, staged) = server.app.login().new_secret(&org).await.expect("secret");
@@ -380,7 +388,11 @@ async fn the_oauth2_crate_logs_in_as_a_public_loopback_client() {
     };
 
     let flow = Flow::start(Backend::Sqlite).await;
-    let settings = portcullis_core::organization::OrganizationSettings { allow_localhost: true, ..Default::default() };
+    let settings = portcullis_core::organization::OrganizationSettings {
+        allow_localhost: true,
+        client_type: portcullis_core::organization::ClientType::Public,
+        ..Default::default()
+    };
     flow.server.app.login().configure(&flow.org, None, Some(settings)).await.expect("allow localhost");
     let client = BasicClient::new(ClientId::new(flow.org.clone()))
         .set_auth_uri(AuthUrl::new(flow.url("/login")).expect("auth url"))
@@ -695,7 +707,7 @@ async fn rfc_9700_authorization_server_musts() {
     implicit.retain(|(k, _)| k != "response_type");
     implicit.push(("response_type".to_owned(), "token".to_owned()));
     let response = flow.client.get(flow.url("/oauth2/authorize")).query(&implicit).send().await.expect("request");
-    assert!(location(&response).contains("error=invalid_request"), "no tokens in the front channel");
+    assert!(location(&response).contains("error=unsupported_response_type"), "no tokens in the front channel");
 
     // §2.1.1 PKCE: required and S256 only (plain refused) — and §4.8 no downgrade (tested in core).
     let mut plain = flow.standard_query();

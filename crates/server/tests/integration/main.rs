@@ -11,6 +11,7 @@ mod harness;
 mod isolation;
 mod keys;
 mod login;
+mod oauth_clients;
 mod ops;
 mod passkeys;
 mod sdk;
