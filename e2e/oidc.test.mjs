@@ -12,7 +12,7 @@ const REDIRECT = "https://app.example.com/oidc/callback";
 async function withOidcStack(fn) {
   const options = { label: "oidc", graceSecs: 0, portcullisEnv: { PORTCULLIS_LOGIN__DEV_OUTBOX: "true" } };
   await withStack(options, async (stack) => {
-    await stack.cli("org", "configure", stack.orgId, "--whitelist", "https://app.example.com", "--json");
+    await stack.cli("org", "configure", stack.orgId, "--whitelist", "https://app.example.com", "--redirect-uri", REDIRECT, "--json");
     const { secret } = await stack.cli("org", "secret", "create", stack.orgId, "--json");
     const config = await oidc.discovery(
       new URL(stack.portcullisUrl),

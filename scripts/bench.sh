@@ -98,7 +98,8 @@ unlimited=(PORTCULLIS_LOGIN__PAGE_REQUESTS_PER_IP_PER_MINUTE=0 PORTCULLIS_LOGIN_
 sqlite_env=(env PORTCULLIS_DATA_DIR="$work/sqlite" PORTCULLIS_SERVER__LISTEN=127.0.0.1:0
   PORTCULLIS_LOGIN__DEV_OUTBOX=true PORTCULLIS_LOG__LEVEL=warn "${unlimited[@]}")
 org=$("${sqlite_env[@]}" "$bin/portcullis" org create bench --json | sed -n 's/.*"id": "\([^"]*\)".*/\1/p')
-"${sqlite_env[@]}" "$bin/portcullis" org configure "$org" --whitelist https://app.example.com >/dev/null
+"${sqlite_env[@]}" "$bin/portcullis" org configure "$org" --whitelist https://app.example.com \
+  --redirect-uri https://app.example.com/callback >/dev/null
 secret=$("${sqlite_env[@]}" "$bin/portcullis" org secret create "$org" --json | sed -n 's/.*"secret": "\([^"]*\)".*/\1/p')
 key=$("${sqlite_env[@]}" "$bin/portcullis" org api-key create "$org" --json | sed -n 's/.*"key": "\([^"]*\)".*/\1/p')
 start portcullis "${sqlite_env[@]}" "$bin/portcullis" serve
