@@ -446,3 +446,41 @@ async fn top_level_script_failures_are_catalog_errors_without_a_panic() {
     assert_eq!(status, 200, "the server keeps serving");
     assert_eq!(panics.load(Ordering::SeqCst), before, "a script failure panicked");
 }
+
+/// Scripts run on their own bounded pool, never on the server's async workers: with every slot spinning and
+/// more callers queued, the server keeps answering, and callers past the queue wait get `scriptsBusy`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn hostile_scripts_leave_the_server_answering() {
+    let env = Arc::new(
+        Env::start(|c| {
+            c.connectors.max_concurrent_scripts = 1;
+            c.connectors.script_queue_wait_ms = 100;
+            c.connectors.script_timeout_secs = 2;
+        })
+        .await,
+    );
+    let spinning: Vec<_> = (0..8)
+        .map(|_| {
+            let env = Arc::clone(&env);
+            tokio::spawn(async move {
+                let response = env.call(json!({"method": "forever"})).await;
+                let retry_after = response.headers().contains_key("retry-after");
+                let (status, body) = read_json(response).await;
+                (status, body["errorCode"].as_str().unwrap_or_default().to_owned(), retry_after)
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for _ in 0..20 {
+        let (status, body) = env.server.get_json("/health").await;
+        assert_eq!((status, &body["status"]), (200, &json!("ok")), "{body}");
+    }
+    let mut outcomes = Vec::new();
+    for call in spinning {
+        outcomes.push(call.await.expect("call"));
+    }
+    assert!(outcomes.iter().any(|(_, code, _)| code == "scriptTimeout"), "{outcomes:?}");
+    let busy: Vec<_> = outcomes.iter().filter(|(_, code, _)| code == "scriptsBusy").collect();
+    assert!(!busy.is_empty(), "{outcomes:?}");
+    assert!(busy.iter().all(|(status, _, retry_after)| *status == 503 && *retry_after), "{outcomes:?}");
+}

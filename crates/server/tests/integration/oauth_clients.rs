@@ -50,6 +50,17 @@ async fn strict_code(flow: &Flow, email: &str) -> String {
     param(&location(&done), "code").expect("code")
 }
 
+/// The strict face's code exchange with `client_id` last, so `[..4]` leaves it out.
+fn exchange_form<'a>(flow: &'a Flow, code: &'a str) -> [(&'static str, &'a str); 5] {
+    [
+        ("grant_type", "authorization_code"),
+        ("code", code),
+        ("redirect_uri", CALLBACK),
+        ("code_verifier", STRICT_VERIFIER),
+        ("client_id", flow.org.as_str()),
+    ]
+}
+
 async fn token(flow: &Flow, form: &[(&str, &str)], secret: Option<&str>) -> (u16, Value) {
     let mut request = flow.client.post(flow.url("/oauth2/token")).form(form);
     if let Some(secret) = secret {
@@ -64,13 +75,7 @@ async fn confidential_clients_must_authenticate(backend: Backend) {
 
     // Strict face, authorization_code: a stolen code without the secret is invalid_client (and not spent).
     let code = strict_code(&flow, "conf@example.com").await;
-    let exchange = [
-        ("grant_type", "authorization_code"),
-        ("code", code.as_str()),
-        ("redirect_uri", CALLBACK),
-        ("code_verifier", STRICT_VERIFIER),
-        ("client_id", flow.org.as_str()),
-    ];
+    let exchange = exchange_form(&flow, &code);
     let (status, body) = token(&flow, &exchange, None).await;
     assert_eq!((status, body["error"].as_str()), (401, Some("invalid_client")), "{body}");
     let (status, tokens) = token(&flow, &exchange[..4], Some(&secret)).await;
@@ -135,13 +140,7 @@ async fn public_clients_use_pkce_without_a_secret() {
     assert_eq!(param(&location(&response), "error_code").as_deref(), Some("codeChallengeMissing"));
 
     let code = strict_code(&flow, "public@example.com").await;
-    let exchange = [
-        ("grant_type", "authorization_code"),
-        ("code", code.as_str()),
-        ("redirect_uri", CALLBACK),
-        ("code_verifier", STRICT_VERIFIER),
-        ("client_id", flow.org.as_str()),
-    ];
+    let exchange = exchange_form(&flow, &code);
     let (status, tokens) = token(&flow, &exchange, None).await;
     assert_eq!(status, 200, "{tokens}");
 }
