@@ -16,7 +16,6 @@ use portcullis_core::clock::{Clock, SystemClock};
 use portcullis_core::keys::MasterKey;
 use portcullis_core::organization::Organization;
 use portcullis_core::store::{AccountState, Store};
-use portcullis_store_sqlite::{SqliteOptions, SqliteStore, Synchronous};
 use serde_json::json;
 
 // Seed 000/001 (Cyclr "Exceptions" page), verbatim.
@@ -83,15 +82,7 @@ fn session_yaml(base: &str, script: &str) -> String {
 impl Env {
     pub async fn new(stale: Stale, token: TokenMode, yaml: impl Fn(&str) -> String, config: RuntimeConfig) -> Self {
         let fake = Fake::start(stale, token).await;
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = SqliteStore::open(&SqliteOptions {
-            path: dir.path().join("p.db"),
-            readers: 2,
-            synchronous: Synchronous::Normal,
-        })
-        .expect("sqlite");
-        let store: Arc<dyn Store> = Arc::new(store);
-        store.migrate().await.expect("migrate");
+        let (store, dir) = fake_api::sqlite_store().await;
         Self::with_store(fake, store, dir, yaml, config).await
     }
 

@@ -16,8 +16,6 @@ use portcullis_core::ErrorCode;
 use portcullis_core::clock::{Clock, SystemClock};
 use portcullis_core::keys::MasterKey;
 use portcullis_core::organization::Organization;
-use portcullis_core::store::Store;
-use portcullis_store_sqlite::{SqliteOptions, SqliteStore, Synchronous};
 
 const KEY: &str = "k-secret-123456";
 
@@ -46,23 +44,14 @@ fn log() -> &'static Captured {
     })
 }
 
-async fn runtime(yaml: String, config: RuntimeConfig, fake: &Fake) -> (ConnectorRuntime, String, tempfile::TempDir) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = SqliteStore::open(&SqliteOptions {
-        path: dir.path().join("p.db"),
-        readers: 2,
-        synchronous: Synchronous::Normal,
-    })
-    .expect("sqlite");
-    let store: Arc<dyn Store> = Arc::new(store);
-    store.migrate().await.expect("migrate");
+async fn runtime(yaml: String, config: RuntimeConfig) -> (ConnectorRuntime, String, tempfile::TempDir) {
+    let (store, dir) = fake_api::sqlite_store().await;
     let org = Organization::new("acme", SystemClock.now()).expect("org");
     store.insert_organization(&org).await.expect("org");
     let master = Arc::new(MasterKey::generate().expect("key").0);
     let connector = Connector::parse(Path::new("test.yaml"), &yaml).expect("definition");
     let connectors = [(connector.name.clone(), connector)].into_iter().collect();
     let config = RuntimeConfig { egress_allow: vec!["127.0.0.1/32".parse().expect("net")], ..config };
-    let _ = fake;
     let runtime = ConnectorRuntime::new(connectors, store, master, Arc::new(SystemClock), config).expect("runtime");
     (runtime, org.id, dir)
 }
@@ -82,7 +71,7 @@ async fn console_log_lines_are_escaped_capped_and_redacted() {
         "name: echo\nbase_url: {}\nauth:\n  type: api_key\n  header: X-Api-Key\nproperties:\n  - {{ name: Secret, sensitive: true }}\nmethods:\n  echo:\n    path: /echo\n    script: |\n      function after_action() {{\n        console.log('marker-1\\nERROR forged line', method_auth_value, method_request_mergefields.Extra);\n        console.log('marker-2', 'y'.repeat(100000));\n        return true;\n      }}\n",
         fake.url
     );
-    let (runtime, org, _dir) = runtime(yaml, fast(), &fake).await;
+    let (runtime, org, _dir) = runtime(yaml, fast()).await;
     let input = AccountInput {
         id: Some("a1".to_owned()),
         connector: Some("echo".to_owned()),
@@ -115,7 +104,7 @@ fn oauth_yaml(base: &str) -> String {
 async fn after_the_cooldown_one_call_probes_and_the_first_failure_says_when_to_retry() {
     let fake = Fake::start(Stale::Forbidden, TokenMode::Useless).await;
     let config = RuntimeConfig { reauth_cooldown: Duration::from_millis(600), ..fast() };
-    let (runtime, org, _dir) = runtime(oauth_yaml(&fake.url), config, &fake).await;
+    let (runtime, org, _dir) = runtime(oauth_yaml(&fake.url), config).await;
     let value = OAuthValue {
         access_token: "at-stale".to_owned(),
         refresh_token: Some("rt-0".to_owned()),

@@ -245,3 +245,18 @@ async fn pages(
     let items: Vec<u64> = if page < 5 { vec![page * 10, page * 10 + 1] } else { vec![50] };
     axum::Json(json!({"items": items, "page": page})).into_response()
 }
+
+/// A migrated SQLite store in a temp directory (kept alive by the returned guard).
+pub(crate) async fn sqlite_store() -> (Arc<dyn portcullis_core::store::Store>, tempfile::TempDir) {
+    use portcullis_store_sqlite::{SqliteOptions, SqliteStore, Synchronous};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = SqliteStore::open(&SqliteOptions {
+        path: dir.path().join("p.db"),
+        readers: 2,
+        synchronous: Synchronous::Normal,
+    })
+    .expect("sqlite");
+    let store: Arc<dyn portcullis_core::store::Store> = Arc::new(store);
+    store.migrate().await.expect("migrate");
+    (store, dir)
+}
