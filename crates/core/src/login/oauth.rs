@@ -120,6 +120,9 @@ impl OAuthService {
     /// (400, `invalid_grant`), `callbackUrlInvalid`, `codeChallengeInvalid`, `entityInvalid`
     /// (`unsupported_grant_type`).
     pub async fn token(&self, request: &TokenRequest) -> Result<StandardTokens, Error> {
+        if let Some(name) = &request.repeated_parameter {
+            return Err(super::service::repeated(name));
+        }
         match request.grant_type.as_deref() {
             None | Some("") => {
                 Err(Error::new(ErrorCode::MissingFields).with_message("The field `grant_type` is required."))

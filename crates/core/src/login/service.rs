@@ -197,6 +197,8 @@ pub struct TokenRequest {
     pub client_id: Option<String>,
     /// Client secret (HTTP Basic or body).
     pub client_secret: Option<String>,
+    /// A parameter the body carried more than once (RFC 6749 §3.2 forbids it), if any.
+    pub repeated_parameter: Option<String>,
 }
 
 /// What `authenticate_direct` did.
@@ -259,7 +261,7 @@ pub struct LoginService {
     pub(super) passkey_decoy_key: [u8; 32],
 }
 
-fn repeated(name: &str) -> Error {
+pub(super) fn repeated(name: &str) -> Error {
     Error::new(ErrorCode::EntityInvalid).with_message(format!("The parameter `{name}` must not be repeated."))
 }
 
@@ -347,14 +349,6 @@ impl LoginService {
     #[must_use]
     pub const fn code_digits(&self) -> u8 {
         self.code_digits
-    }
-
-    /// The captcha level from an email's attempts (from every network) and an address's email steps this
-    /// hour, and whether the account is locked out. The address counts one level per allowance used up
-    /// (so a shared office address logs in freely, a sprayer pays); a locked-out account needs the
-    /// highest level.
-    fn captcha_level(&self, email_attempts: usize, ip_steps: u32, locked_out: bool) -> u8 {
-        required_captcha_level(self.captcha_ip_allowance, email_attempts, ip_steps, locked_out)
     }
 
     /// An email's attempts in the last hour: from every network (the captcha level counts them) and from
@@ -608,7 +602,8 @@ impl LoginService {
             ),
             None => (0, false),
         };
-        self.captcha.challenge(flow_id, self.captcha_level(email_attempts, ip_steps, locked_out))
+        self.captcha
+            .challenge(flow_id, required_captcha_level(self.captcha_ip_allowance, email_attempts, ip_steps, locked_out))
     }
 
     /// Starts an email attempt of the organization's type and returns the message to deliver (only an
@@ -653,7 +648,7 @@ impl LoginService {
             _ => 0,
         };
         let locked_out = self.locked_out(&organization.id, &email).await?;
-        let required = self.captcha_level(recent.total, ip_steps, locked_out);
+        let required = required_captcha_level(self.captcha_ip_allowance, recent.total, ip_steps, locked_out);
         self.captcha.check(&flow.id, required, step.captcha.as_deref()).await?;
         let kind = AttemptKind::new(settings.default_login_attempt_type, settings.default_login_method);
         let (attempt, message) = self.new_attempt(&flow, &organization, &email, kind, network)?;
@@ -1380,7 +1375,10 @@ fn hijacked(
     changed
 }
 
-/// See [`LoginService::captcha_level`]; `allowance` is `login.captcha_ip_allowance` (0: off).
+/// The captcha level from an email's attempts (from every network) and an address's email steps this hour,
+/// and whether the account is locked out. The address counts one level per allowance used up
+/// (`login.captcha_ip_allowance`, 0: off), so a shared office address logs in freely and a sprayer pays; a
+/// locked-out account needs the highest level.
 fn required_captcha_level(allowance: u32, email_attempts: usize, ip_steps: u32, locked_out: bool) -> u8 {
     if locked_out {
         return captcha::level_for(u32::MAX);

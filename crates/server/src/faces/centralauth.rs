@@ -124,6 +124,8 @@ async fn verify(
         refresh_token: None,
         client_id,
         client_secret,
+        // CentralAuth's libraries send multipart bodies; the compat face stays lenient here.
+        repeated_parameter: None,
     };
     match app.login().exchange_compat(&token_request).await {
         Ok(tokens) => {

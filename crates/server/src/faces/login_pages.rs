@@ -298,14 +298,6 @@ async fn start_standard(
     start(&app, &request_id, &params, &uri, &headers, FlowFace::Standard).await
 }
 
-/// The first OAuth parameter a query carries more than once (RFC 6749 §3.1), if any.
-pub(crate) fn repeated_parameter(query: &str) -> Option<String> {
-    let mut seen = std::collections::HashSet::new();
-    url::form_urlencoded::parse(query.as_bytes())
-        .map(|(name, _)| name.into_owned())
-        .find(|name| !seen.insert(name.clone()))
-}
-
 /// Both faces' authorization endpoint; the face decides leniency and the callback error format.
 async fn start(
     app: &App,
@@ -329,7 +321,7 @@ async fn start(
         embed: params.get("embed").is_some_and(|v| v == "1"),
         translations: get("translations"),
         host: headers.get(header::HOST).and_then(|h| h.to_str().ok()).map(str::to_owned),
-        repeated_parameter: repeated_parameter(uri.query().unwrap_or_default()),
+        repeated_parameter: crate::http::repeated_parameter(uri.query().unwrap_or_default().as_bytes()),
     };
     match app.login().start(&request, face).await {
         Ok(started) => {

@@ -49,24 +49,14 @@ async fn token(
             .with_message("The token request must be application/x-www-form-urlencoded (RFC 6749 §4.1.3).");
         return token_error(error, &request_id, &issuer);
     }
-    let pairs: Vec<(String, String)> = match serde_urlencoded::from_bytes(&body) {
-        Ok(pairs) => pairs,
+    let fields: HashMap<String, String> = match serde_urlencoded::from_bytes(&body) {
+        Ok(fields) => fields,
         Err(e) => {
             let error =
                 Error::new(ErrorCode::EntityInvalid).with_message("The body is not valid form data.").with_internal(e);
             return token_error(error, &request_id, &issuer);
         }
     };
-    let mut fields = HashMap::with_capacity(pairs.len());
-    for (name, value) in pairs {
-        if fields.contains_key(&name) {
-            // RFC 6749 §3.2: parameters must not be included more than once.
-            let error = Error::new(ErrorCode::EntityInvalid)
-                .with_message(format!("The parameter `{name}` must not be repeated."));
-            return token_error(error, &request_id, &issuer);
-        }
-        fields.insert(name, value);
-    }
     let field = |k: &str| fields.get(k).filter(|v| !v.is_empty()).cloned();
     let (client_id, client_secret) = match basic_credentials(&headers) {
         Some((id, secret)) => (Some(id), Some(secret)),
@@ -80,6 +70,7 @@ async fn token(
         refresh_token: field("refresh_token"),
         client_id,
         client_secret,
+        repeated_parameter: crate::http::repeated_parameter(&body),
     };
     match app.oauth().token(&request).await {
         Ok(tokens) => {
