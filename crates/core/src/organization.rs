@@ -109,12 +109,15 @@ impl OrganizationSettings {
                 .with_message(format!("At most {MAX_REDIRECT_URIS} redirect URIs may be registered.")));
         }
         for uri in &self.redirect_uris {
-            let parsed = url::Url::parse(uri)
-                .ok()
-                .filter(|u| matches!(u.scheme(), "https" | "http") && u.host().is_some() && u.fragment().is_none());
+            // Codes travel in the redirect: cleartext http only to the same machine (RFC 9700 §2.6).
+            let parsed = url::Url::parse(uri).ok().filter(|u| {
+                let scheme_ok =
+                    u.scheme() == "https" || (u.scheme() == "http" && crate::login::redirect::is_loopback(u));
+                scheme_ok && u.host().is_some() && u.fragment().is_none()
+            });
             if parsed.is_none() {
                 return Err(Error::new(ErrorCode::EntityInvalid).with_message(format!(
-                    "redirectUris: `{uri}` must be an absolute http(s) URL without a fragment."
+                    "redirectUris: `{uri}` must be an absolute https URL (http only for localhost) without a fragment."
                 )));
             }
         }
@@ -281,6 +284,24 @@ pub fn client_secret_context(organization_id: &str) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn redirect_uris_are_validated() {
+        let with = |uris: &[&str]| OrganizationSettings {
+            redirect_uris: uris.iter().map(|u| (*u).to_owned()).collect(),
+            ..OrganizationSettings::default()
+        };
+        assert!(
+            with(&["https://app.example.com/cb", "http://127.0.0.1:8080/cb", "http://localhost/cb"]).validate().is_ok()
+        );
+        for bad in ["http://app.example.com/cb", "https://app.example.com/cb#x", "ftp://app.example.com/", "/cb", "x"] {
+            let error = with(&[bad]).validate().expect_err(bad);
+            assert_eq!(error.code(), ErrorCode::EntityInvalid, "{bad}");
+        }
+        let many: Vec<String> = (0..=MAX_REDIRECT_URIS).map(|i| format!("https://app.example.com/{i}")).collect();
+        let too_many = OrganizationSettings { redirect_uris: many, ..OrganizationSettings::default() };
+        assert_eq!(too_many.validate().map_err(|e| e.code()), Err(ErrorCode::EntityInvalid));
+    }
 
     #[test]
     fn names_are_trimmed_and_validated() {
