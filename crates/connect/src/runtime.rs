@@ -377,11 +377,8 @@ fn recover_or_fail(event: Event, outcome: Outcome, secrets: &[String]) -> Result
 
 fn redacted_script_error(event: Event, outcome: Outcome, secrets: &[String]) -> Error {
     match outcome {
-        Outcome::Failed { mut message } => {
-            for secret in secrets {
-                message = message.replace(secret.as_str(), "********");
-            }
-            script_error(event, Outcome::Failed { message })
+        Outcome::Failed { message } => {
+            script_error(event, Outcome::Failed { message: credentials::redact(&message, secrets) })
         }
         other => script_error(event, other),
     }

@@ -67,7 +67,7 @@ impl ConnectorRuntime {
             .iter()
             .map(|(k, v)| {
                 let masked = connector.is_none_or(|c| c.is_sensitive(k));
-                (k.clone(), if masked { "********".to_owned() } else { v.clone() })
+                (k.clone(), if masked { crate::credentials::MASK.to_owned() } else { v.clone() })
             })
             .collect();
         Ok(AccountView {

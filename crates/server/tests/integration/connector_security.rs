@@ -231,6 +231,17 @@ async fn step_scripts_never_see_credentials() {
     assert_eq!(env.api.data_calls.load(Ordering::SeqCst), 1, "the request itself carried the credentials");
 }
 
+/// An operator who lets API keys send step scripts (`connectors.api_key_step_scripts`) gets the same
+/// sandbox: the script runs, and sees the key only as a mask.
+#[tokio::test]
+async fn api_key_step_scripts_when_allowed_are_sandboxed() {
+    let env = Env::start(|c| c.connectors.api_key_step_scripts = true).await;
+    let peek = "function after_action() { method_response = { key: method_auth_value }; return true; }";
+    let (status, body) = read_json(env.call(json!({"method": "data", "script": peek})).await).await;
+    assert_eq!((status, &body["data"]["key"]), (200, &json!("********")), "{body}");
+    assert!(!body.to_string().contains(API_KEY));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn http_request_sends_credentials_only_to_the_api_origin() {
     let env = Env::start(|_| {}).await;
@@ -309,7 +320,7 @@ async fn egress_policy_refuses_loopback_private_and_link_local_destinations() {
     // Every redirect hop is checked too.
     let hop = env.call(json!({"method": "redirect", "mergefields": {"To": format!("http://{own}/metrics")}})).await;
     assert_catalog_error(hop, 403, "egressRefused").await;
-    let (_, metrics) = (200, env.server.request(Method::GET, "/metrics").send().await.expect("metrics"));
+    let metrics = env.server.request(Method::GET, "/metrics").send().await.expect("metrics");
     let text = metrics.text().await.expect("text");
     assert!(text.contains("portcullis_connector_egress_refused_total"), "{text}");
 }
@@ -483,4 +494,32 @@ async fn hostile_scripts_leave_the_server_answering() {
     let busy: Vec<_> = outcomes.iter().filter(|(_, code, _)| code == "scriptsBusy").collect();
     assert!(!busy.is_empty(), "{outcomes:?}");
     assert!(busy.iter().all(|(status, _, retry_after)| *status == 503 && *retry_after), "{outcomes:?}");
+}
+
+/// Another organization's API key reaches none of this organization's connector accounts, even under the
+/// same account id: each call uses the caller's own account and credentials.
+#[tokio::test]
+async fn another_organizations_key_reaches_only_its_own_accounts() {
+    const B_KEY: &str = "sk-live-organization-b-0000";
+    let env = Env::start(|_| {}).await;
+    let b = env.server.app.create_organization("Globex").await.expect("org").id;
+    let b_api_key = env.server.app.create_api_key(&b).await.expect("key").secret;
+    let call = |account: &str| {
+        env.server
+            .request(Method::POST, &format!("/api/v1/connectors/sec/accounts/{account}/calls"))
+            .bearer_auth(&b_api_key)
+            .json(&json!({"method": "data"}))
+            .send()
+    };
+    assert_catalog_error(call("a1").await.expect("call"), 404, "entityMissing").await;
+
+    let accounts = format!("/admin/v1/organizations/{b}/connector-accounts");
+    let body = json!({"id": "a1", "connector": "sec", "properties": {"Region": "us"}, "authValue": B_KEY});
+    let installed = env.server.admin(Method::POST, &accounts).json(&body).send().await.expect("install");
+    assert_eq!(installed.status().as_u16(), 201);
+    let before = env.api.seen.all().len();
+    call("a1").await.expect("call");
+    let sent = env.api.seen.all().split_off(before);
+    assert!(!sent.is_empty(), "B's own account reached the API");
+    assert!(sent.iter().all(|r| r.contains(&format!("Bearer {B_KEY}")) && !r.contains(API_KEY)), "{sent:?}");
 }
