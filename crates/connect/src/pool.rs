@@ -15,7 +15,7 @@ type Job = Box<dyn FnOnce() + Send>;
 /// Fixed script threads and the admission in front of them.
 #[derive(Debug)]
 pub(crate) struct ScriptPool {
-    jobs: Mutex<mpsc::Sender<Job>>,
+    jobs: mpsc::Sender<Job>,
     slots: Arc<Semaphore>,
     wait: Duration,
 }
@@ -43,7 +43,7 @@ impl ScriptPool {
                 }
             })?;
         }
-        Ok(Self { jobs: Mutex::new(sender), slots: Arc::new(Semaphore::new(size)), wait })
+        Ok(Self { jobs: sender, slots: Arc::new(Semaphore::new(size)), wait })
     }
 
     /// Runs `work` on a script thread. The slot is held until `work` returns, also when the caller stops
@@ -66,8 +66,6 @@ impl ScriptPool {
             let _ = done.send(outcome);
         });
         self.jobs
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
             .send(job)
             .map_err(|_| Error::new(ErrorCode::ScriptError).with_internal("the script threads are gone"))?;
         match result.await {

@@ -54,7 +54,7 @@ impl ConnectorRuntime {
         result
     }
 
-    pub(super) async fn take_lease(&self, key: &str) -> bool {
+    async fn take_lease(&self, key: &str) -> bool {
         let give_up = self.clock.now().plus(self.config.lease_wait);
         loop {
             let now = self.clock.now();
@@ -73,7 +73,9 @@ impl ConnectorRuntime {
         }
     }
 
-    pub(super) async fn recover_locked(
+    /// The work of [`recover`](Self::recover) once it holds the lock and lease (apart, so they are released
+    /// on every return).
+    async fn recover_locked(
         &self,
         connector: &Connector,
         org: &str,
@@ -98,7 +100,7 @@ impl ConnectorRuntime {
         }
     }
 
-    pub(super) async fn reject(&self, loaded: &Loaded, why: String) -> Error {
+    async fn reject(&self, loaded: &Loaded, why: String) -> Error {
         tracing::warn!(account = %loaded.record.id, reason = %why, "connector credentials rejected; account needs re-authentication");
         if let Err(e) =
             self.write(&loaded.record, &loaded.credentials, AccountState::NeedsReauth, None, Some(why)).await
@@ -111,12 +113,7 @@ impl ConnectorRuntime {
         )
     }
 
-    pub(super) async fn refresh(
-        &self,
-        connector: &Connector,
-        loaded: &Loaded,
-        budget: &Arc<Budget>,
-    ) -> Result<(), Error> {
+    async fn refresh(&self, connector: &Connector, loaded: &Loaded, budget: &Arc<Budget>) -> Result<(), Error> {
         let Auth::Oauth2(oauth) = &connector.auth else {
             return Err(err(ErrorCode::ConnectorInvalid, "AuthRefreshException needs an OAuth 2 connector."));
         };
@@ -277,7 +274,7 @@ impl ConnectorRuntime {
         Err(TokenFailure::Transient(last))
     }
 
-    pub(super) async fn renew_session(
+    async fn renew_session(
         &self,
         connector: &Connector,
         org: &str,
