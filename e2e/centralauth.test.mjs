@@ -28,7 +28,7 @@ async function withLoginStack(fn) {
 }
 
 /** Starts a login like the npm library's `login()`; returns the flow page, its cookie and the verifier. */
-async function startLogin(stack, { errorDescription } = {}) {
+async function startLogin(stack, { errorDescription, translations } = {}) {
   const verifier = randomUUID();
   const state = randomUUID();
   const url = new URL("/login", stack.portcullisUrl);
@@ -39,6 +39,8 @@ async function startLogin(stack, { errorDescription } = {}) {
   url.searchParams.set("code_challenge", s256(verifier));
   url.searchParams.set("code_challenge_method", "S256");
   if (errorDescription) url.searchParams.set("error_description", errorDescription);
+  // The library's encoding: Buffer.from(JSON.stringify(translations)).toString("base64").
+  if (translations) url.searchParams.set("translations", Buffer.from(JSON.stringify(translations)).toString("base64"));
   const started = await fetch(url, { redirect: "manual" });
   assert.equal(started.status, 303);
   const page = new URL(started.headers.get("location"), stack.portcullisUrl);
@@ -111,28 +113,43 @@ test("the npm library's requests log a user in; jose decrypts the tokens locally
     assert.equal(typeof error.message, "string");
   }));
 
+/** The seed's quick-example route logic: callback errors redirect to login with error_message. */
+function seedRoute(stack) {
+  return async (action, requestUrl) => {
+    const searchParams = new URL(requestUrl).searchParams;
+    try {
+      if (action === "callback") {
+        const error = searchParams.get("error");
+        if (error) throw { errorCode: error, message: searchParams.get("error_description") };
+        return { status: 200 };
+      }
+      if (action === "login") {
+        // login() forwards the message to the hosted page as error_description.
+        const flow = await startLogin(stack, { errorDescription: searchParams.get("error_message") ?? undefined });
+        return { status: 302, location: flow.page, cookie: flow.cookie };
+      }
+    } catch (error) {
+      if (action === "callback") return { status: 302, location: `/api/auth/login?error_message=${error.message}` };
+    }
+    return { status: 404 };
+  };
+}
+
+/** The app's side of a failed flow: the seed's catch sends the browser back to the login page, which shows the message. */
+async function loginPageAfter(stack, callbackUrl) {
+  const route = seedRoute(stack);
+  const afterCallback = await route("callback", callbackUrl);
+  assert.equal(afterCallback.status, 302);
+  assert.match(afterCallback.location, /^\/api\/auth\/login\?error_message=/);
+  // The browser follows the relative redirect, so the message arrives URL-decoded as the seed wrote it.
+  const login = await route("login", `https://app.example.com${afterCallback.location}`);
+  const page = await fetch(login.location, { headers: { cookie: login.cookie } });
+  assert.equal(page.status, 200);
+  return page.text();
+}
+
 test("the seed's quick-example: a failed callback returns to the login page with the message shown", () =>
   withLoginStack(async (stack) => {
-    // The route logic of the seed: callback errors redirect to login with error_message.
-    const route = async (action, requestUrl) => {
-      const searchParams = new URL(requestUrl).searchParams;
-      try {
-        if (action === "callback") {
-          const error = searchParams.get("error");
-          if (error) throw { errorCode: error, message: searchParams.get("error_description") };
-          return { status: 200 };
-        }
-        if (action === "login") {
-          // login() forwards the message to the hosted page as error_description.
-          const flow = await startLogin(stack, { errorDescription: searchParams.get("error_message") ?? undefined });
-          return { status: 302, location: flow.page, cookie: flow.cookie };
-        }
-      } catch (error) {
-        if (action === "callback") return { status: 302, location: `/api/auth/login?error_message=${error.message}` };
-      }
-      return { status: 404 };
-    };
-
     // A flow error reaches the callback in CentralAuth's format A: ?error=<errorCode>&error_description=…
     const noState = new URL("/login", stack.portcullisUrl);
     noState.searchParams.set("client_id", stack.orgId);
@@ -143,13 +160,67 @@ test("the seed's quick-example: a failed callback returns to the login page with
     assert.equal(failed.status, 302);
     const callbackUrl = new URL(failed.headers.get("location"));
     assert.equal(callbackUrl.searchParams.get("error"), "stateMissing");
+    assert.match(await loginPageAfter(stack, callbackUrl), /role="alert">The OAuth state is missing\.</);
+  }));
 
-    const afterCallback = await route("callback", callbackUrl);
-    assert.equal(afterCallback.status, 302);
-    assert.match(afterCallback.location, /^\/api\/auth\/login\?error_message=/);
-    const login = await route("login", `https://app.example.com${afterCallback.location}`);
-    const page = await fetch(login.location, { headers: { cookie: login.cookie } });
+/** A failure inside the flow: a 303 to the callback, with the flow's state and the catalog code. */
+function flowFailure(response, flow, code) {
+  assert.equal(response.status, 303);
+  const url = new URL(response.headers.get("location"));
+  assert.equal(`${url.origin}${url.pathname}`, CALLBACK);
+  assert.equal(url.searchParams.get("error"), code);
+  assert.equal(url.searchParams.get("state"), flow.state);
+  assert.equal(url.searchParams.get("return_to"), "https://app.example.com/dashboard");
+  return url;
+}
+
+test("failures inside the flow reach the callback, and the seed's catch shows them on the login page", () =>
+  withLoginStack(async (stack) => {
+    const post = (flow, step, fields) =>
+      fetch(`${flow.page.origin}${flow.page.pathname}/${step}`, {
+        method: "POST", redirect: "manual",
+        headers: { cookie: flow.cookie, "content-type": "application/x-www-form-urlencoded" },
+        body: new URLSearchParams(fields),
+      });
+
+    // Five wrong codes: the first four stay on the page, the fifth ends the flow.
+    const guessed = await startLogin(stack);
+    assert.equal((await post(guessed, "email", { email: "guess@example.com" })).status, 303);
+    for (let left = 4; left >= 1; left--) {
+      const wrong = await post(guessed, "code", { code: "000000" });
+      assert.equal(wrong.status, 400);
+      assert.match(await wrong.text(), new RegExp(`${left} tries left`));
+    }
+    const voided = flowFailure(await post(guessed, "code", { code: "000000" }), guessed, "loginAttemptInvalid");
+    assert.match(await loginPageAfter(stack, voided), /role="alert">Too many wrong codes\. Please request a new code\.</);
+
+    // A code step before any email: no attempt.
+    const early = await startLogin(stack);
+    flowFailure(await post(early, "code", { code: "123456" }), early, "loginAttemptMissing");
+
+    // An undo from the mail ends the waiting browser's flow.
+    await stack.cli("org", "configure", stack.orgId, "--login-attempt-type", "link", "--login-method", "remote", "--json");
+    const undone = await startLogin(stack);
+    const sent = await post(undone, "email", { email: "undo@example.com" });
+    assert.equal(sent.status, 303);
+    const outbox = await (await fetch(`${stack.portcullisUrl}/dev/outbox`)).json();
+    const undo = outbox.messages[0].body.split(/\s+/).find((word) => word.includes("/login/undo/"));
+    assert.equal((await fetch(undo, { method: "POST" })).status, 200);
+    const waiting = await fetch(new URL(sent.headers.get("location"), stack.portcullisUrl), { redirect: "manual", headers: { cookie: undone.cookie } });
+    const url = flowFailure(waiting, undone, "loginAttemptInvalid");
+    assert.match(await loginPageAfter(stack, url), /role="alert">This login was undone from the email\. Please start again\.</);
+  }));
+
+test("CentralAuth's translation keys set the hosted page's texts; unknown keys are ignored", () =>
+  withLoginStack(async (stack) => {
+    const flow = await startLogin(stack, {
+      translations: { loginPageIntro: "Welkom bij Acme", emailAddress: "E-mailadres", loginPageCaptchaPuzzleText: "unused" },
+    });
+    const page = await fetch(flow.page, { headers: { cookie: flow.cookie } });
     assert.equal(page.status, 200);
     const html = await page.text();
-    assert.match(html, /role="alert">The OAuth state is missing\.</);
+    assert.match(html, /Welkom bij Acme/);
+    assert.match(html, /E-mailadres/);
+    assert.doesNotMatch(html, /unused/);
+    assert.doesNotMatch(html, /Email address/);
   }));

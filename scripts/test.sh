@@ -16,6 +16,10 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== cargo test"
 cargo test --workspace --locked
 
+# The README's run command, literally (release build, start, /health, stop), so it cannot rot.
+echo "== README commands"
+bash scripts/readme-commands.sh
+
 # Browser tests: the real supertokens-web-js in Debian's Chromium against the demo app and the server.
 echo "== browser tests (e2e/)"
 bash e2e/setup.sh

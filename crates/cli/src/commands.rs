@@ -44,14 +44,14 @@ pub(crate) fn print_catalog(format: CatalogFormat) {
 
 pub(crate) async fn run(command: Command, mut config: Config) -> Result<(), Failure> {
     let migrate = matches!(command, Command::Migrate) || config.store.migrate_on_start;
-    if matches!(command, Command::Serve) {
+    if matches!(command, Command::Serve { .. }) {
         let listener = portcullis_server::bind(&mut config).await?;
         let app = App::open(config, OpenOptions { migrate }).await?;
         return Ok(serve(app, listener).await?);
     }
     let app = App::open(config, OpenOptions { migrate }).await?;
     match command {
-        Command::Serve => {}
+        Command::Serve { .. } => {}
         Command::Migrate => println!("The {} store is up to date.", app.store_backend()),
         Command::Org(OrgCommand::Create { name, json }) => {
             print_organization(&app.create_organization(&name).await?, json)
@@ -242,9 +242,7 @@ fn print_organization(org: &Organization, json: bool) {
         print_json(org);
     } else {
         println!("id:        {}\nname:      {}\ncreated:   {}", org.id, org.name, org.created.to_rfc3339());
-        let whitelist =
-            if org.whitelist.is_empty() { "(empty: no login allowed)".to_owned() } else { org.whitelist.join(", ") };
-        println!("whitelist: {whitelist}");
+        println!("whitelist: {}", whitelist_summary(org));
         let client_type = serde_json::to_value(org.settings.client_type)
             .ok()
             .and_then(|v| v.as_str().map(str::to_owned))
@@ -253,6 +251,16 @@ fn print_organization(org: &Organization, json: bool) {
         if !org.settings.redirect_uris.is_empty() {
             println!("redirect:  {}", org.settings.redirect_uris.join(", "));
         }
+    }
+}
+
+/// What the whitelist admits, counting localhost callbacks when `allowLocalhost` is on.
+fn whitelist_summary(org: &Organization) -> String {
+    match (org.whitelist.is_empty(), org.settings.allow_localhost) {
+        (true, false) => "(empty: no callback allowed, so no login)".to_owned(),
+        (true, true) => "(empty) + localhost callbacks".to_owned(),
+        (false, false) => org.whitelist.join(", "),
+        (false, true) => format!("{} + localhost callbacks", org.whitelist.join(", ")),
     }
 }
 

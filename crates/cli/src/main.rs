@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use portcullis_server::config::{Config, LogConfig};
+use portcullis_server::config::{CommandLine, Config, LogConfig};
 
 /// Portcullis: an authentication server in which every failure is a named, documented, recoverable event.
 #[derive(Debug, Parser)]
@@ -17,17 +17,32 @@ struct Cli {
     #[arg(long, short, global = true, env = "PORTCULLIS_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
 
+    /// Data directory (default: ./portcullis-data, or `data_dir` / PORTCULLIS_DATA_DIR). Every command
+    /// except `serve` opens the store directly: give it the same data directory and configuration as the
+    /// server, or it works on a store of its own.
+    #[arg(long, global = true, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+
     #[command(subcommand)]
     command: Command,
 }
 
 const AFTER_HELP: &str = "Start with `portcullis serve`: it keeps everything in ./portcullis-data (SQLite) and \
-listens on http://127.0.0.1:7420. Every configuration key is listed in portcullis.reference.toml.";
+listens on http://127.0.0.1:7420. Run the other commands from the same directory (or with the same \
+--data-dir): they open that store directly. Every configuration key is listed in portcullis.reference.toml.";
 
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the server (migrates the store first unless `store.migrate_on_start = false`).
-    Serve,
+    Serve {
+        /// Socket address to listen on, such as 0.0.0.0:8080 (`server.listen`); port 0 picks a free port,
+        /// which the banner reports.
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<String>,
+        /// Port to listen on, keeping the configured address.
+        #[arg(long, value_name = "PORT", conflicts_with = "listen")]
+        port: Option<u16>,
+    },
     /// Apply the store's schema migrations and exit.
     Migrate,
     /// Manage organizations (each one is an OAuth client).
@@ -107,7 +122,8 @@ enum OrgCommand {
         /// Organization id.
         id: String,
         /// Allowed callback origins (repeat the flag), such as https://app.example.com or
-        /// https://*.example.com. Replaces the whole list.
+        /// https://*.example.com; a bare domain (example.com) means its https origin. Replaces the whole
+        /// list.
         #[arg(long = "whitelist", value_name = "ORIGIN")]
         whitelist: Vec<String>,
         /// Admit localhost / 127.0.0.1 / [::1] callbacks (development).
@@ -206,10 +222,15 @@ fn main() -> ExitCode {
     if let Command::Connector(ConnectorCommand::Validate { paths }) = &cli.command {
         return commands::validate_connectors(paths);
     }
-    let config = match Config::load(cli.config.as_deref()) {
+    let mut flags = CommandLine { data_dir: cli.data_dir, ..CommandLine::default() };
+    if let Command::Serve { listen, port } = &cli.command {
+        flags.listen.clone_from(listen);
+        flags.port = *port;
+    }
+    let config = match Config::load_with(cli.config.as_deref(), &flags) {
         Ok(mut config) => {
             // One-shot commands print their result; routine progress logs would only be noise there.
-            if !matches!(cli.command, Command::Serve) && config.log.level == LogConfig::default().level {
+            if !matches!(cli.command, Command::Serve { .. }) && config.log.level == LogConfig::default().level {
                 "warn".clone_into(&mut config.log.level);
             }
             config

@@ -70,6 +70,9 @@ fn organizations_and_keys_from_the_command_line() {
     ));
     assert_eq!(configured["settings"]["defaultLoginAttemptType"], "link");
     assert_eq!(configured["settings"]["defaultLoginMethod"], "userPick");
+    let localhost = run(dir.path(), &["org", "configure", id, "--allow-localhost", "true"]);
+    let shown = String::from_utf8_lossy(&localhost.stdout);
+    assert!(shown.contains("whitelist: (empty) + localhost callbacks"), "{shown}");
     let refused = run(dir.path(), &["org", "configure", id, "--login-attempt-type", "carrier-pigeon"]);
     assert_eq!(refused.status.code(), Some(2), "clap refuses an unknown type");
 
@@ -81,10 +84,22 @@ fn organizations_and_keys_from_the_command_line() {
     assert!(table.contains("signing") && table.contains("pending"), "{table}");
 }
 
-#[tokio::test]
-async fn serve_answers_and_stops_cleanly_on_sigterm() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let mut child = portcullis(dir.path(), &["serve"])
+/// `--data-dir` wins over `PORTCULLIS_DATA_DIR`: the commands open the store it names.
+#[test]
+fn data_dir_flag_names_the_store() {
+    let (env_dir, flag_dir) = (tempfile::tempdir().expect("temp dir"), tempfile::tempdir().expect("temp dir"));
+    let flag = flag_dir.path().to_str().expect("UTF-8 path");
+    let created = json(&run(env_dir.path(), &["org", "create", "Acme", "--json", "--data-dir", flag]));
+    assert!(flag_dir.path().join("portcullis.db").exists());
+    assert_eq!(json(&run(env_dir.path(), &["org", "list", "--json"])), Value::Array(vec![]));
+    assert_eq!(json(&run(env_dir.path(), &["--data-dir", flag, "org", "list", "--json"])), Value::Array(vec![created]));
+}
+
+/// Starts `portcullis serve` with `args` and returns it with the URL its banner announces.
+fn serve(data_dir: &Path, args: &[&str]) -> (std::process::Child, String) {
+    let mut command_line = vec!["serve"];
+    command_line.extend_from_slice(args);
+    let mut child = portcullis(data_dir, &command_line)
         .env("RUST_LOG", "info")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -93,6 +108,32 @@ async fn serve_answers_and_stops_cleanly_on_sigterm() {
     let mut first_line = String::new();
     BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut first_line).expect("banner");
     let url = first_line.split_whitespace().find(|w| w.starts_with("http://")).expect("URL in banner").to_owned();
+    (child, url)
+}
+
+/// `--listen` on a wildcard address with port 0: the banner names loopback and the port actually bound,
+/// and so does every URL the server derives (the issuer here).
+#[tokio::test]
+async fn serve_listen_flag_reports_the_bound_port() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (mut child, url) = serve(dir.path(), &["--listen", "0.0.0.0:0"]);
+    let port = url.rsplit(':').next().and_then(|p| p.parse::<u16>().ok()).expect("port in the URL");
+    assert!(url.starts_with("http://127.0.0.1:") && port != 0, "{url}");
+    let discovery: Value = reqwest::get(format!("{url}/.well-known/openid-configuration"))
+        .await
+        .expect("request")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(discovery["issuer"], url.as_str());
+    child.kill().expect("kill");
+    let _ = child.wait();
+}
+
+#[tokio::test]
+async fn serve_answers_and_stops_cleanly_on_sigterm() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (child, url) = serve(dir.path(), &["--port", "0"]);
 
     let health: Value = reqwest::get(format!("{url}/health")).await.expect("request").json().await.expect("JSON");
     assert_eq!(health["status"], "ok");

@@ -187,11 +187,12 @@ impl Organization {
         })
     }
 
-    /// Replaces the whitelist after validating every entry.
+    /// Replaces the whitelist after validating every entry; bare domains are stored as `https://` origins.
     ///
     /// # Errors
     /// `entityInvalid` naming the first bad entry.
     pub fn set_whitelist(&mut self, entries: Vec<String>) -> Result<(), Error> {
+        let entries: Vec<String> = entries.iter().map(|e| crate::login::redirect::normalize_entry(e)).collect();
         crate::login::redirect::Whitelist::parse(&entries)?;
         self.whitelist = entries;
         Ok(())

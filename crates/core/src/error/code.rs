@@ -192,19 +192,19 @@ error_catalog! {
     LoginAttemptMissing {
         wire: "loginAttemptMissing",
         status: 400,
-        oauth: None,
+        oauth: Some("access_denied"),
         family: Login,
         message: "The login attempt is missing.",
-        explanation: "A step of the hosted login page was called without a login attempt id, or the id is unknown. Remedy: start the login again from the application.",
+        explanation: "A step of the hosted login page was called without a login attempt id, or the id is unknown, or in another browser than the one that started it. When the login page belongs to this browser, the browser is sent back to the application's callback with `error=loginAttemptMissing`. Remedy: start the login again from the application.",
     }
     /// The login attempt is older than its lifetime.
     LoginAttemptExpired {
         wire: "loginAttemptExpired",
         status: 410,
-        oauth: None,
+        oauth: Some("access_denied"),
         family: Login,
         message: "The login attempt has expired. Please request a new code.",
-        explanation: "Login attempts are valid for 15 minutes. Remedy: request a new code or link.",
+        explanation: "Login attempts are valid for 15 minutes and a login page for 30. On the login page, the browser is sent back to the application's callback with `error=loginAttemptExpired`. Remedy: start the login again.",
     }
     /// Wrong code, undone attempt or too many tries.
     LoginAttemptInvalid {
@@ -213,7 +213,7 @@ error_catalog! {
         oauth: Some("access_denied"),
         family: Login,
         message: "The login attempt is invalid.",
-        explanation: "The attempt cannot be used: a wrong code (the message says how many tries are left; after 5 the attempt is void, and at once once the account reached `login.max_code_failures` consecutive wrong codes), a challenge answered with a wrong number (the attempt is cancelled), a link already used or used on another device, an attempt undone from the mail, or a code entered for a link attempt. Remedy: check the code; otherwise request a new code or link.",
+        explanation: "The attempt cannot be used: a wrong code (the message says how many tries are left; after 5 the attempt is void, and at once once the account reached `login.max_code_failures` consecutive wrong codes), a challenge answered with a wrong number (the attempt is cancelled), a link already used or used on another device, an attempt undone from the mail, or a code entered for a link attempt. A wrong code with tries left stays on the login page; otherwise the browser is sent back to the application's callback with `error=loginAttemptInvalid`. Remedy: check the code; otherwise start the login again.",
     }
     /// A passkey answer names no ceremony the server holds.
     PasskeyDataMissing {

@@ -4,6 +4,7 @@
 
 pub mod attempt;
 pub mod callback;
+mod flow_failure;
 pub mod jwe;
 pub mod model;
 mod oauth;

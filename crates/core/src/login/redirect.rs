@@ -4,6 +4,8 @@
 //! Rules (reference §2.3, §5 trap 3, §9):
 //! - Whitelist entries are `https://` origins without a path, or `https://*.example.com`, which matches any
 //!   depth below `example.com` but never the apex; ports must match. An empty whitelist allows nothing.
+//!   A bare domain (`example.com`, `*.example.com`), as CentralAuth's examples write it, means its
+//!   `https://` origin and is stored that way.
 //! - `http` is accepted only for loopback hosts (`localhost`, `127.0.0.1`, `[::1]`, any port, RFC 8252
 //!   §7.3), and only when the organization allows localhost.
 //! - A callback URI has no fragment and no credentials.
@@ -25,6 +27,13 @@ pub struct Whitelist {
 enum Entry {
     Exact { scheme: String, host: String, port: u16 },
     Wildcard { scheme: String, suffix: String, port: u16 },
+}
+
+/// A whitelist entry as stored: a bare domain (no scheme) becomes its `https://` origin.
+#[must_use]
+pub fn normalize_entry(entry: &str) -> String {
+    let entry = entry.trim();
+    if entry.contains("://") { entry.to_owned() } else { format!("https://{entry}") }
 }
 
 impl Whitelist {
@@ -248,8 +257,8 @@ mod tests {
     #[test]
     fn bad_whitelist_entries_are_refused() {
         for bad in [
-            "app.example.com",
             "https://app.example.com/path",
+            "app.example.com/path",
             "http://app.example.com",
             "https://*.com",
             "ftp://x.example",
@@ -257,6 +266,19 @@ mod tests {
             let err = Whitelist::parse(&[bad.to_owned()]).expect_err(bad);
             assert_eq!(err.code(), ErrorCode::EntityInvalid, "{bad}");
         }
+    }
+
+    #[test]
+    fn bare_domains_mean_their_https_origin() {
+        assert_eq!(normalize_entry("example.com"), "https://example.com");
+        assert_eq!(normalize_entry(" *.example.com "), "https://*.example.com");
+        assert_eq!(normalize_entry("app.example.com:8443"), "https://app.example.com:8443");
+        assert_eq!(normalize_entry("http://localhost:3000"), "http://localhost:3000");
+        let w = whitelist(&[&normalize_entry("example.com"), &normalize_entry("*.corp.example")]);
+        assert!(w.allows(&url("https://example.com/cb"), false));
+        assert!(!w.allows(&url("http://example.com/cb"), false), "https only");
+        assert!(!w.allows(&url("https://www.example.com/cb"), false), "a bare domain is not a wildcard");
+        assert!(w.allows(&url("https://a.corp.example/cb"), false));
     }
 
     #[test]

@@ -261,6 +261,12 @@ pub struct LoginService {
     pub(super) passkey_decoy_key: [u8; 32],
 }
 
+/// Whether `binding` (the browser's flow cookie) is the one `flow` was started with.
+pub(super) fn is_bound_to(flow: &LoginFlow, binding: Option<&str>) -> bool {
+    let presented = binding.map(|b| sha256_hex(b.as_bytes())).unwrap_or_default();
+    verify_slices_are_equal(presented.as_bytes(), flow.binding_hash.as_bytes()).is_ok()
+}
+
 pub(super) fn repeated(name: &str) -> Error {
     Error::new(ErrorCode::EntityInvalid).with_message(format!("The parameter `{name}` must not be repeated."))
 }
@@ -566,9 +572,7 @@ impl LoginService {
             Error::new(ErrorCode::LoginAttemptMissing)
                 .with_message("This login page is not valid in this browser. Please start again from the application.")
         };
-        let flow = self.store.flow(flow_id).await?.ok_or_else(missing)?;
-        let presented = binding.map(|b| sha256_hex(b.as_bytes())).unwrap_or_default();
-        verify_slices_are_equal(presented.as_bytes(), flow.binding_hash.as_bytes()).map_err(|_| missing())?;
+        let flow = self.store.flow(flow_id).await?.filter(|flow| is_bound_to(flow, binding)).ok_or_else(missing)?;
         if flow.expires_at <= self.clock.now() {
             return Err(Error::new(ErrorCode::LoginAttemptExpired)
                 .with_message("This login page has expired. Please start again from the application."));

@@ -1,6 +1,10 @@
 //! The hosted page's texts, and the `translations` parameter that replaces them: base64 of a JSON object
 //! of known keys with plain-text values. Text only (the page escapes it), at most 8 KB; unknown keys and
 //! non-text values are ignored, and a parameter that does not decode leaves the defaults.
+//!
+//! Known keys are Portcullis's own ([`PageTexts`]) and CentralAuth's, which its client libraries send:
+//! each CentralAuth key that names a text this page shows is mapped onto it ([`CENTRALAUTH_KEYS`]); when
+//! both name the same text, Portcullis's own key wins.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
@@ -56,7 +60,21 @@ impl Default for PageTexts {
     }
 }
 
-/// The overrides a `translations` parameter carries (known keys with text values only).
+/// CentralAuth's translation keys that name a text of this page, and the [`PageTexts`] fields they set.
+/// CentralAuth's other keys (its app, QR code, captcha puzzles, email bodies, undo page) name texts this
+/// page does not show; they are ignored like any unknown key.
+pub const CENTRALAUTH_KEYS: &[(&str, &[&str])] = &[
+    ("emailAddress", &["emailLabel"]),
+    ("loginPageIntro", &["loginTitle"]),
+    ("login", &["loginButton"]),
+    ("loginWithPasskey", &["passkeyButton"]),
+    ("loginAttemptCodeBody", &["codeSentMessage"]),
+    ("loginAttemptBody", &["linkSentMessage", "challengeSentMessage"]),
+    ("loginPageAnotherWay", &["anotherEmailLink"]),
+];
+
+/// The overrides a `translations` parameter carries (known keys with text values only), as
+/// [`PageTexts`] keys.
 #[must_use]
 pub fn parse_translations(encoded: &str) -> Map<String, Value> {
     if encoded.len() > MAX_TRANSLATIONS_BYTES * 4 / 3 + 4 {
@@ -70,16 +88,24 @@ pub fn parse_translations(encoded: &str) -> Map<String, Value> {
         return Map::new();
     }
     let Ok(Value::Object(object)) = serde_json::from_slice::<Value>(&bytes) else { return Map::new() };
+    let usable = |value: &Value| {
+        value.as_str().is_some_and(|t| t.chars().count() <= MAX_TEXT_CHARS && !t.chars().any(char::is_control))
+    };
+    let mut overrides = Map::new();
+    for (key, fields) in CENTRALAUTH_KEYS {
+        if let Some(value) = object.get(*key).filter(|v| usable(v)) {
+            for field in *fields {
+                overrides.insert((*field).to_owned(), value.clone());
+            }
+        }
+    }
     let known = serde_json::to_value(PageTexts::default()).ok();
-    object
-        .into_iter()
-        .filter(|(key, value)| {
-            known.as_ref().is_some_and(|k| k.get(key).is_some())
-                && value
-                    .as_str()
-                    .is_some_and(|t| t.chars().count() <= MAX_TEXT_CHARS && !t.chars().any(char::is_control))
-        })
-        .collect()
+    for (key, value) in object {
+        if known.as_ref().is_some_and(|k| k.get(&key).is_some()) && usable(&value) {
+            overrides.insert(key, value);
+        }
+    }
+    overrides
 }
 
 impl PageTexts {
@@ -125,6 +151,27 @@ mod tests {
             PageTexts::resolve(&Map::new(), "Acme", "a@b.c").code_sent_message,
             "We sent a login code to a@b.c. It is valid for 15 minutes."
         );
+    }
+
+    #[test]
+    fn centralauth_keys_set_the_texts_they_name() {
+        let overrides = parse_translations(&encode(
+            r#"{"emailAddress":"E-mailadres","loginPageIntro":"Welkom","loginAttemptBody":"Kijk in je mail",
+                "login":"Inloggen","loginButton":"Log in now","loginPageCaptchaPuzzleText":"ignored"}"#,
+        ));
+        let texts = PageTexts::resolve(&overrides, "Acme", "a@example.com");
+        assert_eq!(texts.email_label, "E-mailadres");
+        assert_eq!(texts.login_title, "Welkom");
+        assert_eq!(
+            (texts.link_sent_message.as_str(), texts.challenge_sent_message.as_str()),
+            ("Kijk in je mail", "Kijk in je mail")
+        );
+        assert_eq!(texts.login_button, "Log in now", "Portcullis's own key wins over CentralAuth's");
+        assert_eq!(overrides.len(), 5, "keys of texts the page does not show are ignored: {overrides:?}");
+        let known = serde_json::to_value(PageTexts::default()).expect("texts");
+        for (key, fields) in CENTRALAUTH_KEYS {
+            assert!(fields.iter().all(|f| known.get(f).is_some()), "{key} maps onto an unknown text");
+        }
     }
 
     #[test]

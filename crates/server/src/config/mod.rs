@@ -57,7 +57,7 @@ pub struct Config {
 pub struct ServerConfig {
     /// Socket address to listen on.
     pub listen: String,
-    /// Public base URL (issuer); empty: `http://<listen>`.
+    /// Public base URL (issuer); empty: `http://<listen>` (loopback when listening on a wildcard address).
     pub public_url: String,
     /// Largest accepted request body.
     pub request_body_limit_bytes: usize,
@@ -418,6 +418,17 @@ impl Default for LogConfig {
     }
 }
 
+/// Settings given as command-line flags: the last layer, over the file and the environment.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CommandLine {
+    /// `--data-dir`: `data_dir`.
+    pub data_dir: Option<PathBuf>,
+    /// `--listen`: `server.listen`.
+    pub listen: Option<String>,
+    /// `--port`: the port of `server.listen`, its address kept.
+    pub port: Option<u16>,
+}
+
 /// A configuration that cannot be used. The message names the key.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid configuration: {0}")]
@@ -433,11 +444,23 @@ impl Config {
         Self::load_from(file, Env::prefixed(ENV_PREFIX))
     }
 
+    /// Like [`load`](Self::load), with command-line flags layered over the environment.
+    ///
+    /// # Errors
+    /// See [`load`](Self::load).
+    pub fn load_with(file: Option<&Path>, flags: &CommandLine) -> Result<Self, ConfigError> {
+        Self::load_layers(file, Env::prefixed(ENV_PREFIX), flags)
+    }
+
     /// Like [`load`](Self::load), with the environment given (for tests).
     ///
     /// # Errors
     /// See [`load`](Self::load).
     pub fn load_from(file: Option<&Path>, env: Env) -> Result<Self, ConfigError> {
+        Self::load_layers(file, env, &CommandLine::default())
+    }
+
+    fn load_layers(file: Option<&Path>, env: Env, flags: &CommandLine) -> Result<Self, ConfigError> {
         let mut figment = Figment::from(Serialized::defaults(Self::default()));
         match file {
             Some(path) if !path.exists() => {
@@ -454,7 +477,20 @@ impl Config {
             let key = key.as_str().to_ascii_lowercase();
             key != "config" && !key.starts_with("test_")
         });
-        let config: Self = figment.merge(env).extract().map_err(|e| ConfigError(e.to_string()))?;
+        figment = figment.merge(env);
+        if let Some(dir) = &flags.data_dir {
+            figment = figment.merge(Serialized::default("data_dir", dir));
+        }
+        if let Some(listen) = &flags.listen {
+            figment = figment.merge(Serialized::default("server.listen", listen));
+        }
+        let mut config: Self = figment.extract().map_err(|e| ConfigError(e.to_string()))?;
+        if let Some(port) = flags.port
+            && let Ok(mut address) = config.server.listen.parse::<SocketAddr>()
+        {
+            address.set_port(port);
+            config.server.listen = address.to_string();
+        }
         config.validate()?;
         Ok(config)
     }
@@ -548,11 +584,22 @@ impl Config {
         Ok(())
     }
 
-    /// The public base URL, without a trailing slash.
+    /// The public base URL, without a trailing slash. Unset, it is derived from the listen address; a
+    /// wildcard address (`0.0.0.0`, `[::]`) cannot be browsed to, so the derived URL names loopback.
     #[must_use]
     pub fn public_url(&self) -> String {
         if self.server.public_url.is_empty() {
-            format!("http://{}", self.server.listen)
+            match self.server.listen.parse::<SocketAddr>() {
+                Ok(mut address) if address.ip().is_unspecified() => {
+                    let loopback = match address {
+                        SocketAddr::V4(_) => std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+                        SocketAddr::V6(_) => std::net::IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
+                    };
+                    address.set_ip(loopback);
+                    format!("http://{address}")
+                }
+                _ => format!("http://{}", self.server.listen),
+            }
         } else {
             self.server.public_url.trim_end_matches('/').to_owned()
         }

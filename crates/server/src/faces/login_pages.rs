@@ -402,8 +402,24 @@ async fn show(
             }
             response
         }
-        Err(error) => error_page(error, &request_id),
+        Err(error) => flow_failure(&app, &id, bound.as_deref(), error, &request_id).await,
     }
+}
+
+/// A failure that ends the flow goes to the application's callback (core decides which); any other
+/// shows the error page.
+async fn flow_failure(app: &App, id: &str, binding: Option<&str>, error: Error, request_id: &RequestId) -> Response {
+    match app.login().callback_for_failure(id, binding, &error).await {
+        Some(callback) => to_callback(&callback, error),
+        None => error_page(error, request_id),
+    }
+}
+
+/// The flow ended with `error`: the browser goes to the application's callback, which carries it.
+fn to_callback(callback: &url::Url, error: Error) -> Response {
+    let mut response = see_other(callback.as_str());
+    response.extensions_mut().insert(ErrorReport(Arc::new(error)));
+    response
 }
 
 #[derive(Debug, Deserialize)]
@@ -468,7 +484,8 @@ enum Step<'a> {
     Code,
 }
 
-/// A fixable error stays on the page, with the message; a broken flow shows the error page.
+/// A fixable error stays on the page, with the message; one that ends the flow goes to the application's
+/// callback; a flow this browser cannot continue shows the error page.
 async fn retry_page(
     app: &App,
     id: &str,
@@ -478,6 +495,9 @@ async fn retry_page(
     email: &str,
     request_id: &RequestId,
 ) -> Response {
+    if let Some(callback) = app.login().callback_for_failure(id, binding, &error).await {
+        return to_callback(&callback, error);
+    }
     let Ok((flow, organization)) = app.login().flow(id, binding).await else {
         return error_page(error, request_id);
     };

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use figment::Jail;
 use figment::providers::Env;
-use portcullis_server::config::{Config, ENV_PREFIX};
+use portcullis_server::config::{CommandLine, Config, ENV_PREFIX};
 
 const REFERENCE: &str = include_str!("../../../../portcullis.reference.toml");
 
@@ -191,4 +191,61 @@ fn secrets_never_print() {
     for secret in ["c2VjcmV0", "hunter2", "a-very-long-admin-token"] {
         assert!(!debug.contains(secret), "{secret} leaked into {debug}");
     }
+}
+
+/// Flags are the last layer: `--data-dir` and `--listen` win over the file and the environment, and
+/// `--port` keeps the configured address.
+#[test]
+fn command_line_flags_override_everything() {
+    Jail::expect_with(|jail| {
+        jail.create_file("portcullis.toml", "data_dir = \"/from/file\"\n[server]\nlisten = \"10.0.0.1:8000\"\n")?;
+        jail.set_env("PORTCULLIS_DATA_DIR", "/from/env");
+        let flags =
+            CommandLine { data_dir: Some("/from/flag".into()), listen: Some("127.0.0.2:9001".to_owned()), port: None };
+        let config = Config::load_with(Some("portcullis.toml".as_ref()), &flags).map_err(|e| e.to_string())?;
+        assert_eq!(config.data_dir.to_str(), Some("/from/flag"));
+        assert_eq!(config.server.listen, "127.0.0.2:9001");
+
+        let flags = CommandLine { port: Some(0), ..CommandLine::default() };
+        let config = Config::load_with(Some("portcullis.toml".as_ref()), &flags).map_err(|e| e.to_string())?;
+        assert_eq!((config.data_dir.to_str(), config.server.listen.as_str()), (Some("/from/env"), "10.0.0.1:0"));
+
+        let flags = CommandLine { listen: Some("localhost".to_owned()), ..CommandLine::default() };
+        let message = Config::load_with(None, &flags).expect_err("a host name is not a socket address").to_string();
+        assert!(message.contains("server.listen"), "{message}");
+        Ok(())
+    });
+}
+
+/// A wildcard listen address cannot be browsed to: the derived public URL names loopback instead.
+#[test]
+fn the_derived_public_url_never_names_a_wildcard_address() {
+    let mut config = Config::default();
+    for (listen, url) in [
+        ("0.0.0.0:7420", "http://127.0.0.1:7420"),
+        ("[::]:7420", "http://[::1]:7420"),
+        ("192.0.2.7:80", "http://192.0.2.7:80"),
+    ] {
+        listen.clone_into(&mut config.server.listen);
+        assert_eq!(config.public_url(), url, "{listen}");
+    }
+    "https://login.example.com/".clone_into(&mut config.server.public_url);
+    assert_eq!(config.public_url(), "https://login.example.com");
+}
+
+/// List-valued keys take a TOML array from the environment (as the reference file documents); a bare word
+/// is refused with the key's name rather than read as a one-element list.
+#[test]
+fn list_valued_variables_are_toml_arrays() {
+    Jail::expect_with(|jail| {
+        jail.set_env("PORTCULLIS_CONNECTORS__EGRESS_ALLOW", r#"["10.0.0.0/8", "api.example.com"]"#);
+        let config = Config::load_from(None, Env::prefixed(ENV_PREFIX)).map_err(|e| e.to_string())?;
+        assert_eq!(config.connectors.egress_allow, ["10.0.0.0/8", "api.example.com"]);
+        Ok(())
+    });
+    let message = load_error(|jail| {
+        jail.set_env("PORTCULLIS_CONNECTORS__EGRESS_ALLOW", "api.example.com");
+        Ok(())
+    });
+    assert!(message.contains("egress_allow"), "{message}");
 }

@@ -7,6 +7,7 @@ mod config;
 mod connector_security;
 mod connectors;
 mod errors;
+mod flow_failures;
 mod harness;
 mod isolation;
 mod keys;
