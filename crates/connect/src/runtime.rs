@@ -80,7 +80,7 @@ pub enum Caller {
 }
 
 /// One call of a method.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CallRequest {
     /// Method id.
@@ -103,7 +103,7 @@ pub struct CallRequest {
 }
 
 /// How a call ended.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CallResult {
     /// `success`, `warning` (an `after_error` set `isWarning`) or `aborted` (`before_action` returned false).

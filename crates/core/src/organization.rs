@@ -12,7 +12,7 @@ use crate::{Error, ErrorCode};
 pub const MAX_NAME_CHARS: usize = 200;
 
 /// An organization.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Organization {
     /// Its id, which is also its OAuth `client_id`.
@@ -28,7 +28,7 @@ pub struct Organization {
 }
 
 /// How an organization's application authenticates at the token endpoints (RFC 6749 §2.1).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub enum ClientType {
     /// A server that keeps the client secret: every code exchange and refresh must present it.
@@ -43,7 +43,7 @@ pub enum ClientType {
 pub const MAX_REDIRECT_URIS: usize = 50;
 
 /// An organization's login settings (CentralAuth's `OrganizationSettings` names).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", default, deny_unknown_fields)]
 pub struct OrganizationSettings {
     /// Absolute lifetime of a login session in seconds; 0 = no limit.
@@ -84,6 +84,24 @@ pub struct OrganizationSettings {
 }
 
 impl OrganizationSettings {
+    /// These settings with the ones `changes` names (by their wire names) replaced: a JSON merge patch
+    /// (RFC 7396) one level deep, so a partial update keeps every setting it leaves out.
+    ///
+    /// # Errors
+    /// `entityInvalid` for an unknown setting or a value of the wrong type.
+    pub fn merged(&self, changes: &serde_json::Map<String, serde_json::Value>) -> Result<Self, Error> {
+        let invalid =
+            |e: serde_json::Error| Error::new(ErrorCode::EntityInvalid).with_message(format!("settings: {e}"));
+        let mut current = match serde_json::to_value(self).map_err(invalid)? {
+            serde_json::Value::Object(map) => map,
+            _ => serde_json::Map::new(),
+        };
+        for (name, value) in changes {
+            current.insert(name.clone(), value.clone());
+        }
+        serde_json::from_value(serde_json::Value::Object(current)).map_err(invalid)
+    }
+
     /// Checks the settings that have a shape: the auth domain is a lowercase host name, no scheme or port.
     ///
     /// # Errors
@@ -208,7 +226,7 @@ impl Organization {
 }
 
 /// An organization API key as stored: only the SHA-256 of the secret.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ApiKeyRecord {
     /// Public id.
@@ -302,6 +320,28 @@ mod tests {
         let many: Vec<String> = (0..=MAX_REDIRECT_URIS).map(|i| format!("https://app.example.com/{i}")).collect();
         let too_many = OrganizationSettings { redirect_uris: many, ..OrganizationSettings::default() };
         assert_eq!(too_many.validate().map_err(|e| e.code()), Err(ErrorCode::EntityInvalid));
+    }
+
+    #[test]
+    fn a_merge_changes_only_the_settings_it_names() {
+        let start =
+            OrganizationSettings { allow_localhost: true, max_session_time: 10, ..OrganizationSettings::default() };
+        let changes = serde_json::json!({ "maxSessionTime": 60, "authDomain": "login.acme.com" });
+        let merged = start.merged(changes.as_object().expect("object")).expect("merge");
+        assert_eq!(
+            merged,
+            OrganizationSettings {
+                max_session_time: 60,
+                auth_domain: Some("login.acme.com".to_owned()),
+                ..start.clone()
+            }
+        );
+        let cleared = merged.merged(serde_json::json!({ "authDomain": null }).as_object().expect("object"));
+        assert_eq!(cleared.map(|s| s.auth_domain), Ok(None));
+        for bad in [serde_json::json!({ "nope": 1 }), serde_json::json!({ "allowLocalhost": "yes" })] {
+            let error = start.merged(bad.as_object().expect("object")).expect_err("refused");
+            assert_eq!(error.code(), ErrorCode::EntityInvalid);
+        }
     }
 
     #[test]

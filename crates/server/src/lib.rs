@@ -4,7 +4,9 @@
 //! - [`app::App`]: the store, the key ring and the operations faces share.
 //! - [`http`]: error rendering, request ids, the router.
 //! - [`serve()`]: the listener and graceful shutdown.
+//! - [`api_description()`]: the OpenAPI description of every JSON API.
 
+mod api_description;
 pub mod app;
 pub mod config;
 mod faces;
@@ -19,6 +21,7 @@ mod telemetry;
 use std::io;
 use std::path::PathBuf;
 
+pub use api_description::{api_description, api_description_json};
 pub use serve::{bind, serve, shutdown_signal};
 pub use telemetry::init_tracing;
 

@@ -17,7 +17,7 @@ use crate::definition::{Auth, Grant};
 use crate::script::{Budget, Event, Outcome};
 
 /// An account as the admin API shows it: sensitive properties and the auth value masked.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AccountView {
     /// Id.
@@ -38,7 +38,7 @@ pub struct AccountView {
 }
 
 /// A new account or new credentials.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AccountInput {
     /// Id (new accounts); generated when absent.

@@ -87,7 +87,7 @@ impl AuditKind {
 }
 
 /// One security event.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AuditEvent {
     /// Id (UUIDv7: sorts by time).

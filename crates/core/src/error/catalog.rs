@@ -7,7 +7,7 @@ use serde::Serialize;
 use super::code::{ErrorCode, ErrorFamily};
 
 /// One catalog entry as served by `GET /errors`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CatalogEntry {
     /// Wire spelling of the code.
@@ -27,7 +27,7 @@ pub struct CatalogEntry {
 }
 
 /// A documented alternative status.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct OtherStatus {
     /// The status.
     pub status: u16,
@@ -36,7 +36,7 @@ pub struct OtherStatus {
 }
 
 /// The whole catalog document.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Catalog {
     /// Every entry, in catalog order.
     pub errors: Vec<CatalogEntry>,

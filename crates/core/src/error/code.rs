@@ -10,7 +10,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// Which part of Portcullis reports a code.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub enum ErrorFamily {
     /// The hosted login flow and its CentralAuth-compatible API (the seed's error table).
@@ -588,6 +588,19 @@ impl<'de> Deserialize<'de> for ErrorCode {
         s.parse().map_err(serde::de::Error::custom)
     }
 }
+
+/// In API descriptions a code is one of the catalog's wire names.
+impl utoipa::PartialSchema for ErrorCode {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .description(Some("A catalog code (`GET /errors`, docs/errors.md)."))
+            .enum_values(Some(Self::ALL.iter().map(|code| code.as_str())))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for ErrorCode {}
 
 #[cfg(test)]
 mod tests {

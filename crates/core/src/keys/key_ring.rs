@@ -23,7 +23,7 @@ pub struct KeyPolicy {
 }
 
 /// Where a key stands in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub enum KeyState {
     /// Published, not signing yet.
@@ -37,7 +37,7 @@ pub enum KeyState {
 }
 
 /// A key's state, for listings.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct KeyStatus {
     /// Key id.

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use crate::clock::Timestamp;
 
 /// A user of an organization; the email is unique within it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct User {
     /// Id.
@@ -100,7 +100,7 @@ pub struct LoginFlow {
 }
 
 /// How a link attempt logs in (CentralAuth's `defaultLoginMethod`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub enum LinkMethod {
     /// The device that opens the mailed link is logged in.
@@ -113,7 +113,7 @@ pub enum LinkMethod {
 }
 
 /// What the mail of an attempt carries (CentralAuth's `defaultLoginAttemptType`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub enum AttemptType {
     /// A code of 6 digits or more (`login.code_digits`) typed into the starting browser.

@@ -389,17 +389,42 @@ impl LoginService {
             .ok_or_else(|| Error::new(ErrorCode::EntityMissing).with_message("There is no organization with this id."))
     }
 
-    /// Updates an organization's whitelist and settings.
+    /// Updates an organization's whitelist and settings: each one given replaces the stored one.
     ///
     /// # Errors
-    /// `entityMissing`, or `entityInvalid` for a bad whitelist entry.
+    /// `entityMissing`, or `entityInvalid` for a bad whitelist entry or setting.
     pub async fn configure(
         &self,
         organization_id: &str,
         whitelist: Option<Vec<String>>,
         settings: Option<crate::organization::OrganizationSettings>,
     ) -> Result<Organization, Error> {
-        let mut organization = self.organization(organization_id).await?;
+        let organization = self.organization(organization_id).await?;
+        self.save_configuration(organization, whitelist, settings).await
+    }
+
+    /// Updates an organization's whitelist (when given) and only the settings `changes` names.
+    ///
+    /// # Errors
+    /// `entityMissing`, or `entityInvalid` for a bad whitelist entry, an unknown setting or a bad value;
+    /// then nothing is changed.
+    pub async fn merge_configuration(
+        &self,
+        organization_id: &str,
+        whitelist: Option<Vec<String>>,
+        changes: &serde_json::Map<String, Value>,
+    ) -> Result<Organization, Error> {
+        let organization = self.organization(organization_id).await?;
+        let settings = organization.settings.merged(changes)?;
+        self.save_configuration(organization, whitelist, Some(settings)).await
+    }
+
+    async fn save_configuration(
+        &self,
+        mut organization: Organization,
+        whitelist: Option<Vec<String>>,
+        settings: Option<crate::organization::OrganizationSettings>,
+    ) -> Result<Organization, Error> {
         if let Some(whitelist) = whitelist {
             organization.set_whitelist(whitelist)?;
         }

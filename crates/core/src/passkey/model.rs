@@ -5,7 +5,7 @@ use serde::Serialize;
 use crate::clock::Timestamp;
 
 /// A registered passkey (a WebAuthn credential of one user of one organization).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Passkey {
     /// Credential id, base64url without padding; unique across every organization.

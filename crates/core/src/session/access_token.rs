@@ -31,7 +31,7 @@ pub const PROTECTED_CLAIMS: &[&str] = &[
 pub const MAX_ACCESS_TOKEN_LEN: usize = 8 * 1024;
 
 /// The claims of a session access token.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AccessTokenClaims {
     /// User id.
     pub sub: String,

@@ -21,7 +21,7 @@ use crate::clock::Timestamp;
 pub const MAX_SIBLINGS: usize = 4;
 
 /// A session as stored: one per login, the refresh-token family.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SessionRecord {
     /// Public handle (UUID).

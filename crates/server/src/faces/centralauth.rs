@@ -9,24 +9,31 @@ use axum::body::Bytes;
 use axum::extract::{Extension, FromRequest, Multipart, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::get;
 use axum::{Json, Router};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use portcullis_core::login::{DirectOutcome, TokenRequest, UserinfoRequest};
 use portcullis_core::{Error, ErrorCode};
-use serde_json::json;
+use serde::Serialize;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
+use crate::api_description::CENTRALAUTH;
 use crate::app::App;
-use crate::http::{ApiError, ErrorReport, RequestId};
+use crate::http::{ApiError, ErrorReport, OAuthErrorBody, RequestId};
 
-pub(crate) fn routes(dev_outbox: bool) -> Router<Arc<App>> {
-    let router = Router::new()
-        .route("/api/v1/verify", post(verify))
-        .route("/api/v1/userinfo", post(userinfo))
-        .route("/api/v1/logout", post(logout))
-        .route("/api/v1/authenticate_direct", post(authenticate_direct));
-    if dev_outbox { router.route("/dev/outbox", get(outbox)) } else { router }
+pub(crate) fn api() -> OpenApiRouter<Arc<App>> {
+    OpenApiRouter::new()
+        .routes(routes!(verify))
+        .routes(routes!(userinfo))
+        .routes(routes!(logout))
+        .routes(routes!(authenticate_direct))
+}
+
+/// The development outbox (`login.dev_outbox`): the last mails, for local testing.
+pub(crate) fn dev_routes() -> Router<Arc<App>> {
+    Router::new().route("/dev/outbox", get(outbox))
 }
 
 /// `Authorization: Basic` credentials, form-decoded as RFC 6749 §2.3.1 requires.
@@ -81,13 +88,13 @@ pub(crate) fn token_error(error: Error, request_id: &RequestId, issuer: &str) ->
         ErrorCode::NoPermission | ErrorCode::OrganizationIdMissing => "invalid_client",
         _ => error.oauth_error(),
     };
-    let body = json!({
-        "error": oauth,
-        "error_description": portcullis_core::login::callback::safe_description(error.message()),
-        "errorCode": error.code(),
-        "message": error.message(),
-        "requestId": request_id.0,
-    });
+    let body = OAuthErrorBody {
+        error: oauth.to_owned(),
+        error_description: portcullis_core::login::callback::safe_description(error.message()),
+        error_code: error.code(),
+        message: error.message().to_owned(),
+        request_id: request_id.0.clone(),
+    };
     let mut response = (status, Json(body)).into_response();
     let headers = response.headers_mut();
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -101,6 +108,46 @@ pub(crate) fn token_error(error: Error, request_id: &RequestId, issuer: &str) ->
     response
 }
 
+/// The code exchange's form fields (CentralAuth's libraries send them urlencoded or as multipart).
+#[derive(Debug, utoipa::ToSchema)]
+#[allow(dead_code, reason = "describes the form that the handler reads field by field")]
+struct VerifyForm {
+    code: String,
+    redirect_uri: String,
+    /// PKCE verifier (required unless the organization turned PKCE off).
+    code_verifier: Option<String>,
+    /// Optional; `authorization_code`.
+    grant_type: Option<String>,
+    /// Without `Authorization: Basic`.
+    client_id: Option<String>,
+    /// Without `Authorization: Basic`.
+    client_secret: Option<String>,
+}
+
+/// CentralAuth's token answer.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+struct VerifyAnswer {
+    /// JWE `{sessionId}`: present it to `/api/v1/userinfo`.
+    access_token: String,
+    /// JWE `{sessionId, user}`.
+    id_token: String,
+    /// Always `Bearer`.
+    token_type: &'static str,
+    /// Seconds until the session's absolute limit, when it has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    expires_in: Option<u64>,
+    /// The same as a time.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    expires_at: Option<portcullis_core::clock::Timestamp>,
+}
+
+/// Exchanges an authorization code (CentralAuth's `/api/v1/verify`).
+#[utoipa::path(post, path = "/api/v1/verify", tag = CENTRALAUTH, security((), ("clientCredentials" = [])),
+    request_body(content(
+        (VerifyForm = "application/x-www-form-urlencoded"),
+        (VerifyForm = "multipart/form-data"))),
+    responses((status = 200, body = VerifyAnswer), (status = 400, body = OAuthErrorBody),
+        (status = 401, body = OAuthErrorBody)))]
 async fn verify(
     State(app): State<Arc<App>>,
     Extension(request_id): Extension<RequestId>,
@@ -129,15 +176,17 @@ async fn verify(
     };
     match app.login().exchange_compat(&token_request).await {
         Ok(tokens) => {
-            let mut body = json!({
-                "access_token": tokens.access_token,
-                "id_token": tokens.id_token,
-                "token_type": "Bearer",
-            });
-            if let (Some(expires_in), Some(expires_at)) = (tokens.expires_in, tokens.expires_at) {
-                body["expires_in"] = json!(expires_in);
-                body["expires_at"] = json!(expires_at);
-            }
+            let (expires_in, expires_at) = match (tokens.expires_in, tokens.expires_at) {
+                (Some(expires_in), Some(expires_at)) => (Some(expires_in), Some(expires_at)),
+                _ => (None, None),
+            };
+            let body = VerifyAnswer {
+                access_token: tokens.access_token,
+                id_token: tokens.id_token,
+                token_type: "Bearer",
+                expires_in,
+                expires_at,
+            };
             let mut response = Json(body).into_response();
             response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
             response.headers_mut().insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
@@ -177,6 +226,14 @@ pub(crate) fn bearer_challenge(error: Error) -> Response {
     response
 }
 
+/// The signed-in user, for a CentralAuth access token sent as the raw body.
+#[utoipa::path(post, path = "/api/v1/userinfo", tag = CENTRALAUTH, security(("clientCredentials" = [])),
+    params(
+        ("domain" = String, Query, description = "The application's origin; must be whitelisted and verified"),
+        ("auth-ip" = Option<String>, Header, description = "The person's IP (hijack protection)"),
+        ("device-id" = Option<String>, Header, description = "The person's device id (hijack protection)")),
+    request_body(content = String, content_type = "text/plain", description = "The access token"),
+    responses((status = 200, description = "The user (CentralAuth's user object)", body = serde_json::Value)))]
 async fn userinfo(
     State(app): State<Arc<App>>,
     Query(query): Query<HashMap<String, String>>,
@@ -201,6 +258,10 @@ async fn userinfo(
     }
 }
 
+/// Ends the session of a CentralAuth access token sent as the raw body.
+#[utoipa::path(post, path = "/api/v1/logout", tag = CENTRALAUTH, security(("clientCredentials" = [])),
+    request_body(content = String, content_type = "text/plain", description = "The access token"),
+    responses((status = 200, description = "Logged out")))]
 async fn logout(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Response {
     let (client_id, secret) = match client_or_error(&headers) {
         Ok(credentials) => credentials,
@@ -213,24 +274,38 @@ async fn logout(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) ->
 }
 
 async fn outbox(State(app): State<Arc<App>>) -> Result<Json<serde_json::Value>, ApiError> {
-    Ok(Json(json!({ "messages": app.login().outbox(50).await? })))
+    Ok(Json(serde_json::json!({ "messages": app.login().outbox(50).await? })))
 }
 
 /// Other fields the client libraries send (`translations`) are accepted and ignored: the link page is not
 /// translated yet.
-#[derive(Debug, serde::Deserialize)]
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
 struct DirectBody {
     email: String,
     redirect_uri: Option<String>,
     state: Option<String>,
 }
 
-/// `POST /api/v1/authenticate_direct`: mails a login link (type `link`, method `local`).
+/// Either a link was sent or the email is inside its delay.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct DirectAnswer {
+    /// The attempt the link belongs to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    login_attempt_id: Option<String>,
+    /// Inside the per-email delay: nothing was sent; when the next attempt is allowed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    allowed_date: Option<portcullis_core::clock::Timestamp>,
+}
+
+/// Mails a login link (type `link`, method `local`) without a browser flow.
+#[utoipa::path(post, path = "/api/v1/authenticate_direct", tag = CENTRALAUTH, security(("clientCredentials" = [])),
+    request_body = DirectBody, responses((status = 200, body = DirectAnswer)))]
 async fn authenticate_direct(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
     crate::http::ApiJson(body): crate::http::ApiJson<DirectBody>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<DirectAnswer>, ApiError> {
     let (client_id, secret) = client_or_error(&headers)?;
     let outcome = app
         .login()
@@ -239,8 +314,10 @@ async fn authenticate_direct(
     match outcome {
         DirectOutcome::Sent { login_attempt_id, message } => {
             app.deliver(&message).await?;
-            Ok(Json(json!({ "loginAttemptId": login_attempt_id })))
+            Ok(Json(DirectAnswer { login_attempt_id: Some(login_attempt_id), allowed_date: None }))
         }
-        DirectOutcome::Throttled { allowed_date } => Ok(Json(json!({ "allowedDate": allowed_date }))),
+        DirectOutcome::Throttled { allowed_date } => {
+            Ok(Json(DirectAnswer { login_attempt_id: None, allowed_date: Some(allowed_date) }))
+        }
     }
 }

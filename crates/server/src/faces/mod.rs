@@ -1,6 +1,12 @@
 //! The faces: each parses its wire format, calls the application, and renders the result or error its
 //! own way. Rules live in core, not here.
 
+use std::sync::Arc;
+
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::app::App;
+
 pub(crate) mod admin;
 pub(crate) mod centralauth;
 pub(crate) mod connect;
@@ -9,3 +15,14 @@ pub(crate) mod oauth;
 pub(crate) mod ops;
 pub(crate) mod session;
 pub(crate) mod session_api;
+
+/// Every route the API description covers, without the server's layers.
+pub(crate) fn documented_routes() -> OpenApiRouter<Arc<App>> {
+    OpenApiRouter::new()
+        .merge(ops::api())
+        .merge(admin::api())
+        .merge(session_api::api())
+        .merge(connect::api())
+        .merge(oauth::api())
+        .merge(centralauth::api())
+}

@@ -3,69 +3,108 @@
 
 use std::sync::Arc;
 
+use axum::Json;
 use axum::extract::{Extension, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, patch, post};
-use axum::{Json, Router};
 use portcullis_core::clock::Timestamp;
-use portcullis_core::session::{Audience, RefreshFailure, SessionTokens, access_token_error};
-use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use portcullis_core::session::{
+    AccessTokenClaims, Audience, RefreshFailure, SessionRecord, SessionTokens, access_token_error,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
+use crate::api_description::SESSIONS;
 use crate::app::App;
-use crate::http::{ApiError, ApiJson, ErrorReport, OrgAuth, RequestId};
+use crate::http::{ApiError, ApiJson, ErrorBody, ErrorReport, OrgAuth, RequestId};
 
-pub(crate) fn routes() -> Router<Arc<App>> {
-    Router::new()
-        .route("/api/v1/sessions", post(create))
-        .route("/api/v1/sessions/refresh", post(refresh))
-        .route("/api/v1/sessions/verify", post(verify))
-        .route("/api/v1/sessions/regenerate", post(regenerate))
-        .route("/api/v1/sessions/revoked", get(revoked))
-        .route("/api/v1/sessions/{handle}", delete(revoke))
-        .route("/api/v1/sessions/{handle}/claims", patch(merge_claims))
-        .route("/api/v1/users/{user_id}/sessions", get(list).delete(revoke_user))
-        .route("/api/v1/organization", get(organization))
+pub(crate) fn api() -> OpenApiRouter<Arc<App>> {
+    OpenApiRouter::new()
+        .routes(routes!(create))
+        .routes(routes!(refresh))
+        .routes(routes!(verify))
+        .routes(routes!(regenerate))
+        .routes(routes!(revoked))
+        .routes(routes!(revoke))
+        .routes(routes!(merge_claims))
+        .routes(routes!(list, revoke_user))
+        .routes(routes!(organization))
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+struct OrganizationIdentity {
+    id: String,
+    name: String,
 }
 
 /// The organization the API key belongs to: the SDK reads it at start and accepts only its tokens.
-async fn organization(OrgAuth(org): OrgAuth, State(app): State<Arc<App>>) -> Result<Json<Value>, ApiError> {
+#[utoipa::path(get, path = "/api/v1/organization", tag = SESSIONS, security(("organizationApiKey" = [])),
+    responses((status = 200, body = OrganizationIdentity)))]
+async fn organization(
+    OrgAuth(org): OrgAuth,
+    State(app): State<Arc<App>>,
+) -> Result<Json<OrganizationIdentity>, ApiError> {
     let organization = app.organization(&org).await?;
-    Ok(Json(json!({ "id": organization.id, "name": organization.name })))
+    Ok(Json(OrganizationIdentity { id: organization.id, name: organization.name }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct NewSession {
     user_id: String,
+    /// Tenant (`tId`); `public` when absent.
     tenant_id: Option<String>,
+    /// Custom claims of the access token.
     #[serde(default)]
+    #[schema(value_type = Object)]
     access_token_payload: Map<String, Value>,
 }
 
-fn tokens_body(tokens: &SessionTokens) -> Value {
-    json!({
-        "session": tokens.session,
-        "accessToken": tokens.access_token,
-        "accessTokenExpiry": tokens.claims.exp.saturating_mul(1000),
-        "refreshToken": tokens.refresh_token,
-        "refreshTokenExpiry": tokens.refresh_token.as_ref().map(|_| tokens.session.expires_at.unix_millis()),
-        "frontToken": tokens.front_token,
-    })
+/// A session's tokens.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct Tokens {
+    session: SessionRecord,
+    access_token: String,
+    /// Unix milliseconds.
+    access_token_expiry: i64,
+    /// `null` when only the access token was re-minted.
+    refresh_token: Option<String>,
+    /// Unix milliseconds; `null` with `refreshToken`.
+    refresh_token_expiry: Option<i64>,
+    /// The `front-token` header value for the frontend SDK.
+    front_token: String,
 }
 
+impl From<SessionTokens> for Tokens {
+    fn from(tokens: SessionTokens) -> Self {
+        Self {
+            access_token_expiry: tokens.claims.exp.saturating_mul(1000),
+            refresh_token_expiry: tokens.refresh_token.as_ref().map(|_| tokens.session.expires_at.unix_millis()),
+            session: tokens.session,
+            access_token: tokens.access_token,
+            refresh_token: tokens.refresh_token,
+            front_token: tokens.front_token,
+        }
+    }
+}
+
+/// Creates a session for a user.
+#[utoipa::path(post, path = "/api/v1/sessions", tag = SESSIONS, security(("organizationApiKey" = [])),
+    request_body = NewSession, responses((status = 201, body = Tokens)))]
 async fn create(
     OrgAuth(org): OrgAuth,
     State(app): State<Arc<App>>,
     ApiJson(body): ApiJson<NewSession>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<Tokens>), ApiError> {
     let tokens =
         app.sessions().create(&org, &body.user_id, body.tenant_id.as_deref(), body.access_token_payload).await?;
-    Ok((StatusCode::CREATED, Json(tokens_body(&tokens))))
+    Ok((StatusCode::CREATED, Json(tokens.into())))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct RefreshBody {
     refresh_token: Option<String>,
@@ -74,6 +113,12 @@ struct RefreshBody {
     refresh_tokens: Option<Vec<String>>,
 }
 
+/// Rotates a refresh token. A rotated-out token answers 401 `tokenTheftDetected` with the revoked
+/// session's `sessionHandle` and `userId`.
+#[utoipa::path(post, path = "/api/v1/sessions/refresh", tag = SESSIONS, security(("organizationApiKey" = [])),
+    request_body = RefreshBody,
+    responses((status = 200, body = Tokens), (status = 401, body = ErrorBody,
+        description = "`unauthorised`, or `tokenTheftDetected` with `sessionHandle` and `userId`")))]
 async fn refresh(
     OrgAuth(org): OrgAuth,
     State(app): State<Arc<App>>,
@@ -97,7 +142,7 @@ async fn refresh(
         },
     };
     match app.sessions().refresh(chosen, Some(&org)).await {
-        Ok(tokens) => Json(tokens_body(&tokens)).into_response(),
+        Ok(tokens) => Json(Tokens::from(tokens)).into_response(),
         Err(RefreshFailure::Failed(e)) => ApiError(e).into_response(),
         Err(failure) => {
             // Theft carries the session and user, so the caller's handler can act on them.
@@ -109,11 +154,7 @@ async fn refresh(
                 _ => (None, None),
             };
             let error = portcullis_core::Error::from(failure);
-            let mut body = json!({ "errorCode": error.code(), "message": error.message(), "requestId": request_id.0 });
-            if let (Some(handle), Some(user)) = (handle, user) {
-                body["sessionHandle"] = json!(handle);
-                body["userId"] = json!(user);
-            }
+            let body = ErrorBody { session_handle: handle, user_id: user, ..ErrorBody::new(&error, &request_id.0) };
             let mut response = (StatusCode::UNAUTHORIZED, Json(body)).into_response();
             response.extensions_mut().insert(ErrorReport(Arc::new(error)));
             response
@@ -121,83 +162,151 @@ async fn refresh(
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct AccessTokenBody {
     access_token: String,
 }
 
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct Verified {
+    claims: AccessTokenClaims,
+    /// Whether the session is still live in the store (not revoked, not expired).
+    session_live: bool,
+}
+
+/// Verifies an access token of this organization.
+#[utoipa::path(post, path = "/api/v1/sessions/verify", tag = SESSIONS, security(("organizationApiKey" = [])),
+    request_body = AccessTokenBody, responses((status = 200, body = Verified)))]
 async fn verify(
     OrgAuth(org): OrgAuth,
     State(app): State<Arc<App>>,
     ApiJson(body): ApiJson<AccessTokenBody>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Verified>, ApiError> {
     let claims = app.sessions().verify(&body.access_token, Audience::Organization(&org)).map_err(access_token_error)?;
-    let live = app.sessions().regenerate(&org, &body.access_token).await.is_ok();
-    Ok(Json(json!({ "claims": claims, "sessionLive": live })))
+    let session_live = app.sessions().regenerate(&org, &body.access_token).await.is_ok();
+    Ok(Json(Verified { claims, session_live }))
 }
 
+/// Re-mints the access token with the session's current claims (no refresh token).
+#[utoipa::path(post, path = "/api/v1/sessions/regenerate", tag = SESSIONS, security(("organizationApiKey" = [])),
+    request_body = AccessTokenBody, responses((status = 200, body = Tokens)))]
 async fn regenerate(
     OrgAuth(org): OrgAuth,
     State(app): State<Arc<App>>,
     ApiJson(body): ApiJson<AccessTokenBody>,
-) -> Result<Json<Value>, ApiError> {
-    let tokens = app.sessions().regenerate(&org, &body.access_token).await?;
-    Ok(Json(tokens_body(&tokens)))
+) -> Result<Json<Tokens>, ApiError> {
+    Ok(Json(app.sessions().regenerate(&org, &body.access_token).await?.into()))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct Since {
+    /// Unix milliseconds; 0 when absent.
     since: Option<i64>,
 }
 
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct RevokedSession {
+    handle: String,
+    /// Unix milliseconds.
+    revoked_at: i64,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+struct RevokedSessions {
+    revoked: Vec<RevokedSession>,
+}
+
+/// Sessions revoked since a time: verifiers that cache tokens poll it.
+#[utoipa::path(get, path = "/api/v1/sessions/revoked", tag = SESSIONS, security(("organizationApiKey" = [])),
+    params(Since), responses((status = 200, body = RevokedSessions)))]
 async fn revoked(
     OrgAuth(org): OrgAuth,
     State(app): State<Arc<App>>,
     Query(since): Query<Since>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<RevokedSessions>, ApiError> {
     let since = Timestamp::from_unix_millis(since.since.unwrap_or(0));
     let revoked = app.sessions().revoked_since(&org, since).await?;
-    let items: Vec<Value> =
-        revoked.iter().map(|(handle, at)| json!({ "handle": handle, "revokedAt": at.unix_millis() })).collect();
-    Ok(Json(json!({ "revoked": items })))
+    let revoked =
+        revoked.into_iter().map(|(handle, at)| RevokedSession { handle, revoked_at: at.unix_millis() }).collect();
+    Ok(Json(RevokedSessions { revoked }))
 }
 
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+struct Revoked {
+    /// Whether a live session was revoked.
+    revoked: bool,
+}
+
+/// Revokes a session.
+#[utoipa::path(delete, path = "/api/v1/sessions/{handle}", tag = SESSIONS, security(("organizationApiKey" = [])),
+    params(("handle" = String, Path, description = "Session handle")), responses((status = 200, body = Revoked)))]
 async fn revoke(
     OrgAuth(org): OrgAuth,
     State(app): State<Arc<App>>,
     Path(handle): Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    Ok(Json(json!({ "revoked": app.sessions().revoke(&org, &handle).await? })))
+) -> Result<Json<Revoked>, ApiError> {
+    Ok(Json(Revoked { revoked: app.sessions().revoke(&org, &handle).await? }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ClaimsBody {
+    /// Claims to set; `null` removes one.
+    #[schema(value_type = Object)]
     claims: Map<String, Value>,
 }
 
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+struct UpdatedSession {
+    session: SessionRecord,
+}
+
+/// Merges claims into a session's access-token payload (seen at the next refresh or regenerate).
+#[utoipa::path(patch, path = "/api/v1/sessions/{handle}/claims", tag = SESSIONS, security(("organizationApiKey" = [])),
+    params(("handle" = String, Path, description = "Session handle")), request_body = ClaimsBody,
+    responses((status = 200, body = UpdatedSession)))]
 async fn merge_claims(
     OrgAuth(org): OrgAuth,
     State(app): State<Arc<App>>,
     Path(handle): Path<String>,
     ApiJson(body): ApiJson<ClaimsBody>,
-) -> Result<Json<Value>, ApiError> {
-    Ok(Json(json!({ "session": app.sessions().merge_claims(&org, &handle, body.claims).await? })))
+) -> Result<Json<UpdatedSession>, ApiError> {
+    Ok(Json(UpdatedSession { session: app.sessions().merge_claims(&org, &handle, body.claims).await? }))
 }
 
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+struct Sessions {
+    sessions: Vec<SessionRecord>,
+}
+
+/// Lists a user's active sessions.
+#[utoipa::path(get, path = "/api/v1/users/{user_id}/sessions", tag = SESSIONS, security(("organizationApiKey" = [])),
+    params(("user_id" = String, Path, description = "User id")), responses((status = 200, body = Sessions)))]
 async fn list(
     OrgAuth(org): OrgAuth,
     State(app): State<Arc<App>>,
     Path(user_id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    Ok(Json(json!({ "sessions": app.sessions().active_sessions(&org, &user_id).await? })))
+) -> Result<Json<Sessions>, ApiError> {
+    Ok(Json(Sessions { sessions: app.sessions().active_sessions(&org, &user_id).await? }))
 }
 
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+struct RevokedCount {
+    /// How many sessions were revoked.
+    revoked: u64,
+}
+
+/// Revokes every session of a user.
+#[utoipa::path(delete, path = "/api/v1/users/{user_id}/sessions", tag = SESSIONS, security(("organizationApiKey" = [])),
+    params(("user_id" = String, Path, description = "User id")), responses((status = 200, body = RevokedCount)))]
 async fn revoke_user(
     OrgAuth(org): OrgAuth,
     State(app): State<Arc<App>>,
     Path(user_id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    Ok(Json(json!({ "revoked": app.sessions().revoke_user(&org, &user_id).await? })))
+) -> Result<Json<RevokedCount>, ApiError> {
+    Ok(Json(RevokedCount { revoked: app.sessions().revoke_user(&org, &user_id).await? }))
 }

@@ -8,11 +8,10 @@ use axum::extract::{MatchedPath, Request};
 use axum::http::{HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
 use tracing::Instrument;
 
-use super::ApiError;
 use super::error::{ErrorReport, error_for_bare_status};
+use super::{ApiError, ErrorBody};
 
 /// Response header carrying the request id.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
@@ -68,11 +67,7 @@ pub(crate) async fn request_context(mut request: Request, next: Next) -> Respons
             }
         });
         if !response.headers().contains_key(header::CONTENT_TYPE) {
-            let body = Json(json!({
-                "errorCode": error.code(),
-                "message": error.message(),
-                "requestId": request_id,
-            }));
+            let body = Json(ErrorBody::new(&error, &request_id));
             let (parts, _) = response.into_parts();
             response = Response::from_parts(parts, body.into_response().into_body());
             response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));

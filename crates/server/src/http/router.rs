@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use portcullis_core::{Error, ErrorCode};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::timeout::TimeoutLayer;
+use utoipa_axum::router::OpenApiRouter;
 
 use super::request_context::{request_context, tag_route};
 use super::{ApiError, IpLimit, limit_per_ip};
@@ -24,18 +25,23 @@ pub fn router(app: Arc<App>) -> Router {
     let limits = &app.config().server;
     let body_limit = limits.request_body_limit_bytes;
     let timeout = Duration::from_secs(limits.request_timeout_secs);
-    Router::new()
-        .merge(faces::ops::routes())
-        .merge(faces::admin::routes())
+    // The described routes come from their OpenAPI routers, so nothing is served undescribed by mistake.
+    let routes = |api: OpenApiRouter<Arc<App>>| api.split_for_parts().0;
+    let per_ip_api = from_fn_with_state(IpLimit::api(&app), limit_per_ip);
+    let mut router = Router::new()
+        .merge(routes(faces::ops::api()))
+        .merge(routes(faces::admin::api()))
         .merge(faces::session::routes(app.config()))
-        .merge(faces::session_api::routes())
-        .merge(faces::connect::routes())
+        .merge(routes(faces::session_api::api()))
+        .merge(routes(faces::connect::api()))
+        .merge(faces::connect::pages())
         .merge(faces::login_pages::routes().route_layer(from_fn_with_state(IpLimit::pages(&app), limit_per_ip)))
-        .merge(faces::oauth::routes().route_layer(from_fn_with_state(IpLimit::api(&app), limit_per_ip)))
-        .merge(
-            faces::centralauth::routes(app.config().login.dev_outbox)
-                .route_layer(from_fn_with_state(IpLimit::api(&app), limit_per_ip)),
-        )
+        .merge(routes(faces::oauth::api()).route_layer(per_ip_api.clone()))
+        .merge(routes(faces::centralauth::api()).route_layer(per_ip_api.clone()));
+    if app.config().login.dev_outbox {
+        router = router.merge(faces::centralauth::dev_routes().route_layer(per_ip_api));
+    }
+    router
         .route_layer(from_fn(tag_route))
         .fallback(unknown_route)
         .with_state(app)

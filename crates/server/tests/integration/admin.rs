@@ -86,3 +86,63 @@ async fn rotating_keys_publishes_a_pending_key() {
     assert_eq!(okp.len(), 2, "a pending key is published before it signs");
     assert_eq!(okp[1]["kid"], key["kid"]);
 }
+
+/// `PATCH …/login` changes only what it carries; `PUT` replaces the whole configuration.
+async fn login_configuration_patch_and_put(backend: Backend) {
+    let server = TestServer::start_with(backend, |_| {}).await;
+    let id = server.app.create_organization("Acme").await.expect("organization").id;
+    let path = format!("/admin/v1/organizations/{id}/login");
+    let full = json!({
+        "whitelist": ["https://app.example.com"],
+        "settings": { "allowLocalhost": true, "maxSessionTime": 3600, "clientType": "public" },
+    });
+    let (status, put) = read_json(server.admin(Method::PUT, &path).json(&full).send().await.expect("put")).await;
+    assert_eq!(status, 200, "{put}");
+
+    let patch = json!({ "settings": { "maxSessionTime": 60 } });
+    let (status, patched) =
+        read_json(server.admin(Method::PATCH, &path).json(&patch).send().await.expect("patch")).await;
+    assert_eq!(status, 200, "{patched}");
+    assert_eq!(patched["settings"]["maxSessionTime"], 60);
+    assert_eq!(patched["settings"]["allowLocalhost"], true, "a setting the patch left out is kept");
+    assert_eq!(patched["settings"]["clientType"], "public");
+    assert_eq!(patched["whitelist"], json!(["https://app.example.com"]));
+
+    let (status, patched) = read_json(
+        server.admin(Method::PATCH, &path).json(&json!({ "whitelist": ["example.org"] })).send().await.expect("patch"),
+    )
+    .await;
+    assert_eq!(status, 200, "{patched}");
+    assert_eq!(patched["whitelist"], json!(["https://example.org"]));
+    assert_eq!(patched["settings"]["maxSessionTime"], 60);
+
+    // A bad patch changes nothing.
+    for bad in [
+        json!({ "settings": { "maxSessionTime": "soon" } }),
+        json!({ "settings": { "noSuchSetting": 1 } }),
+        json!({ "settings": { "authDomain": "https://x" } }),
+        json!({ "settings": { "allowLocalhost": false }, "whitelist": ["not a url at all"] }),
+    ] {
+        let response = server.admin(Method::PATCH, &path).json(&bad).send().await.expect("patch");
+        assert_catalog_error(response, 400, "entityInvalid").await;
+    }
+    let (_, shown) =
+        read_json(server.admin(Method::GET, &format!("/admin/v1/organizations/{id}")).send().await.expect("get")).await;
+    assert_eq!(shown, patched, "refused patches left the organization as it was");
+
+    let (status, replaced) =
+        read_json(server.admin(Method::PUT, &path).json(&json!({ "settings": {} })).send().await.expect("put")).await;
+    assert_eq!(status, 200, "{replaced}");
+    assert_eq!(replaced["whitelist"], json!([]), "PUT replaces: a left-out whitelist is empty");
+    assert_eq!(replaced["settings"]["allowLocalhost"], false, "PUT replaces: left-out settings are the defaults");
+}
+
+#[tokio::test]
+async fn login_configuration_patch_and_put_on_sqlite() {
+    login_configuration_patch_and_put(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn login_configuration_patch_and_put_on_postgres() {
+    login_configuration_patch_and_put(Backend::Postgres).await;
+}

@@ -238,9 +238,9 @@ fn the_derived_public_url_never_names_a_wildcard_address() {
 #[test]
 fn list_valued_variables_are_toml_arrays() {
     Jail::expect_with(|jail| {
-        jail.set_env("PORTCULLIS_CONNECTORS__EGRESS_ALLOW", r#"["10.0.0.0/8", "api.example.com"]"#);
+        jail.set_env("PORTCULLIS_CONNECTORS__EGRESS_ALLOW", r#"["10.0.0.0/8", "127.0.0.1"]"#);
         let config = Config::load_from(None, Env::prefixed(ENV_PREFIX)).map_err(|e| e.to_string())?;
-        assert_eq!(config.connectors.egress_allow, ["10.0.0.0/8", "api.example.com"]);
+        assert_eq!(config.connectors.egress_allow, ["10.0.0.0/8", "127.0.0.1"]);
         Ok(())
     });
     let message = load_error(|jail| {

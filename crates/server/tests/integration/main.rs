@@ -3,6 +3,7 @@
 
 mod abuse;
 mod admin;
+mod api_description;
 mod config;
 mod connector_security;
 mod connectors;
