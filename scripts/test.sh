@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole Portcullis test suite on a fresh machine: formatting, lints, every test on both storage
-# backends, and the browser tests. It installs or starts what the tests need (PostgreSQL, Debian's
-# Chromium, npm packages) and fails loudly otherwise.
+# backends, the API contract test, the README's run command and the browser tests. It installs or starts
+# what the tests need (PostgreSQL, Debian's Chromium, npm and PyPI packages) and fails loudly otherwise.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,6 +15,10 @@ echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== cargo test"
 cargo test --workspace --locked
+
+# The API contract: schemathesis drives every operation of /openapi.json against a running server.
+echo "== API contract (schemathesis)"
+bash scripts/contract-test.sh
 
 # The README's run command, literally (release build, start, /health, stop), so it cannot rot.
 echo "== README commands"

@@ -21,6 +21,7 @@ use crate::script::{self, Budget, Event, Host, Limits, Outcome};
 
 mod accounts;
 mod recovery;
+mod request_headers;
 
 pub use accounts::{AccountInput, AccountView, basic_auth_value};
 use recovery::TokenFailure;
@@ -496,6 +497,9 @@ impl ConnectorRuntime {
         if request.script.is_some() && caller == Caller::ApiKey && !self.config.api_key_step_scripts {
             return Err(Error::new(ErrorCode::CallerScriptForbidden));
         }
+        if let Some(problem) = request_headers::invalid_header(&request.headers) {
+            return Err(err(ErrorCode::EntityInvalid, format!("headers: {problem}.")));
+        }
         let budget = Arc::new(Budget::new(self.config.limits.timeout));
         let _cancel = CancelOnDrop(Arc::clone(&budget));
         let connector = self.connector(connector_name)?;
@@ -890,7 +894,12 @@ impl ConnectorRuntime {
             let http_method = reqwest::Method::from_bytes(method.http_method.as_bytes())
                 .map_err(|e| err(ErrorCode::ConnectorInvalid, e.to_string()))?;
             let headers: Vec<(String, String)> = match globals.get("method_request_headers") {
-                Some(Value::Object(h)) => h.iter().map(|(k, v)| (k.clone(), as_text(v))).collect(),
+                Some(Value::Object(h)) => {
+                    if let Some(problem) = request_headers::invalid_header(h) {
+                        return Err(err(ErrorCode::ConnectorInvalid, format!("A script set a header: {problem}.")));
+                    }
+                    h.iter().map(|(k, v)| (k.clone(), as_text(v))).collect()
+                }
                 _ => Vec::new(),
             };
             let body = match globals.get("method_request") {
@@ -924,6 +933,9 @@ impl ConnectorRuntime {
                     (status.as_u16(), status.canonical_reason().unwrap_or_default().to_owned(), headers, text)
                 }
                 Err(SendError::Refused(refused)) => return Err(egress_refused(&refused)),
+                Err(SendError::Http(e)) if e.is_builder() => {
+                    return Err(err(ErrorCode::ConnectorInvalid, "The request could not be built.").with_internal(e));
+                }
                 Err(e) => {
                     tracing::warn!(connector = %connector.name, error = %e, "connector request failed");
                     (0, if e.is_timeout() { "Timeout" } else { "Network Error" }.to_owned(), Map::new(), e.to_string())

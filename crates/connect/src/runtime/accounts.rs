@@ -99,6 +99,7 @@ impl ConnectorRuntime {
         }
         let id = input.id.unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
         let credentials = Credentials { properties: input.properties, auth_value: input.auth_value };
+        super::request_headers::check_auth_value(&connector, &credentials)?;
         let now = self.clock.now();
         let record = ConnectorAccountRecord {
             sealed_credentials: credentials.seal(&self.master, &id)?,
@@ -135,6 +136,8 @@ impl ConnectorRuntime {
         if input.auth_value.is_some() {
             credentials.auth_value = input.auth_value;
         }
+        let connector = self.connector(&record.connector)?;
+        super::request_headers::check_auth_value(&connector, &credentials)?;
         if !self.write(&record, &credentials, AccountState::Ok, None, None).await? {
             return Err(Error::from(portcullis_core::store::StoreError::Conflict(
                 "account changed concurrently".to_owned(),

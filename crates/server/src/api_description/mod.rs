@@ -88,7 +88,7 @@ fn add_security_schemes(description: &mut OpenApi) {
 /// specific status keep theirs. The OAuth endpoints answer errors in RFC 6749's shape as well.
 fn add_error_answers(description: &mut OpenApi) {
     for (path, item) in &mut description.paths.paths {
-        let oauth = path.starts_with("/oauth2/") || path == "/api/v1/verify";
+        let oauth = path == "/oauth2/token" || path == "/api/v1/verify";
         let schema = if oauth { "OAuthErrorBody" } else { "ErrorBody" };
         let operations = [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch];
         for operation in operations.into_iter().flatten() {

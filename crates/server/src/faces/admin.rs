@@ -37,6 +37,7 @@ pub(crate) fn api() -> OpenApiRouter<Arc<App>> {
 #[serde(deny_unknown_fields)]
 struct NewOrganization {
     /// Display name (trimmed, 1–200 characters).
+    #[schema(min_length = 1, max_length = 200, pattern = "\\S")]
     name: String,
 }
 
@@ -239,6 +240,7 @@ async fn audit_events(
 #[into_params(parameter_in = Query)]
 struct PasskeyQuery {
     /// The user's email.
+    #[param(format = "email", max_length = 254)]
     email: String,
 }
 

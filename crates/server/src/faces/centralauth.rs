@@ -281,6 +281,7 @@ async fn outbox(State(app): State<Arc<App>>) -> Result<Json<serde_json::Value>, 
 /// translated yet.
 #[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
 struct DirectBody {
+    #[schema(format = "email", max_length = 254)]
     email: String,
     redirect_uri: Option<String>,
     state: Option<String>,

@@ -53,6 +53,7 @@ async fn organization(
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct NewSession {
+    #[schema(min_length = 1, max_length = 256)]
     user_id: String,
     /// Tenant (`tId`); `public` when absent.
     tenant_id: Option<String>,

@@ -144,6 +144,20 @@ async fn install_and_call(backend: Backend) {
     let (status, _) = read_json(call(json!({"method": "list"})).await.expect("call")).await;
     assert_eq!(status, 200, "the server keeps serving");
 
+    // Headers HTTP cannot carry are the caller's mistake (400), or the script's (422): never "unreachable".
+    for headers in
+        [json!({"": "x"}), json!({"bad name": "x"}), json!({"X-Ok": "line\nbreak"}), json!({"X-Ok": "\u{7}"})]
+    {
+        let response = call(json!({"method": "list", "headers": headers})).await.expect("call");
+        assert_catalog_error(response, 400, "entityInvalid").await;
+    }
+    let bad_token = json!({"authValue": "{\"AccessToken\": \"at\\nInjected: 1\"}"});
+    let patched = server.admin(Method::PATCH, &format!("{accounts}/crm")).json(&bad_token).send();
+    assert_catalog_error(patched.await.expect("patch"), 400, "entityInvalid").await;
+    let scripted = json!({"method": "list", "script": "function before_action() { method_request_headers['bad name'] = 'x'; return true; }"});
+    let admin_call = server.admin(Method::POST, &format!("{accounts}/crm/calls")).json(&scripted).send();
+    assert_catalog_error(admin_call.await.expect("call"), 422, "connectorInvalid").await;
+
     let test = server.admin(Method::POST, &format!("{accounts}/crm/test")).send().await.expect("test");
     assert_catalog_error(test, 422, "connectorInvalid").await;
     let (status, body) = read_json(server.admin(Method::GET, &accounts).send().await.expect("list")).await;
