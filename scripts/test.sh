@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the whole Portcullis test suite on a fresh machine: formatting, lints, every test on both storage
-# backends, the API contract test, the README's run command and the browser tests. It installs or starts
-# what the tests need (PostgreSQL, Debian's Chromium, npm and PyPI packages) and fails loudly otherwise.
+# backends, a short run of every fuzz target, the API contract test, the README's run command and the
+# browser tests. It installs or starts what the tests need (PostgreSQL, Debian's Chromium, npm and PyPI
+# packages, cargo-fuzz) and fails loudly otherwise.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,6 +16,10 @@ echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== cargo test"
 cargo test --workspace --locked
+
+# Every fuzz target for a few seconds from its checked-in corpus (AddressSanitizer build; docs/fuzzing.md).
+echo "== fuzz smoke"
+bash scripts/fuzz.sh smoke
 
 # The API contract: schemathesis drives every operation of /openapi.json against a running server.
 echo "== API contract (schemathesis)"

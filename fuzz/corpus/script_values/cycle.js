@@ -1,0 +1,1 @@
+(function () { var o = {}; o.self = o; return o; })()

@@ -1,0 +1,1 @@
+[Symbol("s"), undefined, NaN, Infinity, -0, 1e308, new Date(0), /re/g, function () {}]
