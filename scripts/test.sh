@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs the whole Portcullis test suite on a fresh machine: formatting, lints, every test on both storage
-# backends, a short run of every fuzz target, the API contract test, the README's run command and the
-# browser tests. It installs or starts what the tests need (PostgreSQL, Debian's Chromium, npm and PyPI
-# packages, cargo-fuzz) and fails loudly otherwise.
+# backends, a short run of every fuzz target, the API contract test, the README's run command, the
+# crash harness and the browser tests. It installs or starts what the tests need (PostgreSQL, Debian's
+# Chromium, npm and PyPI packages, cargo-fuzz) and fails loudly otherwise.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,6 +28,11 @@ bash scripts/contract-test.sh
 # The README's run command, literally (release build, start, /health, stop), so it cannot rot.
 echo "== README commands"
 bash scripts/readme-commands.sh
+
+# Crash safety: SIGKILL under load, 20 kills per backend, every client's promise checked (docs/reliability.md).
+echo "== crash safety (SIGKILL under load)"
+cargo build --release --locked -p portcullis -p portcullis-reliability
+target/release/portcullis-reliability crash --kills 20 --portcullis target/release/portcullis
 
 # Browser tests: the real supertokens-web-js in Debian's Chromium against the demo app and the server.
 echo "== browser tests (e2e/)"

@@ -1,0 +1,43 @@
+//! Reliability harnesses that run `portcullis serve` as a real process (docs/reliability.md).
+//!
+//! `portcullis-reliability crash`: SIGKILL under load, on SQLite and PostgreSQL.
+
+#![allow(clippy::print_stdout, reason = "the run's report is this binary's output")]
+
+mod crash;
+mod server;
+mod setup;
+mod store_check;
+mod upstream;
+mod workload;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(about = "Reliability harnesses that run `portcullis serve` as a real process")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Kill the server with SIGKILL under load, restart it, and check what every client was told.
+    Crash(crash::Options),
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let outcome = match Cli::parse().command {
+        Command::Crash(options) => crash::run(&options).await,
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            eprintln!("crash: FAILED\n{failure}");
+            ExitCode::FAILURE
+        }
+    }
+}
