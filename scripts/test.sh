@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs the whole Portcullis test suite on a fresh machine: formatting, lints, every test on both storage
 # backends, a short run of every fuzz target, the API contract test, the README's run command, the
-# crash harness and the browser tests. It installs or starts what the tests need (PostgreSQL, Debian's
-# Chromium, npm and PyPI packages, cargo-fuzz) and fails loudly otherwise.
+# reliability harnesses and the browser tests. It installs or starts what the tests need (PostgreSQL,
+# Debian's Chromium, npm and PyPI packages, cargo-fuzz) and fails loudly otherwise.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -33,6 +33,9 @@ bash scripts/readme-commands.sh
 echo "== crash safety (SIGKILL under load)"
 cargo build --release --locked -p portcullis -p portcullis-reliability
 target/release/portcullis-reliability crash --kills 20 --portcullis target/release/portcullis
+# Three instances on one PostgreSQL, ending with a PostgreSQL restart under load (docs/reliability.md).
+echo "== several instances"
+target/release/portcullis-reliability instances --portcullis target/release/portcullis
 
 # Browser tests: the real supertokens-web-js in Debian's Chromium against the demo app and the server.
 echo "== browser tests (e2e/)"

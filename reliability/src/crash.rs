@@ -153,7 +153,8 @@ async fn run_backend(options: &Options, backend: Backend, seed: u64) -> Result<T
 }
 
 async fn cycles(options: &Options, backend: Backend, seed: u64, dir: &std::path::Path) -> Result<Tally, String> {
-    let upstream = Upstream::start().await?;
+    // Access tokens of 50 ms keep the account refreshing several times a second.
+    let upstream = Upstream::start(Duration::from_millis(50)).await?;
     let connectors = dir.join("connectors");
     std::fs::create_dir_all(&connectors).map_err(|e| e.to_string())?;
     std::fs::write(connectors.join("upstream.yaml"), setup::connector_definition(&upstream))

@@ -1,10 +1,12 @@
 //! Reliability harnesses that run `portcullis serve` as a real process (docs/reliability.md).
 //!
 //! `portcullis-reliability crash`: SIGKILL under load, on SQLite and PostgreSQL.
+//! `portcullis-reliability instances`: three instances on one PostgreSQL, and a PostgreSQL restart.
 
 #![allow(clippy::print_stdout, reason = "the run's report is this binary's output")]
 
 mod crash;
+mod instances;
 mod server;
 mod setup;
 mod store_check;
@@ -26,17 +28,20 @@ struct Cli {
 enum Command {
     /// Kill the server with SIGKILL under load, restart it, and check what every client was told.
     Crash(crash::Options),
+    /// Three instances on one PostgreSQL: what must hold across them, and a PostgreSQL restart under load.
+    Instances(instances::Options),
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let outcome = match Cli::parse().command {
         Command::Crash(options) => crash::run(&options).await,
+        Command::Instances(options) => instances::run(&options).await,
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
-            eprintln!("crash: FAILED\n{failure}");
+            eprintln!("FAILED\n{failure}");
             ExitCode::FAILURE
         }
     }

@@ -1,13 +1,14 @@
 //! The third-party API a connector account talks to: a real HTTP server with an OAuth 2 token endpoint
 //! that rotates refresh tokens, and one protected resource.
 //!
-//! Token `n` is the pair `at-n` / `rt-n`. An access token expires [`ACCESS_TOKEN_LIFETIME`] after it was
-//! issued (it then answers 401, and the connector's rule refreshes), so a steady call load keeps the
-//! account refreshing several times a second. A refresh with the current `rt-n` issues `n + 1` and revokes
-//! every older access token. Like most providers, the previous refresh token is still accepted until the new access
-//! token has been used (it answers the same current pair again): a client killed between the token answer
-//! and storing it loses nothing. Once `at-n` has been used, the rotation is complete and presenting any
-//! older refresh token is a violation: the client did not keep the token the upstream rotated to.
+//! Token `n` is the pair `at-n` / `rt-n`. An access token expires a set lifetime after it was issued
+//! (it then answers 401, and the connector's rule refreshes), so with a short lifetime a steady call load
+//! keeps the account refreshing several times a second. A refresh with the current `rt-n` issues `n + 1`
+//! and revokes every older access token. Like most providers, the previous refresh token is still accepted
+//! until the new access token has been used (it answers the same current pair again): a client killed
+//! between the token answer and storing it loses nothing. Once `at-n` has been used, the rotation is
+//! complete and presenting any older refresh token is a violation: the client did not keep the token the
+//! upstream rotated to.
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -19,9 +20,6 @@ use axum::routing::{get, post};
 use axum::{Form, Json, Router};
 use serde_json::json;
 
-/// How long an access token is accepted.
-const ACCESS_TOKEN_LIFETIME: Duration = Duration::from_millis(50);
-
 #[derive(Debug)]
 struct Rotation {
     /// The current token index.
@@ -29,6 +27,9 @@ struct Rotation {
     /// Whether `at-current` has been used (the rotation to `current` is complete).
     current_used: bool,
     issued: Instant,
+    lifetime: Duration,
+    /// The current access token was ended early.
+    expired: bool,
     refreshes: u64,
     /// Refreshes answered with the previous refresh token (a kill fell between the answer and the store).
     replays: u64,
@@ -50,13 +51,22 @@ pub(crate) struct Observed {
     pub(crate) violations: Vec<String>,
 }
 
+impl Observed {
+    /// Every refresh request answered, rotations and replays alike.
+    pub(crate) fn token_requests(&self) -> u64 {
+        self.refreshes + self.replays
+    }
+}
+
 impl Upstream {
-    /// Starts on a free loopback port.
-    pub(crate) async fn start() -> Result<Self, String> {
+    /// Starts on a free loopback port; access tokens live `lifetime`.
+    pub(crate) async fn start(lifetime: Duration) -> Result<Self, String> {
         let state = Arc::new(Mutex::new(Rotation {
             current: 0,
             current_used: false,
             issued: Instant::now(),
+            lifetime,
+            expired: false,
             refreshes: 0,
             replays: 0,
             violations: Vec::new(),
@@ -71,6 +81,11 @@ impl Upstream {
     /// The auth value an account is installed with: token 0, no expiry (refreshed on 401 only).
     pub(crate) fn initial_auth_value() -> String {
         json!({ "AccessToken": "at-0", "RefreshToken": "rt-0" }).to_string()
+    }
+
+    /// Ends the current access token's life now: calls answer 401 until the next refresh.
+    pub(crate) fn expire_access_token(&self) {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner).expired = true;
     }
 
     pub(crate) fn observed(&self) -> Observed {
@@ -96,12 +111,14 @@ async fn token(State(state): State<Arc<Mutex<Rotation>>>, Form(form): Form<Vec<(
             state.current += 1;
             state.current_used = false;
             state.issued = Instant::now();
+            state.expired = false;
             state.refreshes += 1;
         }
         // The previous token before its successor was used: the client may have lost the answer. The
         // same pair again, with a fresh access-token lifetime.
         Some(n) if n + 1 == current && !state.current_used => {
             state.issued = Instant::now();
+            state.expired = false;
             state.replays += 1;
         }
         other => {
@@ -129,7 +146,7 @@ async fn items(State(state): State<Arc<Mutex<Rotation>>>, headers: HeaderMap) ->
         .and_then(|v| v.strip_prefix("Bearer "))
         .and_then(|t| index(t, "at-"));
     let mut state = state.lock().unwrap_or_else(PoisonError::into_inner);
-    if presented != Some(state.current) || state.issued.elapsed() > ACCESS_TOKEN_LIFETIME {
+    if presented != Some(state.current) || state.expired || state.issued.elapsed() > state.lifetime {
         return (StatusCode::UNAUTHORIZED, Json(json!({ "error": "invalid_token" }))).into_response();
     }
     state.current_used = true;

@@ -67,16 +67,26 @@ impl PostgresStore {
     }
 }
 
-/// Maps a PostgreSQL error: unique violations are conflicts, lost connections are unavailability.
+/// Maps a PostgreSQL error: unique violations are conflicts, lost connections and a server that is going
+/// away or starting are unavailability.
 pub(crate) fn store_error(err: &tokio_postgres::Error) -> StoreError {
     match err.code() {
         Some(code) if *code == SqlState::UNIQUE_VIOLATION || *code == SqlState::FOREIGN_KEY_VIOLATION => {
             StoreError::Conflict(err.to_string())
         }
+        Some(code) if is_unavailability(code) => StoreError::Unavailable(err.to_string()),
         Some(_) => StoreError::Backend(err.to_string()),
         None if err.is_closed() || err.as_db_error().is_none() => StoreError::Unavailable(err.to_string()),
         None => StoreError::Backend(err.to_string()),
     }
+}
+
+/// SQLSTATEs of a server that cannot serve now: connection exceptions (class 08), operator intervention
+/// (57P01 shutdown, 57P02 crash shutdown, 57P03 starting up or shutting down, 57P04 database dropped) and
+/// too many connections (53300). A restart answers in-flight queries and new connections with these.
+fn is_unavailability(code: &SqlState) -> bool {
+    let code = code.code();
+    code.starts_with("08") || code.starts_with("57P") || code == "53300"
 }
 
 /// `whitelist` and `settings`, kept together as the `config` JSONB column.
@@ -225,5 +235,26 @@ impl Store for PostgresStore {
         let client = self.client().await?;
         client.query_one("SELECT 1 FROM key_ring_head WHERE id = 1", &[]).await.map_err(|e| store_error(&e))?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_server_going_away_is_unavailability_not_a_failure() {
+        for code in [
+            SqlState::ADMIN_SHUTDOWN,
+            SqlState::CRASH_SHUTDOWN,
+            SqlState::CANNOT_CONNECT_NOW,
+            SqlState::CONNECTION_FAILURE,
+            SqlState::TOO_MANY_CONNECTIONS,
+        ] {
+            assert!(is_unavailability(&code), "{code:?}");
+        }
+        for code in [SqlState::SYNTAX_ERROR, SqlState::UNIQUE_VIOLATION, SqlState::T_R_SERIALIZATION_FAILURE] {
+            assert!(!is_unavailability(&code), "{code:?}");
+        }
     }
 }

@@ -15,7 +15,7 @@ pub(crate) struct ConnectorClient {
     pub(crate) cut: u64,
 }
 
-async fn call(target: &Target) -> Option<(u16, String)> {
+pub(crate) async fn call(target: &Target) -> Option<(u16, String)> {
     let request = target
         .http
         .post(format!("{}/api/v1/connectors/{CONNECTOR}/accounts/{ACCOUNT}/calls", target.url))
@@ -24,7 +24,7 @@ async fn call(target: &Target) -> Option<(u16, String)> {
     answer(request).await
 }
 
-fn succeeded(body: &str) -> bool {
+pub(crate) fn succeeded(body: &str) -> bool {
     json(body)["outcome"] == "success"
 }
 

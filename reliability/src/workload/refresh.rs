@@ -17,7 +17,7 @@ pub(crate) struct RefreshClient {
     pub(crate) cut: u64,
 }
 
-async fn refresh(target: &Target, token: &str) -> Option<(u16, String)> {
+pub(crate) async fn refresh(target: &Target, token: &str) -> Option<(u16, String)> {
     let request = target
         .http
         .post(format!("{}/api/v1/sessions/refresh", target.url))
