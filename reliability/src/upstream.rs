@@ -3,7 +3,9 @@
 //!
 //! Token `n` is the pair `at-n` / `rt-n`. An access token expires a set lifetime after it was issued
 //! (it then answers 401, and the connector's rule refreshes), so with a short lifetime a steady call load
-//! keeps the account refreshing several times a second. A refresh with the current `rt-n` issues `n + 1`
+//! keeps the account refreshing several times a second. It never expires before its first use: a real
+//! provider's token lives minutes, far longer than the step from the refresh to the retry, and a loaded
+//! machine must not turn that step into a refused retry (which rightly ends in `needsReauthentication`). A refresh with the current `rt-n` issues `n + 1`
 //! and revokes every older access token. Like most providers, the previous refresh token is still accepted
 //! until the new access token has been used (it answers the same current pair again): a client killed
 //! between the token answer and storing it loses nothing. Once `at-n` has been used, the rotation is
@@ -146,7 +148,8 @@ async fn items(State(state): State<Arc<Mutex<Rotation>>>, headers: HeaderMap) ->
         .and_then(|v| v.strip_prefix("Bearer "))
         .and_then(|t| index(t, "at-"));
     let mut state = state.lock().unwrap_or_else(PoisonError::into_inner);
-    if presented != Some(state.current) || state.expired || state.issued.elapsed() > state.lifetime {
+    let aged_out = state.current_used && state.issued.elapsed() > state.lifetime;
+    if presented != Some(state.current) || state.expired || aged_out {
         return (StatusCode::UNAUTHORIZED, Json(json!({ "error": "invalid_token" }))).into_response();
     }
     state.current_used = true;

@@ -514,7 +514,7 @@ impl ConnectorRuntime {
             unreplayable: None,
         };
         let mut recoveries = 0;
-        let mut retried_after_recovery = false;
+        let mut retried_after_own_renewal = false;
         let mut waited_for_rate_limit = false;
         let mut retried_by_rule = false;
         loop {
@@ -558,7 +558,7 @@ impl ConnectorRuntime {
                     return Err(Error::new(ErrorCode::UpstreamRateLimited).with_retry_after(wait));
                 }
                 Attempt::Recover(kind) => {
-                    if retried_after_recovery || recoveries >= MAX_RECOVERIES {
+                    if retried_after_own_renewal || recoveries >= MAX_RECOVERIES {
                         let fresh = self.load(org, account, connector_name).await?;
                         let until = self.clock.now().plus(self.config.reauth_cooldown);
                         let why = "the request failed authentication again after a refresh".to_owned();
@@ -575,8 +575,11 @@ impl ConnectorRuntime {
                             .with_retry_after(self.config.reauth_cooldown.as_secs().max(1)));
                     }
                     recoveries += 1;
-                    self.recover(&connector, org, &loaded.record, kind, &budget, probing).await?;
-                    retried_after_recovery = true;
+                    // Only a refusal after this call's own renewal condemns the credentials; a renewal that
+                    // landed elsewhere meanwhile is tried, and if refused too, renewed here (MAX_RECOVERIES
+                    // bounds the rounds).
+                    retried_after_own_renewal =
+                        self.recover(&connector, org, &loaded.record, kind, &budget, probing).await?;
                 }
                 Attempt::Retry { status, reason } => {
                     if retried_by_rule {

@@ -347,6 +347,31 @@ async fn retry_failing_again_marks_needs_reauth_with_a_cooldown() {
     assert_eq!(env.credentials("a1").await.1, AccountState::Ok, "the probe clears the state");
 }
 
+/// A call whose token is refused while another renewal lands (here an operator's new auth value) retries
+/// with that renewal; when the provider refuses it too, the call refreshes itself instead of giving up:
+/// only a refusal after the call's own refresh means the account needs re-authentication.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_renewal_made_elsewhere_is_refreshed_not_taken_for_bad_credentials() {
+    let env = Env::new(Stale::Forbidden, TokenMode::Rotate, |b| oauth_yaml(b, SEED_REFRESH_AFTER_ERROR), fast()).await;
+    env.oauth_account("a1", "at-stale").await;
+    env.fake.set(|s| s.refusal_delay = Duration::from_millis(300));
+    let env = Arc::new(env);
+    let call = {
+        let env = Arc::clone(&env);
+        tokio::spawn(async move { env.call("acme", "list").await })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let renewed = json!({ "AccessToken": "at-refused-too", "RefreshToken": "rt-0" }).to_string();
+    let input = AccountInput { auth_value: Some(renewed), ..AccountInput::default() };
+    env.runtime.update_account(&env.org, "a1", input).await.expect("renewed elsewhere");
+
+    call.await.expect("task").expect("the call refreshes itself and succeeds");
+    assert_eq!(env.fake.tokens(), 1);
+    let (value, state, _) = env.credentials("a1").await;
+    assert_eq!(state, AccountState::Ok);
+    assert_eq!(value.oauth().expect("oauth").access_token, "at-1");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn short_retry_after_is_honoured_inline_and_long_one_is_reported() {
     let env = Env::new(Stale::Forbidden, TokenMode::Rotate, |b| oauth_yaml(b, SEED_REFRESH_AFTER_ERROR), fast()).await;

@@ -27,6 +27,7 @@ impl ConnectorRuntime {
     /// Single-flight recovery (in-process lock, database lease, re-read, then refresh or re-login) under the
     /// call's script budget; `probe`: this call is the one probe after a
     /// re-authorization cooldown, which may refresh although the account still needs re-authentication.
+    /// `true` when this call renewed the credentials, `false` when another renewal had already landed.
     pub(super) async fn recover(
         &self,
         connector: &Connector,
@@ -35,7 +36,7 @@ impl ConnectorRuntime {
         kind: Recovery,
         budget: &Arc<Budget>,
         probe: bool,
-    ) -> Result<(), Error> {
+    ) -> Result<bool, Error> {
         let key = format!("connector:{org}/{}", used.id);
         let flight = self.flight(&key);
         let in_process = flight.lock().await;
@@ -83,11 +84,11 @@ impl ConnectorRuntime {
         kind: Recovery,
         budget: &Arc<Budget>,
         probe: bool,
-    ) -> Result<(), Error> {
+    ) -> Result<bool, Error> {
         let current = self.load(org, &used.id, &connector.name).await?;
         if current.record.version != used.version {
             tracing::debug!(account = %used.id, "credentials already renewed by another call");
-            return Ok(());
+            return Ok(false);
         }
         if current.record.state == AccountState::NeedsReauth
             && current.record.cooldown_until.is_none_or(|until| until > self.clock.now() && !probe)
@@ -95,9 +96,10 @@ impl ConnectorRuntime {
             return Err(err(ErrorCode::NeedsReauthentication, "Failed to authenticate the connector."));
         }
         match kind {
-            Recovery::Refresh => self.refresh(connector, &current, budget).await,
-            Recovery::Session => self.renew_session(connector, org, &current, budget).await,
+            Recovery::Refresh => self.refresh(connector, &current, budget).await?,
+            Recovery::Session => self.renew_session(connector, org, &current, budget).await?,
         }
+        Ok(true)
     }
 
     async fn reject(&self, loaded: &Loaded, why: String) -> Error {

@@ -51,6 +51,8 @@ pub struct Scenario {
     pub session: String,
     pub issued: usize,
     pub last_refresh_form: Vec<(String, String)>,
+    /// How long `/data` takes to refuse an access token that is not the current one.
+    pub refusal_delay: std::time::Duration,
 }
 
 #[derive(Debug)]
@@ -83,6 +85,7 @@ impl Fake {
                 session: "sess-valid".to_owned(),
                 issued: 0,
                 last_refresh_form: Vec::new(),
+                refusal_delay: std::time::Duration::ZERO,
             }),
             token_calls: AtomicUsize::new(0),
             login_calls: AtomicUsize::new(0),
@@ -163,20 +166,31 @@ fn stale_answer(stale: Stale) -> Response {
 
 async fn data(State(fake): State<Arc<Fake>>, headers: HeaderMap) -> Response {
     fake.data_calls.fetch_add(1, Ordering::SeqCst);
+    let (answer, refusal) = data_answer(&fake, &headers);
+    if let Some((stale, delay)) = refusal {
+        tokio::time::sleep(delay).await;
+        return stale_answer(stale);
+    }
+    answer
+}
+
+/// The answer to `/data`, or the token refusal to send after a delay.
+fn data_answer(fake: &Fake, headers: &HeaderMap) -> (Response, Option<(Stale, std::time::Duration)>) {
     let mut s = fake.scenario.lock().expect("lock");
     if s.rate_limited > 0 {
         s.rate_limited -= 1;
-        return (StatusCode::TOO_MANY_REQUESTS, [("retry-after", s.retry_after)], "slow down").into_response();
+        let limited = (StatusCode::TOO_MANY_REQUESTS, [("retry-after", s.retry_after)], "slow down");
+        return (limited.into_response(), None);
     }
     if s.unavailable > 0 {
         s.unavailable -= 1;
-        return (StatusCode::SERVICE_UNAVAILABLE, axum::Json(json!({"error": "busy"}))).into_response();
+        return ((StatusCode::SERVICE_UNAVAILABLE, axum::Json(json!({"error": "busy"}))).into_response(), None);
     }
     let auth = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or_default();
     if auth != format!("Bearer {}", s.access_token) {
-        return stale_answer(s.stale);
+        return (StatusCode::OK.into_response(), Some((s.stale, s.refusal_delay)));
     }
-    axum::Json(json!({"items": [1, 2, 3]})).into_response()
+    (axum::Json(json!({"items": [1, 2, 3]})).into_response(), None)
 }
 
 async fn login(State(fake): State<Arc<Fake>>, axum::Json(body): axum::Json<Value>) -> Response {
