@@ -36,6 +36,10 @@ target/release/portcullis-reliability crash --kills 20 --portcullis target/relea
 # Three instances on one PostgreSQL, ending with a PostgreSQL restart under load (docs/reliability.md).
 echo "== several instances"
 target/release/portcullis-reliability instances --portcullis target/release/portcullis
+# Soak, quick mode: two minutes of mixed traffic on SQLite with the rate limits on (the 30-minute run and
+# its chart: docs/reliability.md).
+echo "== soak (quick)"
+target/release/portcullis-reliability soak --minutes 2 --warm-up-minutes 1 --portcullis target/release/portcullis
 
 # Browser tests: the real supertokens-web-js in Debian's Chromium against the demo app and the server.
 echo "== browser tests (e2e/)"

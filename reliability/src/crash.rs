@@ -188,7 +188,7 @@ async fn cycles(options: &Options, backend: Backend, seed: u64, dir: &std::path:
         .map_err(|e| e.to_string())?;
     let mut server = Server::start(&launch, 0).await?;
     let tenant = setup::tenant(&http, &server.url).await?;
-    let mut target = Target { http, url: server.url.clone(), tenant };
+    let mut target = Target { http, url: server.url.clone(), tenant, meter: None };
     let mut refreshers = Vec::new();
     for i in 0..options.refresh_clients {
         refreshers.push(RefreshClient::create(&target, &format!("user-{i}")).await?);

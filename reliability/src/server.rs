@@ -38,6 +38,11 @@ impl Launch {
     pub(crate) fn set(&mut self, key: &str, value: impl Into<String>) {
         self.env.push((key.to_owned(), value.into()));
     }
+
+    /// Drops `key`, so the server's default applies.
+    pub(crate) fn unset(&mut self, key: &str) {
+        self.env.retain(|(k, _)| k != key);
+    }
 }
 
 /// A running server.
@@ -78,6 +83,11 @@ impl Server {
         // The rest of stdout is drained so the server never blocks on a full pipe.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
         Ok(Self { child, url })
+    }
+
+    /// The process id, for reading its use of memory and files from `/proc`.
+    pub(crate) fn pid(&self) -> Option<u32> {
+        self.child.id()
     }
 
     /// SIGKILL: no shutdown code runs, as in a crash or an OOM kill.

@@ -50,6 +50,7 @@ impl Cluster {
             http: self.http.clone(),
             url: self.servers[instance % INSTANCES].url.clone(),
             tenant: self.tenant.clone(),
+            meter: None,
         }
     }
 

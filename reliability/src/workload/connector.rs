@@ -6,7 +6,7 @@
 
 use serde_json::json;
 
-use super::{Target, answer, json};
+use super::{Target, json};
 use crate::setup::{ACCOUNT, CONNECTOR};
 
 #[derive(Debug, Default)]
@@ -21,7 +21,7 @@ pub(crate) async fn call(target: &Target) -> Option<(u16, String)> {
         .post(format!("{}/api/v1/connectors/{CONNECTOR}/accounts/{ACCOUNT}/calls", target.url))
         .bearer_auth(&target.tenant.api_key)
         .json(&json!({ "method": "items" }));
-    answer(request).await
+    target.answer(request).await
 }
 
 pub(crate) fn succeeded(body: &str) -> bool {

@@ -7,7 +7,7 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
-use super::{Target, answer, json};
+use super::{Target, json};
 use crate::setup::APP;
 
 const VERIFIER: &str = "reliability-harness-pkce-verifier-0123456789abcdefghij";
@@ -23,7 +23,7 @@ pub(crate) struct LoginClient {
 }
 
 /// How one login ended.
-enum Step {
+pub(crate) enum Step {
     Done(String),
     Cut,
     Wrong(String),
@@ -42,7 +42,9 @@ impl LoginClient {
         Self { id, next: 0, completed: Vec::new(), total: 0, cut: 0 }
     }
 
-    async fn log_in(target: &Target, email: &str) -> Step {
+    /// One complete login of `email`; the browser's requests carry `browser` as `X-Forwarded-For` (the
+    /// server reads it only from a trusted proxy).
+    pub(crate) async fn log_in(target: &Target, email: &str, browser: &str) -> Step {
         let challenge =
             URL_SAFE_NO_PAD.encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, VERIFIER.as_bytes()));
         let query = [
@@ -53,7 +55,8 @@ impl LoginClient {
             ("code_challenge", &challenge),
             ("code_challenge_method", "S256"),
         ];
-        let Ok(started) = target.http.get(format!("{}/login", target.url)).query(&query).send().await else {
+        let authorize = target.http.get(format!("{}/login", target.url)).query(&query);
+        let Some(started) = target.send(authorize.header("x-forwarded-for", browser)).await else {
             return Step::Cut;
         };
         let (Some(page), Some(cookie)) = (
@@ -69,13 +72,14 @@ impl LoginClient {
             .http
             .post(format!("{}{flow}/email", target.url))
             .header("cookie", &binding)
+            .header("x-forwarded-for", browser)
             .form(&[("email", email)]);
-        match answer(email_step).await {
+        match target.answer(email_step).await {
             Some((303, _)) => {}
             Some((status, body)) => return Step::Wrong(format!("email step answered {status}: {body}")),
             None => return Step::Cut,
         }
-        let Some((200, outbox)) = answer(target.http.get(format!("{}/dev/outbox", target.url))).await else {
+        let Some((200, outbox)) = target.answer(target.http.get(format!("{}/dev/outbox", target.url))).await else {
             return Step::Cut;
         };
         let outbox = json(&outbox);
@@ -86,9 +90,13 @@ impl LoginClient {
             return Step::Wrong(format!("no code for {email} in the outbox"));
         };
 
-        let code_step =
-            target.http.post(format!("{}{flow}/code", target.url)).header("cookie", &binding).form(&[("code", &code)]);
-        let Ok(done) = code_step.send().await else { return Step::Cut };
+        let code_step = target
+            .http
+            .post(format!("{}{flow}/code", target.url))
+            .header("cookie", &binding)
+            .header("x-forwarded-for", browser)
+            .form(&[("code", &code)]);
+        let Some(done) = target.send(code_step).await else { return Step::Cut };
         let Some(grant) = location(done.headers())
             .and_then(|l| url::Url::parse(&l).ok())
             .and_then(|u| u.query_pairs().find(|(k, _)| k == "code").map(|(_, v)| v.into_owned()))
@@ -101,7 +109,7 @@ impl LoginClient {
             .post(format!("{}/api/v1/verify", target.url))
             .basic_auth(&target.tenant.org, Some(&target.tenant.secret))
             .form(&[("code", grant.as_str()), ("redirect_uri", &callback()), ("code_verifier", VERIFIER)]);
-        match answer(exchange).await {
+        match target.answer(exchange).await {
             Some((200, body)) => match json(&body)["access_token"].as_str() {
                 Some(token) => Step::Done(token.to_owned()),
                 None => Step::Wrong(format!("token exchange answered 200 without a token: {body}")),
@@ -116,7 +124,7 @@ impl LoginClient {
         loop {
             self.next += 1;
             let email = format!("c{}-{}@example.com", self.id, self.next);
-            match Self::log_in(&target, &email).await {
+            match Self::log_in(&target, &email, "127.0.0.1").await {
                 Step::Done(token) => {
                     self.completed.push((email, token));
                     self.total += 1;
@@ -140,7 +148,7 @@ impl LoginClient {
                 .basic_auth(&target.tenant.org, Some(&target.tenant.secret))
                 .header("content-type", "text/plain")
                 .body(token);
-            match answer(request).await {
+            match target.answer(request).await {
                 Some((200, body)) if json(&body)["email"] == email.as_str() => {}
                 other => return Err(format!("after the restart the login of {email} answered {other:?}")),
             }

@@ -8,6 +8,9 @@ pub(crate) mod connector;
 pub(crate) mod login;
 pub(crate) mod refresh;
 
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
 use serde_json::Value;
 
 /// What every client needs to reach the server.
@@ -16,6 +19,44 @@ pub(crate) struct Target {
     pub(crate) http: reqwest::Client,
     pub(crate) url: String,
     pub(crate) tenant: crate::setup::Tenant,
+    /// Where the latency of every request sent through [`Target::send`] goes, if anywhere.
+    pub(crate) meter: Option<Arc<Meter>>,
+}
+
+impl Target {
+    /// Sends `request`; `None` when it was cut. The time to the response's head is metered.
+    pub(crate) async fn send(&self, request: reqwest::RequestBuilder) -> Option<reqwest::Response> {
+        let sent = Instant::now();
+        let response = request.send().await.ok()?;
+        if let Some(meter) = &self.meter {
+            meter.record(sent.elapsed());
+        }
+        Some(response)
+    }
+
+    /// [`answer`], metered.
+    pub(crate) async fn answer(&self, request: reqwest::RequestBuilder) -> Option<(u16, String)> {
+        let response = self.send(request).await?;
+        let status = response.status().as_u16();
+        Some((status, response.text().await.ok()?))
+    }
+}
+
+/// Request latencies since the last [`Meter::take`].
+#[derive(Debug, Default)]
+pub(crate) struct Meter {
+    latencies: Mutex<Vec<Duration>>,
+}
+
+impl Meter {
+    fn record(&self, latency: Duration) {
+        self.latencies.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(latency);
+    }
+
+    /// The latencies recorded since the last call.
+    pub(crate) fn take(&self) -> Vec<Duration> {
+        std::mem::take(&mut *self.latencies.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
+    }
 }
 
 /// A complete answer, or `None` when the request was cut.

@@ -8,7 +8,7 @@
 
 use serde_json::json;
 
-use super::{Target, answer, json};
+use super::{Target, json};
 
 #[derive(Debug)]
 pub(crate) struct RefreshClient {
@@ -23,7 +23,7 @@ pub(crate) async fn refresh(target: &Target, token: &str) -> Option<(u16, String
         .post(format!("{}/api/v1/sessions/refresh", target.url))
         .bearer_auth(&target.tenant.api_key)
         .json(&json!({ "refreshToken": token }));
-    answer(request).await
+    target.answer(request).await
 }
 
 impl RefreshClient {
@@ -34,7 +34,7 @@ impl RefreshClient {
             .post(format!("{}/api/v1/sessions", target.url))
             .bearer_auth(&target.tenant.api_key)
             .json(&json!({ "userId": user }));
-        match answer(request).await {
+        match target.answer(request).await {
             Some((201, body)) => {
                 let token = json(&body)["refreshToken"].as_str().map(str::to_owned);
                 Ok(Self { token: token.ok_or(format!("no refreshToken in {body}"))?, answered: 0, cut: 0 })

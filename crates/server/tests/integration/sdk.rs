@@ -15,7 +15,7 @@ use portcullis_sdk::{
 use serde_json::{Map, Value, json};
 use tower::ServiceExt as _;
 
-use crate::harness::{Backend, TestServer};
+use crate::harness::{Backend, TestServer, test_config};
 
 struct Fixture {
     server: TestServer,
@@ -187,6 +187,49 @@ async fn revoked_sessions_stop_within_the_poll_interval() {
         Some("remove"),
         "a revoked session is cleared"
     );
+}
+
+/// A revocation whose time is behind the deny-list's cursor when the SDK first sees it: the instance that
+/// wrote it runs 10 s behind the one the SDK polls (the same happens when a revocation commits late). The
+/// SDK still refuses the session.
+#[tokio::test]
+async fn a_revocation_behind_the_poll_cursor_still_reaches_the_sdk() {
+    use portcullis_core::clock::{Clock as _, ManualClock, SystemClock};
+
+    let database = portcullis_store_conformance::TestPostgres::create().await;
+    let now = SystemClock.now();
+    let mut servers = Vec::new();
+    for clock in [ManualClock::new(now.plus(Duration::from_secs(10))), ManualClock::new(now)] {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut config = test_config(&dir, Some(&database));
+        config.master_key = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=".into();
+        servers.push(TestServer::start_in_with_clock(dir, None, config, std::sync::Arc::new(clock)).await);
+    }
+    let org = servers[0].app.create_organization("skew").await.expect("organization");
+    let key = servers[0].app.create_api_key(&org.id).await.expect("key").secret;
+    let poll = Duration::from_millis(100);
+    let ahead = Portcullis::builder(&servers[0].url, &key)
+        .revocation_check(poll, Duration::from_secs(3600))
+        .build()
+        .await
+        .expect("sdk");
+    let behind = Portcullis::builder(&servers[1].url, &key).build().await.expect("sdk");
+    let app = app(&ahead);
+
+    let first = ahead.client().create_session("u-first", Map::new()).await.expect("session");
+    assert!(ahead.client().revoke_session(&first.session.handle).await.expect("revoke"));
+    tokio::time::sleep(poll * 4).await;
+    let second = behind.client().create_session("u-second", Map::new()).await.expect("session");
+    let bearer = format!("Bearer {}", second.access_token);
+    assert_eq!(call(&app, "GET", "/me", &[("authorization", bearer.clone())]).await.0, StatusCode::OK);
+
+    assert!(behind.client().revoke_session(&second.session.handle).await.expect("revoke"));
+    tokio::time::sleep(poll * 4).await;
+    let (status, _, body) = call(&app, "GET", "/me", &[("authorization", bearer)]).await;
+    assert_eq!((status, body), (StatusCode::UNAUTHORIZED, json!({ "message": "unauthorised" })));
+    for server in servers {
+        server.stop().await;
+    }
 }
 
 #[tokio::test]
