@@ -160,9 +160,7 @@ async fn cycles(options: &Options, backend: Backend, seed: u64, dir: &std::path:
     std::fs::write(connectors.join("upstream.yaml"), setup::connector_definition(&upstream))
         .map_err(|e| e.to_string())?;
     // The server runs in `dir`, so a relative binary path is resolved here.
-    let binary = std::fs::canonicalize(&options.portcullis).map_err(|e| {
-        format!("{}: {e} (build it: cargo build --release -p portcullis)", options.portcullis.display())
-    })?;
+    let binary = crate::server::binary(&options.portcullis)?;
     let mut launch = Launch::new(binary, dir.to_path_buf());
     launch.set("PORTCULLIS_CONNECTORS__DIR", connectors.display().to_string());
     launch.set("PORTCULLIS_CONNECTORS__EGRESS_ALLOW", r#"["127.0.0.1"]"#);

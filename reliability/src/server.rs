@@ -11,6 +11,12 @@ use tokio::process::{Child, Command};
 /// The admin token every harness server is configured with.
 pub(crate) const ADMIN_TOKEN: &str = "reliability-admin-token-0123456789abcdef";
 
+/// The server binary at `path`, made absolute, or how to build it.
+pub(crate) fn binary(path: &std::path::Path) -> Result<PathBuf, String> {
+    std::fs::canonicalize(path)
+        .map_err(|e| format!("{}: {e} (build it: cargo build --release -p portcullis)", path.display()))
+}
+
 /// How to start the server: the binary, its working directory and its configuration as environment.
 #[derive(Debug, Clone)]
 pub(crate) struct Launch {

@@ -71,9 +71,7 @@ pub(crate) async fn run(options: &Options) -> Result<(), String> {
 }
 
 async fn checks(options: &Options, dir: &std::path::Path) -> Result<(), String> {
-    let binary = std::fs::canonicalize(&options.portcullis).map_err(|e| {
-        format!("{}: {e} (build it: cargo build --release -p portcullis)", options.portcullis.display())
-    })?;
+    let binary = crate::server::binary(&options.portcullis)?;
     let upstream = Upstream::start(Duration::from_secs(3600)).await?;
     let connectors = dir.join("connectors");
     std::fs::create_dir_all(&connectors).map_err(|e| e.to_string())?;

@@ -66,9 +66,7 @@ pub(crate) async fn run(options: &Options) -> Result<(), String> {
 }
 
 async fn soak(options: &Options, dir: &Path) -> Result<(), String> {
-    let binary = std::fs::canonicalize(&options.portcullis).map_err(|e| {
-        format!("{}: {e} (build it: cargo build --release -p portcullis)", options.portcullis.display())
-    })?;
+    let binary = crate::server::binary(&options.portcullis)?;
     let upstream = Upstream::start(Duration::from_secs(5)).await?;
     let connectors = dir.join("connectors");
     std::fs::create_dir_all(&connectors).map_err(|e| e.to_string())?;
