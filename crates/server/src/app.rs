@@ -11,7 +11,7 @@ use portcullis_core::clock::{Clock, SystemClock};
 use portcullis_core::keys::{KeyService, KeyStatus};
 use portcullis_core::login::{LoginService, OAuthService};
 use portcullis_core::organization::{ApiKeyRecord, NewApiKey, Organization};
-use portcullis_core::session::{SessionConfig, SessionService};
+use portcullis_core::session::{SessionConfig, SessionService, SupertokensApps};
 use portcullis_core::store::Store;
 use portcullis_core::{Error, ErrorCode};
 use portcullis_session_wire::{CookieSettings, SameSite};
@@ -38,6 +38,7 @@ pub struct App {
     id_token_keys: Arc<KeyService>,
     rate_limiter: RateLimiter,
     sessions: Arc<SessionService>,
+    supertokens_apps: SupertokensApps,
     login: Arc<LoginService>,
     oauth: OAuthService,
     connectors: Arc<portcullis_connect::ConnectorRuntime>,
@@ -100,6 +101,13 @@ impl App {
             session_config(&config),
             &master,
         ));
+        let supertokens_apps = SupertokensApps::new(
+            Arc::clone(&store),
+            Arc::clone(&master),
+            config.key_policy(),
+            Arc::clone(&clock),
+            session_config(&config),
+        );
         let cookies = cookie_settings(&config);
         let mailer = crate::mail::Mailer::from_settings(&config.smtp)?;
         let login = Arc::new(
@@ -132,6 +140,7 @@ impl App {
             keys,
             id_token_keys,
             sessions,
+            supertokens_apps,
             login,
             oauth,
             connectors,
@@ -202,6 +211,12 @@ impl App {
     pub fn key_families(&self) -> impl Iterator<Item = &KeyService> {
         let separate = !Arc::ptr_eq(&self.keys, &self.id_token_keys);
         std::iter::once(self.keys.as_ref()).chain(separate.then_some(self.id_token_keys.as_ref()))
+    }
+
+    /// The SuperTokens apps served by the core face, each with its own key ring.
+    #[must_use]
+    pub const fn supertokens_apps(&self) -> &SupertokensApps {
+        &self.supertokens_apps
     }
 
     /// The session service.

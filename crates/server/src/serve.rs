@@ -82,7 +82,8 @@ async fn maintain_keys(app: Arc<App>) {
         if let Err(e) = app.login().prune_passkey_ceremonies().await {
             tracing::warn!(error = ?e, "pruning passkey ceremonies failed; retrying at the next tick");
         }
-        for family in app.key_families() {
+        let app_rings = app.supertokens_apps().key_rings();
+        for family in app.key_families().chain(app_rings.iter().map(AsRef::as_ref)) {
             match family.maintain().await {
                 Ok(Some(kid)) => {
                     tracing::info!(%kid, algorithm = family.policy().algorithm.as_str(), "rotated the signing key")

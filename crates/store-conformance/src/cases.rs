@@ -6,7 +6,7 @@ use std::time::Duration;
 use portcullis_core::clock::Timestamp;
 use portcullis_core::keys::{KeyPolicy, KeyRing, MasterKey, SigningAlgorithm};
 use portcullis_core::organization::Organization;
-use portcullis_core::store::{SigningKeyRecord, Store, StoreError};
+use portcullis_core::store::{KeyOwner, SigningKeyRecord, Store, StoreError};
 
 const WRITERS: usize = 64;
 
@@ -143,39 +143,85 @@ fn key_record(kid: &str, signs_from: i64) -> SigningKeyRecord {
 pub async fn signing_keys_round_trip_byte_for_byte(store: &Arc<dyn Store>) {
     let first = key_record("d-1", 0);
     let second = key_record("d-2", 100);
-    store.insert_signing_key(&first, None).await.expect("first key");
-    store.insert_signing_key(&second, Some("d-1")).await.expect("second key");
-    assert_eq!(store.signing_keys().await.expect("keys"), vec![first, second]);
+    store.insert_signing_key(KeyOwner::Server, &first, None).await.expect("first key");
+    store.insert_signing_key(KeyOwner::Server, &second, Some("d-1")).await.expect("second key");
+    assert_eq!(store.signing_keys(KeyOwner::Server).await.expect("keys"), vec![first, second]);
 }
 
 /// A rotation whose precondition is stale conflicts and writes nothing.
 pub async fn key_insert_with_a_stale_precondition_writes_nothing(store: &Arc<dyn Store>) {
-    store.insert_signing_key(&key_record("d-1", 0), None).await.expect("first key");
+    store.insert_signing_key(KeyOwner::Server, &key_record("d-1", 0), None).await.expect("first key");
     for stale in [None, Some("d-0")] {
-        let err = store.insert_signing_key(&key_record("d-2", 1), stale).await.expect_err("stale precondition");
+        let err = store
+            .insert_signing_key(KeyOwner::Server, &key_record("d-2", 1), stale)
+            .await
+            .expect_err("stale precondition");
         assert!(matches!(err, StoreError::Conflict(_)), "expected a conflict, got {err:?}");
     }
-    let err = store.insert_signing_key(&key_record("d-1", 5), Some("d-1")).await.expect_err("duplicate kid");
+    let err = store
+        .insert_signing_key(KeyOwner::Server, &key_record("d-1", 5), Some("d-1"))
+        .await
+        .expect_err("duplicate kid");
     assert!(matches!(err, StoreError::Conflict(_)), "expected a conflict, got {err:?}");
-    let kids: Vec<String> = store.signing_keys().await.expect("keys").into_iter().map(|k| k.kid).collect();
+    let kids: Vec<String> =
+        store.signing_keys(KeyOwner::Server).await.expect("keys").into_iter().map(|k| k.kid).collect();
     assert_eq!(kids, ["d-1"], "a failed rotation left a partial write");
-    store.insert_signing_key(&key_record("d-2", 1), Some("d-1")).await.expect("rotation after failures");
+    store
+        .insert_signing_key(KeyOwner::Server, &key_record("d-2", 1), Some("d-1"))
+        .await
+        .expect("rotation after failures");
 }
 
 /// Instances rotating at once add exactly one key.
 pub async fn concurrent_rotations_add_exactly_one_key(store: &Arc<dyn Store>) {
-    store.insert_signing_key(&key_record("d-1", 0), None).await.expect("first key");
+    store.insert_signing_key(KeyOwner::Server, &key_record("d-1", 0), None).await.expect("first key");
     let tasks: Vec<_> = (0..16)
         .map(|i| {
             let store = Arc::clone(store);
-            tokio::spawn(
-                async move { store.insert_signing_key(&key_record(&format!("d-1{i:02}"), 10), Some("d-1")).await },
-            )
+            tokio::spawn(async move {
+                store.insert_signing_key(KeyOwner::Server, &key_record(&format!("d-1{i:02}"), 10), Some("d-1")).await
+            })
         })
         .collect();
     let won = winners(tasks).await;
     assert_eq!(won, 1, "concurrent rotations must add exactly one key");
-    assert_eq!(store.signing_keys().await.expect("keys").len(), 2);
+    assert_eq!(store.signing_keys(KeyOwner::Server).await.expect("keys").len(), 2);
+}
+
+/// Each organization's ring is its own: the same `kid` in the server's ring and in two organizations' rings
+/// are three keys, each ring lists only its own, and concurrent first keys of one ring add exactly one.
+pub async fn organization_key_rings_are_separate(store: &Arc<dyn Store>) {
+    let (a, b) = (organization("a", 1), organization("b", 2));
+    for org in [&a, &b] {
+        store.insert_organization(org).await.expect("organization");
+    }
+    let (a, b) = (a.id.as_str(), b.id.as_str());
+    store.insert_signing_key(KeyOwner::Server, &key_record("d-1", 0), None).await.expect("server key");
+    let tasks: Vec<_> = (0..8)
+        .map(|i| {
+            let (store, a) = (Arc::clone(store), a.to_owned());
+            tokio::spawn(async move {
+                store.insert_signing_key(KeyOwner::Organization(&a), &key_record(&format!("d-{i}"), 0), None).await
+            })
+        })
+        .collect();
+    assert_eq!(winners(tasks).await, 1, "concurrent first keys of one ring must add exactly one");
+    let a_first = store.signing_keys(KeyOwner::Organization(a)).await.expect("keys")[0].kid.clone();
+    store.insert_signing_key(KeyOwner::Organization(b), &key_record("d-1", 0), None).await.expect("same kid");
+    let err = store
+        .insert_signing_key(KeyOwner::Organization(b), &key_record("d-2", 1), Some("d-0-stale"))
+        .await
+        .expect_err("stale precondition");
+    assert!(matches!(err, StoreError::Conflict(_)), "expected a conflict, got {err:?}");
+    store
+        .insert_signing_key(KeyOwner::Organization(a), &key_record("d-9", 5), Some(&a_first))
+        .await
+        .expect("rotation of one organization's ring");
+    let kids = |keys: Vec<SigningKeyRecord>| keys.into_iter().map(|k| k.kid).collect::<Vec<_>>();
+    assert_eq!(kids(store.signing_keys(KeyOwner::Server).await.expect("keys")), ["d-1"]);
+    assert_eq!(kids(store.signing_keys(KeyOwner::Organization(a)).await.expect("keys")), [a_first, "d-9".to_owned()]);
+    assert_eq!(kids(store.signing_keys(KeyOwner::Organization(b)).await.expect("keys")), ["d-1"]);
+    assert!(store.signing_keys(KeyOwner::Organization("no-such-organization")).await.expect("keys").is_empty());
 }
 
 /// The key ring written through the store opens again and signs.
@@ -183,11 +229,11 @@ pub async fn stored_key_ring_opens_and_signs(store: &Arc<dyn Store>) {
     let master = master();
     let policy = policy();
     let first = KeyRing::default().next_key(at(0), &policy, &master).expect("first key");
-    store.insert_signing_key(&first, None).await.expect("insert");
-    let ring = KeyRing::open(store.signing_keys().await.expect("keys"), &master).expect("ring");
+    store.insert_signing_key(KeyOwner::Server, &first, None).await.expect("insert");
+    let ring = KeyRing::open(store.signing_keys(KeyOwner::Server).await.expect("keys"), &master).expect("ring");
     let second = ring.next_key(at(1), &policy, &master).expect("second key");
-    store.insert_signing_key(&second, ring.newest_kid()).await.expect("rotate");
-    let ring = KeyRing::open(store.signing_keys().await.expect("keys"), &master).expect("ring");
+    store.insert_signing_key(KeyOwner::Server, &second, ring.newest_kid()).await.expect("rotate");
+    let ring = KeyRing::open(store.signing_keys(KeyOwner::Server).await.expect("keys"), &master).expect("ring");
     let signer = ring.signer(at(2), policy.algorithm).expect("a signing key");
     assert_eq!(signer.kid(), first.kid, "a new key must not sign before its publish lead");
     assert!(signer.sign_jwt(&serde_json::json!({ "sub": "x" })).is_ok());

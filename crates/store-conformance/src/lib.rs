@@ -48,6 +48,7 @@ macro_rules! conformance_suite {
             signing_keys_round_trip_byte_for_byte,
             key_insert_with_a_stale_precondition_writes_nothing,
             concurrent_rotations_add_exactly_one_key,
+            organization_key_rings_are_separate,
             stored_key_ring_opens_and_signs,
             sessions_round_trip,
             concurrent_refreshes_rotate_once_and_never_look_like_theft,

@@ -41,6 +41,7 @@ fn session(org: &str, handle: &str, user: &str) -> SessionRecord {
         created_at: at(0),
         expires_at: at(1_000_000),
         revoked_at: None,
+        data: Map::from_iter([("cart".to_owned(), json!({"items": [1, 2], "note": "ünïcode"}))]),
     }
 }
 
@@ -168,6 +169,18 @@ pub async fn revocation_feed_and_payload_updates(store: &Arc<dyn Store>) {
     );
     let stored = store.session("00000000-0000-4000-8000-000000000040").await.expect("get").expect("session");
     assert_eq!(stored.payload, payload);
+
+    let data = Map::from_iter([("seen".to_owned(), json!(3))]);
+    assert!(store.update_session_data(&org, "00000000-0000-4000-8000-000000000040", &data).await.expect("update"));
+    assert!(
+        !store
+            .update_session_data("another", "00000000-0000-4000-8000-000000000040", &Map::new())
+            .await
+            .expect("update"),
+        "another organization's session data must not change"
+    );
+    let stored = store.session("00000000-0000-4000-8000-000000000040").await.expect("get").expect("session");
+    assert_eq!((stored.payload, stored.data), (payload, data), "data and payload are separate");
 }
 
 /// API keys are found by the hash of their secret only.

@@ -17,7 +17,7 @@ use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, PoolError, Recycli
 use portcullis_core::clock::Timestamp;
 use portcullis_core::keys::SigningAlgorithm;
 use portcullis_core::organization::Organization;
-use portcullis_core::store::{OrganizationStore, SigningKeyRecord, SigningKeyStore, Store, StoreError};
+use portcullis_core::store::{KeyOwner, OrganizationStore, SigningKeyRecord, SigningKeyStore, Store, StoreError};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{NoTls, Row};
 
@@ -168,53 +168,99 @@ impl OrganizationStore for PostgresStore {
 
 #[async_trait]
 impl SigningKeyStore for PostgresStore {
-    async fn signing_keys(&self) -> Result<Vec<SigningKeyRecord>, StoreError> {
+    async fn signing_keys(&self, owner: KeyOwner<'_>) -> Result<Vec<SigningKeyRecord>, StoreError> {
         let client = self.client().await?;
-        let rows = client
-            .query(
-                "SELECT kid, algorithm, public_jwk, sealed_private_key, created_at, signs_from \
-                 FROM signing_keys ORDER BY signs_from, kid",
-                &[],
-            )
-            .await
-            .map_err(|e| store_error(&e))?;
+        let columns = "kid, algorithm, public_jwk, sealed_private_key, created_at, signs_from";
+        let rows = match owner {
+            KeyOwner::Server => {
+                client.query(&format!("SELECT {columns} FROM signing_keys ORDER BY signs_from, kid"), &[]).await
+            }
+            KeyOwner::Organization(organization) => {
+                client
+                    .query(
+                        &format!(
+                            "SELECT {columns} FROM organization_signing_keys WHERE organization_id = $1 \
+                             ORDER BY signs_from, kid"
+                        ),
+                        &[&organization],
+                    )
+                    .await
+            }
+        }
+        .map_err(|e| store_error(&e))?;
         rows.iter().map(key_from_row).collect()
     }
 
     async fn insert_signing_key(
         &self,
+        owner: KeyOwner<'_>,
         key: &SigningKeyRecord,
         expected_newest: Option<&str>,
     ) -> Result<(), StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(|e| store_error(&e))?;
         // A concurrent rotation blocks on the row lock, then re-checks the condition and matches nothing.
-        let swapped = tx
-            .execute(
-                "UPDATE key_ring_head SET newest_kid = $1 WHERE id = 1 AND newest_kid IS NOT DISTINCT FROM $2",
-                &[&key.kid, &expected_newest],
-            )
-            .await
-            .map_err(|e| store_error(&e))?;
+        let swapped = match (owner, expected_newest) {
+            (KeyOwner::Server, _) => {
+                tx.execute(
+                    "UPDATE key_ring_head SET newest_kid = $1 WHERE id = 1 AND newest_kid IS NOT DISTINCT FROM $2",
+                    &[&key.kid, &expected_newest],
+                )
+                .await
+            }
+            (KeyOwner::Organization(organization), None) => {
+                tx.execute(
+                    "INSERT INTO organization_key_ring_heads (organization_id, newest_kid) VALUES ($1, $2) \
+                     ON CONFLICT (organization_id) DO NOTHING",
+                    &[&organization, &key.kid],
+                )
+                .await
+            }
+            (KeyOwner::Organization(organization), Some(expected)) => {
+                tx.execute(
+                    "UPDATE organization_key_ring_heads SET newest_kid = $1 \
+                     WHERE organization_id = $2 AND newest_kid = $3",
+                    &[&key.kid, &organization, &expected],
+                )
+                .await
+            }
+        }
+        .map_err(|e| store_error(&e))?;
         if swapped != 1 {
             return Err(StoreError::Conflict(format!(
                 "the newest signing key is no longer {}",
                 expected_newest.unwrap_or("(none)")
             )));
         }
-        tx.execute(
-            "INSERT INTO signing_keys (kid, algorithm, public_jwk, sealed_private_key, created_at, signs_from) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
-            &[
-                &key.kid,
-                &key.algorithm.as_str(),
-                &key.public_jwk,
-                &key.sealed_private_key,
-                &key.created_at.unix_millis(),
-                &key.signs_from.unix_millis(),
-            ],
-        )
-        .await
+        let fields: [&(dyn tokio_postgres::types::ToSql + Sync); 6] = [
+            &key.kid,
+            &key.algorithm.as_str(),
+            &key.public_jwk,
+            &key.sealed_private_key,
+            &key.created_at.unix_millis(),
+            &key.signs_from.unix_millis(),
+        ];
+        match owner {
+            KeyOwner::Server => {
+                tx.execute(
+                    "INSERT INTO signing_keys (kid, algorithm, public_jwk, sealed_private_key, created_at, signs_from) \
+                     VALUES ($1, $2, $3, $4, $5, $6)",
+                    &fields,
+                )
+                .await
+            }
+            KeyOwner::Organization(organization) => {
+                let mut with_owner = fields.to_vec();
+                with_owner.push(&organization);
+                tx.execute(
+                    "INSERT INTO organization_signing_keys \
+                     (kid, algorithm, public_jwk, sealed_private_key, created_at, signs_from, organization_id) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                    &with_owner,
+                )
+                .await
+            }
+        }
         .map_err(|e| store_error(&e))?;
         tx.commit().await.map_err(|e| store_error(&e))
     }

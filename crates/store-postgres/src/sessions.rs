@@ -11,7 +11,7 @@ use tokio_postgres::Row;
 use crate::{PostgresStore, decode, store_error};
 
 const SESSION_COLUMNS: &str = "handle, organization_id, user_id, tenant_id, payload, current_hashes, previous_hash, \
-                               rotated_at, created_at, expires_at, revoked_at";
+                               rotated_at, created_at, expires_at, revoked_at, data";
 
 fn session_from_row(row: &Row) -> Result<SessionRecord, StoreError> {
     let at = |i: usize| -> Result<Option<Timestamp>, StoreError> {
@@ -20,6 +20,10 @@ fn session_from_row(row: &Row) -> Result<SessionRecord, StoreError> {
     let payload: Value = row.try_get(4).map_err(|e| decode(&e))?;
     let Value::Object(payload) = payload else {
         return Err(StoreError::Decode("a session payload is not a JSON object".to_owned()));
+    };
+    let data: Value = row.try_get(11).map_err(|e| decode(&e))?;
+    let Value::Object(data) = data else {
+        return Err(StoreError::Decode("a session's data is not a JSON object".to_owned()));
     };
     Ok(SessionRecord {
         handle: row.try_get(0).map_err(|e| decode(&e))?,
@@ -33,6 +37,7 @@ fn session_from_row(row: &Row) -> Result<SessionRecord, StoreError> {
         created_at: Timestamp::from_unix_millis(row.try_get(8).map_err(|e| decode(&e))?),
         expires_at: Timestamp::from_unix_millis(row.try_get(9).map_err(|e| decode(&e))?),
         revoked_at: at(10)?,
+        data,
     })
 }
 
@@ -46,11 +51,12 @@ impl SessionStore for PostgresStore {
         let client = self.client().await?;
         let statement = client
             .prepare_cached(&format!(
-                "INSERT INTO sessions ({SESSION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+                "INSERT INTO sessions ({SESSION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
             ))
             .await
             .map_err(|e| store_error(&e))?;
         let payload = Value::Object(s.payload.clone());
+        let data = Value::Object(s.data.clone());
         client
             .execute(
                 &statement,
@@ -66,6 +72,7 @@ impl SessionStore for PostgresStore {
                     &s.created_at.unix_millis(),
                     &s.expires_at.unix_millis(),
                     &millis(s.revoked_at),
+                    &data,
                 ],
             )
             .await
@@ -182,6 +189,24 @@ impl SessionStore for PostgresStore {
             .execute(
                 "UPDATE sessions SET payload = $1 WHERE organization_id = $2 AND handle = $3",
                 &[&payload, &organization_id, &handle],
+            )
+            .await
+            .map_err(|e| store_error(&e))?;
+        Ok(n == 1)
+    }
+
+    async fn update_session_data(
+        &self,
+        organization_id: &str,
+        handle: &str,
+        data: &Map<String, Value>,
+    ) -> Result<bool, StoreError> {
+        let client = self.client().await?;
+        let data = Value::Object(data.clone());
+        let n = client
+            .execute(
+                "UPDATE sessions SET data = $1 WHERE organization_id = $2 AND handle = $3",
+                &[&data, &organization_id, &handle],
             )
             .await
             .map_err(|e| store_error(&e))?;

@@ -19,7 +19,7 @@ use async_trait::async_trait;
 use portcullis_core::clock::Timestamp;
 use portcullis_core::keys::SigningAlgorithm;
 use portcullis_core::organization::Organization;
-use portcullis_core::store::{OrganizationStore, SigningKeyRecord, SigningKeyStore, Store, StoreError};
+use portcullis_core::store::{KeyOwner, OrganizationStore, SigningKeyRecord, SigningKeyStore, Store, StoreError};
 use rusqlite::types::Type;
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, Row, params};
 
@@ -193,59 +193,105 @@ impl OrganizationStore for SqliteStore {
 
 #[async_trait]
 impl SigningKeyStore for SqliteStore {
-    async fn signing_keys(&self) -> Result<Vec<SigningKeyRecord>, StoreError> {
+    async fn signing_keys(&self, owner: KeyOwner<'_>) -> Result<Vec<SigningKeyRecord>, StoreError> {
+        let organization = owned(owner);
         self.readers
-            .run(|c| {
-                let mut statement = c
-                    .prepare_cached(
-                        "SELECT kid, algorithm, public_jwk, sealed_private_key, created_at, signs_from \
-                         FROM signing_keys ORDER BY signs_from, kid",
-                    )
-                    .map_err(store_error)?;
-                let rows = statement.query_map([], key_from_row).map_err(store_error)?;
-                rows.collect::<Result<Vec<_>, _>>().map_err(store_error)
+            .run(move |c| {
+                let columns = "kid, algorithm, public_jwk, sealed_private_key, created_at, signs_from";
+                let rows = if let Some(organization) = organization {
+                    let mut statement = c
+                        .prepare_cached(&format!(
+                            "SELECT {columns} FROM organization_signing_keys WHERE organization_id = ?1 \
+                             ORDER BY signs_from, kid"
+                        ))
+                        .map_err(store_error)?;
+                    let rows = statement.query_map([organization], key_from_row).map_err(store_error)?;
+                    rows.collect::<Result<Vec<_>, _>>()
+                } else {
+                    let mut statement = c
+                        .prepare_cached(&format!("SELECT {columns} FROM signing_keys ORDER BY signs_from, kid"))
+                        .map_err(store_error)?;
+                    let rows = statement.query_map([], key_from_row).map_err(store_error)?;
+                    rows.collect::<Result<Vec<_>, _>>()
+                };
+                rows.map_err(store_error)
             })
             .await
     }
 
     async fn insert_signing_key(
         &self,
+        owner: KeyOwner<'_>,
         key: &SigningKeyRecord,
         expected_newest: Option<&str>,
     ) -> Result<(), StoreError> {
         let key = key.clone();
         let expected = expected_newest.map(str::to_owned);
+        let organization = owned(owner);
         self.writer
             .run(move |c| {
                 let tx = c.transaction().map_err(store_error)?;
-                let swapped = tx
-                    .execute(
+                let swapped = match (&organization, &expected) {
+                    (None, _) => tx.execute(
                         "UPDATE key_ring_head SET newest_kid = ?1 WHERE id = 1 AND newest_kid IS ?2",
                         params![key.kid, expected],
-                    )
-                    .map_err(store_error)?;
+                    ),
+                    (Some(organization), None) => tx.execute(
+                        "INSERT INTO organization_key_ring_heads (organization_id, newest_kid) VALUES (?1, ?2) \
+                         ON CONFLICT (organization_id) DO NOTHING",
+                        params![organization, key.kid],
+                    ),
+                    (Some(organization), Some(expected)) => tx.execute(
+                        "UPDATE organization_key_ring_heads SET newest_kid = ?1 \
+                         WHERE organization_id = ?2 AND newest_kid = ?3",
+                        params![key.kid, organization, expected],
+                    ),
+                }
+                .map_err(store_error)?;
                 if swapped != 1 {
                     return Err(StoreError::Conflict(format!(
                         "the newest signing key is no longer {}",
                         expected.as_deref().unwrap_or("(none)")
                     )));
                 }
-                tx.execute(
-                    "INSERT INTO signing_keys (kid, algorithm, public_jwk, sealed_private_key, created_at, signs_from) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                    params![
-                        key.kid,
-                        key.algorithm.as_str(),
-                        key.public_jwk,
-                        key.sealed_private_key,
-                        key.created_at.unix_millis(),
-                        key.signs_from.unix_millis()
-                    ],
-                )
-                .map_err(store_error)?;
+                let inserted = match &organization {
+                    None => tx.execute(
+                        "INSERT INTO signing_keys (kid, algorithm, public_jwk, sealed_private_key, created_at, signs_from) \
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                        params![
+                            key.kid,
+                            key.algorithm.as_str(),
+                            key.public_jwk,
+                            key.sealed_private_key,
+                            key.created_at.unix_millis(),
+                            key.signs_from.unix_millis()
+                        ],
+                    ),
+                    Some(organization) => tx.execute(
+                        "INSERT INTO organization_signing_keys (organization_id, kid, algorithm, public_jwk, \
+                         sealed_private_key, created_at, signs_from) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                        params![
+                            organization,
+                            key.kid,
+                            key.algorithm.as_str(),
+                            key.public_jwk,
+                            key.sealed_private_key,
+                            key.created_at.unix_millis(),
+                            key.signs_from.unix_millis()
+                        ],
+                    ),
+                };
+                inserted.map_err(store_error)?;
                 tx.commit().map_err(store_error)
             })
             .await
+    }
+}
+
+fn owned(owner: KeyOwner<'_>) -> Option<String> {
+    match owner {
+        KeyOwner::Server => None,
+        KeyOwner::Organization(id) => Some(id.to_owned()),
     }
 }
 

@@ -12,7 +12,7 @@ use serde_json::{Map, Value};
 use crate::{SqliteStore, store_error};
 
 const SESSION_COLUMNS: &str = "handle, organization_id, user_id, tenant_id, payload, current_hashes, previous_hash, \
-                               rotated_at, created_at, expires_at, revoked_at";
+                               rotated_at, created_at, expires_at, revoked_at, data";
 
 fn json_column<T: serde::de::DeserializeOwned>(row: &Row<'_>, index: usize) -> rusqlite::Result<T> {
     let text: String = row.get(index)?;
@@ -35,6 +35,7 @@ fn session_from_row(row: &Row<'_>) -> rusqlite::Result<SessionRecord> {
         created_at: Timestamp::from_unix_millis(row.get(8)?),
         expires_at: Timestamp::from_unix_millis(row.get(9)?),
         revoked_at: at(10)?,
+        data: json_column::<Map<String, Value>>(row, 11)?,
     })
 }
 
@@ -66,11 +67,12 @@ impl SessionStore for SqliteStore {
     async fn insert_session(&self, session: &SessionRecord) -> Result<(), StoreError> {
         let s = session.clone();
         let payload = to_json(&s.payload)?;
+        let data = to_json(&s.data)?;
         let hashes = to_json(&s.current_hashes)?;
         self.writer
             .run(move |c| {
                 c.prepare_cached(&format!(
-                    "INSERT INTO sessions ({SESSION_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
+                    "INSERT INTO sessions ({SESSION_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
                 ))
                 .and_then(|mut st| {
                     st.execute(params![
@@ -85,6 +87,7 @@ impl SessionStore for SqliteStore {
                         s.created_at.unix_millis(),
                         s.expires_at.unix_millis(),
                         s.revoked_at.map(Timestamp::unix_millis),
+                        data,
                     ])
                 })
                 .map(|_| ())
@@ -192,6 +195,25 @@ impl SessionStore for SqliteStore {
                 c.execute(
                     "UPDATE sessions SET payload = ?1 WHERE organization_id = ?2 AND handle = ?3",
                     params![payload, org, handle],
+                )
+                .map(|n| n == 1)
+                .map_err(store_error)
+            })
+            .await
+    }
+
+    async fn update_session_data(
+        &self,
+        organization_id: &str,
+        handle: &str,
+        data: &Map<String, Value>,
+    ) -> Result<bool, StoreError> {
+        let (org, handle, data) = (organization_id.to_owned(), handle.to_owned(), to_json(data)?);
+        self.writer
+            .run(move |c| {
+                c.execute(
+                    "UPDATE sessions SET data = ?1 WHERE organization_id = ?2 AND handle = ?3",
+                    params![data, org, handle],
                 )
                 .map(|n| n == 1)
                 .map_err(store_error)

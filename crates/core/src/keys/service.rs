@@ -9,7 +9,7 @@ use serde_json::Value;
 use super::{KeyPolicy, KeyRing, KeyStatus, MasterKey, SigningKey};
 use crate::clock::Clock;
 use crate::session::{VerificationKey, VerificationKeys};
-use crate::store::{Store, StoreError};
+use crate::store::{KeyOwner, Store, StoreError};
 use crate::{Error, ErrorCode};
 
 /// The key ring shared by every request.
@@ -19,6 +19,8 @@ pub struct KeyService {
     master: Arc<MasterKey>,
     policy: KeyPolicy,
     clock: Arc<dyn Clock>,
+    /// The organization whose own ring this is (`None`: the server's).
+    organization: Option<String>,
     /// The ring, with the number of the reload that read it.
     ring: RwLock<(u64, Arc<KeyRing>)>,
     /// Numbers reloads in the order they start reading.
@@ -37,10 +39,50 @@ impl KeyService {
         clock: Arc<dyn Clock>,
     ) -> Result<Self, Error> {
         let service = Self::open_deferred(store, master, policy, clock).await?;
-        if service.ring().signer(service.clock.now(), service.policy.algorithm).is_none() {
-            service.add_key().await?;
-        }
+        service.ensure_signer().await?;
         Ok(service)
+    }
+
+    /// Opens an organization's own ring (the SuperTokens core face's app keys), making its first key if
+    /// there is none.
+    ///
+    /// # Errors
+    /// If the store fails or a stored key does not open with `master`.
+    pub async fn open_for_organization(
+        store: Arc<dyn Store>,
+        master: Arc<MasterKey>,
+        policy: KeyPolicy,
+        clock: Arc<dyn Clock>,
+        organization_id: &str,
+    ) -> Result<Self, Error> {
+        let service = Self {
+            store,
+            master,
+            policy,
+            clock,
+            organization: Some(organization_id.to_owned()),
+            ring: RwLock::new((0, Arc::default())),
+            reloads: AtomicU64::new(0),
+        };
+        service.reload().await?;
+        service.ensure_signer().await?;
+        Ok(service)
+    }
+
+    /// Makes the first key unless the ring has a signer; a first key made by another instance at the same
+    /// moment stands.
+    async fn ensure_signer(&self) -> Result<(), Error> {
+        if self.ring().signer(self.clock.now(), self.policy.algorithm).is_some() {
+            return Ok(());
+        }
+        match self.add_key().await {
+            Err(e) if e.code() == ErrorCode::EntityInvalid => self.signer().map(|_| ()),
+            other => other.map(|_| ()),
+        }
+    }
+
+    fn owner(&self) -> KeyOwner<'_> {
+        self.organization.as_deref().map_or(KeyOwner::Server, KeyOwner::Organization)
     }
 
     /// Opens the ring without making a first key: [`maintain`](Self::maintain) or
@@ -55,8 +97,15 @@ impl KeyService {
         policy: KeyPolicy,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, Error> {
-        let service =
-            Self { store, master, policy, clock, ring: RwLock::new((0, Arc::default())), reloads: AtomicU64::new(0) };
+        let service = Self {
+            store,
+            master,
+            policy,
+            clock,
+            organization: None,
+            ring: RwLock::new((0, Arc::default())),
+            reloads: AtomicU64::new(0),
+        };
         service.reload().await?;
         Ok(service)
     }
@@ -93,7 +142,7 @@ impl KeyService {
         // Concurrent reloads (the maintenance loop, a rotation) may finish out of order: only a read that
         // started after the installed one may replace it, so a stale read never hides a newer key.
         let number = self.reloads.fetch_add(1, Ordering::SeqCst) + 1;
-        let ring = KeyRing::open(self.store.signing_keys().await?, &self.master)?;
+        let ring = KeyRing::open(self.store.signing_keys(self.owner()).await?, &self.master)?;
         let mut installed = self.ring.write().unwrap_or_else(PoisonError::into_inner);
         if number > installed.0 {
             *installed = (number, Arc::new(ring));
@@ -152,7 +201,7 @@ impl KeyService {
     async fn add_key(&self) -> Result<String, Error> {
         let ring = self.ring();
         let record = ring.next_key(self.clock.now(), &self.policy, &self.master)?;
-        match self.store.insert_signing_key(&record, ring.newest_kid()).await {
+        match self.store.insert_signing_key(self.owner(), &record, ring.newest_kid()).await {
             Ok(()) => {}
             Err(StoreError::Conflict(detail)) => {
                 self.reload().await?;

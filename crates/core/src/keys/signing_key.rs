@@ -76,7 +76,8 @@ impl SigningKey {
             fields.insert("alg".to_owned(), Value::from(algorithm.as_str()));
             fields.insert("use".to_owned(), Value::from("sig"));
         }
-        let header = json!({ "alg": algorithm.as_str(), "kid": kid, "typ": "JWT" });
+        // `version: "5"` is the SuperTokens access-token version: its backend SDKs refuse a header without it.
+        let header = json!({ "alg": algorithm.as_str(), "kid": kid, "typ": "JWT", "version": "5" });
         let encoded_header = URL_SAFE_NO_PAD.encode(header.to_string());
         let jwk: Jwk = serde_json::from_value(public_jwk.clone()).map_err(|_| KeyError::InvalidPrivateKey)?;
         let verification_key = VerificationKey {

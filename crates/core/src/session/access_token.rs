@@ -56,8 +56,10 @@ pub struct AccessTokenClaims {
     pub tenant_id: String,
     /// Recipe user id (= `sub`).
     pub rsub: String,
-    /// Issuer.
-    pub iss: String,
+    /// Issuer: the configured one for Portcullis's own faces; for a SuperTokens app's token, what its
+    /// backend SDK put in the payload (it always adds its `apiDomain` + `apiBasePath`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iss: Option<String>,
     /// The organization the session belongs to (RFC 9068 §2.2 `aud`): every verifier checks it, so a
     /// token minted through one organization's API key is refused by every other organization. Absent
     /// only in tokens minted before audiences existed, which verify as "try refresh".
@@ -148,6 +150,9 @@ pub enum Audience<'a> {
     /// Any organization's: only where the session's organization is read from the store before anything
     /// is done with it (the server's own sign-out endpoint).
     AnyOrganization,
+    /// The verifying keys are one organization's own ring (a SuperTokens app's): the key is the binding,
+    /// and the token carries no `aud` (SuperTokens' Python SDK refuses a token with one).
+    OwnKeys,
 }
 
 /// Verifies signature, `kid`, `alg`, `exp` (against `now`, no leeway), `stt`, `aud` and, when given,
@@ -162,6 +167,31 @@ pub fn verify_access_token(
     issuer: Option<&str>,
     audience: Audience<'_>,
 ) -> Result<AccessTokenClaims, AccessTokenError> {
+    let claims = verify_signature(token, keys)?;
+    let refresh = AccessTokenError::TryRefresh;
+    if claims.exp <= now.unix_seconds() {
+        return Err(refresh(TryRefreshReason::Expired));
+    }
+    if claims.stt.is_some_and(|t| t != 0) {
+        return Err(refresh(TryRefreshReason::NotASessionToken));
+    }
+    if issuer.is_some_and(|iss| Some(iss) != claims.iss.as_deref()) {
+        return Err(refresh(TryRefreshReason::WrongIssuer));
+    }
+    match (audience, claims.aud.as_deref()) {
+        (Audience::OwnKeys, _) => Ok(claims),
+        (_, None) => Err(refresh(TryRefreshReason::NoAudience)),
+        (Audience::Organization(expected), Some(aud)) if aud != expected => Err(AccessTokenError::OtherOrganization),
+        _ => Ok(claims),
+    }
+}
+
+/// Verifies only the header and signature (by `kid`, with the key's one algorithm) and reads the claims;
+/// expiry and the rest are the caller's to check.
+///
+/// # Errors
+/// [`AccessTokenError::Malformed`] or [`AccessTokenError::TryRefresh`].
+pub fn verify_signature(token: &str, keys: &dyn VerificationKeys) -> Result<AccessTokenClaims, AccessTokenError> {
     if token.len() > MAX_ACCESS_TOKEN_LEN || token.split('.').count() != 3 {
         return Err(AccessTokenError::Malformed);
     }
@@ -177,23 +207,9 @@ pub fn verify_access_token(
     validation.validate_exp = false;
     validation.validate_aud = false;
     validation.required_spec_claims.clear();
-    let claims = jsonwebtoken::decode::<AccessTokenClaims>(token, &key.key, &validation)
-        .map_err(|_| refresh(TryRefreshReason::BadSignature))?
-        .claims;
-    if claims.exp <= now.unix_seconds() {
-        return Err(refresh(TryRefreshReason::Expired));
-    }
-    if claims.stt.is_some_and(|t| t != 0) {
-        return Err(refresh(TryRefreshReason::NotASessionToken));
-    }
-    if issuer.is_some_and(|iss| iss != claims.iss) {
-        return Err(refresh(TryRefreshReason::WrongIssuer));
-    }
-    match (audience, claims.aud.as_deref()) {
-        (_, None) => Err(refresh(TryRefreshReason::NoAudience)),
-        (Audience::Organization(expected), Some(aud)) if aud != expected => Err(AccessTokenError::OtherOrganization),
-        _ => Ok(claims),
-    }
+    jsonwebtoken::decode::<AccessTokenClaims>(token, &key.key, &validation)
+        .map(|data| data.claims)
+        .map_err(|_| refresh(TryRefreshReason::BadSignature))
 }
 
 /// Reads a token's claims without verifying anything: only for tokens this process just minted or

@@ -2,6 +2,7 @@
 //! hashes, theft detection with a grace window, claims and their validators.
 
 mod access_token;
+mod apps;
 mod claims;
 mod refresh_token;
 mod rotation;
@@ -9,8 +10,9 @@ mod service;
 
 pub use access_token::{
     AccessTokenClaims, AccessTokenError, Audience, MAX_ACCESS_TOKEN_LEN, PROTECTED_CLAIMS, TryRefreshReason,
-    VerificationKey, VerificationKeys, unverified_payload, verify_access_token,
+    VerificationKey, VerificationKeys, unverified_payload, verify_access_token, verify_signature,
 };
+pub use apps::SupertokensApps;
 pub use claims::{
     ClaimValidationError, ClaimValidator, EMAIL_VERIFIED, PERMISSIONS, ROLES, claim_entry, claim_value, validate_claims,
 };
@@ -21,4 +23,7 @@ pub use refresh_token::{
 pub use rotation::{
     MAX_SIBLINGS, RefreshOutcome, RefreshRequest, SessionRecord, TheftKind, UnauthorisedReason, apply_refresh,
 };
-pub use service::{MAX_USER_ID_LEN, RefreshFailure, SessionConfig, SessionService, SessionTokens, access_token_error};
+pub use service::{
+    MAX_USER_ID_LEN, RefreshFailure, SUPERTOKENS_PROTECTED_CLAIMS, SessionConfig, SessionService, SessionTokens,
+    access_token_error,
+};

@@ -48,6 +48,9 @@ pub struct SessionRecord {
     pub expires_at: Timestamp,
     /// Revocation time.
     pub revoked_at: Option<Timestamp>,
+    /// Server-side data (SuperTokens' `userDataInDatabase`): never in a token, never in this API's answers.
+    #[serde(skip)]
+    pub data: Map<String, Value>,
 }
 
 impl SessionRecord {
@@ -188,6 +191,7 @@ mod tests {
             created_at: Timestamp::from_unix_millis(0),
             expires_at: Timestamp::from_unix_millis(1_000_000),
             revoked_at: None,
+            data: Map::new(),
         }
     }
 

@@ -5,7 +5,10 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
-use super::access_token::{AccessTokenClaims, AccessTokenError, Audience, PROTECTED_CLAIMS, verify_access_token};
+use super::access_token::{
+    AccessTokenClaims, AccessTokenError, Audience, PROTECTED_CLAIMS, TryRefreshReason, verify_access_token,
+    verify_signature,
+};
 use super::refresh_token::RefreshTokenCodec;
 use super::rotation::{RefreshOutcome, RefreshRequest, SessionRecord, TheftKind, UnauthorisedReason};
 use crate::abuse::{AuditKind, AuditLog};
@@ -78,6 +81,30 @@ impl From<RefreshFailure> for Error {
     }
 }
 
+/// Claim names a SuperTokens app's payload may not use: those its core protects, and `stt`, which its SDKs
+/// strip. `iss` is the app's own (its SDK sets it).
+pub const SUPERTOKENS_PROTECTED_CLAIMS: &[&str] = &[
+    "sub",
+    "exp",
+    "iat",
+    "sessionHandle",
+    "refreshTokenHash1",
+    "parentRefreshTokenHash1",
+    "antiCsrfToken",
+    "tId",
+    "rsub",
+    "stt",
+];
+
+/// How access tokens are bound to their organization.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TokenBinding {
+    /// `aud` names the organization and `iss` is the configured issuer (Portcullis's own faces).
+    Audience,
+    /// The organization's own key ring signs them (a SuperTokens app): no `aud`, `iss` from the payload.
+    OwnKeys,
+}
+
 /// Session operations over a store, the key ring and a clock.
 #[derive(Debug)]
 pub struct SessionService {
@@ -86,6 +113,7 @@ pub struct SessionService {
     clock: Arc<dyn Clock>,
     config: SessionConfig,
     codec: RefreshTokenCodec,
+    binding: TokenBinding,
 }
 
 impl SessionService {
@@ -113,13 +141,35 @@ impl SessionService {
         purpose: &str,
     ) -> Self {
         let codec = RefreshTokenCodec::new(&master.derive(&format!("{purpose} refresh tokens")));
-        Self { store, keys, clock, config, codec }
+        Self { store, keys, clock, config, codec, binding: TokenBinding::Audience }
+    }
+
+    /// The sessions of one SuperTokens app (an organization behind the core face): access tokens signed by
+    /// `app_keys`, the organization's own ring, in the shape SuperTokens' backend SDKs verify; refresh
+    /// tokens keyed for the core face only, so they never authenticate at Portcullis's own endpoints.
+    #[must_use]
+    pub fn for_supertokens_app(
+        store: Arc<dyn Store>,
+        app_keys: Arc<KeyService>,
+        clock: Arc<dyn Clock>,
+        config: SessionConfig,
+        master: &MasterKey,
+    ) -> Self {
+        let mut service = Self::for_purpose(store, app_keys, clock, config, master, "supertokens core");
+        service.binding = TokenBinding::OwnKeys;
+        service
     }
 
     /// The configuration.
     #[must_use]
     pub const fn config(&self) -> &SessionConfig {
         &self.config
+    }
+
+    /// The key ring that signs this service's access tokens.
+    #[must_use]
+    pub fn keys(&self) -> &KeyService {
+        &self.keys
     }
 
     /// Creates a session for a user.
@@ -132,6 +182,21 @@ impl SessionService {
         user_id: &str,
         tenant_id: Option<&str>,
         payload: Map<String, Value>,
+    ) -> Result<SessionTokens, Error> {
+        self.create_with_data(organization_id, user_id, tenant_id, payload, Map::new()).await
+    }
+
+    /// Creates a session that also keeps server-side `data`, never put in a token.
+    ///
+    /// # Errors
+    /// As [`create`](Self::create).
+    pub async fn create_with_data(
+        &self,
+        organization_id: &str,
+        user_id: &str,
+        tenant_id: Option<&str>,
+        payload: Map<String, Value>,
+        data: Map<String, Value>,
     ) -> Result<SessionTokens, Error> {
         if user_id.trim().is_empty() {
             return Err(Error::new(ErrorCode::MissingFields).with_message("The field `userId` is required."));
@@ -157,6 +222,7 @@ impl SessionService {
             created_at: now,
             expires_at: now.plus(self.config.refresh_token_validity),
             revoked_at: None,
+            data,
         };
         self.store.insert_session(&session).await?;
         let exp = now.plus(self.config.access_token_validity).unix_seconds();
@@ -216,7 +282,102 @@ impl SessionService {
     /// # Errors
     /// An [`AccessTokenError`]: malformed or another organization's (→ unauthorised), or try refresh.
     pub fn verify(&self, access_token: &str, audience: Audience<'_>) -> Result<AccessTokenClaims, AccessTokenError> {
-        verify_access_token(access_token, self.keys.as_ref(), self.clock.now(), Some(&self.config.issuer), audience)
+        let issuer = (self.binding == TokenBinding::Audience).then_some(self.config.issuer.as_str());
+        verify_access_token(access_token, self.keys.as_ref(), self.clock.now(), issuer, audience)
+    }
+
+    /// The live session (not revoked, not expired) with this handle in the organization.
+    ///
+    /// # Errors
+    /// `unauthorised` when there is none; store failures.
+    pub async fn live_session(&self, organization_id: &str, handle: &str) -> Result<SessionRecord, Error> {
+        let unauthorised =
+            || Error::new(ErrorCode::Unauthorised).with_internal(format!("session {handle} is not live"));
+        let session = self.store.session(handle).await?.ok_or_else(unauthorised)?;
+        if session.organization_id != organization_id || !session.is_active(self.clock.now()) {
+            return Err(unauthorised());
+        }
+        Ok(session)
+    }
+
+    /// Mints a new access token for a live session from its stored claims (a fresh lifetime), bound to the
+    /// refresh token the verified `claims` were issued with.
+    ///
+    /// # Errors
+    /// Signing failures.
+    pub fn remint(&self, session: SessionRecord, claims: &AccessTokenClaims) -> Result<SessionTokens, Error> {
+        let now = self.clock.now();
+        let exp = now.plus(self.config.access_token_validity).unix_seconds();
+        self.tokens(session, &claims.refresh_token_hash1, None, now, exp)
+    }
+
+    /// Replaces the claims of a live session with `payload` (when given) and re-mints the access token with
+    /// the same expiry, unless it has expired (then only the session is returned). The token's signature is
+    /// checked, its expiry is not.
+    ///
+    /// # Errors
+    /// `unauthorised` for a token that does not verify or a session that is not live; `entityInvalid` for
+    /// protected names or an oversize payload.
+    pub async fn regenerate_with_payload(
+        &self,
+        organization_id: &str,
+        access_token: &str,
+        payload: Option<Map<String, Value>>,
+    ) -> Result<(SessionRecord, Option<SessionTokens>), Error> {
+        let claims = verify_signature(access_token, self.keys.as_ref()).map_err(|e| match e {
+            AccessTokenError::TryRefresh(TryRefreshReason::UnknownKey | TryRefreshReason::BadSignature)
+            | AccessTokenError::Malformed
+            | AccessTokenError::OtherOrganization => Error::new(ErrorCode::Unauthorised)
+                .with_internal(format!("regenerate with an unverifiable token: {e:?}")),
+            AccessTokenError::TryRefresh(reason) => access_token_error(AccessTokenError::TryRefresh(reason)),
+        })?;
+        let mut session = self.live_session(organization_id, &claims.session_handle).await?;
+        if let Some(payload) = payload {
+            session = self.replace_payload(organization_id, &session.handle, payload).await?;
+        }
+        let now = self.clock.now();
+        if claims.exp <= now.unix_seconds() {
+            return Ok((session, None));
+        }
+        let tokens = self.tokens(session.clone(), &claims.refresh_token_hash1, None, now, claims.exp)?;
+        Ok((session, Some(tokens)))
+    }
+
+    /// Replaces the claims of a live session.
+    ///
+    /// # Errors
+    /// `unauthorised` for a session that is not live; `entityInvalid` for protected names or an oversize
+    /// payload.
+    pub async fn replace_payload(
+        &self,
+        organization_id: &str,
+        handle: &str,
+        payload: Map<String, Value>,
+    ) -> Result<SessionRecord, Error> {
+        let mut session = self.live_session(organization_id, handle).await?;
+        self.check_payload(&payload)?;
+        if !self.store.update_session_payload(organization_id, handle, &payload).await? {
+            return Err(Error::new(ErrorCode::Unauthorised).with_internal(format!("session {handle} vanished")));
+        }
+        session.payload = payload;
+        Ok(session)
+    }
+
+    /// Replaces the server-side data of a live session.
+    ///
+    /// # Errors
+    /// `unauthorised` for a session that is not live; `entityInvalid` for data past the payload limit.
+    pub async fn replace_data(
+        &self,
+        organization_id: &str,
+        handle: &str,
+        data: Map<String, Value>,
+    ) -> Result<(), Error> {
+        self.live_session(organization_id, handle).await?;
+        if !self.store.update_session_data(organization_id, handle, &data).await? {
+            return Err(Error::new(ErrorCode::Unauthorised).with_internal(format!("session {handle} vanished")));
+        }
+        Ok(())
     }
 
     /// Re-mints the access token of a live session with its current claims, keeping its expiry and
@@ -334,18 +495,12 @@ impl SessionService {
         Ok(self.store.revoked_since(organization_id, since).await?)
     }
 
-    async fn live_session(&self, organization_id: &str, handle: &str) -> Result<SessionRecord, Error> {
-        let unauthorised =
-            || Error::new(ErrorCode::Unauthorised).with_internal(format!("session {handle} is not live"));
-        let session = self.store.session(handle).await?.ok_or_else(unauthorised)?;
-        if session.organization_id != organization_id || !session.is_active(self.clock.now()) {
-            return Err(unauthorised());
-        }
-        Ok(session)
-    }
-
     fn check_payload(&self, payload: &Map<String, Value>) -> Result<(), Error> {
-        if let Some(name) = payload.keys().find(|k| PROTECTED_CLAIMS.contains(&k.as_str())) {
+        let protected = match self.binding {
+            TokenBinding::Audience => PROTECTED_CLAIMS,
+            TokenBinding::OwnKeys => SUPERTOKENS_PROTECTED_CLAIMS,
+        };
+        if let Some(name) = payload.keys().find(|k| protected.contains(&k.as_str())) {
             return Err(Error::new(ErrorCode::EntityInvalid)
                 .with_message(format!("The claim name `{name}` is reserved by Portcullis.")));
         }
@@ -377,8 +532,8 @@ impl SessionService {
             anti_csrf_token: None,
             tenant_id: session.tenant_id.clone(),
             rsub: session.user_id.clone(),
-            iss: self.config.issuer.clone(),
-            aud: Some(session.organization_id.clone()),
+            iss: (self.binding == TokenBinding::Audience).then(|| self.config.issuer.clone()),
+            aud: (self.binding == TokenBinding::Audience).then(|| session.organization_id.clone()),
             stt: None,
             custom: session.payload.clone(),
         };

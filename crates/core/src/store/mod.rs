@@ -24,7 +24,7 @@ pub use login::LoginStore;
 pub use organization::OrganizationStore;
 pub use passkey::PasskeyStore;
 pub use session::SessionStore;
-pub use signing_key::{SigningKeyRecord, SigningKeyStore};
+pub use signing_key::{KeyOwner, SigningKeyRecord, SigningKeyStore};
 
 use crate::{Error, ErrorCode};
 

@@ -45,6 +45,15 @@ pub trait SessionStore {
         payload: &Map<String, Value>,
     ) -> Result<bool, StoreError>;
 
+    /// Replaces the server-side data of a session of the organization (never put in a token); `false` if
+    /// there is no such session.
+    async fn update_session_data(
+        &self,
+        organization_id: &str,
+        handle: &str,
+        data: &Map<String, Value>,
+    ) -> Result<bool, StoreError>;
+
     /// Handles of the organization's sessions revoked at or after `since`, with the time, oldest first: the
     /// feed of verifiers' deny-lists.
     async fn revoked_since(

@@ -21,15 +21,29 @@ pub struct SigningKeyRecord {
     pub signs_from: Timestamp,
 }
 
-/// The key ring's storage.
+/// Whose key ring: each ring has its own keys and its own newest-key head.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyOwner<'a> {
+    /// The server's own families (session and ID-token keys), published at `/.well-known/jwks.json`.
+    Server,
+    /// One organization's ring for the SuperTokens core face: its JWKS publishes only these keys, so a
+    /// token minted for one app verifies at no other app's backend.
+    Organization(&'a str),
+}
+
+/// The key rings' storage.
 #[async_trait]
 pub trait SigningKeyStore {
-    /// Every key, oldest first (by `signs_from`, then `kid`).
-    async fn signing_keys(&self) -> Result<Vec<SigningKeyRecord>, StoreError>;
+    /// Every key of one ring, oldest first (by `signs_from`, then `kid`).
+    async fn signing_keys(&self, owner: KeyOwner<'_>) -> Result<Vec<SigningKeyRecord>, StoreError>;
 
-    /// Adds `key` only if the newest key is still `expected_newest` (`None`: the ring is empty), so that
-    /// several instances rotating at once add exactly one key. Otherwise [`StoreError::Conflict`] and
-    /// nothing is written.
-    async fn insert_signing_key(&self, key: &SigningKeyRecord, expected_newest: Option<&str>)
-    -> Result<(), StoreError>;
+    /// Adds `key` to a ring only if that ring's newest key is still `expected_newest` (`None`: the ring is
+    /// empty), so that several instances rotating at once add exactly one key. Otherwise
+    /// [`StoreError::Conflict`] and nothing is written.
+    async fn insert_signing_key(
+        &self,
+        owner: KeyOwner<'_>,
+        key: &SigningKeyRecord,
+        expected_newest: Option<&str>,
+    ) -> Result<(), StoreError>;
 }

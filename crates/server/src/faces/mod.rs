@@ -15,6 +15,7 @@ pub(crate) mod oauth;
 pub(crate) mod ops;
 pub(crate) mod session;
 pub(crate) mod session_api;
+pub(crate) mod supertokens_core;
 
 /// Every route the API description covers, without the server's layers.
 pub(crate) fn documented_routes() -> OpenApiRouter<Arc<App>> {

@@ -19,3 +19,4 @@ mod passkeys;
 mod sdk;
 mod sessions;
 mod shutdown;
+mod supertokens_core;
