@@ -215,13 +215,15 @@ function runJson({ file, args, cwd, env, log }) {
  *   portcullisEnv  extra env for portcullis (server and CLI); `undefined` values remove a variable
  *   demoEnv        extra env for the demo app
  *   login          configure the organization for the hosted login and give the demo app its client
+ *   app            the backend in front of Portcullis: "demo" (the Rust SDK's demo app, default) or
+ *                  "supertokens-node" (SuperTokens' Node SDK with Portcullis as its core)
  *
  * Returns { portcullisUrl, demoUrl, orgId, apiKey, logPath, tmp, stop(), cli(...args) → JSON }.
  */
-export async function startStack({ label = "stack", graceSecs = 30, portcullisEnv, demoEnv, login = false } = {}) {
+export async function startStack({ label = "stack", graceSecs = 30, portcullisEnv, demoEnv, login = false, app = "demo" } = {}) {
   const bins = binaries();
   requireBinary(bins.portcullis, "portcullis");
-  requireBinary(bins.demoApp, "demo-app");
+  if (app === "demo") requireBinary(bins.demoApp, "demo-app");
 
   const tmp = mkdtempSync(path.join(tmpdir(), "portcullis-e2e-"));
   liveTmpDirs.add(tmp);
@@ -276,18 +278,33 @@ export async function startStack({ label = "stack", graceSecs = 30, portcullisEn
       loginEnv = { DEMO_CLIENT_ID: org.id, DEMO_CLIENT_SECRET: secret };
     }
 
-    const dEnv = mergeEnv(
-      {
-        PORTCULLIS_URL: portcullisUrl,
-        DEMO_API_KEY: key.key,
-        DEMO_LISTEN: "127.0.0.1:0",
-        DEMO_DEV_MODE: "1",
-        RUST_LOG: "warn",
-        ...loginEnv,
-      },
-      demoEnv,
-    );
-    const demo = spawnServer({ name: "demo-app", file: bins.demoApp, args: [], cwd: tmp, env: dEnv, log });
+    const demo =
+      app === "demo"
+        ? spawnServer({
+            name: "demo-app",
+            file: bins.demoApp,
+            args: [],
+            cwd: tmp,
+            env: mergeEnv(
+              {
+                PORTCULLIS_URL: portcullisUrl,
+                DEMO_API_KEY: key.key,
+                DEMO_LISTEN: "127.0.0.1:0",
+                DEMO_DEV_MODE: "1",
+                RUST_LOG: "warn",
+                ...loginEnv,
+              },
+              demoEnv,
+            ),
+            log,
+          })
+        : spawnServer({
+            name: app,
+            ...SUPERTOKENS_APPS[app],
+            cwd: tmp,
+            env: mergeEnv({ CONNECTION_URI: `${portcullisUrl}/supertokens/appid-${org.id}`, API_KEY: key.key }, demoEnv),
+            log,
+          });
     stoppers.push(demo.stop);
     const demoUrl = firstHttpUrl(await demo.firstLine);
     await waitForOk(`${demoUrl}/`);
@@ -299,6 +316,11 @@ export async function startStack({ label = "stack", graceSecs = 30, portcullisEn
     throw err;
   }
 }
+
+/** SuperTokens backends that use Portcullis as their core, by the `app` option of startStack. */
+const SUPERTOKENS_APPS = {
+  "supertokens-node": { file: process.execPath, args: [path.join(E2E_DIR, "supertokens-apps", "node-app.mjs")] },
+};
 
 /** Runs fn(stack) and always stops the stack afterwards. */
 export async function withStack(options, fn) {
