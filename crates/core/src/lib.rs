@@ -5,10 +5,12 @@
 //! - [`store`]: the traits every storage backend implements.
 //! - [`login`]: the hosted login flow's rules (redirects, PKCE, callback answers, attempts, compat JWE).
 //! - [`passkey`]: passkeys (WebAuthn) for the hosted login: registration, login, management.
+//! - [`app_users`]: roles and metadata of SuperTokens apps' users (the core face's next tier).
 //! - [`session`]: sessions, refresh rotation with theft detection, access tokens, claims.
 //! - [`clock`]: injected time.
 
 pub mod abuse;
+pub mod app_users;
 pub mod clock;
 pub mod error;
 mod failure;

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use aws_lc_rs::constant_time::verify_slices_are_equal;
 use aws_lc_rs::digest::{SHA256, digest};
 use portcullis_core::abuse::{AuditEvent, AuditKind, RateLimiter};
+use portcullis_core::app_users::AppUsers;
 use portcullis_core::clock::{Clock, SystemClock};
 use portcullis_core::keys::{KeyService, KeyStatus};
 use portcullis_core::login::{LoginService, OAuthService};
@@ -39,6 +40,7 @@ pub struct App {
     rate_limiter: RateLimiter,
     sessions: Arc<SessionService>,
     supertokens_apps: SupertokensApps,
+    app_users: AppUsers,
     login: Arc<LoginService>,
     oauth: OAuthService,
     connectors: Arc<portcullis_connect::ConnectorRuntime>,
@@ -135,6 +137,7 @@ impl App {
         let connectors = Arc::new(connector_runtime(&config, &store, &master, &clock)?);
         Ok(Self {
             rate_limiter: RateLimiter::new(Arc::clone(&store), Arc::clone(&clock)),
+            app_users: AppUsers::new(Arc::clone(&store)),
             config,
             store,
             keys,
@@ -217,6 +220,12 @@ impl App {
     #[must_use]
     pub const fn supertokens_apps(&self) -> &SupertokensApps {
         &self.supertokens_apps
+    }
+
+    /// Roles and metadata of the SuperTokens apps' users.
+    #[must_use]
+    pub const fn app_users(&self) -> &AppUsers {
+        &self.app_users
     }
 
     /// The session service.

@@ -4,6 +4,7 @@
 //! unmigrated [`Fixture`]; each case becomes its own `#[tokio::test]`.
 
 mod abuse_cases;
+mod app_user_cases;
 mod cases;
 mod connector_cases;
 mod login_cases;
@@ -17,6 +18,7 @@ use std::sync::Arc;
 use portcullis_core::store::Store;
 
 pub use abuse_cases::*;
+pub use app_user_cases::*;
 pub use cases::*;
 pub use connector_cases::*;
 pub use login_cases::*;
@@ -74,6 +76,8 @@ macro_rules! conformance_suite {
             passkeys_are_unique_and_owned,
             passkey_counters_advance_by_compare_and_swap,
             passkey_ceremonies_are_taken_once,
+            app_roles_and_user_roles_round_trip,
+            app_user_metadata_merges_and_concurrent_updates_all_land,
         );
     };
     (@cases $fixture:expr; $($case:ident),* $(,)?) => {

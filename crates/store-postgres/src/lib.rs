@@ -2,6 +2,7 @@
 //! precondition is a single conditional statement, safe under READ COMMITTED across instances.
 
 mod abuse;
+mod app_users;
 mod connectors;
 mod login;
 mod migrations;

@@ -4,6 +4,7 @@
 //! corrupts the database; `FULL` syncs every commit at about a third of the write rate.
 
 mod abuse;
+mod app_users;
 mod connectors;
 mod login;
 mod migrations;

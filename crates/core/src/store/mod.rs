@@ -3,6 +3,7 @@
 
 mod abuse;
 mod api_key;
+mod app_user;
 mod connector;
 mod login;
 mod organization;
@@ -16,6 +17,7 @@ use async_trait::async_trait;
 
 pub use abuse::AbuseStore;
 pub use api_key::ApiKeyStore;
+pub use app_user::{AppUserStore, RoleChange};
 pub use connector::{
     AccountState, ConnectorAccountRecord, ConnectorStorageStore, ConnectorStore, STORAGE_MAX_KEY_BYTES,
     STORAGE_MAX_KEYS, STORAGE_MAX_VALUE_BYTES, StorageOp,
@@ -74,6 +76,7 @@ pub trait Store:
     + AbuseStore
     + ConnectorStorageStore
     + PasskeyStore
+    + AppUserStore
     + fmt::Debug
     + Send
     + Sync

@@ -438,3 +438,112 @@ async fn protocol_failures_are_text_with_the_status_the_sdks_expect() {
     .await;
     assert_eq!(status, 400, "an unknown app has no JWKS");
 }
+
+#[tokio::test]
+async fn roles_and_metadata_answer_as_the_user_roles_and_metadata_recipes_expect() {
+    let server = TestServer::start().await;
+    let (app, other) = (App::create(&server, "Shop").await, App::create(&server, "Other").await);
+    let call = |app: &App, method: Method, api: &str, body: Option<Value>| {
+        let (app, api) = (App { id: app.id.clone(), key: app.key.clone() }, api.to_owned());
+        let server = &server;
+        async move { cdi(server, &app, method, &api, body).await.1 }
+    };
+
+    let created =
+        call(&app, Method::PUT, "/recipe/role", Some(json!({ "role": "admin", "permissions": ["read", "write"] })))
+            .await;
+    assert_eq!(created, json!({ "status": "OK", "createdNewRole": true }));
+    let again = call(&app, Method::PUT, "/recipe/role", Some(json!({ "role": "admin", "permissions": [] }))).await;
+    assert_eq!(again, json!({ "status": "OK", "createdNewRole": false }));
+    assert_eq!(call(&app, Method::GET, "/recipe/roles", None).await, json!({ "status": "OK", "roles": ["admin"] }));
+    assert_eq!(
+        call(&app, Method::GET, "/recipe/role/permissions?role=admin", None).await,
+        json!({ "status": "OK", "permissions": ["read", "write"] })
+    );
+    assert_eq!(
+        call(&app, Method::GET, "/recipe/permission/roles?permission=write", None).await,
+        json!({ "status": "OK", "roles": ["admin"] })
+    );
+    assert_eq!(
+        call(&app, Method::PUT, "/public/recipe/user/role", Some(json!({ "userId": "u1", "role": "admin" }))).await,
+        json!({ "status": "OK", "didUserAlreadyHaveRole": false })
+    );
+    assert_eq!(
+        call(&app, Method::PUT, "/public/recipe/user/role", Some(json!({ "userId": "u1", "role": "ghost" }))).await,
+        json!({ "status": "UNKNOWN_ROLE_ERROR" })
+    );
+    assert_eq!(
+        call(&app, Method::GET, "/public/recipe/user/roles?userId=u1", None).await,
+        json!({ "status": "OK", "roles": ["admin"] })
+    );
+    assert_eq!(
+        call(&app, Method::GET, "/public/recipe/role/users?role=admin", None).await,
+        json!({ "status": "OK", "users": ["u1"] })
+    );
+    assert_eq!(
+        call(
+            &app,
+            Method::POST,
+            "/recipe/role/permissions/remove",
+            Some(json!({ "role": "admin", "permissions": ["write"] }))
+        )
+        .await,
+        json!({ "status": "OK" })
+    );
+    assert_eq!(
+        call(&app, Method::GET, "/recipe/role/permissions?role=ghost", None).await,
+        json!({ "status": "UNKNOWN_ROLE_ERROR" })
+    );
+
+    // Another app sees none of it and cannot change it.
+    assert_eq!(call(&other, Method::GET, "/recipe/roles", None).await, json!({ "status": "OK", "roles": [] }));
+    assert_eq!(
+        call(&other, Method::GET, "/public/recipe/user/roles?userId=u1", None).await,
+        json!({ "status": "OK", "roles": [] })
+    );
+    assert_eq!(
+        call(&other, Method::POST, "/recipe/role/remove", Some(json!({ "role": "admin" }))).await,
+        json!({ "status": "OK", "didRoleExist": false })
+    );
+
+    let metadata = call(
+        &app,
+        Method::PUT,
+        "/recipe/user/metadata",
+        Some(json!({ "userId": "u1", "metadataUpdate": { "theme": "dark", "plan": { "tier": 1 } } })),
+    )
+    .await;
+    assert_eq!(metadata, json!({ "status": "OK", "metadata": { "theme": "dark", "plan": { "tier": 1 } } }));
+    let metadata = call(
+        &app,
+        Method::PUT,
+        "/recipe/user/metadata",
+        Some(json!({ "userId": "u1", "metadataUpdate": { "theme": null } })),
+    )
+    .await;
+    assert_eq!(metadata, json!({ "status": "OK", "metadata": { "plan": { "tier": 1 } } }));
+    assert_eq!(
+        call(&other, Method::GET, "/recipe/user/metadata?userId=u1", None).await,
+        json!({ "status": "OK", "metadata": {} })
+    );
+    assert_eq!(
+        call(&app, Method::POST, "/recipe/user/metadata/remove", Some(json!({ "userId": "u1" }))).await,
+        json!({ "status": "OK" })
+    );
+    assert_eq!(
+        call(&app, Method::GET, "/recipe/user/metadata?userId=u1", None).await,
+        json!({ "status": "OK", "metadata": {} })
+    );
+
+    assert_eq!(
+        call(&app, Method::POST, "/recipe/role/remove", Some(json!({ "role": "admin" }))).await,
+        json!({ "status": "OK", "didRoleExist": true })
+    );
+    assert_eq!(
+        call(&app, Method::GET, "/public/recipe/user/roles?userId=u1", None).await,
+        json!({ "status": "OK", "roles": [] })
+    );
+    let (status, _) =
+        cdi_text(&server, Some(&app.key), Method::PUT, &app.path("/recipe/role"), Some(json!({ "role": "" }))).await;
+    assert_eq!(status, 400, "an empty role name is refused");
+}

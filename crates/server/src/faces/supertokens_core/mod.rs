@@ -9,6 +9,7 @@
 
 mod request;
 mod session;
+mod users;
 
 use std::sync::Arc;
 
@@ -74,6 +75,19 @@ async fn handle(
             "thirdParty": { "providers": [] },
             "coreConfig": {},
         }))),
+        (&Method::PUT, "/recipe/role") => users::put_role(call).await,
+        (&Method::POST, "/recipe/role/remove") => users::remove_role(call).await,
+        (&Method::GET, "/recipe/roles") => users::roles(call).await,
+        (&Method::GET, "/recipe/role/permissions") => users::role_permissions(call).await,
+        (&Method::POST, "/recipe/role/permissions/remove") => users::remove_role_permissions(call).await,
+        (&Method::GET, "/recipe/permission/roles") => users::permission_roles(call).await,
+        (&Method::PUT, "/recipe/user/role") => users::add_user_role(call).await,
+        (&Method::POST, "/recipe/user/role/remove") => users::remove_user_role(call).await,
+        (&Method::GET, "/recipe/user/roles") => users::user_roles(call).await,
+        (&Method::GET, "/recipe/role/users") => users::role_users(call).await,
+        (&Method::GET, "/recipe/user/metadata") => users::metadata(call).await,
+        (&Method::PUT, "/recipe/user/metadata") => users::update_metadata(call).await,
+        (&Method::POST, "/recipe/user/metadata/remove") => users::remove_metadata(call).await,
         (method, api) => Err(failure(
             Error::new(ErrorCode::GenericError).with_internal(format!("the CDI table lists {method} {api} unhandled")),
         )),

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::http::{Method, Uri};
+use portcullis_core::app_users::AppUsers;
 use portcullis_core::session::SessionService;
 use portcullis_core::{Error, ErrorCode};
 use serde_json::{Map, Value};
@@ -40,6 +41,19 @@ const APIS: &[(&str, &str, Scope)] = &[
     ("GET", "/recipe/session/user", Scope::Tenant),
     ("GET", "/user/id", Scope::App),
     ("GET", "/recipe/multitenancy/tenant/v2", Scope::Tenant),
+    ("PUT", "/recipe/role", Scope::App),
+    ("POST", "/recipe/role/remove", Scope::App),
+    ("GET", "/recipe/roles", Scope::App),
+    ("GET", "/recipe/role/permissions", Scope::App),
+    ("POST", "/recipe/role/permissions/remove", Scope::App),
+    ("GET", "/recipe/permission/roles", Scope::App),
+    ("PUT", "/recipe/user/role", Scope::Tenant),
+    ("POST", "/recipe/user/role/remove", Scope::Tenant),
+    ("GET", "/recipe/user/roles", Scope::Tenant),
+    ("GET", "/recipe/role/users", Scope::Tenant),
+    ("GET", "/recipe/user/metadata", Scope::App),
+    ("PUT", "/recipe/user/metadata", Scope::App),
+    ("POST", "/recipe/user/metadata/remove", Scope::App),
 ];
 
 /// Path segments core never takes for a tenant id.
@@ -120,10 +134,11 @@ impl Target {
     }
 }
 
-/// An authenticated call: its target, the app's sessions, and its input.
+/// An authenticated call: its target, the app's sessions and users, and its input.
 pub(super) struct Call {
     pub(super) target: Target,
     pub(super) sessions: Arc<SessionService>,
+    pub(super) users: AppUsers,
     body: Map<String, Value>,
     query: HashMap<String, String>,
 }
@@ -157,7 +172,12 @@ impl Call {
             }
         };
         let sessions = app.supertokens_apps().sessions(&target.app_id).await.map_err(failure)?;
-        Ok(Self { target, sessions, body, query })
+        Ok(Self { target, sessions, users: app.app_users().clone(), body, query })
+    }
+
+    /// The app's organization.
+    pub(super) fn org(&self) -> &str {
+        &self.target.app_id
     }
 
     /// The tenant: the path's, or `public`.
