@@ -140,6 +140,32 @@ describe("supertokens-node 24 with Portcullis as its core (header mode)", () => 
     });
   });
 
+  test("UserRoles fill st-role and st-perm at sign-in; their validators admit and refuse", { timeout: TEST_TIMEOUT_MS }, async () => {
+    await withStack({ label: "st-node-roles", app: "supertokens-node" }, async ({ demoUrl: app }) => {
+      const granted = await call(app, "POST", "/roles/carol", { body: { admin: ["read", "write"], viewer: ["read"] } });
+      assert.deepEqual(granted.body.roles.sort(), ["admin", "viewer"]);
+      const carol = await signIn(app, "carol");
+      const claims = decodeJwtPayload(carol.access);
+      assert.deepEqual(claims["st-role"].v.sort(), ["admin", "viewer"]);
+      assert.deepEqual(claims["st-perm"].v.sort(), ["read", "write"]);
+      assert.equal((await call(app, "GET", "/role-admin", { token: carol.access })).status, 200);
+      assert.equal((await call(app, "GET", "/perm-write", { token: carol.access })).status, 200);
+
+      await call(app, "POST", "/roles/dave", { body: { viewer: ["read"] } });
+      const dave = await signIn(app, "dave");
+      const noRole = await call(app, "GET", "/role-admin", { token: dave.access });
+      assert.deepEqual([noRole.status, noRole.body.handler], [403, "onInvalidClaim"]);
+      assert.equal(noRole.body.claimValidationErrors[0].id, "st-role");
+      const noPerm = await call(app, "GET", "/perm-write", { token: dave.access });
+      assert.deepEqual([noPerm.status, noPerm.body.claimValidationErrors[0].id], [403, "st-perm"]);
+
+      const updated = await call(app, "POST", "/metadata/dave", { body: { theme: "dark", beta: true } });
+      assert.deepEqual(updated.body, { status: "OK", metadata: { theme: "dark", beta: true } });
+      await call(app, "POST", "/metadata/dave", { body: { beta: null } });
+      assert.deepEqual((await call(app, "GET", "/metadata/dave")).body, { status: "OK", metadata: { theme: "dark" } });
+    });
+  });
+
   test("duplicate access cookies after a cookie-domain change fire onClearDuplicateSessionCookies", { timeout: TEST_TIMEOUT_MS }, async () => {
     await withStack(
       { label: "st-node-duplicates", app: "supertokens-node", demoEnv: { OLDER_COOKIE_DOMAIN: ".example.test" } },

@@ -12,6 +12,8 @@ import express from "express";
 import SuperTokens from "supertokens-node";
 import { errorHandler, middleware } from "supertokens-node/framework/express";
 import Session from "supertokens-node/recipe/session";
+import UserMetadata from "supertokens-node/recipe/usermetadata";
+import UserRoles from "supertokens-node/recipe/userroles";
 import { verifySession } from "supertokens-node/recipe/session/framework/express";
 
 const handlersRun = [];
@@ -70,6 +72,9 @@ SuperTokens.init({
         },
       },
     }),
+    // Fills the st-role / st-perm claims from the core at session creation.
+    UserRoles.init(),
+    UserMetadata.init(),
   ],
 });
 
@@ -105,6 +110,26 @@ server.get("/me-db", verifySession({ checkDatabase: true }), (req, res) => {
 });
 server.get("/admin", verifySession({ overrideGlobalClaimValidators: (globals) => [...globals, isAdmin] }), (req, res) => {
   res.json({ admin: req.session.getUserId() });
+});
+server.post("/roles/:userId", async (req, res) => {
+  for (const [role, permissions] of Object.entries(req.body)) {
+    await UserRoles.createNewRoleOrAddPermissions(role, permissions);
+    const added = await UserRoles.addRoleToUser("public", req.params.userId, role);
+    if (added.status !== "OK") return res.status(500).json(added);
+  }
+  res.json({ roles: (await UserRoles.getRolesForUser("public", req.params.userId)).roles });
+});
+server.get("/role-admin", verifySession({
+  overrideGlobalClaimValidators: (globals) => [...globals, UserRoles.UserRoleClaim.validators.includes("admin")],
+}), (req, res) => res.json({ roles: req.session.getAccessTokenPayload()["st-role"].v }));
+server.get("/perm-write", verifySession({
+  overrideGlobalClaimValidators: (globals) => [...globals, UserRoles.PermissionClaim.validators.includes("write")],
+}), (req, res) => res.json({ permissions: req.session.getAccessTokenPayload()["st-perm"].v }));
+server.post("/metadata/:userId", async (req, res) => {
+  res.json(await UserMetadata.updateUserMetadata(req.params.userId, req.body));
+});
+server.get("/metadata/:userId", async (req, res) => {
+  res.json(await UserMetadata.getUserMetadata(req.params.userId));
 });
 server.post("/claim", verifySession(), async (req, res) => {
   await req.session.mergeIntoAccessTokenPayload(req.body);
