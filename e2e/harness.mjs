@@ -215,8 +215,8 @@ function runJson({ file, args, cwd, env, log }) {
  *   portcullisEnv  extra env for portcullis (server and CLI); `undefined` values remove a variable
  *   demoEnv        extra env for the demo app
  *   login          configure the organization for the hosted login and give the demo app its client
- *   app            the backend in front of Portcullis: "demo" (the Rust SDK's demo app, default) or
- *                  "supertokens-node" (SuperTokens' Node SDK with Portcullis as its core)
+ *   app            the backend in front of Portcullis: "demo" (the Rust SDK's demo app, default),
+ *                  "supertokens-node" or "supertokens-python" (SuperTokens' SDKs with Portcullis as their core)
  *
  * Returns { portcullisUrl, demoUrl, orgId, apiKey, logPath, tmp, stop(), cli(...args) → JSON }.
  */
@@ -320,6 +320,11 @@ export async function startStack({ label = "stack", graceSecs = 30, portcullisEn
 /** SuperTokens backends that use Portcullis as their core, by the `app` option of startStack. */
 const SUPERTOKENS_APPS = {
   "supertokens-node": { file: process.execPath, args: [path.join(E2E_DIR, "supertokens-apps", "node-app.mjs")] },
+  // e2e/setup.sh installs supertokens-python and FastAPI into e2e/.venv.
+  "supertokens-python": {
+    file: path.join(E2E_DIR, ".venv", "bin", "python"),
+    args: [path.join(E2E_DIR, "supertokens-apps", "python_app.py")],
+  },
 };
 
 /** Runs fn(stack) and always stops the stack afterwards. */

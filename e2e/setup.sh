@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the browser end-to-end tests need, quietly and idempotently:
 #   - Debian's chromium (/usr/bin/chromium) when it is missing; playwright never downloads a browser;
-#   - the pinned npm packages (supertokens-web-js, playwright-core) from package-lock.json.
+#   - the pinned npm packages (supertokens-web-js, supertokens-node, playwright-core) from package-lock.json;
+#   - the pinned PyPI packages of the Python SuperTokens backend (supertokens-apps/requirements.txt) in .venv.
 # Run it from anywhere: bash e2e/setup.sh
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -26,4 +27,12 @@ if [ -f package-lock.json ]; then
 else
   echo "e2e/setup.sh: npm install (no package-lock.json yet)"
   npm install --no-audit --no-fund --loglevel=error >/dev/null
+fi
+
+want="$(sha256sum supertokens-apps/requirements.txt | cut -d' ' -f1)"
+if [ ! -f .venv/.e2e-setup-stamp ] || [ "$(cat .venv/.e2e-setup-stamp)" != "$want" ]; then
+  echo "e2e/setup.sh: pip install -r supertokens-apps/requirements.txt"
+  python3 -m venv .venv
+  .venv/bin/pip install --quiet --disable-pip-version-check -r supertokens-apps/requirements.txt
+  echo "$want" > .venv/.e2e-setup-stamp
 fi
