@@ -2,9 +2,22 @@
 
 use std::time::Duration;
 
+use portcullis_session_wire::{CookieSettings, SameSite};
 use reqwest::{Method, StatusCode};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
+
+/// What `GET /api/v1/organization` says.
+#[derive(Debug, Clone)]
+pub struct OrganizationInfo {
+    /// The organization's id.
+    pub id: String,
+    /// The server's session cookie settings (absent from servers that predate them); `refresh_path` is
+    /// left empty for the caller to set.
+    pub cookies: Option<CookieSettings>,
+    /// Whether the server requires the `rid` header on cookie-mode requests that change state.
+    pub anti_csrf: Option<bool>,
+}
 
 /// What went wrong talking to Portcullis.
 #[derive(Debug, thiserror::Error)]
@@ -236,16 +249,31 @@ impl Client {
             .unwrap_or_default())
     }
 
-    /// The id of the organization this client's API key belongs to.
+    /// The organization this client's API key belongs to, with the server's session cookie settings.
     ///
     /// # Errors
     /// A [`ClientError`].
-    pub async fn organization_id(&self) -> Result<String, ClientError> {
+    pub async fn organization(&self) -> Result<OrganizationInfo, ClientError> {
         let value = self.ok(Method::GET, "/api/v1/organization", None).await?;
-        value["id"]
+        let id = value["id"]
             .as_str()
             .map(str::to_owned)
-            .ok_or_else(|| ClientError::Unreachable("unexpected answer: no organization id".to_owned()))
+            .ok_or_else(|| ClientError::Unreachable("unexpected answer: no organization id".to_owned()))?;
+        let session = &value["session"];
+        let cookies = SameSite::from_name(session["cookieSameSite"].as_str().unwrap_or_default()).map(|same_site| {
+            let domain = |d: &str| (!d.is_empty()).then(|| d.to_owned());
+            CookieSettings {
+                domain: session["cookieDomain"].as_str().and_then(domain),
+                older_domains: session["olderCookieDomains"]
+                    .as_array()
+                    .map(|domains| domains.iter().filter_map(Value::as_str).map(domain).collect())
+                    .unwrap_or_default(),
+                secure: session["cookieSecure"].as_bool().unwrap_or(false),
+                same_site,
+                refresh_path: String::new(),
+            }
+        });
+        Ok(OrganizationInfo { id, cookies, anti_csrf: session["antiCsrf"].as_bool() })
     }
 
     /// The JWKS document.

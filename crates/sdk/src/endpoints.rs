@@ -43,6 +43,21 @@ impl Portcullis {
             return self.reject(unauthorised("cookie-mode refresh without the rid header"), &context).await;
         }
         let duplicates = candidates.len() > 1;
+        if tokens.has_duplicate_cookies() && inner.cookies.older_domains.is_empty() {
+            // Without an older domain to clear, a refresh would leave both cookies and the browser would
+            // refresh again and again; SuperTokens answers 500 here for the same reason.
+            tracing::error!("duplicate session cookies and no older cookie domain to clear them from");
+            let draft = ResponseDraft::json(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                json!({
+                    "errorCode": "genericError",
+                    "message": "The request contains session cookies of two domains: the cookie domain changed. \
+                                List the earlier domain in session.older_cookie_domains (or in the SDK's cookie \
+                                settings) so that its cookies are cleared.",
+                }),
+            );
+            return finish(draft, HeaderMap::new());
+        }
         match inner.client.refresh(&candidates).await {
             Ok(issued) => {
                 let mut sealed = HeaderMap::new();

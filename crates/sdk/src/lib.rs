@@ -39,7 +39,7 @@ use axum::http::HeaderMap;
 use portcullis_session_wire::{CookieSettings, IssuedTokens, RequestTokens, SameSite, TokenResponse, TokenTransfer};
 use serde_json::{Map, Value};
 
-pub use client::{Client, ClientError, IssuedSession, RefreshError, SessionInfo};
+pub use client::{Client, ClientError, IssuedSession, OrganizationInfo, RefreshError, SessionInfo};
 pub use deny_list::DenyList;
 pub use guard::{Guard, Session, SessionRejection, require_session};
 pub use handlers::{DefaultErrorHandlers, ErrorContext, ErrorHandlers, ResponseDraft};
@@ -92,9 +92,11 @@ pub struct PortcullisBuilder {
     base_url: String,
     api_key: String,
     handlers: Arc<dyn ErrorHandlers>,
-    cookies: CookieSettings,
+    /// `None`: the server's `[session]` cookie settings.
+    cookies: Option<CookieSettings>,
     api_base_path: String,
-    anti_csrf: bool,
+    /// `None`: the server's `session.anti_csrf`.
+    anti_csrf: Option<bool>,
     revocation_poll: Option<Duration>,
     access_token_lifetime: Duration,
     issuer: Option<String>,
@@ -114,15 +116,9 @@ impl Portcullis {
             base_url: base_url.to_owned(),
             api_key: api_key.to_owned(),
             handlers: Arc::new(DefaultErrorHandlers),
-            cookies: CookieSettings {
-                domain: None,
-                older_domains: Vec::new(),
-                secure: false,
-                same_site: SameSite::Lax,
-                refresh_path: "/auth/session/refresh".to_owned(),
-            },
+            cookies: None,
             api_base_path: "/auth".to_owned(),
-            anti_csrf: true,
+            anti_csrf: None,
             revocation_poll: None,
             access_token_lifetime: Duration::from_secs(3600),
             issuer: None,
@@ -192,10 +188,10 @@ impl PortcullisBuilder {
         self
     }
 
-    /// Cookie settings (domain, older domains, `Secure`, `SameSite`). The refresh cookie's path follows
-    /// the API base path.
+    /// Cookie settings (domain, older domains, `Secure`, `SameSite`) in place of the server's `[session]`
+    /// ones, which apply by default. The refresh cookie's path follows the API base path.
     pub fn cookies(mut self, cookies: CookieSettings) -> Self {
-        self.cookies = cookies;
+        self.cookies = Some(cookies);
         self
     }
 
@@ -205,9 +201,10 @@ impl PortcullisBuilder {
         self
     }
 
-    /// Requires the `rid` header on cookie-mode requests that change state (default on).
+    /// Requires the `rid` header on cookie-mode requests that change state (default: the server's
+    /// `session.anti_csrf`, on unless set to `none`).
     pub const fn anti_csrf(mut self, on: bool) -> Self {
-        self.anti_csrf = on;
+        self.anti_csrf = Some(on);
         self
     }
 
@@ -240,22 +237,30 @@ impl PortcullisBuilder {
     /// than the pinned one.
     pub async fn build(mut self) -> Result<Portcullis, SdkError> {
         let client = Client::new(&self.base_url, &self.api_key)?;
-        let organization_id = client.organization_id().await?;
+        let OrganizationInfo { id: organization_id, cookies: server_cookies, anti_csrf: server_anti_csrf } =
+            client.organization().await?;
         if let Some(expected) = self.organization.take().filter(|expected| *expected != organization_id) {
             return Err(SdkError::WrongOrganization { expected, actual: organization_id });
         }
         let jwks = JwksCache::new();
         jwks.fetch(&client).await?;
-        self.cookies.refresh_path = format!("{}/session/refresh", self.api_base_path);
+        let mut cookies = self.cookies.or(server_cookies).unwrap_or(CookieSettings {
+            domain: None,
+            older_domains: Vec::new(),
+            secure: false,
+            same_site: SameSite::Lax,
+            refresh_path: String::new(),
+        });
+        cookies.refresh_path = format!("{}/session/refresh", self.api_base_path);
         let portcullis = Portcullis {
             inner: Arc::new(Inner {
                 client,
                 jwks,
                 deny_list: self.revocation_poll.map(|_| DenyList::default()),
                 handlers: self.handlers,
-                cookies: self.cookies,
+                cookies,
                 api_base_path: self.api_base_path,
-                anti_csrf: self.anti_csrf,
+                anti_csrf: self.anti_csrf.or(server_anti_csrf).unwrap_or(true),
                 issuer: self.issuer,
                 organization_id,
             }),

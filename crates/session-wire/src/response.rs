@@ -19,6 +19,24 @@ pub enum SameSite {
     None,
 }
 
+impl SameSite {
+    /// The lowercase name (`lax`, `strict`, `none`), as configured.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Lax => "lax",
+            Self::Strict => "strict",
+            Self::None => "none",
+        }
+    }
+
+    /// The value named by [`as_str`](Self::as_str).
+    #[must_use]
+    pub fn from_name(name: &str) -> Option<Self> {
+        [Self::Lax, Self::Strict, Self::None].into_iter().find(|s| s.as_str() == name)
+    }
+}
+
 /// Where and how session cookies are set.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CookieSettings {

@@ -37,9 +37,29 @@ pub(crate) fn api() -> OpenApiRouter<Arc<App>> {
 struct OrganizationIdentity {
     id: String,
     name: String,
+    session: SessionCookiePolicy,
 }
 
-/// The organization the API key belongs to: the SDK reads it at start and accepts only its tokens.
+/// The server's `[session]` cookie settings, which the Rust SDK applies to the endpoints it mounts unless
+/// the app sets its own.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct SessionCookiePolicy {
+    /// `Domain` of session cookies; absent: host-only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cookie_domain: Option<String>,
+    /// Domains of earlier deployments whose duplicate cookies are cleared; `""` stands for host-only.
+    older_cookie_domains: Vec<String>,
+    /// `lax`, `strict` or `none`.
+    cookie_same_site: String,
+    /// Whether session cookies are `Secure`.
+    cookie_secure: bool,
+    /// Whether cookie-mode requests that change state must carry the `rid` header.
+    anti_csrf: bool,
+}
+
+/// The organization the API key belongs to, and the server's session cookie settings: the SDK reads them
+/// at start, accepts only the organization's tokens and sets cookies as the server does.
 #[utoipa::path(get, path = "/api/v1/organization", tag = SESSIONS, security(("organizationApiKey" = [])),
     responses((status = 200, body = OrganizationIdentity)))]
 async fn organization(
@@ -47,7 +67,15 @@ async fn organization(
     State(app): State<Arc<App>>,
 ) -> Result<Json<OrganizationIdentity>, ApiError> {
     let organization = app.organization(&org).await?;
-    Ok(Json(OrganizationIdentity { id: organization.id, name: organization.name }))
+    let cookies = app.cookies();
+    let session = SessionCookiePolicy {
+        cookie_domain: cookies.domain.clone(),
+        older_cookie_domains: cookies.older_domains.iter().map(|d| d.clone().unwrap_or_default()).collect(),
+        cookie_same_site: cookies.same_site.as_str().to_owned(),
+        cookie_secure: cookies.secure,
+        anti_csrf: app.config().session.anti_csrf == crate::config::AntiCsrf::ViaCustomHeader,
+    };
+    Ok(Json(OrganizationIdentity { id: organization.id, name: organization.name, session }))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]

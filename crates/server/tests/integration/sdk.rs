@@ -247,3 +247,47 @@ async fn sessions_created_through_the_sdk_follow_the_requested_mode() {
     assert!(headers.get("st-access-token").is_some() && headers.get("st-refresh-token").is_some());
     assert_eq!(headers.get_all("set-cookie").iter().count(), 0);
 }
+
+/// Cookie-mode refresh through the SDK's mounted endpoint with two access and two refresh cookies, as a
+/// browser sends them after the cookie domain changed.
+async fn refresh_with_duplicates(
+    app: &Router,
+    portcullis: &Portcullis,
+    user: &str,
+) -> (StatusCode, axum::http::HeaderMap, Value) {
+    let mut request = axum::http::HeaderMap::new();
+    request.insert("st-auth-mode", "cookie".parse().expect("header"));
+    let issued = portcullis.create_session(&request, user, Map::new()).await.expect("session");
+    let refresh = issued
+        .get_all("set-cookie")
+        .iter()
+        .find_map(|c| c.to_str().ok()?.strip_prefix("sRefreshToken=")?.split(';').next().map(str::to_owned))
+        .expect("refresh cookie");
+    let cookies = format!("sAccessToken=a.b.c; sAccessToken=d.e.f; sRefreshToken={refresh}; sRefreshToken=stale");
+    call(app, "POST", "/auth/session/refresh", &[("rid", "session".to_owned()), ("cookie", cookies)]).await
+}
+
+#[tokio::test]
+async fn the_sdk_clears_duplicate_cookies_of_the_servers_older_cookie_domains() {
+    let fixture = Fixture::start(|c| c.session.older_cookie_domains = vec![".old.example".to_owned()]).await;
+    let portcullis = fixture.builder().build().await.expect("sdk");
+    let (status, headers, _) = refresh_with_duplicates(&app(&portcullis), &portcullis, "dup").await;
+    assert_eq!(status, StatusCode::OK);
+    let cleared: Vec<&str> = headers
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|c| c.to_str().ok())
+        .filter(|c| c.starts_with("sAccessToken=;") && c.contains("Domain=old.example"))
+        .collect();
+    assert_eq!(cleared.len(), 1, "the older domain's access cookie must be cleared: {headers:?}");
+}
+
+#[tokio::test]
+async fn duplicate_cookies_without_an_older_domain_answer_500_instead_of_a_refresh_loop() {
+    let fixture = Fixture::start(|_| {}).await;
+    let portcullis = fixture.builder().build().await.expect("sdk");
+    let (status, headers, body) = refresh_with_duplicates(&app(&portcullis), &portcullis, "loop").await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{body}");
+    assert!(body["message"].as_str().is_some_and(|m| m.contains("older_cookie_domains")), "{body}");
+    assert!(headers.get("front-token").is_none(), "no tokens are issued, so the browser cannot loop");
+}
