@@ -86,6 +86,17 @@ server.use((req, res, next) => {
   if (req.method === "OPTIONS") return res.sendStatus(204);
   next();
 });
+// Refresh calls as the browser makes them, so a test can count them.
+const stats = { refreshAttempts: 0, refreshSuccesses: 0 };
+server.use((req, res, next) => {
+  if (req.method === "POST" && req.path === "/auth/session/refresh") {
+    stats.refreshAttempts += 1;
+    res.on("finish", () => {
+      if (res.statusCode === 200) stats.refreshSuccesses += 1;
+    });
+  }
+  next();
+});
 server.use(middleware());
 server.use(express.json());
 
@@ -150,6 +161,7 @@ server.get("/handles/:userId", async (req, res) => {
   res.json({ handles: await Session.getAllSessionHandlesForUser(req.params.userId) });
 });
 server.get("/handlers", (req, res) => res.json(handlersRun));
+server.get("/stats", (req, res) => res.json(stats));
 server.get("/", (req, res) => res.send("ok"));
 server.use(errorHandler());
 server.use((err, req, res, next) => {
