@@ -215,12 +215,23 @@ function runJson({ file, args, cwd, env, log }) {
  *   portcullisEnv  extra env for portcullis (server and CLI); `undefined` values remove a variable
  *   demoEnv        extra env for the demo app
  *   login          configure the organization for the hosted login and give the demo app its client
+ *   postgres       run Portcullis on a fresh database of the local PostgreSQL instead of SQLite
+ *   instances      how many Portcullis processes share the store (a SuperTokens backend gets them all)
  *   app            the backend in front of Portcullis: "demo" (the Rust SDK's demo app, default),
  *                  "supertokens-node" or "supertokens-python" (SuperTokens' SDKs with Portcullis as their core)
  *
- * Returns { portcullisUrl, demoUrl, orgId, apiKey, logPath, tmp, stop(), cli(...args) → JSON }.
+ * Returns { portcullisUrl, portcullisUrls, demoUrl, orgId, apiKey, logPath, tmp, stop(), cli(...args) → JSON }.
  */
-export async function startStack({ label = "stack", graceSecs = 30, portcullisEnv, demoEnv, login = false, app = "demo" } = {}) {
+export async function startStack({
+  label = "stack",
+  graceSecs = 30,
+  portcullisEnv,
+  demoEnv,
+  login = false,
+  app = "demo",
+  postgres = false,
+  instances = 1,
+} = {}) {
   const bins = binaries();
   requireBinary(bins.portcullis, "portcullis");
   if (app === "demo") requireBinary(bins.demoApp, "demo-app");
@@ -250,6 +261,7 @@ export async function startStack({ label = "stack", graceSecs = 30, portcullisEn
   };
 
   try {
+    const storeEnv = postgres ? await freshPostgresDatabase(stoppers, log) : {};
     const pEnv = mergeEnv(
       {
         PORTCULLIS_DATA_DIR: path.join(tmp, "data"),
@@ -257,13 +269,21 @@ export async function startStack({ label = "stack", graceSecs = 30, portcullisEn
         RUST_LOG: "warn",
         PORTCULLIS_SESSION__ACCESS_TOKEN_VALIDITY_SECS: ACCESS_TOKEN_VALIDITY_SECS,
         PORTCULLIS_SESSION__REFRESH_GRACE_SECS: graceSecs,
+        ...storeEnv,
       },
       portcullisEnv,
     );
-    const server = spawnServer({ name: "portcullis", file: bins.portcullis, args: ["serve"], cwd: tmp, env: pEnv, log });
-    stoppers.push(server.stop);
-    const portcullisUrl = firstHttpUrl(await server.firstLine);
-    await waitForOk(`${portcullisUrl}/health`);
+    // Several instances share the store and the data directory (its master key), as a deployment does.
+    const portcullisUrls = [];
+    for (let i = 0; i < instances; i += 1) {
+      const name = instances === 1 ? "portcullis" : `portcullis-${i + 1}`;
+      const server = spawnServer({ name, file: bins.portcullis, args: ["serve"], cwd: tmp, env: pEnv, log });
+      stoppers.push(server.stop);
+      const url = firstHttpUrl(await server.firstLine);
+      await waitForOk(`${url}/health`);
+      portcullisUrls.push(url);
+    }
+    const portcullisUrl = portcullisUrls[0];
 
     const cli = (...args) => runJson({ file: bins.portcullis, args, cwd: tmp, env: pEnv, log });
     const org = await cli("org", "create", "demo", "--json");
@@ -302,19 +322,47 @@ export async function startStack({ label = "stack", graceSecs = 30, portcullisEn
             name: app,
             ...SUPERTOKENS_APPS[app],
             cwd: tmp,
-            env: mergeEnv({ CONNECTION_URI: `${portcullisUrl}/supertokens/appid-${org.id}`, API_KEY: key.key }, demoEnv),
+            env: mergeEnv(
+              {
+                // SuperTokens' SDKs use `;`-separated cores in turn.
+                CONNECTION_URI: portcullisUrls.map((url) => `${url}/supertokens/appid-${org.id}`).join(";"),
+                API_KEY: key.key,
+              },
+              demoEnv,
+            ),
             log,
           });
     stoppers.push(demo.stop);
     const demoUrl = firstHttpUrl(await demo.firstLine);
     await waitForOk(`${demoUrl}/`);
 
-    return { portcullisUrl, demoUrl, orgId: org.id, apiKey: key.key, logPath, tmp, stop, cli };
+    return { portcullisUrl, portcullisUrls, demoUrl, orgId: org.id, apiKey: key.key, logPath, tmp, stop, cli };
   } catch (err) {
     await stop();
     err.message += ` (log: ${logPath})`;
     throw err;
   }
+}
+
+const POSTGRES_ADMIN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres";
+
+/** Makes a database on the local PostgreSQL for one stack, dropped when the stack stops. */
+async function freshPostgresDatabase(stoppers, log) {
+  const name = `portcullis_e2e_${process.pid}_${Date.now()}_${Math.floor(Math.random() * 1e6)}`;
+  const psql = (sql) =>
+    new Promise((resolve, reject) => {
+      execFile("psql", [POSTGRES_ADMIN, "-v", "ON_ERROR_STOP=1", "-qc", sql], { timeout: CLI_TIMEOUT_MS }, (err, stdout, stderr) => {
+        log.write(`[psql] ${sql}\n${stdout}${stderr}`);
+        if (err) reject(new Error(`psql ${sql} failed: ${stderr || err.message}`));
+        else resolve();
+      });
+    });
+  await psql(`CREATE DATABASE ${name}`);
+  stoppers.push(() => psql(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`));
+  return {
+    PORTCULLIS_STORE__BACKEND: "postgres",
+    PORTCULLIS_STORE__POSTGRES_URL: `postgres://postgres@127.0.0.1:5432/${name}`,
+  };
 }
 
 /** SuperTokens backends that use Portcullis as their core, by the `app` option of startStack. */

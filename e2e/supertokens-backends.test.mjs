@@ -167,6 +167,35 @@ for (const backend of ["supertokens-node", "supertokens-python"]) describe(`${ba
     });
   });
 
+  test("two Portcullis instances on one PostgreSQL, used in turn: every refresh rotates, no false theft, a replay is theft", { timeout: TEST_TIMEOUT_MS }, async () => {
+    await withStack(
+      { label: `${backend}-two-instances`, app: backend, postgres: true, instances: 2, graceSecs: 0 },
+      async ({ demoUrl: app, portcullisUrls }) => {
+        assert.equal(portcullisUrls.length, 2);
+        const signed = await signIn(app, "erin");
+        let current = signed;
+        for (let i = 0; i < 10; i += 1) {
+          const rotated = await refresh(app, current.refresh);
+          assert.equal(rotated.status, 200, `refresh ${i}: ${JSON.stringify(rotated.body)}`);
+          const me = await call(app, "GET", "/me-db", { token: rotated.access });
+          assert.equal(me.status, 200, `verify ${i} on the other instance`);
+          current = rotated;
+        }
+        assert.deepEqual(await handlersRun(app), [], "no handler ran: no false theft, nothing refused");
+        for (const url of portcullisUrls) {
+          const metrics = await (await fetch(`${url}/metrics`)).text();
+          const served = metrics
+            .split("\n")
+            .filter((line) => line.startsWith("portcullis_http_requests_total") && line.includes("/supertokens/"))
+            .reduce((sum, line) => sum + Number(line.split(" ").at(-1)), 0);
+          assert.ok(served >= 10, `each instance served its share of the core calls (${url}: ${served})`);
+        }
+        const theft = await refresh(app, signed.refresh);
+        assert.deepEqual([theft.status, theft.body.handler], [401, "onTokenTheftDetected"]);
+      },
+    );
+  });
+
   test("duplicate access cookies after a cookie-domain change fire onClearDuplicateSessionCookies", { timeout: TEST_TIMEOUT_MS }, async () => {
     await withStack(
       { label: `${backend}-duplicates`, app: backend, demoEnv: { OLDER_COOKIE_DOMAIN: ".example.test" } },
