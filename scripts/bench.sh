@@ -9,7 +9,8 @@
 #                              sane figures; writes only a temporary JSON and claims no figures
 #
 # It installs what it needs, idempotently: Debian's wrk, PostgreSQL (scripts/ensure-postgres.sh), and the
-# pinned npm peers (bench/peers, better-sqlite3 built from source). Everything listens on 127.0.0.1 only;
+# pinned npm peers (bench/peers, better-sqlite3 built from source) and the e2e packages (supertokens-node,
+# through e2e/setup.sh). Everything listens on 127.0.0.1 only;
 # every load loop is bounded in time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -38,6 +39,7 @@ if ! command -v wrk >/dev/null; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null
 fi
 bash scripts/ensure-postgres.sh >/dev/null
+bash e2e/setup.sh
 (
   cd bench/peers
   # npm ci wipes node_modules: skip it when the installed tree already matches the lock file.
@@ -123,6 +125,16 @@ token=$(curl -s -D - -o /dev/null -X POST "$demo/dev/sign-in" -H 'content-type: 
 [ -n "$token" ] || { echo "bench: demo sign-in failed" >&2; exit 1; }
 curl -sf "$demo/api/me" -H "authorization: Bearer $token" >/dev/null
 
+# A supertokens-node 24 backend (express; e2e/supertokens-apps/node-app.mjs) whose core is the same
+# Portcullis, signed in for a header-mode access token.
+start supertokens-node env CONNECTION_URI="$server/supertokens/appid-$org" API_KEY="$key" \
+  node e2e/supertokens-apps/node-app.mjs
+stnode=$url
+st_token=$(curl -s -D - -o /dev/null -X POST "$stnode/login" -H 'content-type: application/json' \
+  -H 'st-auth-mode: header' -d '{"userId":"bench-user"}' | sed -n 's/^st-access-token: \([^\r]*\).*/\1/p')
+[ -n "$st_token" ] || { echo "bench: supertokens-node sign-in failed" >&2; exit 1; }
+curl -sf "$stnode/me-db" -H "authorization: Bearer $st_token" >/dev/null
+
 # better-auth on SQLite, signed up and in with email and password, for its session cookies.
 start better-auth env DB_FILE="$work/better-auth.db" node bench/peers/better-auth.mjs
 better=$url
@@ -184,6 +196,11 @@ for run in $(seq "$runs"); do
     --pair refresh-postgres-http --side portcullis --run "$run"
   "$bin/portcullis-bench" raw-rotation postgres --seconds "$load_seconds" --samples "$samples" --prefill "$prefill" \
     --pair refresh-postgres-http --run "$run"
+  load app-refresh --url "$demo" --clients "$chain_clients" --pair supertokens-node-refresh --side portcullis --run "$run"
+  load app-refresh --url "$stnode" --sign-in-path /login --clients "$chain_clients" \
+    --pair supertokens-node-refresh --side baseline --run "$run"
+  wrk_sample supertokens-core-verify portcullis "$run" '"userId"' "$stnode/me-db" -H "authorization: Bearer $st_token"
+  wrk_sample supertokens-core-verify baseline "$run" '"userId"' "$stnode/me" -H "authorization: Bearer $st_token"
 done
 
 # Only the servers under test are left running while the in-process pairs measure: stop them all.

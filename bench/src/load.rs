@@ -29,6 +29,9 @@ pub(crate) enum Scenario {
     BetterAuthLogin,
     /// Portcullis `POST /auth/session/refresh` in header mode, each client rotating its own chain.
     PortcullisRefresh,
+    /// An app's own `POST /auth/session/refresh` in header mode (the Rust SDK's demo app, or a SuperTokens
+    /// backend whose core is Portcullis), each client signed in once through `--sign-in-path`.
+    AppRefresh,
     /// Portcullis `POST /oauth2/token` with `grant_type=refresh_token`, each client rotating its own chain.
     PortcullisToken,
     /// oidc-provider `POST /token` with `grant_type=client_credentials` (JWT access token, nothing stored).
@@ -58,6 +61,9 @@ pub(crate) struct LoadArgs {
     /// Organization API key, to create the sessions the refresh scenario rotates.
     #[arg(long, default_value = "")]
     api_key: String,
+    /// The app's sign-in route for `app-refresh`: `POST {"userId"}`, answering header-mode tokens.
+    #[arg(long, default_value = "/dev/sign-in")]
+    sign_in_path: String,
     /// Append the result here as a sample of `--pair`, `--side`, `--run`.
     #[arg(long)]
     samples: std::path::PathBuf,
@@ -105,6 +111,7 @@ struct Target {
     client_id: String,
     client_secret: String,
     api_key: String,
+    sign_in_path: String,
     /// Tells this run's emails apart from earlier runs' on the same server.
     tag: String,
 }
@@ -223,7 +230,8 @@ async fn better_auth_login(t: &Target, email: &str) -> Result<(), Failure> {
     Ok(())
 }
 
-async fn portcullis_refresh(t: &Target, token: &str) -> Result<String, Failure> {
+/// A header-mode refresh at `/auth/session/refresh`, Portcullis's or an app's; returns the next token.
+async fn header_mode_refresh(t: &Target, token: &str) -> Result<String, Failure> {
     let response = t
         .http
         .post(t.url("/auth/session/refresh"))
@@ -280,6 +288,17 @@ async fn setup(t: &Target, scenario: Scenario, client: usize) -> Result<String, 
                 json_of(expect_status(response, StatusCode::CREATED, "create session").await?, "session").await?;
             body["refreshToken"].as_str().map(str::to_owned).ok_or_else(|| format!("no refresh token: {body}"))
         }
+        Scenario::AppRefresh => {
+            let response = t
+                .http
+                .post(t.url(&t.sign_in_path))
+                .header("st-auth-mode", "header")
+                .json(&json!({ "userId": format!("bench-{}-{client}", t.tag) }))
+                .send()
+                .await
+                .map_err(|e| e.to_string())?;
+            header(&expect_status(response, StatusCode::OK, "sign-in").await?, "st-refresh-token")
+        }
         Scenario::PortcullisToken => {
             let tokens = portcullis_login(t, &format!("chain-{}-{client}@example.com", t.tag)).await?;
             tokens["refresh_token"].as_str().map(str::to_owned).ok_or_else(|| format!("no refresh token: {tokens}"))
@@ -294,7 +313,7 @@ async fn step(t: &Target, scenario: Scenario, client: usize, n: u64, state: Stri
     match scenario {
         Scenario::PortcullisLogin => portcullis_login(t, &email()).await.map(|_| state),
         Scenario::BetterAuthLogin => better_auth_login(t, &email()).await.map(|()| state),
-        Scenario::PortcullisRefresh => portcullis_refresh(t, &state).await,
+        Scenario::PortcullisRefresh | Scenario::AppRefresh => header_mode_refresh(t, &state).await,
         Scenario::PortcullisToken => portcullis_token(t, &state).await,
         Scenario::OidcProviderToken => oidc_provider_token(t).await.map(|()| state),
     }
@@ -369,6 +388,7 @@ pub(crate) async fn run(args: LoadArgs) -> Result<(), Failure> {
         client_id: args.client_id,
         client_secret: args.client_secret,
         api_key: args.api_key,
+        sign_in_path: args.sign_in_path,
         tag: format!("{}-{}", std::process::id(), args.run),
     });
     let scenario = args.scenario;
