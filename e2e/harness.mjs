@@ -390,8 +390,8 @@ export async function withStack(options, fn) {
 // ---------------------------------------------------------------------------------------------
 
 /** Launches Debian's Chromium headless (playwright gives it a fresh user data dir). */
-export function launchBrowser() {
-  return chromium.launch({ executablePath: CHROMIUM_PATH, headless: true, args: CHROMIUM_ARGS });
+export function launchBrowser(extraArgs = []) {
+  return chromium.launch({ executablePath: CHROMIUM_PATH, headless: true, args: [...CHROMIUM_ARGS, ...extraArgs] });
 }
 
 /** Runs fn(browser) and always closes the browser afterwards. */

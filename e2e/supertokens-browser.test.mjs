@@ -5,7 +5,17 @@
 
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { EXPIRY_SLEEP_MS, cookieMap, launchBrowser, replayRefresh, sdk, sleep, withScenario } from "./harness.mjs";
+import {
+  EXPIRY_SLEEP_MS,
+  cookieMap,
+  launchBrowser,
+  openSdkPage,
+  replayRefresh,
+  sdk,
+  sleep,
+  withScenario,
+  withStack,
+} from "./harness.mjs";
 
 const TEST_TIMEOUT_MS = 90_000;
 const APP = "supertokens-node";
@@ -72,6 +82,23 @@ for (const mode of ["cookie", "header"]) {
         assert.deepEqual(await handlersRun(app, mark), ["onTryRefreshToken", ...Array(8).fill("onTryRefreshToken")]);
       }));
 
+    test("a tampered access token: onTryRefreshToken, one refresh, the call succeeds", { timeout: TEST_TIMEOUT_MS }, () =>
+      scenario("tampered", {}, async ({ page, context, stack }) => {
+        const app = stack.demoUrl;
+        await signIn(page, "eve");
+        const name = mode === "cookie" ? "sAccessToken" : "st-access-token";
+        const held = (await context.cookies(app)).find((c) => c.name === name);
+        assert.ok(held, `the browser holds ${name}`);
+        const tail = held.value.slice(-4);
+        await context.addCookies([{ ...held, value: held.value.slice(0, -4) + (tail === "AAAA" ? "BBBB" : "AAAA") }]);
+        const mark = (await appJson(app, "/handlers")).length;
+        const before = await appJson(app, "/stats");
+        const me = await sdk.call(page, "/me");
+        assert.equal(me.status, 200, "the SDK refreshed and retried");
+        assert.equal((await appJson(app, "/stats")).refreshSuccesses - before.refreshSuccesses, 1);
+        assert.deepEqual(await handlersRun(app, mark), ["onTryRefreshToken"]);
+      }));
+
     test("a failed claim reaches the page as a 403 through onInvalidClaim", { timeout: TEST_TIMEOUT_MS }, () =>
       scenario("claim", {}, async ({ page, stack }) => {
         await signIn(page, "bea", "member");
@@ -114,3 +141,41 @@ for (const mode of ["cookie", "header"]) {
       }));
   });
 }
+
+// A cookie-domain change, as a browser lives it: the app's cookies are host-only on app.portcullis.test,
+// and a copy of the access cookie from the earlier deployment's domain (.portcullis.test) is still there.
+// Chromium maps *.portcullis.test to loopback; IP addresses cannot carry domain cookies.
+describe("supertokens-web-js → supertokens-node → Portcullis: duplicate cookies after a cookie-domain change", () => {
+  test("onClearDuplicateSessionCookies clears the older domain's cookie and the next call works", { timeout: TEST_TIMEOUT_MS }, async () => {
+    const mapped = await launchBrowser(["--host-resolver-rules=MAP *.portcullis.test 127.0.0.1"]);
+    try {
+      await withStack(
+        { label: "st-browser-duplicates", app: APP, demoEnv: { OLDER_COOKIE_DOMAIN: ".portcullis.test" } },
+        async ({ demoUrl }) => {
+          const app = demoUrl.replace("127.0.0.1", "app.portcullis.test");
+          const context = await mapped.newContext();
+          try {
+            const page = await openSdkPage(context, app, "cookie");
+            assert.equal((await signIn(page, "fay")).status, 200);
+            const access = (await context.cookies(app)).find((c) => c.name === "sAccessToken");
+            assert.ok(access, "signed in with a host-only access cookie");
+            await context.addCookies([{ ...access, domain: ".portcullis.test" }]);
+            assert.equal((await context.cookies(app)).filter((c) => c.name === "sAccessToken").length, 2);
+
+            await sdk.call(page, "/me");
+            const run = await handlersRun(demoUrl);
+            assert.ok(run.includes("onClearDuplicateSessionCookies"), `handlers: ${run}`);
+            const left = (await context.cookies(app)).filter((c) => c.name === "sAccessToken");
+            assert.deepEqual(left.map((c) => c.domain), ["app.portcullis.test"], "the older domain's cookie is gone");
+            const next = await sdk.call(page, "/me");
+            assert.deepEqual([next.status, next.body.userId], [200, "fay"]);
+          } finally {
+            await context.close().catch(() => {});
+          }
+        },
+      );
+    } finally {
+      await mapped.close();
+    }
+  });
+});
