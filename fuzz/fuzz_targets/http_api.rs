@@ -1,5 +1,6 @@
 //! The whole HTTP surface in-process: any method, path, query, credential, content type and body sent to
-//! the router (every JSON API, the CentralAuth and OAuth forms, the hosted login forms) is answered with a
+//! the router (every JSON API, the CentralAuth and OAuth forms, the hosted login forms, the SuperTokens
+//! core face) is answered with a
 //! catalog error or a success, never a 500: the router's panic guard turns a panic into a 500, so a 500
 //! here is a panic or an unmapped failure.
 #![no_main]
@@ -111,6 +112,30 @@ const ROUTES: &[&str] = &[
     "/auth/session/refresh",
     "/auth/signout",
     "/connectors/oauth2/callback",
+    "/supertokens/appid-{org}/apiversion",
+    "/supertokens/appid-{org}/.well-known/jwks.json",
+    "/supertokens/appid-{org}/hello",
+    "/supertokens/appid-{org}/public/recipe/session",
+    "/supertokens/appid-{org}/recipe/session",
+    "/supertokens/appid-{org}/recipe/session/verify",
+    "/supertokens/appid-{org}/recipe/session/refresh",
+    "/supertokens/appid-{org}/tenant-1/recipe/session/remove",
+    "/supertokens/appid-{org}/recipe/session/regenerate",
+    "/supertokens/appid-{org}/recipe/session/data",
+    "/supertokens/appid-{org}/recipe/jwt/data",
+    "/supertokens/appid-{org}/public/recipe/session/user",
+    "/supertokens/appid-{org}/user/id",
+    "/supertokens/appid-{org}/public/recipe/multitenancy/tenant/v2",
+    "/supertokens/appid-{org}/recipe/role",
+    "/supertokens/appid-{org}/recipe/roles",
+    "/supertokens/appid-{org}/recipe/role/permissions",
+    "/supertokens/appid-{org}/recipe/role/permissions/remove",
+    "/supertokens/appid-{org}/public/recipe/user/role",
+    "/supertokens/appid-{org}/public/recipe/role/users",
+    "/supertokens/appid-{org}/recipe/user/metadata",
+    "/supertokens/appid-{org}/RECIPE/SESSION/",
+    "/supertokens/appid-/recipe/session",
+    "/supertokens/recipe/session",
 ];
 
 const METHODS: &[Method] = &[Method::GET, Method::POST, Method::PUT, Method::PATCH, Method::DELETE];
