@@ -6,8 +6,7 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 
 use super::access_token::{
-    AccessTokenClaims, AccessTokenError, Audience, PROTECTED_CLAIMS, TryRefreshReason, verify_access_token,
-    verify_signature,
+    AccessTokenClaims, AccessTokenError, Audience, PROTECTED_CLAIMS, verify_access_token, verify_signature,
 };
 use super::refresh_token::RefreshTokenCodec;
 use super::rotation::{RefreshOutcome, RefreshRequest, SessionRecord, TheftKind, UnauthorisedReason};
@@ -324,12 +323,8 @@ impl SessionService {
         access_token: &str,
         payload: Option<Map<String, Value>>,
     ) -> Result<(SessionRecord, Option<SessionTokens>), Error> {
-        let claims = verify_signature(access_token, self.keys.as_ref()).map_err(|e| match e {
-            AccessTokenError::TryRefresh(TryRefreshReason::UnknownKey | TryRefreshReason::BadSignature)
-            | AccessTokenError::Malformed
-            | AccessTokenError::OtherOrganization => Error::new(ErrorCode::Unauthorised)
-                .with_internal(format!("regenerate with an unverifiable token: {e:?}")),
-            AccessTokenError::TryRefresh(reason) => access_token_error(AccessTokenError::TryRefresh(reason)),
+        let claims = verify_signature(access_token, self.keys.as_ref()).map_err(|e| {
+            Error::new(ErrorCode::Unauthorised).with_internal(format!("regenerate with an unverifiable token: {e:?}"))
         })?;
         let mut session = self.live_session(organization_id, &claims.session_handle).await?;
         if let Some(payload) = payload {
