@@ -500,8 +500,8 @@ export async function openSdkPage(context, demoUrl, mode) {
  * One scenario's world: a stack, a fresh browser context (own cookie jar, storage and socket pool)
  * and one SDK page. Everything is torn down afterwards, also when fn throws.
  */
-export async function withScenario(browser, { mode, label, graceSecs, portcullisEnv, demoEnv, app }, fn) {
-  return withStack({ label: label ?? mode, graceSecs, portcullisEnv, demoEnv, app }, async (stack) => {
+export async function withScenario(browser, { mode, label, graceSecs, portcullisEnv, demoEnv, app, postgres }, fn) {
+  return withStack({ label: label ?? mode, graceSecs, portcullisEnv, demoEnv, app, postgres }, async (stack) => {
     const context = await browser.newContext();
     const wire = recordWire(context);
     try {

@@ -52,9 +52,10 @@ async function handlersRun(appUrl) {
   return (await call(appUrl, "GET", "/handlers")).body.map((h) => h.handler);
 }
 
-for (const backend of ["supertokens-node", "supertokens-python"]) describe(`${backend} with Portcullis as its core (header mode)`, () => {
+for (const backend of ["supertokens-node", "supertokens-python"]) for (const store of ["SQLite", "PostgreSQL"]) describe(`${backend} with Portcullis as its core on ${store} (header mode)`, () => {
+  const postgres = store === "PostgreSQL";
   test("sign-in, local verification, expiry, one refresh, claims, session data", { timeout: TEST_TIMEOUT_MS }, async () => {
-    await withStack({ label: `${backend}-lifecycle`, app: backend }, async ({ demoUrl: app }) => {
+    await withStack({ label: `${backend}-${store}-lifecycle`, app: backend, postgres }, async ({ demoUrl: app }) => {
       const signed = await signIn(app, "u-42");
       const claims = decodeJwtPayload(signed.access);
       assert.equal(claims.sub, "u-42");
@@ -106,7 +107,7 @@ for (const backend of ["supertokens-node", "supertokens-python"]) describe(`${ba
   });
 
   test("a replayed refresh token after the grace window fires onTokenTheftDetected and ends the session", { timeout: TEST_TIMEOUT_MS }, async () => {
-    await withStack({ label: `${backend}-theft`, app: backend, graceSecs: 0 }, async ({ demoUrl: app }) => {
+    await withStack({ label: `${backend}-${store}-theft`, app: backend, postgres, graceSecs: 0 }, async ({ demoUrl: app }) => {
       const signed = await signIn(app, "victim");
       const rotated = await refresh(app, signed.refresh);
       assert.equal(rotated.status, 200);
@@ -127,7 +128,7 @@ for (const backend of ["supertokens-node", "supertokens-python"]) describe(`${ba
   });
 
   test("a revoked session fires onUnauthorised where the database is checked", { timeout: TEST_TIMEOUT_MS }, async () => {
-    await withStack({ label: `${backend}-revoked`, app: backend }, async ({ demoUrl: app }) => {
+    await withStack({ label: `${backend}-${store}-revoked`, app: backend, postgres }, async ({ demoUrl: app }) => {
       const first = await signIn(app, "alice");
       const second = await signIn(app, "alice");
       assert.equal((await call(app, "GET", "/me-db", { token: first.access })).status, 200);
@@ -142,7 +143,7 @@ for (const backend of ["supertokens-node", "supertokens-python"]) describe(`${ba
   });
 
   test("UserRoles fill st-role and st-perm at sign-in; their validators admit and refuse", { timeout: TEST_TIMEOUT_MS }, async () => {
-    await withStack({ label: `${backend}-roles`, app: backend }, async ({ demoUrl: app }) => {
+    await withStack({ label: `${backend}-${store}-roles`, app: backend, postgres }, async ({ demoUrl: app }) => {
       const granted = await call(app, "POST", "/roles/carol", { body: { admin: ["read", "write"], viewer: ["read"] } });
       assert.deepEqual(granted.body.roles.sort(), ["admin", "viewer"]);
       const carol = await signIn(app, "carol");
@@ -167,7 +168,7 @@ for (const backend of ["supertokens-node", "supertokens-python"]) describe(`${ba
     });
   });
 
-  test("two Portcullis instances on one PostgreSQL, used in turn: every refresh rotates, no false theft, a replay is theft", { timeout: TEST_TIMEOUT_MS }, async () => {
+  if (postgres) test("two Portcullis instances on one PostgreSQL, used in turn: every refresh rotates, no false theft, a replay is theft", { timeout: TEST_TIMEOUT_MS }, async () => {
     await withStack(
       { label: `${backend}-two-instances`, app: backend, postgres: true, instances: 2, graceSecs: 0 },
       async ({ demoUrl: app, portcullisUrls }) => {
@@ -198,7 +199,7 @@ for (const backend of ["supertokens-node", "supertokens-python"]) describe(`${ba
 
   test("duplicate access cookies after a cookie-domain change fire onClearDuplicateSessionCookies", { timeout: TEST_TIMEOUT_MS }, async () => {
     await withStack(
-      { label: `${backend}-duplicates`, app: backend, demoEnv: { OLDER_COOKIE_DOMAIN: ".example.test" } },
+      { label: `${backend}-${store}-duplicates`, app: backend, postgres, demoEnv: { OLDER_COOKIE_DOMAIN: ".example.test" } },
       async ({ demoUrl: app }) => {
         const signed = await signIn(app, "bob");
         const res = await fetch(app + "/auth/session/refresh", {

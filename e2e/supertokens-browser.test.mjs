@@ -52,10 +52,14 @@ async function refreshTokenOf(context, appUrl, mode) {
   return token;
 }
 
-for (const mode of ["cookie", "header"]) {
-  describe(`supertokens-web-js → supertokens-node → Portcullis (${mode} mode)`, () => {
+for (const store of ["SQLite", "PostgreSQL"]) for (const mode of ["cookie", "header"]) {
+  describe(`supertokens-web-js → supertokens-node → Portcullis on ${store} (${mode} mode)`, () => {
     const scenario = (name, options, fn) =>
-      withScenario(browser, { mode, label: `st-browser-${mode}-${name}`, app: APP, ...options }, fn);
+      withScenario(
+        browser,
+        { mode, label: `st-browser-${store}-${mode}-${name}`, app: APP, postgres: store === "PostgreSQL", ...options },
+        fn,
+      );
 
     test("sign-in, a refresh after expiry, then 8 parallel calls with an expired token make one refresh", { timeout: TEST_TIMEOUT_MS }, () =>
       scenario("lifecycle", {}, async ({ page, stack }) => {
