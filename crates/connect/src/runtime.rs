@@ -932,8 +932,14 @@ impl ConnectorRuntime {
                         .iter()
                         .map(|(k, v)| (k.as_str().to_owned(), Value::String(v.to_str().unwrap_or_default().to_owned())))
                         .collect();
+                    let reason = response
+                        .extensions()
+                        .get::<hyper::ext::ReasonPhrase>()
+                        .and_then(|phrase| std::str::from_utf8(phrase.as_bytes()).ok())
+                        .unwrap_or_else(|| status.canonical_reason().unwrap_or_default())
+                        .to_owned();
                     let text = response.text().await.unwrap_or_default();
-                    (status.as_u16(), status.canonical_reason().unwrap_or_default().to_owned(), headers, text)
+                    (status.as_u16(), reason, headers, text)
                 }
                 Err(SendError::Refused(refused)) => return Err(egress_refused(&refused)),
                 Err(SendError::Http(e)) if e.is_builder() => {

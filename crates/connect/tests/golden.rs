@@ -544,6 +544,32 @@ async fn after_error_flags_decide_the_outcome() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_error_sees_the_reason_phrase_the_upstream_sent() {
+    let yaml = |b: &str| {
+        format!(
+            "name: acme\nbase_url: {b}\nauth:\n  type: api_key\n  header: X-Api-Key\nmethods:\n  subscribe:\n    \
+             http_method: POST\n    path: /invalid-email\n"
+        )
+    };
+    let env = Env::new(Stale::Forbidden, TokenMode::Rotate, yaml, fast()).await;
+    let input = AccountInput {
+        id: Some("a1".to_owned()),
+        connector: Some("acme".to_owned()),
+        auth_value: Some("k-1".to_owned()),
+        ..AccountInput::default()
+    };
+    env.runtime.create_account(&env.org, input).await.expect("account");
+    // Cyclr's documented after_error examples match the upstream's own phrase.
+    let script = "function after_error() { if (method_error.reasonPhrase === 'Email Address not valid') { \
+                  method_error.isError = false; method_error.isSuccess = true; \
+                  method_error.content = JSON.stringify({ matched: reasonPhrase }); } return true; }";
+    let request =
+        CallRequest { method: "subscribe".to_owned(), script: Some(script.to_owned()), ..CallRequest::default() };
+    let result = env.runtime.call(&env.org, "acme", "a1", &request).await.expect("the script turns it into a success");
+    assert_eq!(result.data, json!({ "matched": "Email Address not valid" }));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_scripts_are_stopped_and_other_calls_keep_working() {
     let env = echo_env("var order = globalThis.order = [];").await;
     let cases: &[(&str, ErrorCode)] = &[

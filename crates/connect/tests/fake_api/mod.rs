@@ -104,6 +104,7 @@ impl Fake {
             .route("/slow", get(slow))
             .route("/pages", get(pages))
             .route("/upload", post(upload))
+            .route("/invalid-email", post(invalid_email))
             .with_state(Arc::clone(&fake));
         tokio::spawn(async move { axum::serve(listener, app).await.expect("serve") });
         fake
@@ -231,6 +232,13 @@ async fn echo(headers: HeaderMap, uri: axum::http::Uri, body: String) -> Respons
         .map(|(k, v)| (k.as_str().to_owned(), Value::String(v.to_str().unwrap_or_default().to_owned())))
         .collect();
     axum::Json(json!({"headers": headers, "query": uri.query(), "body": body})).into_response()
+}
+
+/// A 400 whose status line carries the API's own reason phrase, as some APIs answer.
+async fn invalid_email() -> Response {
+    let mut response = (StatusCode::BAD_REQUEST, "{}").into_response();
+    response.extensions_mut().insert(hyper::ext::ReasonPhrase::from_static(b"Email Address not valid"));
+    response
 }
 
 async fn slow() -> Response {
