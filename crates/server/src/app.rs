@@ -450,6 +450,7 @@ fn connector_runtime(
         max_concurrent_scripts: settings.max_concurrent_scripts,
         script_queue_wait: std::time::Duration::from_millis(settings.script_queue_wait_ms),
         api_key_step_scripts: settings.api_key_step_scripts,
+        reauth_cooldown: std::time::Duration::from_secs(settings.reauth_cooldown_secs),
         ..portcullis_connect::RuntimeConfig::default()
     };
     portcullis_connect::ConnectorRuntime::new(

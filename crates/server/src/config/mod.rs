@@ -262,6 +262,9 @@ pub struct ConnectorsSettings {
     pub script_queue_wait_ms: u64,
     /// Organization API keys may send a step `script` with a call (the admin API always may).
     pub api_key_step_scripts: bool,
+    /// After a call's retry failed authentication again (the account needs re-authorization), calls of that
+    /// account fail fast for this long before one probes the API again (0–86400).
+    pub reauth_cooldown_secs: u64,
 }
 
 impl Default for ConnectorsSettings {
@@ -276,6 +279,7 @@ impl Default for ConnectorsSettings {
             max_concurrent_scripts: 0,
             script_queue_wait_ms: 1000,
             api_key_step_scripts: false,
+            reauth_cooldown_secs: 30,
         }
     }
 }
@@ -530,6 +534,9 @@ impl Config {
                 "session.refresh_token_validity_secs",
                 "must be longer than `session.access_token_validity_secs`, which must be at least 1",
             );
+        }
+        if self.connectors.reauth_cooldown_secs > 86_400 {
+            return bad("connectors.reauth_cooldown_secs", "must be between 0 and 86400");
         }
         if session.refresh_grace_secs > 300 {
             return bad("session.refresh_grace_secs", "must be between 0 and 300");

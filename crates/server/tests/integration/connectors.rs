@@ -19,6 +19,8 @@ use crate::harness::{Backend, TestServer, assert_catalog_error, read_json, test_
 #[derive(Debug, Default)]
 struct Provider {
     current: Mutex<String>,
+    /// Refuse every data request, fresh tokens too (the account's grant was revoked upstream).
+    refuse_all: std::sync::atomic::AtomicBool,
     token_calls: AtomicUsize,
     forms: Mutex<Vec<Vec<(String, String)>>>,
 }
@@ -33,7 +35,7 @@ async fn token(State(p): State<Arc<Provider>>, Form(form): Form<Vec<(String, Str
 
 async fn data(State(p): State<Arc<Provider>>, headers: HeaderMap) -> Response {
     let auth = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
-    if auth != format!("Bearer {}", p.current.lock().await) {
+    if p.refuse_all.load(Ordering::SeqCst) || auth != format!("Bearer {}", p.current.lock().await) {
         return (StatusCode::FORBIDDEN, "forbidden").into_response();
     }
     axum::Json(json!({"items": [1, 2]})).into_response()
@@ -55,10 +57,19 @@ fn definition(base: &str) -> String {
 }
 
 async fn server(backend: Backend, base: &str) -> TestServer {
+    server_with(backend, base, |_| {}).await
+}
+
+async fn server_with(
+    backend: Backend,
+    base: &str,
+    adjust: impl FnOnce(&mut portcullis_server::config::Config) + Send + 'static,
+) -> TestServer {
     let defs = tempfile::tempdir().expect("dir");
     std::fs::write(defs.path().join("acme.yaml"), definition(base)).expect("write");
     let dir = defs.path().to_owned();
     let server = TestServer::start_with(backend, move |c| {
+        adjust(c);
         c.connectors.dir = dir;
         c.connectors.script_timeout_secs = 1;
         // The fake provider listens on loopback, which the egress policy refuses unless allow-listed.
@@ -165,6 +176,30 @@ async fn install_and_call(backend: Backend) {
     let deleted = server.admin(Method::DELETE, &format!("{accounts}/crm")).send().await.expect("delete");
     assert_eq!(deleted.status().as_u16(), 204);
     server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_reauthorization_cooldown_is_configurable() {
+    let (base, provider) = provider().await;
+    let server = server_with(Backend::Sqlite, &base, |c| c.connectors.reauth_cooldown_secs = 7).await;
+    let org = server.app.create_organization("Acme").await.expect("org");
+    let key = server.app.create_api_key(&org.id).await.expect("key").secret;
+    let accounts = format!("/admin/v1/organizations/{}/connector-accounts", org.id);
+    let tokens = json!({"AccessToken": "at-0", "RefreshToken": "rt-0"});
+    let body =
+        json!({"id": "crm", "connector": "acme", "properties": {"ClientSecret": "s"}, "authValue": tokens.to_string()});
+    let (status, body) =
+        read_json(server.admin(Method::POST, &accounts).json(&body).send().await.expect("create")).await;
+    assert_eq!(status, 201, "{body}");
+    provider.refuse_all.store(true, Ordering::SeqCst);
+    let calls = "/api/v1/connectors/acme/accounts/crm/calls";
+    let call = || server.request(Method::POST, calls).bearer_auth(&key).json(&json!({"method": "list"})).send();
+    let refused = call().await.expect("call");
+    assert_eq!(refused.headers().get("retry-after").and_then(|v| v.to_str().ok()), Some("7"));
+    assert_catalog_error(refused, 409, "needsReauthentication").await;
+    let fast = call().await.expect("call");
+    assert_eq!(fast.headers().get("retry-after").and_then(|v| v.to_str().ok()), Some("7"), "failing fast");
+    assert_eq!(provider.token_calls.load(Ordering::SeqCst), 1, "no refresh during the cooldown");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
