@@ -167,14 +167,34 @@ pub fn sign(algorithm: &str, key: &str, value: &str) -> Result<String, String> {
         "RSA-SHA256" => &signature::RSA_PKCS1_SHA256,
         "RSA-SHA384" => &signature::RSA_PKCS1_SHA384,
         "RSA-SHA512" => &signature::RSA_PKCS1_SHA512,
+        legacy @ ("RSA-SHA1" | "RSA-SHA224") => return sign_legacy_rsa(legacy, &pkcs8_der(key)?, value),
         other => return Err(format!("unsupported signing algorithm {other:?}")),
     };
-    let body: String = key.lines().filter(|l| !l.starts_with("-----")).collect();
-    let der = STANDARD.decode(body.trim()).map_err(|e| format!("the key is not PEM: {e}"))?;
+    let der = pkcs8_der(key)?;
     let pair = signature::RsaKeyPair::from_pkcs8(&der).map_err(|e| format!("the key is not a PKCS#8 RSA key: {e}"))?;
     let mut out = vec![0; pair.public_modulus_len()];
     pair.sign(rsa_alg, &SystemRandom::new(), value.as_bytes(), &mut out).map_err(|e| format!("signing failed: {e}"))?;
     Ok(STANDARD.encode(out))
+}
+
+/// The DER of a PKCS#8 PEM key.
+fn pkcs8_der(pem: &str) -> Result<Vec<u8>, String> {
+    let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    STANDARD.decode(body.trim()).map_err(|e| format!("the key is not PEM: {e}"))
+}
+
+/// PKCS#1 v1.5 with SHA-1 or SHA-224, which some older APIs still ask for (RustCrypto's `rsa`, since
+/// aws-lc-rs signs only with SHA-256 and up).
+fn sign_legacy_rsa(algorithm: &str, der: &[u8], value: &str) -> Result<String, String> {
+    use rsa::pkcs8::DecodePrivateKey as _;
+    use rsa::sha2::{Digest as _, Sha224};
+    let key = rsa::RsaPrivateKey::from_pkcs8_der(der).map_err(|e| format!("the key is not a PKCS#8 RSA key: {e}"))?;
+    let signed = if algorithm == "RSA-SHA1" {
+        key.sign(rsa::Pkcs1v15Sign::new::<sha1::Sha1>(), &sha1::Sha1::digest(value.as_bytes()))
+    } else {
+        key.sign(rsa::Pkcs1v15Sign::new::<Sha224>(), &Sha224::digest(value.as_bytes()))
+    };
+    signed.map(|signature| STANDARD.encode(signature)).map_err(|e| format!("signing failed: {e}"))
 }
 
 /// A response body as scripts see it: parsed JSON, else the string; `null` when empty.
@@ -390,7 +410,37 @@ pub fn xml_deserialize(xml: &str) -> Result<Value, String> {
 
 #[cfg(test)]
 mod tests {
-    use super::{atob, btoa, log_line};
+    use aws_lc_rs::encoding::{AsDer, Pkcs8V1Der};
+    use aws_lc_rs::rsa::KeySize;
+    use aws_lc_rs::signature::{self, KeyPair as _, RsaKeyPair, UnparsedPublicKey};
+    use base64::Engine as _;
+    use base64::engine::general_purpose::STANDARD;
+
+    use super::{atob, btoa, log_line, sign};
+
+    #[test]
+    fn rsa_sha1_and_sha224_signatures_verify() {
+        let pair = RsaKeyPair::generate(KeySize::Rsa2048).expect("key");
+        let der: Pkcs8V1Der<'static> = pair.as_der().expect("pkcs8");
+        let pem =
+            format!("-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n", STANDARD.encode(der.as_ref()));
+        let public = pair.public_key().as_ref().to_vec();
+
+        let sha1 = STANDARD.decode(sign("RSA-SHA1", &pem, "GET&url&params").expect("RSA-SHA1")).expect("base64");
+        UnparsedPublicKey::new(&signature::RSA_PKCS1_2048_8192_SHA1_FOR_LEGACY_USE_ONLY, &public)
+            .verify(b"GET&url&params", &sha1)
+            .expect("an RSA-SHA1 signature aws-lc-rs verifies");
+
+        let sha224 = STANDARD.decode(sign("rsa-sha224", &pem, "payload").expect("RSA-SHA224")).expect("base64");
+        let key = <rsa::RsaPublicKey as rsa::pkcs1::DecodeRsaPublicKey>::from_pkcs1_der(&public).expect("public key");
+        let digest = <rsa::sha2::Sha224 as rsa::sha2::Digest>::digest(b"payload");
+        key.verify(rsa::Pkcs1v15Sign::new::<rsa::sha2::Sha224>(), &digest, &sha224).expect("RSA-SHA224 verifies");
+        assert_ne!(
+            sign("RSA-SHA224", &pem, "payload").expect("sign"),
+            sign("RSA-SHA256", &pem, "payload").expect("sign"),
+            "different digests, different signatures"
+        );
+    }
 
     #[test]
     fn log_lines_are_escaped_redacted_and_capped() {
