@@ -33,6 +33,10 @@ pub struct Connector {
     /// Connector-level script (handlers run for every method).
     #[serde(default)]
     pub script: Option<String>,
+    /// The connector-level script in its own file, relative to the definition's directory, read byte for
+    /// byte into `script` (no YAML quoting to get wrong).
+    #[serde(default)]
+    pub script_file: Option<PathBuf>,
     /// The methods, by id.
     pub methods: BTreeMap<String, Method>,
     /// The Post Install Property Value Lookup Method.
@@ -175,6 +179,9 @@ pub struct Method {
     /// Method-level script.
     #[serde(default)]
     pub script: Option<String>,
+    /// The method-level script in its own file, as the connector's `script_file`.
+    #[serde(default)]
+    pub script_file: Option<PathBuf>,
     /// Inbound paging.
     #[serde(default)]
     pub paging: Option<Paging>,
@@ -397,6 +404,18 @@ impl Connector {
         }
         connector.source = path.to_owned();
         let mut errors = Vec::new();
+        let dir = path.parent().unwrap_or_else(|| Path::new(""));
+        let mut read_script = |script: &mut Option<String>, file: Option<&PathBuf>, owner: &str| {
+            let Some(file) = file else { return };
+            match read_script_file(dir, file, script.is_some()) {
+                Ok(text) => *script = Some(text),
+                Err(message) => errors.push(error(line_of(text, "script_file"), format!("{owner}: {message}"))),
+            }
+        };
+        read_script(&mut connector.script, connector.script_file.as_ref(), "connector");
+        for (id, method) in &mut connector.methods {
+            read_script(&mut method.script, method.script_file.as_ref(), &format!("method {id}"));
+        }
         let mut check = |ok: bool, key: &str, message: String| {
             if !ok {
                 errors.push(error(line_of(text, key), message));
@@ -532,6 +551,27 @@ impl Connector {
 }
 
 /// The first line whose key is `key` (good enough to point an author at the right place).
+/// Longest script file read.
+const MAX_SCRIPT_FILE_BYTES: u64 = 1024 * 1024;
+
+/// Reads a `script_file`: relative to the definition's directory and inside it, UTF-8, at most
+/// [`MAX_SCRIPT_FILE_BYTES`], and not beside an inline `script`.
+fn read_script_file(dir: &Path, file: &Path, has_inline: bool) -> Result<String, String> {
+    let shown = file.display();
+    if has_inline {
+        return Err(format!("give either script or script_file ({shown}), not both"));
+    }
+    if !file.components().all(|c| matches!(c, std::path::Component::Normal(_))) {
+        return Err(format!("script_file {shown} must be a path inside the definition's directory"));
+    }
+    let path = dir.join(file);
+    let size = std::fs::metadata(&path).map_err(|e| format!("cannot read script_file {shown}: {e}"))?.len();
+    if size > MAX_SCRIPT_FILE_BYTES {
+        return Err(format!("script_file {shown} is larger than {MAX_SCRIPT_FILE_BYTES} bytes"));
+    }
+    std::fs::read_to_string(&path).map_err(|e| format!("cannot read script_file {shown} as UTF-8 text: {e}"))
+}
+
 fn line_of(text: &str, key: &str) -> Option<usize> {
     let prefix = format!("{key}:");
     text.lines().position(|l| l.trim_start().trim_start_matches("- ").starts_with(&prefix)).map(|i| i + 1)

@@ -47,3 +47,35 @@ fn wrong_auth_type_is_reported() {
     let e = errors("base_url: http://x\nauth:\n  type: kerberos\nmethods: {}\n");
     assert!(e[0].starts_with("bad.yaml:3:") && e[0].contains("kerberos"), "{e:?}");
 }
+
+#[test]
+fn scripts_in_their_own_files_are_read_byte_for_byte() {
+    let dir = tempfile::tempdir().expect("dir");
+    // What YAML quoting would mangle: quotes, a comment marker, `: `, tabs, trailing spaces, no final newline.
+    let connector_js = "function before_action() {\n\tvar s = 'a: b # not a comment';  \n\treturn true;\n}";
+    let method_js = "function after_action() { method_response = { q: \"it's\" }; return true; }\r\n";
+    std::fs::write(dir.path().join("acme.js"), connector_js).expect("write");
+    std::fs::create_dir(dir.path().join("methods")).expect("dir");
+    std::fs::write(dir.path().join("methods/list.js"), method_js).expect("write");
+    let yaml = "base_url: http://x\nauth:\n  type: none\nscript_file: acme.js\nmethods:\n  list:\n    path: /a\n    script_file: methods/list.js\n";
+    std::fs::write(dir.path().join("acme.yaml"), yaml).expect("write");
+    let connector = Connector::load(&dir.path().join("acme.yaml")).expect("loads");
+    assert_eq!(connector.script.as_deref(), Some(connector_js));
+    assert_eq!(connector.methods["list"].script.as_deref(), Some(method_js));
+
+    let refused = |yaml: &str| {
+        std::fs::write(dir.path().join("bad.yaml"), yaml).expect("write");
+        Connector::load(&dir.path().join("bad.yaml"))
+            .expect_err("refused")
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+    };
+    let both = refused("base_url: http://x\nauth:\n  type: none\nscript: 'x'\nscript_file: acme.js\nmethods: {}\n");
+    assert!(both.iter().any(|e| e.contains("script_file") && e.contains("script")), "{both:?}");
+    let missing = refused("base_url: http://x\nauth:\n  type: none\nscript_file: nope.js\nmethods: {}\n");
+    assert!(missing.iter().any(|e| e.contains("nope.js")), "{missing:?}");
+    let outside =
+        refused("base_url: http://x\nauth:\n  type: none\nmethods:\n  m:\n    path: /a\n    script_file: ../x.js\n");
+    assert!(outside.iter().any(|e| e.contains("../x.js")), "{outside:?}");
+}
