@@ -33,6 +33,27 @@ async fn read_metadata(c: &impl GenericClient, org: &str, user: &str) -> Result<
     }
 }
 
+impl PostgresStore {
+    /// Runs `sql` (parameters: organization, tenant, user, role) if the role exists, in one transaction;
+    /// `flag` reads the changed row count.
+    async fn change_user_role(
+        &self,
+        sql: &str,
+        keys: [&str; 4],
+        flag: fn(u64) -> bool,
+    ) -> Result<RoleChange, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(|e| store_error(&e))?;
+        if !role_exists(&tx, keys[0], keys[3]).await? {
+            return Ok(RoleChange::UnknownRole);
+        }
+        let params: Vec<&(dyn ToSql + Sync)> = keys.iter().map(|k| k as &(dyn ToSql + Sync)).collect();
+        let changed = tx.execute(sql, &params).await.map_err(|e| store_error(&e))?;
+        tx.commit().await.map_err(|e| store_error(&e))?;
+        Ok(RoleChange::Done(flag(changed)))
+    }
+}
+
 #[async_trait]
 impl AppUserStore for PostgresStore {
     async fn put_role(&self, organization_id: &str, role: &str, permissions: &[String]) -> Result<bool, StoreError> {
@@ -147,21 +168,10 @@ impl AppUserStore for PostgresStore {
         user_id: &str,
         role: &str,
     ) -> Result<RoleChange, StoreError> {
-        let mut client = self.client().await?;
-        let tx = client.transaction().await.map_err(|e| store_error(&e))?;
-        if !role_exists(&tx, organization_id, role).await? {
-            return Ok(RoleChange::UnknownRole);
-        }
-        let added = tx
-            .execute(
-                "INSERT INTO app_user_roles (organization_id, tenant_id, user_id, role) VALUES ($1, $2, $3, $4) \
-                 ON CONFLICT DO NOTHING",
-                &[&organization_id, &tenant_id, &user_id, &role],
-            )
-            .await
-            .map_err(|e| store_error(&e))?;
-        tx.commit().await.map_err(|e| store_error(&e))?;
-        Ok(RoleChange::Done(added == 0))
+        let sql = "INSERT INTO app_user_roles (organization_id, tenant_id, user_id, role) VALUES ($1, $2, $3, $4) \
+                   ON CONFLICT DO NOTHING";
+        // No row inserted: the user had the role already.
+        self.change_user_role(sql, [organization_id, tenant_id, user_id, role], |inserted| inserted == 0).await
     }
 
     async fn remove_user_role(
@@ -171,20 +181,9 @@ impl AppUserStore for PostgresStore {
         user_id: &str,
         role: &str,
     ) -> Result<RoleChange, StoreError> {
-        let mut client = self.client().await?;
-        let tx = client.transaction().await.map_err(|e| store_error(&e))?;
-        if !role_exists(&tx, organization_id, role).await? {
-            return Ok(RoleChange::UnknownRole);
-        }
-        let removed = tx
-            .execute(
-                "DELETE FROM app_user_roles WHERE organization_id = $1 AND tenant_id = $2 AND user_id = $3 AND role = $4",
-                &[&organization_id, &tenant_id, &user_id, &role],
-            )
-            .await
-            .map_err(|e| store_error(&e))?;
-        tx.commit().await.map_err(|e| store_error(&e))?;
-        Ok(RoleChange::Done(removed == 1))
+        let sql = "DELETE FROM app_user_roles WHERE organization_id = $1 AND tenant_id = $2 AND user_id = $3 \
+                   AND role = $4";
+        self.change_user_role(sql, [organization_id, tenant_id, user_id, role], |deleted| deleted == 1).await
     }
 
     async fn user_roles(

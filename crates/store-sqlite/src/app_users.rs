@@ -21,6 +21,30 @@ fn strings(c: &Connection, sql: &str, args: &[&str]) -> Result<Vec<String>, Stor
     rows.collect::<Result<Vec<String>, _>>().map_err(store_error)
 }
 
+impl SqliteStore {
+    /// Runs `sql` (parameters: organization, tenant, user, role) if the role exists, in one transaction;
+    /// `flag` reads the changed row count.
+    async fn change_user_role(
+        &self,
+        sql: &'static str,
+        keys: [&str; 4],
+        flag: fn(usize) -> bool,
+    ) -> Result<RoleChange, StoreError> {
+        let keys = keys.map(str::to_owned);
+        self.writer
+            .run(move |c| {
+                let tx = c.transaction().map_err(store_error)?;
+                if !role_exists(&tx, &keys[0], &keys[3])? {
+                    return Ok(RoleChange::UnknownRole);
+                }
+                let changed = tx.execute(sql, rusqlite::params_from_iter(&keys)).map_err(store_error)?;
+                tx.commit().map_err(store_error)?;
+                Ok(RoleChange::Done(flag(changed)))
+            })
+            .await
+    }
+}
+
 #[async_trait]
 impl AppUserStore for SqliteStore {
     async fn put_role(&self, organization_id: &str, role: &str, permissions: &[String]) -> Result<bool, StoreError> {
@@ -150,25 +174,10 @@ impl AppUserStore for SqliteStore {
         user_id: &str,
         role: &str,
     ) -> Result<RoleChange, StoreError> {
-        let (org, tenant, user, role) =
-            (organization_id.to_owned(), tenant_id.to_owned(), user_id.to_owned(), role.to_owned());
-        self.writer
-            .run(move |c| {
-                let tx = c.transaction().map_err(store_error)?;
-                if !role_exists(&tx, &org, &role)? {
-                    return Ok(RoleChange::UnknownRole);
-                }
-                let added = tx
-                    .execute(
-                        "INSERT INTO app_user_roles (organization_id, tenant_id, user_id, role) VALUES (?1, ?2, ?3, ?4) \
-                         ON CONFLICT DO NOTHING",
-                        params![org, tenant, user, role],
-                    )
-                    .map_err(store_error)?;
-                tx.commit().map_err(store_error)?;
-                Ok(RoleChange::Done(added == 0))
-            })
-            .await
+        let sql = "INSERT INTO app_user_roles (organization_id, tenant_id, user_id, role) VALUES (?1, ?2, ?3, ?4) \
+                   ON CONFLICT DO NOTHING";
+        // No row inserted: the user had the role already.
+        self.change_user_role(sql, [organization_id, tenant_id, user_id, role], |inserted| inserted == 0).await
     }
 
     async fn remove_user_role(
@@ -178,25 +187,9 @@ impl AppUserStore for SqliteStore {
         user_id: &str,
         role: &str,
     ) -> Result<RoleChange, StoreError> {
-        let (org, tenant, user, role) =
-            (organization_id.to_owned(), tenant_id.to_owned(), user_id.to_owned(), role.to_owned());
-        self.writer
-            .run(move |c| {
-                let tx = c.transaction().map_err(store_error)?;
-                if !role_exists(&tx, &org, &role)? {
-                    return Ok(RoleChange::UnknownRole);
-                }
-                let removed = tx
-                    .execute(
-                        "DELETE FROM app_user_roles WHERE organization_id = ?1 AND tenant_id = ?2 AND user_id = ?3 \
-                         AND role = ?4",
-                        params![org, tenant, user, role],
-                    )
-                    .map_err(store_error)?;
-                tx.commit().map_err(store_error)?;
-                Ok(RoleChange::Done(removed == 1))
-            })
-            .await
+        let sql = "DELETE FROM app_user_roles WHERE organization_id = ?1 AND tenant_id = ?2 AND user_id = ?3 \
+                   AND role = ?4";
+        self.change_user_role(sql, [organization_id, tenant_id, user_id, role], |deleted| deleted == 1).await
     }
 
     async fn user_roles(

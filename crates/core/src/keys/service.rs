@@ -55,18 +55,28 @@ impl KeyService {
         clock: Arc<dyn Clock>,
         organization_id: &str,
     ) -> Result<Self, Error> {
-        let service = Self {
+        let service = Self::unloaded(store, master, policy, clock, Some(organization_id.to_owned()));
+        service.reload().await?;
+        service.ensure_signer().await?;
+        Ok(service)
+    }
+
+    fn unloaded(
+        store: Arc<dyn Store>,
+        master: Arc<MasterKey>,
+        policy: KeyPolicy,
+        clock: Arc<dyn Clock>,
+        organization: Option<String>,
+    ) -> Self {
+        Self {
             store,
             master,
             policy,
             clock,
-            organization: Some(organization_id.to_owned()),
+            organization,
             ring: RwLock::new((0, Arc::default())),
             reloads: AtomicU64::new(0),
-        };
-        service.reload().await?;
-        service.ensure_signer().await?;
-        Ok(service)
+        }
     }
 
     /// Makes the first key unless the ring has a signer; a first key made by another instance at the same
@@ -97,15 +107,7 @@ impl KeyService {
         policy: KeyPolicy,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, Error> {
-        let service = Self {
-            store,
-            master,
-            policy,
-            clock,
-            organization: None,
-            ring: RwLock::new((0, Arc::default())),
-            reloads: AtomicU64::new(0),
-        };
+        let service = Self::unloaded(store, master, policy, clock, None);
         service.reload().await?;
         Ok(service)
     }
