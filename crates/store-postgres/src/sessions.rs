@@ -45,6 +45,23 @@ fn millis(t: Option<Timestamp>) -> Option<i64> {
     t.map(Timestamp::unix_millis)
 }
 
+impl PostgresStore {
+    /// Runs `sql`, which replaces a JSON-object column of one session of the organization (`$1` the value,
+    /// `$2` the organization, `$3` the handle); `false` if there is no such session.
+    async fn set_session_object(
+        &self,
+        sql: &str,
+        organization_id: &str,
+        handle: &str,
+        value: &Map<String, Value>,
+    ) -> Result<bool, StoreError> {
+        let client = self.client().await?;
+        let value = Value::Object(value.clone());
+        let n = client.execute(sql, &[&value, &organization_id, &handle]).await.map_err(|e| store_error(&e))?;
+        Ok(n == 1)
+    }
+}
+
 #[async_trait]
 impl SessionStore for PostgresStore {
     async fn insert_session(&self, s: &SessionRecord) -> Result<(), StoreError> {
@@ -183,16 +200,8 @@ impl SessionStore for PostgresStore {
         handle: &str,
         payload: &Map<String, Value>,
     ) -> Result<bool, StoreError> {
-        let client = self.client().await?;
-        let payload = Value::Object(payload.clone());
-        let n = client
-            .execute(
-                "UPDATE sessions SET payload = $1 WHERE organization_id = $2 AND handle = $3",
-                &[&payload, &organization_id, &handle],
-            )
-            .await
-            .map_err(|e| store_error(&e))?;
-        Ok(n == 1)
+        let sql = "UPDATE sessions SET payload = $1 WHERE organization_id = $2 AND handle = $3";
+        self.set_session_object(sql, organization_id, handle, payload).await
     }
 
     async fn update_session_data(
@@ -201,16 +210,8 @@ impl SessionStore for PostgresStore {
         handle: &str,
         data: &Map<String, Value>,
     ) -> Result<bool, StoreError> {
-        let client = self.client().await?;
-        let data = Value::Object(data.clone());
-        let n = client
-            .execute(
-                "UPDATE sessions SET data = $1 WHERE organization_id = $2 AND handle = $3",
-                &[&data, &organization_id, &handle],
-            )
-            .await
-            .map_err(|e| store_error(&e))?;
-        Ok(n == 1)
+        let sql = "UPDATE sessions SET data = $1 WHERE organization_id = $2 AND handle = $3";
+        self.set_session_object(sql, organization_id, handle, data).await
     }
 
     async fn revoked_since(

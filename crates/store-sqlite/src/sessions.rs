@@ -62,6 +62,21 @@ fn write_rotation(c: &Connection, s: &SessionRecord) -> Result<(), StoreError> {
     .map_err(store_error)
 }
 
+impl SqliteStore {
+    /// Runs `sql`, which replaces a JSON-object column of one session of the organization (`?1` the value,
+    /// `?2` the organization, `?3` the handle); `false` if there is no such session.
+    async fn set_session_object(
+        &self,
+        sql: &'static str,
+        organization_id: &str,
+        handle: &str,
+        value: &Map<String, Value>,
+    ) -> Result<bool, StoreError> {
+        let (org, handle, value) = (organization_id.to_owned(), handle.to_owned(), to_json(value)?);
+        self.writer.run(move |c| c.execute(sql, params![value, org, handle]).map(|n| n == 1).map_err(store_error)).await
+    }
+}
+
 #[async_trait]
 impl SessionStore for SqliteStore {
     async fn insert_session(&self, session: &SessionRecord) -> Result<(), StoreError> {
@@ -189,17 +204,8 @@ impl SessionStore for SqliteStore {
         handle: &str,
         payload: &Map<String, Value>,
     ) -> Result<bool, StoreError> {
-        let (org, handle, payload) = (organization_id.to_owned(), handle.to_owned(), to_json(payload)?);
-        self.writer
-            .run(move |c| {
-                c.execute(
-                    "UPDATE sessions SET payload = ?1 WHERE organization_id = ?2 AND handle = ?3",
-                    params![payload, org, handle],
-                )
-                .map(|n| n == 1)
-                .map_err(store_error)
-            })
-            .await
+        let sql = "UPDATE sessions SET payload = ?1 WHERE organization_id = ?2 AND handle = ?3";
+        self.set_session_object(sql, organization_id, handle, payload).await
     }
 
     async fn update_session_data(
@@ -208,17 +214,8 @@ impl SessionStore for SqliteStore {
         handle: &str,
         data: &Map<String, Value>,
     ) -> Result<bool, StoreError> {
-        let (org, handle, data) = (organization_id.to_owned(), handle.to_owned(), to_json(data)?);
-        self.writer
-            .run(move |c| {
-                c.execute(
-                    "UPDATE sessions SET data = ?1 WHERE organization_id = ?2 AND handle = ?3",
-                    params![data, org, handle],
-                )
-                .map(|n| n == 1)
-                .map_err(store_error)
-            })
-            .await
+        let sql = "UPDATE sessions SET data = ?1 WHERE organization_id = ?2 AND handle = ?3";
+        self.set_session_object(sql, organization_id, handle, data).await
     }
 
     async fn revoked_since(

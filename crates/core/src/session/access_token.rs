@@ -9,23 +9,23 @@ use serde_json::{Map, Value, json};
 
 use crate::clock::Timestamp;
 
-/// Claim names Portcullis owns; custom claims may not use them.
-pub const PROTECTED_CLAIMS: &[&str] = &[
+/// Claim names SuperTokens' core owns, and `stt`, which its SDKs strip: no session payload may set them.
+pub const SUPERTOKENS_PROTECTED_CLAIMS: &[&str] = &[
     "sub",
     "exp",
     "iat",
-    "nbf",
-    "aud",
-    "jti",
     "sessionHandle",
     "refreshTokenHash1",
     "parentRefreshTokenHash1",
     "antiCsrfToken",
     "tId",
     "rsub",
-    "iss",
     "stt",
 ];
+
+/// Registered claims Portcullis's own tokens also reserve (`iss` and `aud` bind them to the server and the
+/// organization); a SuperTokens app's payload carries its own `iss`.
+pub const REGISTERED_PROTECTED_CLAIMS: &[&str] = &["nbf", "aud", "jti", "iss"];
 
 /// Longest access token considered at all (a cookie cannot be much larger).
 pub const MAX_ACCESS_TOKEN_LEN: usize = 8 * 1024;

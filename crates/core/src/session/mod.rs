@@ -9,8 +9,9 @@ mod rotation;
 mod service;
 
 pub use access_token::{
-    AccessTokenClaims, AccessTokenError, Audience, MAX_ACCESS_TOKEN_LEN, PROTECTED_CLAIMS, TryRefreshReason,
-    VerificationKey, VerificationKeys, unverified_payload, verify_access_token, verify_signature,
+    AccessTokenClaims, AccessTokenError, Audience, MAX_ACCESS_TOKEN_LEN, REGISTERED_PROTECTED_CLAIMS,
+    SUPERTOKENS_PROTECTED_CLAIMS, TryRefreshReason, VerificationKey, VerificationKeys, unverified_payload,
+    verify_access_token, verify_signature,
 };
 pub use apps::SupertokensApps;
 pub use claims::{
@@ -23,7 +24,4 @@ pub use refresh_token::{
 pub use rotation::{
     MAX_SIBLINGS, RefreshOutcome, RefreshRequest, SessionRecord, TheftKind, UnauthorisedReason, apply_refresh,
 };
-pub use service::{
-    MAX_USER_ID_LEN, RefreshFailure, SUPERTOKENS_PROTECTED_CLAIMS, SessionConfig, SessionService, SessionTokens,
-    access_token_error,
-};
+pub use service::{MAX_USER_ID_LEN, RefreshFailure, SessionConfig, SessionService, SessionTokens, access_token_error};

@@ -6,7 +6,8 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 
 use super::access_token::{
-    AccessTokenClaims, AccessTokenError, Audience, PROTECTED_CLAIMS, verify_access_token, verify_signature,
+    AccessTokenClaims, AccessTokenError, Audience, REGISTERED_PROTECTED_CLAIMS, SUPERTOKENS_PROTECTED_CLAIMS,
+    verify_access_token, verify_signature,
 };
 use super::refresh_token::RefreshTokenCodec;
 use super::rotation::{RefreshOutcome, RefreshRequest, SessionRecord, TheftKind, UnauthorisedReason};
@@ -79,21 +80,6 @@ impl From<RefreshFailure> for Error {
         }
     }
 }
-
-/// Claim names a SuperTokens app's payload may not use: those its core protects, and `stt`, which its SDKs
-/// strip. `iss` is the app's own (its SDK sets it).
-pub const SUPERTOKENS_PROTECTED_CLAIMS: &[&str] = &[
-    "sub",
-    "exp",
-    "iat",
-    "sessionHandle",
-    "refreshTokenHash1",
-    "parentRefreshTokenHash1",
-    "antiCsrfToken",
-    "tId",
-    "rsub",
-    "stt",
-];
 
 /// How access tokens are bound to their organization.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -472,10 +458,38 @@ impl SessionService {
     /// # Errors
     /// Store failures.
     pub async fn active_sessions(&self, organization_id: &str, user_id: &str) -> Result<Vec<SessionRecord>, Error> {
+        self.active_sessions_in(organization_id, user_id, None).await
+    }
+
+    /// The user's sessions that can still be refreshed, in one tenant or (`None`) in all.
+    ///
+    /// # Errors
+    /// Store failures.
+    pub async fn active_sessions_in(
+        &self,
+        organization_id: &str,
+        user_id: &str,
+        tenant_id: Option<&str>,
+    ) -> Result<Vec<SessionRecord>, Error> {
         let now = self.clock.now();
         let mut sessions = self.store.user_sessions(organization_id, user_id).await?;
-        sessions.retain(|s| s.is_active(now));
+        sessions.retain(|s| s.is_active(now) && tenant_id.is_none_or(|t| s.tenant_id == t));
         Ok(sessions)
+    }
+
+    /// Revokes each of the organization's sessions named; returns the handles it revoked (unknown, foreign
+    /// and already revoked ones are left out).
+    ///
+    /// # Errors
+    /// Store failures.
+    pub async fn revoke_each(&self, organization_id: &str, handles: &[&str]) -> Result<Vec<String>, Error> {
+        let mut revoked = Vec::new();
+        for &handle in handles {
+            if self.revoke(organization_id, handle).await? {
+                revoked.push(handle.to_owned());
+            }
+        }
+        Ok(revoked)
     }
 
     /// Sessions revoked since a time, for deny-lists.
@@ -491,11 +505,11 @@ impl SessionService {
     }
 
     fn check_payload(&self, payload: &Map<String, Value>) -> Result<(), Error> {
-        let protected = match self.binding {
-            TokenBinding::Audience => PROTECTED_CLAIMS,
-            TokenBinding::OwnKeys => SUPERTOKENS_PROTECTED_CLAIMS,
+        let protected = |name: &str| {
+            SUPERTOKENS_PROTECTED_CLAIMS.contains(&name)
+                || (self.binding == TokenBinding::Audience && REGISTERED_PROTECTED_CLAIMS.contains(&name))
         };
-        if let Some(name) = payload.keys().find(|k| protected.contains(&k.as_str())) {
+        if let Some(name) = payload.keys().find(|k| protected(k)) {
             return Err(Error::new(ErrorCode::EntityInvalid)
                 .with_message(format!("The claim name `{name}` is reserved by Portcullis.")));
         }

@@ -126,8 +126,7 @@ pub(super) async fn remove(call: Call) -> Result<Response, Refusal> {
     let across_tenants = call.bool_or("revokeAcrossAllTenants", true)?;
     call.bool_or("revokeSessionsForLinkedAccounts", true)?;
     let org = call.target.app_id.as_str();
-    let mut revoked = Vec::new();
-    match (user_id, handles) {
+    let revoked = match (user_id, handles) {
         (Some(user_id), None) => {
             if across_tenants && call.tenant() != "public" {
                 return Err(protocol(
@@ -135,20 +134,13 @@ pub(super) async fn remove(call: Call) -> Result<Response, Refusal> {
                     "revokeAcrossAllTenants can only be set to true if the tenantId is public",
                 ));
             }
-            for found in call.sessions.active_sessions(org, user_id).await.map_err(failure)? {
-                if (across_tenants || found.tenant_id == call.tenant())
-                    && call.sessions.revoke(org, &found.handle).await.map_err(failure)?
-                {
-                    revoked.push(found.handle);
-                }
-            }
+            let tenant = (!across_tenants).then(|| call.tenant());
+            let found = call.sessions.active_sessions_in(org, user_id, tenant).await.map_err(failure)?;
+            let handles: Vec<&str> = found.iter().map(|s| s.handle.as_str()).collect();
+            call.sessions.revoke_each(org, &handles).await.map_err(failure)?
         }
         (None, Some(handles)) if handles.len() <= MAX_HANDLES_PER_REMOVE && !user_flags => {
-            for handle in handles {
-                if call.sessions.revoke(org, handle).await.map_err(failure)? {
-                    revoked.push(handle.to_owned());
-                }
-            }
+            call.sessions.revoke_each(org, &handles).await.map_err(failure)?
         }
         _ => {
             let message = format!(
@@ -157,7 +149,7 @@ pub(super) async fn remove(call: Call) -> Result<Response, Refusal> {
             );
             return Err(protocol(Error::new(ErrorCode::EntityInvalid).with_message(message.clone()), &message));
         }
-    }
+    };
     Ok(ok(json!({ "status": "OK", "sessionHandlesRevoked": revoked })))
 }
 
@@ -220,13 +212,13 @@ pub(super) async fn handles(call: Call) -> Result<Response, Refusal> {
     let user_id = call.required_query("userId")?;
     let across_tenants = call.query_bool("fetchAcrossAllTenants", true)?;
     call.query_bool("fetchSessionsForAllLinkedAccounts", true)?;
+    let tenant = (!across_tenants).then(|| call.tenant());
     let handles: Vec<String> = call
         .sessions
-        .active_sessions(&call.target.app_id, user_id)
+        .active_sessions_in(&call.target.app_id, user_id, tenant)
         .await
         .map_err(failure)?
         .into_iter()
-        .filter(|s| across_tenants || s.tenant_id == call.tenant())
         .map(|s| s.handle)
         .collect();
     Ok(ok(json!({ "status": "OK", "sessionHandles": handles })))
