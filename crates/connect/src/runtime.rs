@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use portcullis_core::clock::{Clock, Timestamp};
+use portcullis_core::events::Event;
 use portcullis_core::keys::MasterKey;
 use portcullis_core::store::{AccountState, ConnectorAccountRecord, Store};
 use portcullis_core::{Error, ErrorCode};
@@ -464,7 +465,8 @@ impl ConnectorRuntime {
             updated_at: self.clock.now(),
             ..record.clone()
         };
-        Ok(self.store.swap_connector_account(&next, record.version).await?)
+        let event = Event::for_account_write(record, &next);
+        Ok(self.store.swap_connector_account(&next, record.version, event.as_ref()).await?)
     }
 
     /// Calls a method of an account's connector as the operator: hooks, auth, recovery, rate limits.

@@ -7,12 +7,14 @@
 //! - [`passkey`]: passkeys (WebAuthn) for the hosted login: registration, login, management.
 //! - [`app_users`]: roles and metadata of SuperTokens apps' users (the core face's next tier).
 //! - [`session`]: sessions, refresh rotation with theft detection, access tokens, claims.
+//! - [`events`]: outbound events (Standard Webhooks): the outbox, endpoints, deliveries and retries.
 //! - [`clock`]: injected time.
 
 pub mod abuse;
 pub mod app_users;
 pub mod clock;
 pub mod error;
+pub mod events;
 mod failure;
 pub mod keys;
 pub mod login;

@@ -61,6 +61,11 @@ pub async fn audit_events_round_trip(store: &Arc<dyn Store>) {
     assert_eq!(failed.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(), ["e4", "e1"]);
     assert_eq!(store.audit_events("org-a", None, 1).await.expect("list").len(), 1);
     assert!(store.audit_events("org-c", None, 10).await.expect("list").is_empty());
+    assert!(store.undispatched_events(10).await.expect("outbox").is_empty(), "these kinds raise no event");
+    store.record_audit_event(&event("e5", "org-a", "login.lockedOut", 50)).await.expect("record");
+    let outbox = store.undispatched_events(10).await.expect("outbox");
+    assert_eq!(outbox.len(), 1, "the lockout's event is written with its audit row");
+    assert_eq!(outbox[0].1.event_type, "login.lockedOut");
 }
 
 /// A captcha solution is spent once, even under concurrent submissions; pruning forgets expired ones.

@@ -166,10 +166,13 @@ pub async fn key_insert_with_a_stale_precondition_writes_nothing(store: &Arc<dyn
     let kids: Vec<String> =
         store.signing_keys(KeyOwner::Server).await.expect("keys").into_iter().map(|k| k.kid).collect();
     assert_eq!(kids, ["d-1"], "a failed rotation left a partial write");
+    assert!(store.undispatched_events(10).await.expect("outbox").is_empty(), "no event without a rotation");
     store
         .insert_signing_key(KeyOwner::Server, &key_record("d-2", 1), Some("d-1"))
         .await
         .expect("rotation after failures");
+    let outbox = store.undispatched_events(10).await.expect("outbox");
+    assert_eq!(outbox.iter().map(|(_, e)| e.event_type.as_str()).collect::<Vec<_>>(), ["keys.rotated"]);
 }
 
 /// Instances rotating at once add exactly one key.

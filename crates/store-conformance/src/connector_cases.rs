@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use portcullis_core::clock::Timestamp;
+use portcullis_core::events::Event;
 use portcullis_core::organization::Organization;
 use portcullis_core::store::{AccountState, ConnectorAccountRecord, Store, StoreError};
 
@@ -54,7 +55,8 @@ pub async fn connector_accounts_round_trip(store: &Arc<dyn Store>) {
 }
 
 /// Credential writes are compare-and-swap on `version`: of many concurrent writers from one version,
-/// exactly one lands, and a stale version writes nothing.
+/// exactly one lands, and a stale version writes nothing; each writer's event is in the outbox only if
+/// its write landed.
 pub async fn connector_credential_swaps_have_one_winner(store: &Arc<dyn Store>) {
     let org = organization(store).await;
     store.insert_connector_account(&account(&org, "acct")).await.expect("insert");
@@ -65,7 +67,11 @@ pub async fn connector_credential_swaps_have_one_winner(store: &Arc<dyn Store>) 
         next.version = 2;
         next.sealed_credentials = vec![i; 8];
         next.updated_at = at(1_000);
-        tasks.push(tokio::spawn(async move { (i, store.swap_connector_account(&next, 1).await.expect("swap")) }));
+        next.state = AccountState::NeedsReauth;
+        tasks.push(tokio::spawn(async move {
+            let event = Event::for_account_write(&account(&next.organization_id, "acct"), &next);
+            (i, store.swap_connector_account(&next, 1, event.as_ref()).await.expect("swap"))
+        }));
     }
     let mut winners = Vec::new();
     for task in tasks {
@@ -80,8 +86,16 @@ pub async fn connector_credential_swaps_have_one_winner(store: &Arc<dyn Store>) 
     assert_eq!(stored.sealed_credentials, vec![winners[0]; 8]);
     let mut stale = account(&org, "acct");
     stale.version = 2;
-    assert!(!store.swap_connector_account(&stale, 1).await.expect("stale swap"), "stale version writes nothing");
+    let invented = Event::for_account_write(&stored, &stale);
+    assert!(invented.is_some());
+    assert!(
+        !store.swap_connector_account(&stale, 1, invented.as_ref()).await.expect("stale swap"),
+        "stale version writes nothing"
+    );
     assert_eq!(store.connector_account(&org, "acct").await.expect("get").expect("exists"), stored);
+    let events = store.undispatched_events(100).await.expect("outbox");
+    assert_eq!(events.len(), 1, "one event per landed write, none for lost ones: {events:?}");
+    assert_eq!(events[0].1.event_type, "connector.account.needsReauth");
 }
 
 /// A lease has one holder until it expires or is released; only the holder releases it.

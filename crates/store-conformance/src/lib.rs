@@ -7,6 +7,7 @@ mod abuse_cases;
 mod app_user_cases;
 mod cases;
 mod connector_cases;
+mod event_cases;
 mod login_cases;
 mod passkey_cases;
 mod postgres_database;
@@ -21,6 +22,7 @@ pub use abuse_cases::*;
 pub use app_user_cases::*;
 pub use cases::*;
 pub use connector_cases::*;
+pub use event_cases::*;
 pub use login_cases::*;
 pub use passkey_cases::*;
 pub use postgres_database::TestPostgres;
@@ -78,6 +80,8 @@ macro_rules! conformance_suite {
             passkey_ceremonies_are_taken_once,
             app_roles_and_user_roles_round_trip,
             app_user_metadata_merges_and_concurrent_updates_all_land,
+            event_endpoints_round_trip,
+            deliveries_keep_endpoint_order_and_dispatch_once,
         );
     };
     (@cases $fixture:expr; $($case:ident),* $(,)?) => {

@@ -110,12 +110,20 @@ pub async fn reuse_after_grace_revokes_the_family(store: &Arc<dyn Store>) {
     store.insert_session(&s).await.expect("insert");
     let first = store.refresh_session(&s.handle, &request("t0", "t1", 10)).await.expect("refresh");
     assert!(matches!(first, Some(RefreshOutcome::Rotated(_))));
+    assert!(store.undispatched_events(10).await.expect("outbox").is_empty(), "a rotation raises no event");
     let replay = store.refresh_session(&s.handle, &request("t0", "tx", 10 + GRACE_MILLIS + 1)).await.expect("refresh");
     assert!(matches!(replay, Some(RefreshOutcome::TheftDetected { kind: TheftKind::RecentPrev, .. })), "{replay:?}");
+    let events = store.undispatched_events(10).await.expect("outbox");
+    assert_eq!(events.len(), 1, "the revocation wrote its event: {events:?}");
+    assert_eq!(
+        (events[0].1.event_type.as_str(), events[0].1.organization_id.as_deref()),
+        ("session.theftDetected", Some(org.as_str()))
+    );
     let stored = store.session(&s.handle).await.expect("get").expect("session");
     assert_eq!(stored.revoked_at, Some(at(10 + GRACE_MILLIS + 1)));
     let victim = store.refresh_session(&s.handle, &request("t1", "t2", 40_000)).await.expect("refresh");
     assert_eq!(victim, Some(RefreshOutcome::Unauthorised(UnauthorisedReason::Revoked)));
+    assert_eq!(store.undispatched_events(10).await.expect("outbox").len(), 1, "a refused refresh raises none");
     assert_eq!(
         store.refresh_session("00000000-0000-4000-8000-00000000ffff", &request("t0", "t1", 1)).await.expect("refresh"),
         None

@@ -3,9 +3,11 @@
 use async_trait::async_trait;
 use portcullis_core::abuse::AuditEvent;
 use portcullis_core::clock::Timestamp;
+use portcullis_core::events::Event;
 use portcullis_core::store::{AbuseStore, StoreError};
 use serde_json::Value;
 
+use crate::events::append_event;
 use crate::{PostgresStore, decode, store_error};
 
 #[async_trait]
@@ -100,23 +102,26 @@ impl AbuseStore for PostgresStore {
     }
 
     async fn record_audit_event(&self, event: &AuditEvent) -> Result<(), StoreError> {
-        let client = self.client().await?;
-        client
-            .execute(
-                "INSERT INTO audit_events (id, organization_id, kind, subject, detail, created_at) \
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(|e| store_error(&e))?;
+        tx.execute(
+            "INSERT INTO audit_events (id, organization_id, kind, subject, detail, created_at) \
                  VALUES ($1, $2, $3, $4, $5, $6)",
-                &[
-                    &event.id,
-                    &event.organization_id,
-                    &event.kind,
-                    &event.subject,
-                    &event.detail,
-                    &event.created.unix_millis(),
-                ],
-            )
-            .await
-            .map_err(|e| store_error(&e))?;
-        Ok(())
+            &[
+                &event.id,
+                &event.organization_id,
+                &event.kind,
+                &event.subject,
+                &event.detail,
+                &event.created.unix_millis(),
+            ],
+        )
+        .await
+        .map_err(|e| store_error(&e))?;
+        if let Some(outbound) = Event::for_audit(event) {
+            append_event(&tx, &outbound).await?;
+        }
+        tx.commit().await.map_err(|e| store_error(&e))
     }
 
     async fn audit_events(

@@ -2,9 +2,11 @@
 
 use async_trait::async_trait;
 use portcullis_core::clock::Timestamp;
+use portcullis_core::events::Event;
 use portcullis_core::store::{AccountState, ConnectorAccountRecord, ConnectorStore, StoreError};
 use tokio_postgres::Row;
 
+use crate::events::append_event;
 use crate::{PostgresStore, decode, store_error};
 
 const COLUMNS: &str = "id, organization_id, connector, sealed_credentials, version, state, cooldown_until, \
@@ -81,9 +83,11 @@ impl ConnectorStore for PostgresStore {
         &self,
         a: &ConnectorAccountRecord,
         expected_version: i64,
+        event: Option<&Event>,
     ) -> Result<bool, StoreError> {
-        let client = self.client().await?;
-        let statement = client
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(|e| store_error(&e))?;
+        let statement = tx
             .prepare_cached(
                 "UPDATE connector_accounts SET sealed_credentials = $1, version = $2, state = $3, \
                  cooldown_until = $4, last_failure = $5, updated_at = $6 \
@@ -91,7 +95,7 @@ impl ConnectorStore for PostgresStore {
             )
             .await
             .map_err(|e| store_error(&e))?;
-        let n = client
+        let n = tx
             .execute(
                 &statement,
                 &[
@@ -108,7 +112,14 @@ impl ConnectorStore for PostgresStore {
             )
             .await
             .map_err(|e| store_error(&e))?;
-        Ok(n == 1)
+        if n != 1 {
+            return Ok(false);
+        }
+        if let Some(event) = event {
+            append_event(&tx, event).await?;
+        }
+        tx.commit().await.map_err(|e| store_error(&e))?;
+        Ok(true)
     }
 
     async fn delete_connector_account(&self, organization_id: &str, id: &str) -> Result<bool, StoreError> {

@@ -4,6 +4,7 @@
 mod abuse;
 mod app_users;
 mod connectors;
+mod events;
 mod login;
 mod migrations;
 mod passkeys;
@@ -16,6 +17,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime};
 use portcullis_core::clock::Timestamp;
+use portcullis_core::events::Event;
 use portcullis_core::keys::SigningAlgorithm;
 use portcullis_core::organization::Organization;
 use portcullis_core::store::{KeyOwner, OrganizationStore, SigningKeyRecord, SigningKeyStore, Store, StoreError};
@@ -263,6 +265,9 @@ impl SigningKeyStore for PostgresStore {
             }
         }
         .map_err(|e| store_error(&e))?;
+        if let Some(event) = Event::for_key_insert(owner, key, expected_newest) {
+            events::append_event(&tx, &event).await?;
+        }
         tx.commit().await.map_err(|e| store_error(&e))
     }
 }

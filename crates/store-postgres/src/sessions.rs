@@ -2,12 +2,14 @@
 
 use async_trait::async_trait;
 use portcullis_core::clock::Timestamp;
+use portcullis_core::events::Event;
 use portcullis_core::organization::ApiKeyRecord;
 use portcullis_core::session::{RefreshOutcome, RefreshRequest, SessionRecord, apply_refresh};
 use portcullis_core::store::{ApiKeyStore, SessionStore, StoreError};
 use serde_json::{Map, Value};
 use tokio_postgres::Row;
 
+use crate::events::append_event;
 use crate::{PostgresStore, decode, store_error};
 
 const SESSION_COLUMNS: &str = "handle, organization_id, user_id, tenant_id, payload, current_hashes, previous_hash, \
@@ -160,6 +162,9 @@ impl SessionStore for PostgresStore {
             )
             .await
             .map_err(|e| store_error(&e))?;
+        }
+        if let Some(event) = Event::for_refresh(&outcome, request.now) {
+            append_event(&tx, &event).await?;
         }
         tx.commit().await.map_err(|e| store_error(&e))?;
         Ok(Some(outcome))

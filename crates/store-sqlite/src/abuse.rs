@@ -3,10 +3,12 @@
 use async_trait::async_trait;
 use portcullis_core::abuse::AuditEvent;
 use portcullis_core::clock::Timestamp;
+use portcullis_core::events::Event;
 use portcullis_core::store::{AbuseStore, StoreError};
 use rusqlite::types::Type;
 use rusqlite::{OptionalExtension, params};
 
+use crate::events::append_event;
 use crate::{SqliteStore, store_error};
 
 #[async_trait]
@@ -107,17 +109,22 @@ impl AbuseStore for SqliteStore {
     async fn record_audit_event(&self, event: &AuditEvent) -> Result<(), StoreError> {
         let e = event.clone();
         let detail = e.detail.to_string();
+        let outbound = Event::for_audit(event);
         self.writer
             .run(move |c| {
-                c.prepare_cached(
+                let tx = c.transaction().map_err(store_error)?;
+                tx.prepare_cached(
                     "INSERT INTO audit_events (id, organization_id, kind, subject, detail, created_at) \
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 )
                 .and_then(|mut s| {
                     s.execute(params![e.id, e.organization_id, e.kind, e.subject, detail, e.created.unix_millis()])
                 })
-                .map(|_| ())
-                .map_err(store_error)
+                .map_err(store_error)?;
+                if let Some(outbound) = &outbound {
+                    append_event(&tx, outbound)?;
+                }
+                tx.commit().map_err(store_error)
             })
             .await
     }

@@ -2,10 +2,12 @@
 
 use async_trait::async_trait;
 use portcullis_core::clock::Timestamp;
+use portcullis_core::events::Event;
 use portcullis_core::store::{AccountState, ConnectorAccountRecord, ConnectorStore, StoreError};
 use rusqlite::types::Type;
 use rusqlite::{Row, params};
 
+use crate::events::append_event;
 use crate::{SqliteStore, store_error};
 
 const COLUMNS: &str = "id, organization_id, connector, sealed_credentials, version, state, cooldown_until, \
@@ -95,30 +97,41 @@ impl ConnectorStore for SqliteStore {
         &self,
         account: &ConnectorAccountRecord,
         expected_version: i64,
+        event: Option<&Event>,
     ) -> Result<bool, StoreError> {
-        let a = account.clone();
+        let (a, event) = (account.clone(), event.cloned());
         self.writer
             .run(move |c| {
-                c.prepare_cached(
-                    "UPDATE connector_accounts SET sealed_credentials = ?1, version = ?2, state = ?3, \
+                let tx = c.transaction().map_err(store_error)?;
+                let swapped = tx
+                    .prepare_cached(
+                        "UPDATE connector_accounts SET sealed_credentials = ?1, version = ?2, state = ?3, \
                      cooldown_until = ?4, last_failure = ?5, updated_at = ?6 \
                      WHERE organization_id = ?7 AND id = ?8 AND version = ?9",
-                )
-                .and_then(|mut s| {
-                    s.execute(params![
-                        a.sealed_credentials,
-                        a.version,
-                        a.state.as_str(),
-                        a.cooldown_until.map(Timestamp::unix_millis),
-                        a.last_failure,
-                        a.updated_at.unix_millis(),
-                        a.organization_id,
-                        a.id,
-                        expected_version,
-                    ])
-                })
-                .map(|n| n == 1)
-                .map_err(store_error)
+                    )
+                    .and_then(|mut s| {
+                        s.execute(params![
+                            a.sealed_credentials,
+                            a.version,
+                            a.state.as_str(),
+                            a.cooldown_until.map(Timestamp::unix_millis),
+                            a.last_failure,
+                            a.updated_at.unix_millis(),
+                            a.organization_id,
+                            a.id,
+                            expected_version,
+                        ])
+                    })
+                    .map(|n| n == 1)
+                    .map_err(store_error)?;
+                if !swapped {
+                    return Ok(false);
+                }
+                if let Some(event) = &event {
+                    append_event(&tx, event)?;
+                }
+                tx.commit().map_err(store_error)?;
+                Ok(true)
             })
             .await
     }

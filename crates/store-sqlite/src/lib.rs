@@ -6,6 +6,7 @@
 mod abuse;
 mod app_users;
 mod connectors;
+mod events;
 mod login;
 mod migrations;
 mod passkeys;
@@ -18,6 +19,7 @@ use std::str::FromStr;
 
 use async_trait::async_trait;
 use portcullis_core::clock::Timestamp;
+use portcullis_core::events::Event;
 use portcullis_core::keys::SigningAlgorithm;
 use portcullis_core::organization::Organization;
 use portcullis_core::store::{KeyOwner, OrganizationStore, SigningKeyRecord, SigningKeyStore, Store, StoreError};
@@ -226,6 +228,7 @@ impl SigningKeyStore for SqliteStore {
         key: &SigningKeyRecord,
         expected_newest: Option<&str>,
     ) -> Result<(), StoreError> {
+        let event = Event::for_key_insert(owner, key, expected_newest);
         let key = key.clone();
         let expected = expected_newest.map(str::to_owned);
         let organization = owned(owner);
@@ -283,6 +286,9 @@ impl SigningKeyStore for SqliteStore {
                     ),
                 };
                 inserted.map_err(store_error)?;
+                if let Some(event) = &event {
+                    events::append_event(&tx, event)?;
+                }
                 tx.commit().map_err(store_error)
             })
             .await

@@ -2,6 +2,7 @@
 
 use async_trait::async_trait;
 use portcullis_core::clock::Timestamp;
+use portcullis_core::events::Event;
 use portcullis_core::organization::ApiKeyRecord;
 use portcullis_core::session::{RefreshOutcome, RefreshRequest, SessionRecord, apply_refresh};
 use portcullis_core::store::{ApiKeyStore, SessionStore, StoreError};
@@ -9,6 +10,7 @@ use rusqlite::types::Type;
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 use serde_json::{Map, Value};
 
+use crate::events::append_event;
 use crate::{SqliteStore, store_error};
 
 const SESSION_COLUMNS: &str = "handle, organization_id, user_id, tenant_id, payload, current_hashes, previous_hash, \
@@ -157,6 +159,9 @@ impl SessionStore for SqliteStore {
                 let (changed, outcome) = apply_refresh(&mut session, &request);
                 if changed {
                     write_rotation(&tx, &session)?;
+                }
+                if let Some(event) = Event::for_refresh(&outcome, request.now) {
+                    append_event(&tx, &event)?;
                 }
                 tx.commit().map_err(store_error)?;
                 Ok(Some(outcome))

@@ -2,6 +2,7 @@ use async_trait::async_trait;
 
 use super::StoreError;
 use crate::clock::Timestamp;
+use crate::events::Event;
 
 /// Whether an account's credentials can be used.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,11 +79,13 @@ pub trait ConnectorStore {
     async fn connector_accounts(&self, organization_id: &str) -> Result<Vec<ConnectorAccountRecord>, StoreError>;
 
     /// Writes `account` (its `version` is the new one) only if the stored version is still
-    /// `expected_version`; `false` means another writer won and nothing was written.
+    /// `expected_version`, appending `event` to the outbox in the same transaction; `false` means another
+    /// writer won and nothing was written.
     async fn swap_connector_account(
         &self,
         account: &ConnectorAccountRecord,
         expected_version: i64,
+        event: Option<&Event>,
     ) -> Result<bool, StoreError>;
 
     /// Deletes the account; `false` if there was none.

@@ -5,6 +5,7 @@ mod abuse;
 mod api_key;
 mod app_user;
 mod connector;
+mod event;
 mod login;
 mod organization;
 mod passkey;
@@ -22,6 +23,7 @@ pub use connector::{
     AccountState, ConnectorAccountRecord, ConnectorStorageStore, ConnectorStore, STORAGE_MAX_KEY_BYTES,
     STORAGE_MAX_KEYS, STORAGE_MAX_VALUE_BYTES, StorageOp,
 };
+pub use event::EventStore;
 pub use login::LoginStore;
 pub use organization::OrganizationStore;
 pub use passkey::PasskeyStore;
@@ -77,6 +79,7 @@ pub trait Store:
     + ConnectorStorageStore
     + PasskeyStore
     + AppUserStore
+    + EventStore
     + fmt::Debug
     + Send
     + Sync
