@@ -5,7 +5,6 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use portcullis_core::clock::{Clock, Timestamp};
-use portcullis_core::events::Event;
 use portcullis_core::keys::MasterKey;
 use portcullis_core::store::{AccountState, ConnectorAccountRecord, Store};
 use portcullis_core::{Error, ErrorCode};
@@ -465,7 +464,7 @@ impl ConnectorRuntime {
             updated_at: self.clock.now(),
             ..record.clone()
         };
-        let event = Event::for_account_write(record, &next);
+        let event = portcullis_core::events::Event::for_account_write(record, &next);
         Ok(self.store.swap_connector_account(&next, record.version, event.as_ref()).await?)
     }
 

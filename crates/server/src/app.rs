@@ -6,9 +6,11 @@ use std::sync::Arc;
 
 use aws_lc_rs::constant_time::verify_slices_are_equal;
 use aws_lc_rs::digest::{SHA256, digest};
+use portcullis_connect::egress::EgressPolicy;
 use portcullis_core::abuse::{AuditEvent, AuditKind, RateLimiter};
 use portcullis_core::app_users::AppUsers;
 use portcullis_core::clock::{Clock, SystemClock};
+use portcullis_core::events::EventService;
 use portcullis_core::keys::{KeyService, KeyStatus};
 use portcullis_core::login::{LoginService, OAuthService};
 use portcullis_core::organization::{ApiKeyRecord, NewApiKey, Organization};
@@ -44,6 +46,8 @@ pub struct App {
     login: Arc<LoginService>,
     oauth: OAuthService,
     connectors: Arc<portcullis_connect::ConnectorRuntime>,
+    events: EventService,
+    egress: Arc<EgressPolicy>,
     mailer: Option<crate::mail::Mailer>,
     cookies: CookieSettings,
     clock: Arc<dyn Clock>,
@@ -134,8 +138,18 @@ impl App {
             Arc::clone(&login),
             oauth_refresh,
         );
-        let connectors = Arc::new(connector_runtime(&config, &store, &master, &clock)?);
+        let egress_allow = egress_allow(&config)?;
+        let egress = Arc::new(EgressPolicy::new(egress_allow.clone()));
+        let connectors = Arc::new(connector_runtime(&config, egress_allow, &store, &master, &clock)?);
+        let events = EventService::new(
+            Arc::clone(&store),
+            Arc::clone(&master),
+            Arc::clone(&clock),
+            std::time::Duration::from_secs(config.events.secret_overlap_secs),
+        );
         Ok(Self {
+            events,
+            egress,
             rate_limiter: RateLimiter::new(Arc::clone(&store), Arc::clone(&clock)),
             app_users: AppUsers::new(Arc::clone(&store)),
             config,
@@ -159,6 +173,32 @@ impl App {
     #[must_use]
     pub fn connectors(&self) -> &portcullis_connect::ConnectorRuntime {
         &self.connectors
+    }
+
+    /// Organizations' event endpoints and delivery log.
+    #[must_use]
+    pub const fn events(&self) -> &EventService {
+        &self.events
+    }
+
+    /// The egress policy of every outbound request (connectors and events).
+    #[must_use]
+    pub fn egress(&self) -> &Arc<EgressPolicy> {
+        &self.egress
+    }
+
+    /// This instance's event delivery worker.
+    ///
+    /// # Errors
+    /// When its HTTP client cannot be built.
+    pub fn event_delivery(&self) -> Result<crate::event_delivery::EventDelivery, reqwest::Error> {
+        crate::event_delivery::EventDelivery::new(
+            self.events.clone(),
+            Arc::clone(&self.store),
+            Arc::clone(&self.clock),
+            Arc::clone(&self.egress),
+            &self.config.events,
+        )
     }
 
     /// The configuration.
@@ -404,8 +444,29 @@ fn cookie_settings(config: &Config) -> CookieSettings {
 }
 
 /// Loads the connector definitions of `connectors.dir` (none when it is empty).
+/// `connectors.egress_allow` parsed: the networks every outbound request may reach although reserved.
+fn egress_allow(config: &Config) -> Result<Vec<ipnet::IpNet>, StartupError> {
+    config
+        .connectors
+        .egress_allow
+        .iter()
+        .map(|entry| {
+            entry
+                .parse::<ipnet::IpNet>()
+                .or_else(|_| entry.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| {
+                    crate::config::ConfigError(format!(
+                        "connectors.egress_allow: {entry:?} is neither a network (10.0.0.0/8) nor an address"
+                    ))
+                    .into()
+                })
+        })
+        .collect()
+}
+
 fn connector_runtime(
     config: &Config,
+    egress_allow: Vec<ipnet::IpNet>,
     store: &Arc<dyn Store>,
     master: &Arc<portcullis_core::keys::MasterKey>,
     clock: &Arc<dyn Clock>,
@@ -433,20 +494,7 @@ fn connector_runtime(
         },
         http_timeout: std::time::Duration::from_secs(settings.http_timeout_secs),
         max_inline_rate_limit_wait: std::time::Duration::from_secs(settings.max_inline_rate_limit_wait_secs),
-        egress_allow: settings
-            .egress_allow
-            .iter()
-            .map(|entry| {
-                entry
-                    .parse::<ipnet::IpNet>()
-                    .or_else(|_| entry.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
-                    .map_err(|_| {
-                        crate::config::ConfigError(format!(
-                            "connectors.egress_allow: {entry:?} is neither a network (10.0.0.0/8) nor an address"
-                        ))
-                    })
-            })
-            .collect::<Result<_, _>>()?,
+        egress_allow,
         max_concurrent_scripts: settings.max_concurrent_scripts,
         script_queue_wait: std::time::Duration::from_millis(settings.script_queue_wait_ms),
         api_key_step_scripts: settings.api_key_step_scripts,

@@ -3,12 +3,14 @@
 //! - [`config`]: layered configuration.
 //! - [`app::App`]: the store, the key ring and the operations faces share.
 //! - [`http`]: error rendering, request ids, the router.
+//! - [`event_delivery`]: the worker that sends organizations' events to their endpoints.
 //! - [`serve()`]: the listener and graceful shutdown.
 //! - [`api_description()`]: the OpenAPI description of every JSON API.
 
 mod api_description;
 pub mod app;
 pub mod config;
+pub mod event_delivery;
 mod faces;
 pub mod http;
 pub mod local_secrets;

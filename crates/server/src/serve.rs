@@ -1,4 +1,4 @@
-//! Serving: the listener, background key maintenance, and graceful shutdown.
+//! Serving: the listener, background key maintenance, event delivery, and graceful shutdown.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -43,6 +43,14 @@ pub async fn serve(
 ) -> Result<(), StartupError> {
     let grace = Duration::from_secs(app.config().server.shutdown_grace_secs);
     let maintenance = tokio::spawn(maintain_keys(Arc::clone(&app)));
+    let delivery = if app.config().events.deliver {
+        let worker = app
+            .event_delivery()
+            .map_err(|e| crate::config::ConfigError(format!("events: the delivery client cannot be built: {e}")))?;
+        Some(tokio::spawn(worker.run()))
+    } else {
+        None
+    };
     let (stopping, mut stopped) = watch::channel(false);
     let signal = async move {
         shutdown.await;
@@ -64,6 +72,9 @@ pub async fn serve(
         }
     };
     maintenance.abort();
+    if let Some(delivery) = delivery {
+        delivery.abort();
+    }
     result
 }
 

@@ -47,6 +47,8 @@ pub struct Config {
     pub admin: AdminConfig,
     /// The connector runtime.
     pub connectors: ConnectorsSettings,
+    /// `[events]`
+    pub events: EventsSettings,
     /// Logging.
     pub log: LogConfig,
 }
@@ -284,6 +286,40 @@ impl Default for ConnectorsSettings {
     }
 }
 
+/// `[events]`: delivery of outbound events to organizations' endpoints (docs/events.md).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EventsSettings {
+    /// Whether this instance runs the delivery worker (one instance at a time delivers, under a lease).
+    pub deliver: bool,
+    /// How often the worker looks for new events and due retries.
+    pub poll_interval_ms: u64,
+    /// Timeout of one delivery request.
+    pub http_timeout_secs: u64,
+    /// Wait after a delivery's first failure; doubled after each further one.
+    pub retry_initial_secs: u64,
+    /// Longest wait between two attempts.
+    pub retry_max_secs: u64,
+    /// Attempts before a delivery is dead (kept in the log, sent again by a replay).
+    pub max_attempts: u32,
+    /// After a secret rotation the older secret keeps signing beside the new one for this long.
+    pub secret_overlap_secs: u64,
+}
+
+impl Default for EventsSettings {
+    fn default() -> Self {
+        Self {
+            deliver: true,
+            poll_interval_ms: 1000,
+            http_timeout_secs: 15,
+            retry_initial_secs: 5,
+            retry_max_secs: 3600,
+            max_attempts: 16,
+            secret_overlap_secs: 86_400,
+        }
+    }
+}
+
 /// `[smtp]`
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -371,6 +407,7 @@ impl Default for Config {
             smtp: SmtpSettings::default(),
             admin: AdminConfig::default(),
             connectors: ConnectorsSettings::default(),
+            events: EventsSettings::default(),
             log: LogConfig::default(),
         }
     }
@@ -534,6 +571,25 @@ impl Config {
                 "session.refresh_token_validity_secs",
                 "must be longer than `session.access_token_validity_secs`, which must be at least 1",
             );
+        }
+        let events = &self.events;
+        if !(10..=60_000).contains(&events.poll_interval_ms) {
+            return bad("events.poll_interval_ms", "must be between 10 and 60000");
+        }
+        if !(1..=300).contains(&events.http_timeout_secs) {
+            return bad("events.http_timeout_secs", "must be between 1 and 300");
+        }
+        if events.retry_initial_secs == 0 || events.retry_initial_secs > events.retry_max_secs {
+            return bad("events.retry_initial_secs", "must be at least 1 and at most events.retry_max_secs");
+        }
+        if events.retry_max_secs > 86_400 {
+            return bad("events.retry_max_secs", "must be at most 86400");
+        }
+        if !(1..=100).contains(&events.max_attempts) {
+            return bad("events.max_attempts", "must be between 1 and 100");
+        }
+        if events.secret_overlap_secs > 7 * 86_400 {
+            return bad("events.secret_overlap_secs", "must be at most 604800 (a week)");
         }
         if self.connectors.reauth_cooldown_secs > 86_400 {
             return bad("connectors.reauth_cooldown_secs", "must be between 0 and 86400");

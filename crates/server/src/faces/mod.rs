@@ -8,6 +8,7 @@ use utoipa_axum::router::OpenApiRouter;
 use crate::app::App;
 
 pub(crate) mod admin;
+pub(crate) mod admin_events;
 pub(crate) mod centralauth;
 pub(crate) mod connect;
 pub(crate) mod login_pages;
@@ -22,6 +23,7 @@ pub(crate) fn documented_routes() -> OpenApiRouter<Arc<App>> {
     OpenApiRouter::new()
         .merge(ops::api())
         .merge(admin::api())
+        .merge(admin_events::api())
         .merge(session_api::api())
         .merge(connect::api())
         .merge(oauth::api())

@@ -31,6 +31,7 @@ pub fn router(app: Arc<App>) -> Router {
     let mut router = Router::new()
         .merge(routes(faces::ops::api()))
         .merge(routes(faces::admin::api()))
+        .merge(routes(faces::admin_events::api()))
         .merge(faces::session::routes(app.config()))
         .merge(routes(faces::session_api::api()))
         .merge(faces::supertokens_core::routes())
