@@ -124,7 +124,10 @@ struct NewEndpointAnswer {
 
 /// Refuses URLs the egress policy would refuse at delivery, so the mistake shows now.
 fn reachable(app: &App, url: &str) -> Result<(), Error> {
-    let Ok(parsed) = url::Url::parse(url.trim()) else { return Ok(()) };
+    // Malformed URLs and other schemes are the core's to refuse, with its message.
+    let Some(parsed) = url::Url::parse(url.trim()).ok().filter(|u| matches!(u.scheme(), "http" | "https")) else {
+        return Ok(());
+    };
     app.egress().check_url(&parsed).map_err(|refused| {
         Error::new(ErrorCode::EgressRefused)
             .with_message(format!("{refused}. Add it to connectors.egress_allow if this server may send events there."))

@@ -8,6 +8,7 @@ mod config;
 mod connector_security;
 mod connectors;
 mod errors;
+mod events;
 mod flow_failures;
 mod harness;
 mod isolation;
