@@ -155,6 +155,7 @@ pub(crate) async fn run(command: Command, mut config: Config) -> Result<(), Fail
         }
         Command::Keys(KeysCommand::List { json }) => print_keys(&app.key_statuses(), json),
         Command::Errors { format } => print_catalog(format),
+        Command::Events(command) => crate::events::run(&app, command).await?,
         Command::Connector(ConnectorCommand::Validate { paths }) => {
             validate_connectors(&paths);
         }
@@ -284,7 +285,7 @@ fn print_keys(keys: &[KeyStatus], json: bool) {
     }
 }
 
-fn print_json<T: Serialize + ?Sized>(value: &T) {
+pub(crate) fn print_json<T: Serialize + ?Sized>(value: &T) {
     match serde_json::to_string_pretty(value) {
         Ok(text) => println!("{text}"),
         Err(e) => eprintln!("portcullis: cannot print JSON: {e}"),

@@ -2,6 +2,7 @@
 #![allow(clippy::print_stdout, reason = "printing is this binary's interface")]
 
 mod commands;
+mod events;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -54,6 +55,9 @@ enum Command {
     /// Connector authoring: check definitions, call a method of an installed account.
     #[command(subcommand)]
     Connector(ConnectorCommand),
+    /// Outbound events: an organization's endpoints (Standard Webhooks), the delivery log, replays.
+    #[command(subcommand)]
+    Events(EventsCommand),
     /// Print the error catalog.
     Errors {
         /// Output format.
@@ -87,6 +91,80 @@ enum ConnectorCommand {
         /// A step-level script file, run after the connector and method levels.
         #[arg(long, value_name = "FILE")]
         script: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum EventsCommand {
+    /// Add an endpoint; its signing secret (`whsec_…`) is printed once.
+    Add {
+        /// Organization id.
+        organization: String,
+        /// Where events are POSTed (http or https).
+        #[arg(long)]
+        url: String,
+        /// An event type it hears (repeat the flag); none: every type.
+        #[arg(long = "type", value_name = "TYPE")]
+        types: Vec<String>,
+        /// A note for operators.
+        #[arg(long, default_value = "")]
+        description: String,
+        /// Print JSON: `{"endpoint", "secret"}`.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the organization's endpoints.
+    List {
+        /// Organization id.
+        organization: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Give an endpoint a new secret (printed once); the old one signs beside it for
+    /// `events.secret_overlap_secs`.
+    RotateSecret {
+        /// Organization id.
+        organization: String,
+        /// Endpoint id.
+        endpoint: String,
+        /// Print JSON: `{"secret"}`.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove an endpoint and its delivery log.
+    Remove {
+        /// Organization id.
+        organization: String,
+        /// Endpoint id.
+        endpoint: String,
+    },
+    /// The delivery log, newest first.
+    Deliveries {
+        /// Organization id.
+        organization: String,
+        /// Only this endpoint's.
+        #[arg(long)]
+        endpoint: Option<String>,
+        /// Only deliveries in this state.
+        #[arg(long, value_parser = ["pending", "delivered", "dead"])]
+        state: Option<String>,
+        /// Most deliveries.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Send a delivery's event to its endpoint again.
+    Replay {
+        /// Organization id.
+        organization: String,
+        /// Delivery id.
+        delivery: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 

@@ -10,7 +10,7 @@ use portcullis_connect::egress::EgressPolicy;
 use portcullis_core::abuse::{AuditEvent, AuditKind, RateLimiter};
 use portcullis_core::app_users::AppUsers;
 use portcullis_core::clock::{Clock, SystemClock};
-use portcullis_core::events::EventService;
+use portcullis_core::events::{EndpointChange, EventEndpoint, EventService, NewEndpoint};
 use portcullis_core::keys::{KeyService, KeyStatus};
 use portcullis_core::login::{LoginService, OAuthService};
 use portcullis_core::organization::{ApiKeyRecord, NewApiKey, Organization};
@@ -179,6 +179,49 @@ impl App {
     #[must_use]
     pub const fn events(&self) -> &EventService {
         &self.events
+    }
+
+    /// Adds an event endpoint after checking that the egress policy lets events reach it; returns it with
+    /// its secret, shown once.
+    ///
+    /// # Errors
+    /// `egressRefused`, and those of [`EventService::create_endpoint`].
+    pub async fn add_event_endpoint(
+        &self,
+        organization_id: &str,
+        new: NewEndpoint,
+    ) -> Result<(EventEndpoint, String), Error> {
+        self.event_url_reachable(&new.url)?;
+        self.events.create_endpoint(organization_id, new).await
+    }
+
+    /// Changes an event endpoint; a new URL is checked against the egress policy first.
+    ///
+    /// # Errors
+    /// `egressRefused`, and those of [`EventService::change_endpoint`].
+    pub async fn change_event_endpoint(
+        &self,
+        organization_id: &str,
+        id: &str,
+        change: EndpointChange,
+    ) -> Result<EventEndpoint, Error> {
+        if let Some(url) = &change.url {
+            self.event_url_reachable(url)?;
+        }
+        self.events.change_endpoint(organization_id, id, change).await
+    }
+
+    /// Refuses a URL the egress policy would refuse at delivery, so the mistake shows now. Malformed URLs
+    /// and other schemes are the event service's to refuse, with its message.
+    fn event_url_reachable(&self, url: &str) -> Result<(), Error> {
+        let Some(parsed) = url::Url::parse(url.trim()).ok().filter(|u| matches!(u.scheme(), "http" | "https")) else {
+            return Ok(());
+        };
+        self.egress.check_url(&parsed).map_err(|refused| {
+            Error::new(ErrorCode::EgressRefused).with_message(format!(
+                "{refused}. Add it to connectors.egress_allow if this server may send events there."
+            ))
+        })
     }
 
     /// The egress policy of every outbound request (connectors and events).

@@ -6,7 +6,8 @@ use crate::clock::Timestamp;
 use crate::store::StoreError;
 
 /// Where a delivery stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
 pub enum DeliveryState {
     /// Not acknowledged yet; tried again at `next_attempt_at`.
     Pending,
@@ -42,13 +43,16 @@ impl DeliveryState {
 }
 
 /// One event for one endpoint, with its attempts so far (the delivery log).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct Delivery {
     /// `dlv_<UUIDv7>`.
     pub id: String,
     /// The event (its `webhook-id`).
     pub event_id: String,
     /// The event's place in the outbox: an endpoint gets its deliveries in this order.
+    #[serde(skip)]
+    #[schema(ignore)]
     pub event_seq: i64,
     /// The event's type.
     pub event_type: String,

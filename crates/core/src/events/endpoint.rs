@@ -18,8 +18,9 @@ pub const SECRET_PREFIX: &str = "whsec_";
 const SECRET_BYTES: usize = 32;
 
 /// One organization's receiver of events, as stored. The secrets are sealed under the master key: the store
-/// never sees them.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// never sees them, and they are never serialized.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct EventEndpoint {
     /// `ep_<UUIDv7>`.
     pub id: String,
@@ -34,6 +35,8 @@ pub struct EventEndpoint {
     /// Disabled endpoints get no new deliveries; their pending ones wait.
     pub enabled: bool,
     /// [`EndpointSecrets`] sealed with the endpoint id as context.
+    #[serde(skip)]
+    #[schema(ignore)]
     pub sealed_secrets: Vec<u8>,
     /// Creation time.
     pub created_at: Timestamp,

@@ -5,7 +5,6 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use portcullis_core::clock::Timestamp;
 use portcullis_core::events::{Delivery, DeliveryState, EndpointChange, EventEndpoint, NewEndpoint};
 use portcullis_core::{Error, ErrorCode};
 use serde::{Deserialize, Serialize};
@@ -25,82 +24,6 @@ pub(crate) fn api() -> OpenApiRouter<Arc<App>> {
         .routes(routes!(replay_delivery))
 }
 
-/// An event endpoint (its secrets are never shown again after creation or rotation).
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-struct Endpoint {
-    /// `ep_…`
-    id: String,
-    organization_id: String,
-    /// Where events are POSTed.
-    url: String,
-    description: String,
-    /// Event types it hears; empty: every type.
-    event_types: Vec<String>,
-    /// Disabled endpoints get no new deliveries.
-    enabled: bool,
-    created: Timestamp,
-    updated: Timestamp,
-}
-
-impl From<EventEndpoint> for Endpoint {
-    fn from(e: EventEndpoint) -> Self {
-        Self {
-            id: e.id,
-            organization_id: e.organization_id,
-            url: e.url,
-            description: e.description,
-            event_types: e.event_types,
-            enabled: e.enabled,
-            created: e.created_at,
-            updated: e.updated_at,
-        }
-    }
-}
-
-/// One event sent, or to be sent, to one endpoint.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-struct DeliveryView {
-    /// `dlv_…`
-    id: String,
-    /// The event's id, sent as `webhook-id`.
-    event_id: String,
-    event_type: String,
-    endpoint_id: String,
-    /// `pending`, `delivered` or `dead`.
-    state: String,
-    attempts: u32,
-    /// When a pending delivery is tried next.
-    next_attempt: Option<Timestamp>,
-    last_attempt: Option<Timestamp>,
-    /// The HTTP status of the last attempt, if an answer came.
-    last_status: Option<u16>,
-    /// Why the last attempt failed.
-    last_error: Option<String>,
-    created: Timestamp,
-    delivered: Option<Timestamp>,
-}
-
-impl From<Delivery> for DeliveryView {
-    fn from(d: Delivery) -> Self {
-        Self {
-            next_attempt: (d.state == DeliveryState::Pending).then_some(d.next_attempt_at),
-            id: d.id,
-            event_id: d.event_id,
-            event_type: d.event_type,
-            endpoint_id: d.endpoint_id,
-            state: d.state.as_str().to_owned(),
-            attempts: d.attempts,
-            last_attempt: d.last_attempt_at,
-            last_status: d.last_status,
-            last_error: d.last_error,
-            created: d.created_at,
-            delivered: d.delivered_at,
-        }
-    }
-}
-
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct NewEndpointBody {
@@ -117,21 +40,9 @@ struct NewEndpointBody {
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 struct NewEndpointAnswer {
-    endpoint: Endpoint,
+    endpoint: EventEndpoint,
     /// The signing secret (`whsec_…`), shown once: give it to the receiver's Standard Webhooks library.
     secret: String,
-}
-
-/// Refuses URLs the egress policy would refuse at delivery, so the mistake shows now.
-fn reachable(app: &App, url: &str) -> Result<(), Error> {
-    // Malformed URLs and other schemes are the core's to refuse, with its message.
-    let Some(parsed) = url::Url::parse(url.trim()).ok().filter(|u| matches!(u.scheme(), "http" | "https")) else {
-        return Ok(());
-    };
-    app.egress().check_url(&parsed).map_err(|refused| {
-        Error::new(ErrorCode::EgressRefused)
-            .with_message(format!("{refused}. Add it to connectors.egress_allow if this server may send events there."))
-    })
 }
 
 /// Adds an event endpoint; the answer holds its signing secret, shown once.
@@ -144,15 +55,14 @@ async fn create_endpoint(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<NewEndpointBody>,
 ) -> Result<(StatusCode, Json<NewEndpointAnswer>), ApiError> {
-    reachable(&app, &body.url)?;
     let new = NewEndpoint { url: body.url, description: body.description, event_types: body.event_types };
-    let (endpoint, secret) = app.events().create_endpoint(&id, new).await?;
-    Ok((StatusCode::CREATED, Json(NewEndpointAnswer { endpoint: endpoint.into(), secret })))
+    let (endpoint, secret) = app.add_event_endpoint(&id, new).await?;
+    Ok((StatusCode::CREATED, Json(NewEndpointAnswer { endpoint, secret })))
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 struct Endpoints {
-    endpoints: Vec<Endpoint>,
+    endpoints: Vec<EventEndpoint>,
 }
 
 /// Lists an organization's event endpoints.
@@ -165,20 +75,20 @@ async fn list_endpoints(
     Path(id): Path<String>,
 ) -> Result<Json<Endpoints>, ApiError> {
     let endpoints = app.events().endpoints(&id).await?;
-    Ok(Json(Endpoints { endpoints: endpoints.into_iter().map(Endpoint::from).collect() }))
+    Ok(Json(Endpoints { endpoints: endpoints }))
 }
 
 /// Shows an event endpoint.
 #[utoipa::path(get, path = "/admin/v1/organizations/{id}/event-endpoints/{endpoint}", tag = ADMIN,
     security(("adminToken" = [])),
     params(("id" = String, Path, description = "Organization id"), ("endpoint" = String, Path, description = "Endpoint id")),
-    responses((status = 200, body = Endpoint)))]
+    responses((status = 200, body = EventEndpoint)))]
 async fn show_endpoint(
     _: AdminAuth,
     State(app): State<Arc<App>>,
     Path((id, endpoint)): Path<(String, String)>,
-) -> Result<Json<Endpoint>, ApiError> {
-    Ok(Json(app.events().endpoint(&id, &endpoint).await?.into()))
+) -> Result<Json<EventEndpoint>, ApiError> {
+    Ok(Json(app.events().endpoint(&id, &endpoint).await?))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -197,23 +107,20 @@ struct EndpointChangeBody {
 #[utoipa::path(patch, path = "/admin/v1/organizations/{id}/event-endpoints/{endpoint}", tag = ADMIN,
     security(("adminToken" = [])),
     params(("id" = String, Path, description = "Organization id"), ("endpoint" = String, Path, description = "Endpoint id")),
-    request_body = EndpointChangeBody, responses((status = 200, body = Endpoint)))]
+    request_body = EndpointChangeBody, responses((status = 200, body = EventEndpoint)))]
 async fn change_endpoint(
     _: AdminAuth,
     State(app): State<Arc<App>>,
     Path((id, endpoint)): Path<(String, String)>,
     ApiJson(body): ApiJson<EndpointChangeBody>,
-) -> Result<Json<Endpoint>, ApiError> {
-    if let Some(url) = &body.url {
-        reachable(&app, url)?;
-    }
+) -> Result<Json<EventEndpoint>, ApiError> {
     let change = EndpointChange {
         url: body.url,
         description: body.description,
         event_types: body.event_types,
         enabled: body.enabled,
     };
-    Ok(Json(app.events().change_endpoint(&id, &endpoint, change).await?.into()))
+    Ok(Json(app.change_event_endpoint(&id, &endpoint, change).await?))
 }
 
 /// Deletes an event endpoint and its delivery log.
@@ -268,7 +175,7 @@ struct DeliveryQuery {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 struct Deliveries {
     /// Newest first.
-    deliveries: Vec<DeliveryView>,
+    deliveries: Vec<Delivery>,
 }
 
 /// The delivery log of an organization's events, newest first.
@@ -293,18 +200,18 @@ async fn list_deliveries(
         .transpose()?;
     let limit = query.limit.unwrap_or(100).clamp(1, MAX_DELIVERIES);
     let deliveries = app.events().deliveries(&id, query.endpoint.as_deref(), state, limit).await?;
-    Ok(Json(Deliveries { deliveries: deliveries.into_iter().map(DeliveryView::from).collect() }))
+    Ok(Json(Deliveries { deliveries: deliveries }))
 }
 
 /// Sends a delivery's event to its endpoint again (a dead one after the endpoint is fixed, or any other).
 #[utoipa::path(post, path = "/admin/v1/organizations/{id}/event-deliveries/{delivery}/replay", tag = ADMIN,
     security(("adminToken" = [])),
     params(("id" = String, Path, description = "Organization id"), ("delivery" = String, Path, description = "Delivery id")),
-    responses((status = 201, body = DeliveryView)))]
+    responses((status = 201, body = Delivery)))]
 async fn replay_delivery(
     _: AdminAuth,
     State(app): State<Arc<App>>,
     Path((id, delivery)): Path<(String, String)>,
-) -> Result<(StatusCode, Json<DeliveryView>), ApiError> {
-    Ok((StatusCode::CREATED, Json(app.events().replay(&id, &delivery).await?.into())))
+) -> Result<(StatusCode, Json<Delivery>), ApiError> {
+    Ok((StatusCode::CREATED, Json(app.events().replay(&id, &delivery).await?)))
 }
