@@ -152,7 +152,9 @@ impl EventDelivery {
             Err(e) => return failed(None, format!("the endpoint's secret cannot be opened: {}", e.code().as_str())),
         };
         let now = self.clock.now();
-        let timestamp = now.unix_seconds();
+        // Receivers refuse timestamps outside a few minutes of their own clock, so this one is the wall
+        // clock's even where the application runs on an injected one.
+        let timestamp = time::OffsetDateTime::now_utc().unix_timestamp();
         let signature = match secrets.signature(&due.delivery.event_id, timestamp, due.payload.as_bytes(), now) {
             Ok(signature) => signature,
             Err(e) => return failed(None, format!("the payload cannot be signed: {}", e.code().as_str())),

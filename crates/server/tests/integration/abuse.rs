@@ -256,11 +256,16 @@ async fn codes_have_the_configured_length() {
 }
 
 /// `login.max_code_failures` sets the cap: with 3, the third wrong code of a first attempt voids it and
-/// locks the account out.
+/// locks the account out, which the organization's event endpoint hears once.
 #[tokio::test]
 async fn a_configured_cap_locks_out_sooner() {
     let clock = ManualClock::new(Timestamp::from_unix_millis(START));
-    let flow = guarded_flow(Backend::Sqlite, &clock, |c| c.login.max_code_failures = 3).await;
+    let flow = guarded_flow(Backend::Sqlite, &clock, |c| {
+        c.login.max_code_failures = 3;
+        crate::events::hear_events(c);
+    })
+    .await;
+    let receiver = crate::events::subscribe(&flow.server, &flow.org).await;
     let browser = Browser::start(&flow, ATTACKER_NET).await;
     assert_eq!(browser.email("ada@example.com", None).await.status(), StatusCode::SEE_OTHER);
     let wrong = wrong_code(&flow.outbox_code().await);
@@ -273,6 +278,12 @@ async fn a_configured_cap_locks_out_sooner() {
     assert_eq!(
         (locked[0]["subject"].as_str(), locked[0]["detail"]["failures"].as_u64()),
         (Some("ada@example.com"), Some(3))
+    );
+    let event = crate::events::the_one_event(&flow.server, &flow.org, &receiver, "login.lockedOut").await;
+    assert_eq!(event["data"]["email"], "ada@example.com");
+    assert_eq!(
+        (event["data"]["failures"].as_u64(), event["data"]["code"].as_str()),
+        (Some(3), Some("loginAttemptInvalid"))
     );
     clock.advance(Duration::from_secs(3601));
     let again = Browser::start(&flow, OWNER_NET).await;

@@ -178,11 +178,18 @@ async fn install_and_call(backend: Backend) {
     server.stop().await;
 }
 
+/// The cooldown is configurable; the account's fall into needing re-authorization, and its recovery when
+/// new credentials work, each reach the organization's event endpoint once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_reauthorization_cooldown_is_configurable() {
     let (base, provider) = provider().await;
-    let server = server_with(Backend::Sqlite, &base, |c| c.connectors.reauth_cooldown_secs = 7).await;
+    let server = server_with(Backend::Sqlite, &base, |c| {
+        c.connectors.reauth_cooldown_secs = 7;
+        crate::events::hear_events(c);
+    })
+    .await;
     let org = server.app.create_organization("Acme").await.expect("org");
+    let receiver = crate::events::subscribe(&server, &org.id).await;
     let key = server.app.create_api_key(&org.id).await.expect("key").secret;
     let accounts = format!("/admin/v1/organizations/{}/connector-accounts", org.id);
     let tokens = json!({"AccessToken": "at-0", "RefreshToken": "rt-0"});
@@ -200,6 +207,19 @@ async fn the_reauthorization_cooldown_is_configurable() {
     let fast = call().await.expect("call");
     assert_eq!(fast.headers().get("retry-after").and_then(|v| v.to_str().ok()), Some("7"), "failing fast");
     assert_eq!(provider.token_calls.load(Ordering::SeqCst), 1, "no refresh during the cooldown");
+    let event = crate::events::the_one_event(&server, &org.id, &receiver, "connector.account.needsReauth").await;
+    assert_eq!((event["data"]["accountId"].as_str(), event["data"]["connector"].as_str()), (Some("crm"), Some("acme")));
+    assert_eq!(event["data"]["code"], "needsReauthentication");
+
+    provider.refuse_all.store(false, Ordering::SeqCst);
+    let fresh = json!({"authValue": json!({"AccessToken": "at-new", "RefreshToken": "rt-new"}).to_string()});
+    *provider.current.lock().await = "at-new".to_owned();
+    let patched = server.admin(Method::PATCH, &format!("{accounts}/crm")).json(&fresh).send().await.expect("patch");
+    assert_eq!(patched.status().as_u16(), 200);
+    let (status, body) = read_json(call().await.expect("call")).await;
+    assert_eq!(status, 200, "{body}");
+    let event = crate::events::the_one_event(&server, &org.id, &receiver, "connector.account.recovered").await;
+    assert!(event["data"].get("code").is_none(), "a recovery is no failure");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -13,14 +13,14 @@ use crate::harness::{Backend, TestServer, assert_catalog_error, read_json};
 
 /// What the receiver got: the event and which of its known secrets verified it.
 #[derive(Debug, Clone)]
-struct Received {
-    id: String,
-    body: Value,
-    verified_by: Vec<usize>,
+pub(crate) struct Received {
+    pub(crate) id: String,
+    pub(crate) body: Value,
+    pub(crate) verified_by: Vec<usize>,
 }
 
 #[derive(Default)]
-struct Receiver {
+pub(crate) struct Receiver {
     secrets: Mutex<Vec<String>>,
     received: Mutex<Vec<Received>>,
     down: Mutex<bool>,
@@ -50,7 +50,7 @@ async fn receive(State(receiver): State<Arc<Receiver>>, headers: HeaderMap, body
     StatusCode::NO_CONTENT
 }
 
-async fn start_receiver() -> (String, Arc<Receiver>) {
+pub(crate) async fn start_receiver() -> (String, Arc<Receiver>) {
     let receiver = Arc::new(Receiver::default());
     let app = axum::Router::new().route("/hook", axum::routing::post(receive)).with_state(Arc::clone(&receiver));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -59,7 +59,7 @@ async fn start_receiver() -> (String, Arc<Receiver>) {
     (url, receiver)
 }
 
-async fn eventually<T>(what: &str, mut probe: impl AsyncFnMut() -> Option<T>) -> T {
+pub(crate) async fn eventually<T>(what: &str, mut probe: impl AsyncFnMut() -> Option<T>) -> T {
     for _ in 0..400 {
         if let Some(found) = probe().await {
             return found;
@@ -69,8 +69,42 @@ async fn eventually<T>(what: &str, mut probe: impl AsyncFnMut() -> Option<T>) ->
     panic!("never happened: {what}");
 }
 
-fn received_of(receiver: &Receiver, event_type: &str) -> Vec<Received> {
+pub(crate) fn received_of(receiver: &Receiver, event_type: &str) -> Vec<Received> {
     receiver.received.lock().unwrap().iter().filter(|r| r.body["type"] == event_type).cloned().collect()
+}
+
+/// Lets a test server send events to a receiver on loopback, promptly.
+pub(crate) fn hear_events(c: &mut portcullis_server::config::Config) {
+    c.events.poll_interval_ms = 50;
+    if !c.connectors.egress_allow.iter().any(|a| a.starts_with("127.0.0.1")) {
+        c.connectors.egress_allow.push("127.0.0.1".to_owned());
+    }
+}
+
+/// A receiver with an endpoint of `org` pointing at it (every event type), its secret known to it.
+pub(crate) async fn subscribe(server: &TestServer, org: &str) -> Arc<Receiver> {
+    let (url, receiver) = start_receiver().await;
+    let response = server
+        .admin(Method::POST, &format!("/admin/v1/organizations/{org}/event-endpoints"))
+        .json(&json!({ "url": url }))
+        .send()
+        .await
+        .expect("endpoint");
+    let (status, created) = read_json(response).await;
+    assert_eq!(status, 201, "{created}");
+    receiver.secrets.lock().unwrap().push(created["secret"].as_str().unwrap().to_owned());
+    receiver
+}
+
+/// Waits for the event of `event_type` a cause raised and checks it was the only one: events written by
+/// one cause are dispatched in the same pass, so by the time one arrives every other is in the log.
+pub(crate) async fn the_one_event(server: &TestServer, org: &str, receiver: &Receiver, event_type: &str) -> Value {
+    let event = eventually(event_type, async || received_of(receiver, event_type).pop()).await;
+    let path = format!("/admin/v1/organizations/{org}/event-deliveries");
+    let (_, log) = read_json(server.admin(Method::GET, &path).send().await.expect("log")).await;
+    let of_type = log["deliveries"].as_array().unwrap().iter().filter(|d| d["eventType"] == event_type).count();
+    assert_eq!(of_type, 1, "one event per cause: {log}");
+    event.body
 }
 
 struct Setup {

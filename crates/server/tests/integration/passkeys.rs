@@ -363,10 +363,16 @@ async fn another_organizations_passkey_is_refused() {
 }
 
 /// A cloned authenticator: after the original logged in, the copy presents an old counter. The login is
-/// refused and audited; the original still works.
+/// refused, audited and pushed to the organization's event endpoint; the original still works.
 #[tokio::test]
 async fn a_cloned_authenticator_is_refused() {
-    let flow = passkey_flow(Flow::start(Backend::Sqlite).await).await;
+    let server = TestServer::start_with(Backend::Sqlite, |c| {
+        c.login.dev_outbox = true;
+        crate::events::hear_events(c);
+    })
+    .await;
+    let flow = passkey_flow(Flow::on(server).await).await;
+    let receiver = crate::events::subscribe(&flow.server, &flow.org).await;
     let mut device = authenticator(None);
     let browser = registered(&flow, &mut device, "ada@example.com").await;
     let mut copy = authenticator(device.authenticator().store().clone());
@@ -379,6 +385,12 @@ async fn a_cloned_authenticator_is_refused() {
     let events = audit(&flow, &flow.org, "passkey.counterRegressed").await;
     assert_eq!(events.len(), 1);
     assert_eq!(events[0]["detail"]["storedCount"].as_u64(), Some(1), "the copy signed with 1 again");
+    let event = crate::events::the_one_event(&flow.server, &flow.org, &receiver, "passkey.counterRegressed").await;
+    assert_eq!(
+        (event["data"]["storedCount"].as_u64(), event["data"]["code"].as_str()),
+        (Some(1), Some("passkeyDataInvalid"))
+    );
+    assert_eq!(event["data"]["userId"], events[0]["subject"]);
 
     let browser = begin(&flow, &flow.org).await;
     callback_code(&browser.passkey_login(&flow, &mut device, None).await);
