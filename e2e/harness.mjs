@@ -275,14 +275,18 @@ export async function startStack({
     );
     // Several instances share the store and the data directory (its master key), as a deployment does.
     const portcullisUrls = [];
-    for (let i = 0; i < instances; i += 1) {
-      const name = instances === 1 ? "portcullis" : `portcullis-${i + 1}`;
-      const server = spawnServer({ name, file: bins.portcullis, args: ["serve"], cwd: tmp, env: pEnv, log });
+    const servers = [];
+    // Starts one more instance on the same store, with `extraEnv` over the stack's; resolves when healthy.
+    const startInstance = async (extraEnv = {}) => {
+      const name = `portcullis-${servers.length + 1}`;
+      const server = spawnServer({ name, file: bins.portcullis, args: ["serve"], cwd: tmp, env: mergeEnv(pEnv, extraEnv), log });
       stoppers.push(server.stop);
       const url = firstHttpUrl(await server.firstLine);
       await waitForOk(`${url}/health`);
-      portcullisUrls.push(url);
-    }
+      servers.push({ ...server, url });
+      return url;
+    };
+    for (let i = 0; i < instances; i += 1) portcullisUrls.push(await startInstance());
     const portcullisUrl = portcullisUrls[0];
 
     const cli = (...args) => runJson({ file: bins.portcullis, args, cwd: tmp, env: pEnv, log });
@@ -336,7 +340,19 @@ export async function startStack({
     const demoUrl = firstHttpUrl(await demo.firstLine);
     await waitForOk(`${demoUrl}/`);
 
-    return { portcullisUrl, portcullisUrls, demoUrl, orgId: org.id, apiKey: key.key, logPath, tmp, stop, cli };
+    return {
+      portcullisUrl,
+      portcullisUrls,
+      servers,
+      startInstance,
+      demoUrl,
+      orgId: org.id,
+      apiKey: key.key,
+      logPath,
+      tmp,
+      stop,
+      cli,
+    };
   } catch (err) {
     await stop();
     err.message += ` (log: ${logPath})`;
