@@ -154,27 +154,27 @@ mod tests {
     #[test]
     fn a_rotation_signs_with_both_secrets_until_the_overlap_ends_and_receivers_of_either_verify() {
         let start = Timestamp::from_unix_millis(1_000_000);
-        let first = EndpointSecrets::generate().unwrap();
+        let first = EndpointSecrets::generate().expect("ok");
         assert!(first.current().starts_with(SECRET_PREFIX));
-        let second = first.rotated(start, Duration::from_secs(60)).unwrap();
+        let second = first.rotated(start, Duration::from_secs(60)).expect("ok");
         assert_ne!(second.current(), first.current());
         let body = br#"{"type":"keys.rotated"}"#;
-        let header = second.signature("msg_1", 1000, body, start).unwrap();
+        let header = second.signature("msg_1", 1000, body, start).expect("ok");
         assert_eq!(header.split(' ').count(), 2);
         let mut headers = http::HeaderMap::new();
-        headers.insert("webhook-id", "msg_1".parse().unwrap());
+        headers.insert("webhook-id", "msg_1".parse().expect("ok"));
         headers
-            .insert("webhook-timestamp", time::OffsetDateTime::now_utc().unix_timestamp().to_string().parse().unwrap());
-        let ts: i64 = headers["webhook-timestamp"].to_str().unwrap().parse().unwrap();
-        headers.insert("webhook-signature", second.signature("msg_1", ts, body, start).unwrap().parse().unwrap());
+            .insert("webhook-timestamp", time::OffsetDateTime::now_utc().unix_timestamp().to_string().parse().expect("ok"));
+        let ts: i64 = headers["webhook-timestamp"].to_str().expect("ok").parse().expect("ok");
+        headers.insert("webhook-signature", second.signature("msg_1", ts, body, start).expect("ok").parse().expect("ok"));
         for secret in [first.current(), second.current()] {
-            standardwebhooks::Webhook::new(secret).unwrap().verify(body, &headers).expect("either secret verifies");
+            standardwebhooks::Webhook::new(secret).expect("ok").verify(body, &headers).expect("either secret verifies");
         }
         let later = start.plus(Duration::from_secs(61));
-        assert_eq!(second.signature("msg_1", 1000, body, later).unwrap().split(' ').count(), 1, "the old one ended");
-        let third = second.rotated(later, Duration::from_secs(60)).unwrap();
+        assert_eq!(second.signature("msg_1", 1000, body, later).expect("ok").split(' ').count(), 1, "the old one ended");
+        let third = second.rotated(later, Duration::from_secs(60)).expect("ok");
         assert_eq!(third.0.len(), 2, "the expired secret is dropped, the current one overlaps");
-        let immediate = third.rotated(later, Duration::ZERO).unwrap();
+        let immediate = third.rotated(later, Duration::ZERO).expect("ok");
         assert_eq!(immediate.0.len(), 1, "no overlap: only the new secret signs");
     }
 

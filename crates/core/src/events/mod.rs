@@ -221,7 +221,7 @@ mod tests {
             json!({"failures": 10}),
             Timestamp::from_unix_millis(0),
         );
-        let payload: Value = serde_json::from_str(&event.payload).unwrap();
+        let payload: Value = serde_json::from_str(&event.payload).expect("ok");
         assert_eq!(payload["type"], "login.lockedOut");
         assert_eq!(payload["data"]["code"], "loginAttemptInvalid");
         assert_eq!(payload["data"]["organizationId"], "org");
@@ -236,8 +236,8 @@ mod tests {
             signs_from: Timestamp::from_unix_millis(0),
         };
         assert!(Event::for_key_insert(KeyOwner::Server, &key, None).is_none(), "a ring's first key is no rotation");
-        let rotated = Event::for_key_insert(KeyOwner::Server, &key, Some("d-0")).unwrap();
-        let payload: Value = serde_json::from_str(&rotated.payload).unwrap();
+        let rotated = Event::for_key_insert(KeyOwner::Server, &key, Some("d-0")).expect("ok");
+        let payload: Value = serde_json::from_str(&rotated.payload).expect("ok");
         assert!(payload["data"].get("code").is_none(), "a rotation reports no failure");
         assert_eq!(payload["data"]["organizationId"], Value::Null);
     }

@@ -75,7 +75,7 @@ async fn list_endpoints(
     Path(id): Path<String>,
 ) -> Result<Json<Endpoints>, ApiError> {
     let endpoints = app.events().endpoints(&id).await?;
-    Ok(Json(Endpoints { endpoints: endpoints }))
+    Ok(Json(Endpoints { endpoints }))
 }
 
 /// Shows an event endpoint.
@@ -200,7 +200,7 @@ async fn list_deliveries(
         .transpose()?;
     let limit = query.limit.unwrap_or(100).clamp(1, MAX_DELIVERIES);
     let deliveries = app.events().deliveries(&id, query.endpoint.as_deref(), state, limit).await?;
-    Ok(Json(Deliveries { deliveries: deliveries }))
+    Ok(Json(Deliveries { deliveries }))
 }
 
 /// Sends a delivery's event to its endpoint again (a dead one after the endpoint is fixed, or any other).

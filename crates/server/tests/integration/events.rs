@@ -27,13 +27,13 @@ pub(crate) struct Receiver {
 }
 
 async fn receive(State(receiver): State<Arc<Receiver>>, headers: HeaderMap, body: String) -> StatusCode {
-    if *receiver.down.lock().unwrap() {
+    if *receiver.down.lock().expect("lock") {
         return StatusCode::SERVICE_UNAVAILABLE;
     }
     let verified_by: Vec<usize> = receiver
         .secrets
         .lock()
-        .unwrap()
+        .expect("ok")
         .iter()
         .enumerate()
         .filter(|(_, secret)| {
@@ -44,18 +44,18 @@ async fn receive(State(receiver): State<Arc<Receiver>>, headers: HeaderMap, body
     if verified_by.is_empty() {
         return StatusCode::UNAUTHORIZED;
     }
-    let id = headers["webhook-id"].to_str().unwrap().to_owned();
-    let body = serde_json::from_str(&body).unwrap();
-    receiver.received.lock().unwrap().push(Received { id, body, verified_by });
+    let id = headers["webhook-id"].to_str().expect("ok").to_owned();
+    let body = serde_json::from_str(&body).expect("ok");
+    receiver.received.lock().expect("lock").push(Received { id, body, verified_by });
     StatusCode::NO_CONTENT
 }
 
 pub(crate) async fn start_receiver() -> (String, Arc<Receiver>) {
     let receiver = Arc::new(Receiver::default());
     let app = axum::Router::new().route("/hook", axum::routing::post(receive)).with_state(Arc::clone(&receiver));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/hook", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("ok");
+    let url = format!("http://{}/hook", listener.local_addr().expect("ok"));
+    tokio::spawn(async move { axum::serve(listener, app).await.expect("ok") });
     (url, receiver)
 }
 
@@ -70,7 +70,7 @@ pub(crate) async fn eventually<T>(what: &str, mut probe: impl AsyncFnMut() -> Op
 }
 
 pub(crate) fn received_of(receiver: &Receiver, event_type: &str) -> Vec<Received> {
-    receiver.received.lock().unwrap().iter().filter(|r| r.body["type"] == event_type).cloned().collect()
+    receiver.received.lock().expect("lock").iter().filter(|r| r.body["type"] == event_type).cloned().collect()
 }
 
 /// Lets a test server send events to a receiver on loopback, promptly.
@@ -92,7 +92,7 @@ pub(crate) async fn subscribe(server: &TestServer, org: &str) -> Arc<Receiver> {
         .expect("endpoint");
     let (status, created) = read_json(response).await;
     assert_eq!(status, 201, "{created}");
-    receiver.secrets.lock().unwrap().push(created["secret"].as_str().unwrap().to_owned());
+    receiver.secrets.lock().expect("lock").push(created["secret"].as_str().expect("a string").to_owned());
     receiver
 }
 
@@ -102,7 +102,7 @@ pub(crate) async fn the_one_event(server: &TestServer, org: &str, receiver: &Rec
     let event = eventually(event_type, async || received_of(receiver, event_type).pop()).await;
     let path = format!("/admin/v1/organizations/{org}/event-deliveries");
     let (_, log) = read_json(server.admin(Method::GET, &path).send().await.expect("log")).await;
-    let of_type = log["deliveries"].as_array().unwrap().iter().filter(|d| d["eventType"] == event_type).count();
+    let of_type = log["deliveries"].as_array().expect("an array").iter().filter(|d| d["eventType"] == event_type).count();
     assert_eq!(of_type, 1, "one event per cause: {log}");
     event.body
 }
@@ -146,13 +146,13 @@ impl Setup {
     async fn theft(&self, user: &str) {
         let call =
             |path: &str, body: Value| self.server.request(Method::POST, path).bearer_auth(&self.key).json(&body).send();
-        let (_, created) = read_json(call("/api/v1/sessions", json!({ "userId": user })).await.unwrap()).await;
+        let (_, created) = read_json(call("/api/v1/sessions", json!({ "userId": user })).await.expect("ok")).await;
         let token = created["refreshToken"].clone();
         let (status, _) =
-            read_json(call("/api/v1/sessions/refresh", json!({ "refreshToken": token })).await.unwrap()).await;
+            read_json(call("/api/v1/sessions/refresh", json!({ "refreshToken": token })).await.expect("ok")).await;
         assert_eq!(status, 200);
         let (status, theft) =
-            read_json(call("/api/v1/sessions/refresh", json!({ "refreshToken": token })).await.unwrap()).await;
+            read_json(call("/api/v1/sessions/refresh", json!({ "refreshToken": token })).await.expect("ok")).await;
         assert_eq!((status, theft["errorCode"].as_str()), (401, Some("tokenTheftDetected")));
     }
 }
@@ -165,11 +165,11 @@ async fn delivers_signed_events_in_order_with_retries_and_replays(backend: Backe
         .admin(Method::POST, "/event-endpoints", Some(json!({ "url": url, "eventTypes": ["session.theftDetected"] })))
         .await;
     assert_eq!(status, 201, "{created}");
-    let secret = created["secret"].as_str().unwrap().to_owned();
+    let secret = created["secret"].as_str().expect("a string").to_owned();
     assert!(secret.starts_with("whsec_"));
-    let endpoint = created["endpoint"]["id"].as_str().unwrap().to_owned();
+    let endpoint = created["endpoint"]["id"].as_str().expect("a string").to_owned();
     assert!(created["endpoint"].get("secret").is_none() && created["endpoint"].get("sealedSecrets").is_none());
-    receiver.secrets.lock().unwrap().push(secret);
+    receiver.secrets.lock().expect("lock").push(secret);
 
     // One theft, one event, signed, naming its catalog code.
     s.theft("alice").await;
@@ -180,27 +180,27 @@ async fn delivers_signed_events_in_order_with_retries_and_replays(backend: Backe
     assert!(first.id.starts_with("msg_"));
 
     // The receiver is down: both thefts wait, then arrive in order once it is back.
-    *receiver.down.lock().unwrap() = true;
+    *receiver.down.lock().expect("lock") = true;
     s.theft("bob").await;
     s.theft("carol").await;
     eventually("a failed attempt in the log", async || {
         let (_, log) = s.admin(Method::GET, "/event-deliveries?state=pending", None).await;
-        log["deliveries"].as_array().unwrap().iter().any(|d| d["lastStatus"] == 503).then_some(())
+        log["deliveries"].as_array().expect("an array").iter().any(|d| d["lastStatus"] == 503).then_some(())
     })
     .await;
-    *receiver.down.lock().unwrap() = false;
+    *receiver.down.lock().expect("lock") = false;
     let all = eventually("both held-back events", async || {
         let all = received_of(&receiver, "session.theftDetected");
         (all.len() == 3).then_some(all)
     })
     .await;
-    let users: Vec<&str> = all.iter().map(|r| r.body["data"]["userId"].as_str().unwrap()).collect();
+    let users: Vec<&str> = all.iter().map(|r| r.body["data"]["userId"].as_str().expect("a string")).collect();
     assert_eq!(users, ["alice", "bob", "carol"], "in the order of their causes");
 
     // A rotation: both secrets sign during the overlap, so receivers of either verify.
     let (status, rotated) = s.admin(Method::POST, &format!("/event-endpoints/{endpoint}/rotate-secret"), None).await;
     assert_eq!(status, 200, "{rotated}");
-    receiver.secrets.lock().unwrap().push(rotated["secret"].as_str().unwrap().to_owned());
+    receiver.secrets.lock().expect("lock").push(rotated["secret"].as_str().expect("a string").to_owned());
     s.theft("dave").await;
     let last = eventually("the event after rotation", async || {
         received_of(&receiver, "session.theftDetected").into_iter().find(|r| r.body["data"]["userId"] == "dave")
@@ -217,12 +217,12 @@ async fn delivers_signed_events_in_order_with_retries_and_replays(backend: Backe
         )
         .await;
     assert_eq!(status, 201, "{dead_end}");
-    let dead_end_id = dead_end["endpoint"]["id"].as_str().unwrap().to_owned();
+    let dead_end_id = dead_end["endpoint"]["id"].as_str().expect("a string").to_owned();
     s.server.app.rotate_keys().await.expect("rotation");
     let dead = eventually("a dead delivery", async || {
         let (_, log) =
             s.admin(Method::GET, &format!("/event-deliveries?state=dead&endpoint={dead_end_id}"), None).await;
-        log["deliveries"].as_array().unwrap().first().cloned()
+        log["deliveries"].as_array().expect("an array").first().cloned()
     })
     .await;
     assert_eq!((dead["attempts"].as_u64(), dead["eventType"].as_str()), (Some(3), Some("keys.rotated")));
@@ -230,16 +230,16 @@ async fn delivers_signed_events_in_order_with_retries_and_replays(backend: Backe
     let (status, _) =
         s.admin(Method::PATCH, &format!("/event-endpoints/{dead_end_id}"), Some(json!({ "url": url }))).await;
     assert_eq!(status, 200);
-    receiver.secrets.lock().unwrap().push(dead_end["secret"].as_str().unwrap().to_owned());
+    receiver.secrets.lock().expect("lock").push(dead_end["secret"].as_str().expect("a string").to_owned());
     let (status, replay) =
-        s.admin(Method::POST, &format!("/event-deliveries/{}/replay", dead["id"].as_str().unwrap()), None).await;
+        s.admin(Method::POST, &format!("/event-deliveries/{}/replay", dead["id"].as_str().expect("a string")), None).await;
     assert_eq!((status, replay["state"].as_str()), (201, Some("pending")), "{replay}");
     let rotation = eventually("the replayed rotation", async || received_of(&receiver, "keys.rotated").pop()).await;
-    assert_eq!(rotation.id, dead["eventId"].as_str().unwrap(), "the same webhook-id");
+    assert_eq!(rotation.id, dead["eventId"].as_str().expect("a string"), "the same webhook-id");
     assert!(rotation.body["data"].get("code").is_none(), "a rotation is no failure");
 
     let (_, log) = s.admin(Method::GET, &format!("/event-deliveries?endpoint={endpoint}"), None).await;
-    let delivered = log["deliveries"].as_array().unwrap();
+    let delivered = log["deliveries"].as_array().expect("an array");
     assert_eq!(delivered.len(), 4);
     assert!(delivered.iter().all(|d| d["state"] == "delivered"), "{log}");
 }
@@ -273,10 +273,10 @@ async fn endpoint_input_is_checked_and_secrets_never_come_back() {
             .json(&body)
             .send()
             .await
-            .unwrap();
+            .expect("ok");
         assert_catalog_error(response, status, code).await;
     }
-    let response = s.server.admin(Method::GET, "/admin/v1/organizations/nope/event-endpoints").send().await.unwrap();
+    let response = s.server.admin(Method::GET, "/admin/v1/organizations/nope/event-endpoints").send().await.expect("ok");
     assert_catalog_error(response, 404, "entityMissing").await;
     let response = s
         .server
@@ -284,14 +284,14 @@ async fn endpoint_input_is_checked_and_secrets_never_come_back() {
         .bearer_auth(&s.key)
         .send()
         .await
-        .unwrap();
+        .expect("ok");
     assert_eq!(response.status(), 401, "an organization API key is not the admin token");
 
     let (status, created) =
         s.admin(Method::POST, "/event-endpoints", Some(json!({ "url": "https://example.com/hook" }))).await;
     assert_eq!(status, 201);
-    let secret = created["secret"].as_str().unwrap().to_owned();
-    let id = created["endpoint"]["id"].as_str().unwrap().to_owned();
+    let secret = created["secret"].as_str().expect("a string").to_owned();
+    let id = created["endpoint"]["id"].as_str().expect("a string").to_owned();
     for path in ["/event-endpoints".to_owned(), format!("/event-endpoints/{id}")] {
         let (status, body) = s.admin(Method::GET, &path, None).await;
         assert_eq!(status, 200);
