@@ -20,7 +20,7 @@ const MAX_REDIRECTS: usize = 10;
 
 /// A destination the policy refuses.
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("{destination} is a {reason} address, which connector requests may not reach")]
+#[error("{destination} is a {reason} address, which outbound requests (connectors, events) may not reach")]
 pub struct Refused {
     /// The host or address.
     pub destination: String,
@@ -32,7 +32,7 @@ impl Refused {
     fn new(destination: impl Into<String>, reason: &'static str) -> Self {
         metrics::counter!("portcullis_connector_egress_refused_total", "reason" => reason).increment(1);
         let refused = Self { destination: destination.into(), reason };
-        tracing::warn!(destination = %refused.destination, reason, "outbound connector request refused");
+        tracing::warn!(destination = %refused.destination, reason, "outbound request refused");
         refused
     }
 }
