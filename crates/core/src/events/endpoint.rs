@@ -163,15 +163,22 @@ mod tests {
         assert_eq!(header.split(' ').count(), 2);
         let mut headers = http::HeaderMap::new();
         headers.insert("webhook-id", "msg_1".parse().expect("ok"));
-        headers
-            .insert("webhook-timestamp", time::OffsetDateTime::now_utc().unix_timestamp().to_string().parse().expect("ok"));
+        headers.insert(
+            "webhook-timestamp",
+            time::OffsetDateTime::now_utc().unix_timestamp().to_string().parse().expect("ok"),
+        );
         let ts: i64 = headers["webhook-timestamp"].to_str().expect("ok").parse().expect("ok");
-        headers.insert("webhook-signature", second.signature("msg_1", ts, body, start).expect("ok").parse().expect("ok"));
+        headers
+            .insert("webhook-signature", second.signature("msg_1", ts, body, start).expect("ok").parse().expect("ok"));
         for secret in [first.current(), second.current()] {
             standardwebhooks::Webhook::new(secret).expect("ok").verify(body, &headers).expect("either secret verifies");
         }
         let later = start.plus(Duration::from_secs(61));
-        assert_eq!(second.signature("msg_1", 1000, body, later).expect("ok").split(' ').count(), 1, "the old one ended");
+        assert_eq!(
+            second.signature("msg_1", 1000, body, later).expect("ok").split(' ').count(),
+            1,
+            "the old one ended"
+        );
         let third = second.rotated(later, Duration::from_secs(60)).expect("ok");
         assert_eq!(third.0.len(), 2, "the expired secret is dropped, the current one overlaps");
         let immediate = third.rotated(later, Duration::ZERO).expect("ok");

@@ -102,7 +102,8 @@ pub(crate) async fn the_one_event(server: &TestServer, org: &str, receiver: &Rec
     let event = eventually(event_type, async || received_of(receiver, event_type).pop()).await;
     let path = format!("/admin/v1/organizations/{org}/event-deliveries");
     let (_, log) = read_json(server.admin(Method::GET, &path).send().await.expect("log")).await;
-    let of_type = log["deliveries"].as_array().expect("an array").iter().filter(|d| d["eventType"] == event_type).count();
+    let of_type =
+        log["deliveries"].as_array().expect("an array").iter().filter(|d| d["eventType"] == event_type).count();
     assert_eq!(of_type, 1, "one event per cause: {log}");
     event.body
 }
@@ -231,8 +232,9 @@ async fn delivers_signed_events_in_order_with_retries_and_replays(backend: Backe
         s.admin(Method::PATCH, &format!("/event-endpoints/{dead_end_id}"), Some(json!({ "url": url }))).await;
     assert_eq!(status, 200);
     receiver.secrets.lock().expect("lock").push(dead_end["secret"].as_str().expect("a string").to_owned());
-    let (status, replay) =
-        s.admin(Method::POST, &format!("/event-deliveries/{}/replay", dead["id"].as_str().expect("a string")), None).await;
+    let (status, replay) = s
+        .admin(Method::POST, &format!("/event-deliveries/{}/replay", dead["id"].as_str().expect("a string")), None)
+        .await;
     assert_eq!((status, replay["state"].as_str()), (201, Some("pending")), "{replay}");
     let rotation = eventually("the replayed rotation", async || received_of(&receiver, "keys.rotated").pop()).await;
     assert_eq!(rotation.id, dead["eventId"].as_str().expect("a string"), "the same webhook-id");
@@ -276,7 +278,8 @@ async fn endpoint_input_is_checked_and_secrets_never_come_back() {
             .expect("ok");
         assert_catalog_error(response, status, code).await;
     }
-    let response = s.server.admin(Method::GET, "/admin/v1/organizations/nope/event-endpoints").send().await.expect("ok");
+    let response =
+        s.server.admin(Method::GET, "/admin/v1/organizations/nope/event-endpoints").send().await.expect("ok");
     assert_catalog_error(response, 404, "entityMissing").await;
     let response = s
         .server
