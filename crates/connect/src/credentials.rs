@@ -218,14 +218,39 @@ pub fn path_segment(name: &str, value: &str) -> Result<String, String> {
         .collect())
 }
 
+/// A property's value inside a connector URL (`base_url`, `token_url`, `authorize_url`): letters, digits, `-`,
+/// `.`, `_` and `~` only, so that it can fill a subdomain, a region or a path segment but never add a host, a
+/// port, a user, a path, a query or a fragment.
+///
+/// # Errors
+/// An empty value, `.` or `..`, or another character.
+pub fn url_part(name: &str, value: &str) -> Result<String, String> {
+    let plain = value.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'));
+    if value.is_empty() || value == "." || value == ".." || !plain {
+        return Err(format!(
+            "The property {name} fills the connector's URL, so it must be letters, digits, '-', '.', '_' or '~' \
+             (not empty, '.' or '..')."
+        ));
+    }
+    Ok(value.to_owned())
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::{Map, Value, json};
 
-    use super::{Attach, MASK, Sandbox, path_segment};
+    use super::{Attach, MASK, Sandbox, path_segment, url_part};
 
     fn origin(u: &str) -> url::Origin {
         url::Url::parse(u).expect("url").origin()
+    }
+
+    #[test]
+    fn url_parts_cannot_reshape_a_url() {
+        assert_eq!(url_part("Region", "eu-west_1.x~").as_deref(), Ok("eu-west_1.x~"));
+        for hostile in ["", ".", "..", "evil.com/", "a@evil.com", "a:80", "a?b", "a#b", "a%2F", "a b", "é"] {
+            assert!(url_part("Region", hostile).is_err(), "{hostile:?} was accepted");
+        }
     }
 
     #[test]

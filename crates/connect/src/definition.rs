@@ -161,7 +161,8 @@ pub struct Method {
     /// `GET`, `POST`, …
     #[serde(default = "default_http_method")]
     pub http_method: String,
-    /// Path after `base_url`, with `{{Name}}` merge fields.
+    /// Path after `base_url`, with `{{Name}}` merge fields (not used by a webhook method).
+    #[serde(default)]
     pub path: String,
     /// Query parameters (values may hold merge fields).
     #[serde(default)]
@@ -191,6 +192,60 @@ pub struct Method {
     /// Requests of this method per account, on top of the connector's limit.
     #[serde(default)]
     pub rate_limit: Option<RateLimit>,
+    /// Makes the method an inbound webhook: the provider POSTs to the account's URL for it, and
+    /// `before_webhook` / `after_webhook` run instead of a request.
+    #[serde(default)]
+    pub webhook: Option<Webhook>,
+}
+
+/// An inbound webhook method.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Webhook {
+    /// How the provider signs its requests; without it the secret in the URL is the only proof.
+    #[serde(default)]
+    pub signature: Option<WebhookSignature>,
+}
+
+/// A provider's webhook signature scheme and where the account keeps the secret.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookSignature {
+    /// The scheme.
+    pub scheme: SignatureScheme,
+    /// The account property holding the signing secret.
+    pub secret_property: String,
+    /// With `hmac_sha256`: the header holding the signature (hex or base64 of the body's HMAC-SHA256).
+    #[serde(default)]
+    pub header: Option<String>,
+    /// With `hmac_sha256`: text before the signature in the header (`sha256=`).
+    #[serde(default)]
+    pub prefix: String,
+    /// Schemes with a signed timestamp (Stripe, Slack) refuse requests older or newer than this.
+    #[serde(default = "default_signature_tolerance")]
+    pub tolerance_secs: u64,
+}
+
+fn default_signature_tolerance() -> u64 {
+    300
+}
+
+/// Webhook signature schemes of common providers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SignatureScheme {
+    /// `X-Hub-Signature-256: sha256=<hex HMAC-SHA256 of the body>` (GitHub).
+    Github,
+    /// `X-Shopify-Hmac-Sha256: <base64 HMAC-SHA256 of the body>` (Shopify).
+    Shopify,
+    /// `X-Slack-Signature: v0=<hex HMAC-SHA256 of "v0:{timestamp}:{body}">` with `X-Slack-Request-Timestamp`.
+    Slack,
+    /// `Stripe-Signature: t=<timestamp>,v1=<hex HMAC-SHA256 of "{t}.{body}">` (several `v1` allowed).
+    Stripe,
+    /// Standard Webhooks (`webhook-id`, `webhook-timestamp`, `webhook-signature`; `whsec_` secrets).
+    StandardWebhooks,
+    /// A configured `header` holding the body's HMAC-SHA256 in hex or base64, after an optional `prefix`.
+    HmacSha256,
 }
 
 /// Cyclr's configured limit: "Maximum Requests per Second" or "Number of Seconds between Requests" (one of them).
@@ -427,22 +482,38 @@ impl Connector {
             "name",
             format!("name {:?} must be letters, digits, '-' or '_'", connector.name),
         );
-        check(
-            url::Url::parse(&connector.base_url).is_ok_and(|u| matches!(u.scheme(), "http" | "https")),
-            "base_url",
-            format!("base_url {:?} is not an http(s) URL", connector.base_url),
-        );
+        if let Some(problem) = connector.url_problem(&connector.base_url) {
+            check(false, "base_url", format!("base_url {:?} {problem}", connector.base_url));
+        }
         if let Auth::Oauth2(oauth) = &connector.auth {
-            check(url::Url::parse(&oauth.token_url).is_ok(), "token_url", "token_url is not a URL".to_owned());
+            if let Some(problem) = connector.url_problem(&oauth.token_url) {
+                check(false, "token_url", format!("token_url {:?} {problem}", oauth.token_url));
+            }
             if oauth.grant == Grant::AuthorizationCode {
-                check(
-                    oauth.authorize_url.as_deref().is_some_and(|u| url::Url::parse(u).is_ok()),
-                    "grant",
-                    "the authorization_code grant needs an authorize_url".to_owned(),
-                );
+                match oauth.authorize_url.as_deref() {
+                    None => check(false, "grant", "the authorization_code grant needs an authorize_url".to_owned()),
+                    Some(authorize) => {
+                        if let Some(problem) = connector.url_problem(authorize) {
+                            check(false, "authorize_url", format!("authorize_url {authorize:?} {problem}"));
+                        }
+                    }
+                }
             }
         }
         for (id, method) in &connector.methods {
+            check(method.webhook.is_some() || !method.path.is_empty(), id, format!("method {id}: a path is needed"));
+            if let Some(signature) = method.webhook.as_ref().and_then(|w| w.signature.as_ref()) {
+                check(
+                    connector.properties.iter().any(|p| p.name == signature.secret_property),
+                    "secret_property",
+                    format!("method {id}: secret_property {:?} is not a property", signature.secret_property),
+                );
+                check(
+                    signature.scheme != SignatureScheme::HmacSha256 || signature.header.is_some(),
+                    "scheme",
+                    format!("method {id}: the hmac_sha256 scheme needs a header"),
+                );
+            }
             check(
                 HTTP_METHODS.contains(&method.http_method.as_str()),
                 "http_method",
@@ -548,6 +619,23 @@ impl Connector {
         self.properties.iter().any(|p| p.sensitive && p.name == name)
             || self.partner_properties.iter().any(|p| p.sensitive && p.name == name)
     }
+
+    /// Why a connector URL template (`base_url`, `token_url`, `authorize_url`) is unusable: each `{{Name}}`
+    /// must be a property or a partner property (never a caller's merge field: these URLs decide where
+    /// credentials go), and with its fields filled it must be an http(s) URL with a host.
+    fn url_problem(&self, template: &str) -> Option<String> {
+        let declared = |name: &str| {
+            self.properties.iter().any(|p| p.name == name) || self.partner_properties.iter().any(|p| p.name == name)
+        };
+        if let Some((_, name)) = merge_fields(template).find(|(_, name)| !declared(name)) {
+            return Some(format!("uses {{{{{name}}}}}, which is not a property or a partner property"));
+        }
+        let filled = merge_fields(template).fold(template.to_owned(), |url, (whole, _)| url.replacen(whole, "x", 1));
+        match url::Url::parse(&filled) {
+            Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => None,
+            _ => Some("is not an http(s) URL".to_owned()),
+        }
+    }
 }
 
 /// The first line whose key is `key` (good enough to point an author at the right place).
@@ -570,6 +658,18 @@ fn read_script_file(dir: &Path, file: &Path, has_inline: bool) -> Result<String,
         return Err(format!("script_file {shown} is larger than {MAX_SCRIPT_FILE_BYTES} bytes"));
     }
     std::fs::read_to_string(&path).map_err(|e| format!("cannot read script_file {shown} as UTF-8 text: {e}"))
+}
+
+/// A template's `{{Name}}` merge fields, in order: each as written and its trimmed name.
+pub fn merge_fields(template: &str) -> impl Iterator<Item = (&str, &str)> {
+    let mut rest = template;
+    std::iter::from_fn(move || {
+        let start = rest.find("{{")?;
+        let end = rest[start..].find("}}")? + start + 2;
+        let whole = &rest[start..end];
+        rest = &rest[end..];
+        Some((whole, whole[2..whole.len() - 2].trim()))
+    })
 }
 
 fn line_of(text: &str, key: &str) -> Option<usize> {

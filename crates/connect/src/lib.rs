@@ -9,9 +9,11 @@ pub mod egress;
 mod pool;
 mod runtime;
 pub mod script;
+pub mod webhook_signature;
 
 pub use account::{Credentials, OAuthValue};
 pub use definition::{Connector, DefinitionError};
 pub use runtime::{
-    AccountInput, AccountView, CallRequest, CallResult, Caller, ConnectorRuntime, RuntimeConfig, basic_auth_value,
+    AccountInput, AccountView, CallRequest, CallResult, Caller, ConnectorRuntime, InboundWebhook, RuntimeConfig,
+    WebhookReply, basic_auth_value,
 };

@@ -14,7 +14,7 @@ use serde_json::{Map, Value, json};
 use crate::account::Credentials;
 use crate::builtins::{Storage, body_value};
 use crate::credentials::{self, Attach, Sandbox};
-use crate::definition::{Auth, Connector, Grant, Method, Paging, PagingKind, RateLimit, RecoveryAction};
+use crate::definition::{Auth, Connector, Grant, Method, Paging, PagingKind, RateLimit, RecoveryAction, merge_fields};
 use crate::egress::{self, Body, EgressPolicy, Outbound, SendError};
 use crate::pool::ScriptPool;
 use crate::script::{self, Budget, Event, Host, Limits, Outcome};
@@ -22,9 +22,11 @@ use crate::script::{self, Budget, Event, Host, Limits, Outcome};
 mod accounts;
 mod recovery;
 mod request_headers;
+mod webhooks;
 
 pub use accounts::{AccountInput, AccountView, basic_auth_value};
 use recovery::TokenFailure;
+pub use webhooks::{InboundWebhook, WebhookReply};
 
 /// Runtime settings.
 #[derive(Debug, Clone)]
@@ -707,6 +709,21 @@ impl ConnectorRuntime {
         }
     }
 
+    /// A connector URL (`base_url`, `token_url`, `authorize_url`) for an account: its `{{Name}}` merge fields
+    /// come from the account's and the partner properties only, never from a caller or a script, because
+    /// these URLs decide where the account's credentials are sent; each value is checked by
+    /// [`credentials::url_part`].
+    fn connector_url(connector: &Connector, credentials: &Credentials, template: &str) -> Result<String, Error> {
+        let fields = Self::fields(connector, credentials, &Map::new());
+        if let Some((_, missing)) = merge_fields(template).find(|(_, name)| !fields.contains_key(*name)) {
+            return Err(err(
+                ErrorCode::ConnectorInvalid,
+                format!("The account has no property {missing}, which the connector's URL needs."),
+            ));
+        }
+        fill_with(template, &fields, credentials::url_part).map_err(|message| err(ErrorCode::ConnectorInvalid, message))
+    }
+
     /// Merge-field values: the call's (and its scripts'), under the partner properties, under the account's
     /// properties, so a caller cannot replace a value the account was installed with.
     fn fields(connector: &Connector, credentials: &Credentials, extra: &Map<String, Value>) -> Map<String, Value> {
@@ -761,8 +778,8 @@ impl ConnectorRuntime {
     }
 
     /// The host of a connector-level OAuth hook: no credentials to attach, no storage.
-    fn oauth_host(&self, connector: &Connector, budget: &Arc<Budget>) -> Host {
-        self.host(Attach::none(origin_of(&connector.base_url), Vec::new()), None, budget, Sandbox::default())
+    fn oauth_host(&self, base_url: &str, budget: &Arc<Budget>) -> Host {
+        self.host(Attach::none(origin_of(base_url), Vec::new()), None, budget, Sandbox::default())
     }
 
     /// Storage scopes of an account's scripts: `cyclr_storage_*` is shared by every account of the connector
@@ -792,11 +809,9 @@ impl ConnectorRuntime {
             .map(Option::unwrap_or_default)
             .collect();
         let secrets = secrets(connector, &loaded.credentials);
-        let attach = Attach::new(
-            origin_of(&connector.base_url),
-            Self::auth_header(connector, &loaded.credentials),
-            secrets.clone(),
-        );
+        let base_url = Self::connector_url(connector, &loaded.credentials, &connector.base_url)?;
+        let attach =
+            Attach::new(origin_of(&base_url), Self::auth_header(connector, &loaded.credentials), secrets.clone());
         let sandbox = Sandbox {
             secrets: secrets.clone(),
             auth_value: loaded.credentials.auth_value.clone().filter(|_| matches!(connector.auth, Auth::ApiKey { .. })),
@@ -820,7 +835,7 @@ impl ConnectorRuntime {
                 .clone()
                 .or_else(|| method.body.as_ref().map(|b| fill_value(b, &fields)))
                 .unwrap_or(Value::Null);
-            let endpoint = format!("{}{}", connector.base_url.trim_end_matches('/'), fill_path(&method.path, &fields)?);
+            let endpoint = format!("{}{}", base_url.trim_end_matches('/'), fill_path(&method.path, &fields)?);
             let mut globals = Map::new();
             globals.insert("method_request".to_owned(), body);
             globals.insert("method_request_headers".to_owned(), Value::Object(headers));
@@ -877,7 +892,7 @@ impl ConnectorRuntime {
             let mut page_fields = mergefields.clone();
             pages.vars(paging, &mut page_fields);
             let fields = Self::fields(connector, &loaded.credentials, &page_fields);
-            let base = connector.base_url.trim_end_matches('/');
+            let base = base_url.trim_end_matches('/');
             let url = match (&pages.next, paging.map(|p| p.kind)) {
                 (Some(next), Some(PagingKind::NextUrl)) if next.starts_with("http") => next.clone(),
                 (Some(next), Some(PagingKind::NextUrl)) => format!("{base}{next}"),

@@ -43,6 +43,10 @@ pub enum Event {
     BeforeOauth2Refresh,
     /// After the refresh request.
     AfterOauth2Refresh,
+    /// An inbound webhook arrived, before anything else: `false` answers the sender with `method_response`.
+    BeforeWebhook,
+    /// Right after an inbound webhook arrived: `false` ignores it.
+    AfterWebhook,
 }
 
 impl Event {
@@ -60,14 +64,26 @@ impl Event {
             Self::AfterOauth2Token => "after_oauth2_token",
             Self::BeforeOauth2Refresh => "before_oauth2_refresh",
             Self::AfterOauth2Refresh => "after_oauth2_refresh",
+            Self::BeforeWebhook => "before_webhook",
+            Self::AfterWebhook => "after_webhook",
         }
     }
 
     const fn is_before(self) -> bool {
         matches!(
             self,
-            Self::BeforeAction | Self::BeforeOauth2Authorise | Self::BeforeOauth2Token | Self::BeforeOauth2Refresh
+            Self::BeforeAction
+                | Self::BeforeOauth2Authorise
+                | Self::BeforeOauth2Token
+                | Self::BeforeOauth2Refresh
+                | Self::BeforeWebhook
         )
+    }
+
+    /// Whether a handler's `false` stops the chain: the `before` events', and `after_webhook`'s (it ignores
+    /// the webhook).
+    const fn aborts_on_false(self) -> bool {
+        self.is_before() || matches!(self, Self::AfterWebhook)
     }
 
     const fn allows_auth_exceptions(self) -> bool {
@@ -95,7 +111,7 @@ pub const WRITABLE_GLOBALS: &[&str] = &[
 pub enum Outcome {
     /// Go on.
     Continue,
-    /// A `before` handler returned `false`.
+    /// A `before` handler (or `after_webhook`) returned `false`.
     Abort,
     /// `action_condition`'s exit.
     Condition(bool),
@@ -320,6 +336,8 @@ fn wrapper(source: &str) -> String {
         Event::AfterOauth2Token,
         Event::BeforeOauth2Refresh,
         Event::AfterOauth2Refresh,
+        Event::BeforeWebhook,
+        Event::AfterWebhook,
     ]
     .iter()
     .map(|e| format!("{0}: typeof {0} === 'function' ? {0} : undefined", e.name()))
@@ -666,7 +684,7 @@ impl Engine {
             let answer: String = invoke.call((level, event.name())).map_err(|e| Self::caught(ctx, &e))?;
             match answer.as_str() {
                 "absent" => {}
-                "false" if event.is_before() => return Ok(Some(Outcome::Abort)),
+                "false" if event.aborts_on_false() => return Ok(Some(Outcome::Abort)),
                 "true" | "truthy" => *condition = Some(true),
                 "false" | "falsy" => {
                     *condition = Some(false);

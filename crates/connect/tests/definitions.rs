@@ -79,3 +79,16 @@ fn scripts_in_their_own_files_are_read_byte_for_byte() {
         refused("base_url: http://x\nauth:\n  type: none\nmethods:\n  m:\n    path: /a\n    script_file: ../x.js\n");
     assert!(outside.iter().any(|e| e.contains("../x.js")), "{outside:?}");
 }
+
+#[test]
+fn connector_urls_may_use_only_declared_properties() {
+    let yaml = "name: regional\nbase_url: https://{{ Region }}.api.example.com\nproperties:\n  - name: Region\n    required: true\npartner_properties:\n  - name: Tenant\n    value: acme\nauth:\n  type: oauth2\n  grant: authorization_code\n  authorize_url: https://login.example.com/{{Tenant}}/authorize\n  token_url: https://{{Region}}.api.example.com/oauth/{{Caller}}\nmethods:\n  m:\n    path: /a\n";
+    let e = errors(yaml);
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(e[0].contains("token_url") && e[0].contains("{{Caller}}"), "{e:?}");
+    Connector::parse(Path::new("ok.yaml"), &yaml.replace("{{Caller}}", "token")).expect("properties may fill URLs");
+    let e = errors(
+        &yaml.replace("base_url: https://{{ Region }}.api.example.com", "base_url: '{{Region}}://x.example.com'"),
+    );
+    assert!(e.iter().any(|m| m.contains("base_url") && m.contains("not an http(s) URL")), "{e:?}");
+}

@@ -9,7 +9,7 @@ use std::time::Duration;
 use fake_api::{Fake, Stale, TokenMode};
 use portcullis_connect::script::Limits;
 use portcullis_connect::{
-    AccountInput, CallRequest, Connector, ConnectorRuntime, Credentials, OAuthValue, RuntimeConfig,
+    AccountInput, CallRequest, Connector, ConnectorRuntime, Credentials, InboundWebhook, OAuthValue, RuntimeConfig,
 };
 use portcullis_core::ErrorCode;
 use portcullis_core::clock::{Clock, SystemClock};
@@ -1001,4 +1001,180 @@ async fn configured_rate_limit_queues_excess_requests() {
         "base_url: http://x\nauth:\n  type: none\nrate_limit:\n  requests_per_second: 0\nmethods: {}\n",
     );
     assert!(bad.expect_err("zero").iter().any(|e| e.to_string().starts_with("bad.yaml:4:")));
+}
+
+/// The OAuth definition with the API's host in an account property: `{{Host}}` in `base_url`, `token_url`
+/// and `authorize_url`.
+fn regional_yaml(base: &str, script: &str) -> String {
+    let base = base.replace("127.0.0.1", "{{Host}}");
+    format!(
+        "name: acme\nbase_url: {base}\nproperties:\n  - name: Host\n    required: true\nauth:\n  type: oauth2\n  grant: authorization_code\n  authorize_url: {base}/authorize\n  token_url: {base}/oauth/token\n  client_id: cid\n  client_secret: csecret\n  pkce: true\nscript: |\n{}methods:\n  list:\n    path: /data\n",
+        indent(script)
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connector_urls_take_the_accounts_properties_never_a_callers_merge_fields() {
+    let env =
+        Env::new(Stale::InvalidGrant200, TokenMode::Rotate, |b| regional_yaml(b, SEED_REFRESH_AFTER_ACTION), fast())
+            .await;
+    let value = OAuthValue {
+        access_token: "at-stale".to_owned(),
+        refresh_token: Some("rt-0".to_owned()),
+        expires: None,
+        refresh_expires: None,
+    };
+    let account = |id: &str, host: &str| AccountInput {
+        id: Some(id.to_owned()),
+        connector: Some("acme".to_owned()),
+        properties: [("Host".to_owned(), host.to_owned())].into(),
+        auth_value: Some(serde_json::to_string(&value).expect("json")),
+    };
+    env.runtime.create_account(&env.org, account("a1", "127.0.0.1")).await.expect("account");
+    // A caller's Host cannot move the request (and the credentials) elsewhere.
+    let request = CallRequest {
+        method: "list".to_owned(),
+        mergefields: serde_json::Map::from_iter([("Host".to_owned(), json!("198.51.100.7"))]),
+        ..CallRequest::default()
+    };
+    let result = env.runtime.call(&env.org, "acme", "a1", &request).await.expect("call");
+    assert_eq!(result.data, json!({"items": [1, 2, 3]}));
+    assert_eq!((result.recoveries, env.fake.tokens()), (1, 1), "refreshed at the token_url of the account's host");
+    let authorize = env.runtime.authorize_url(&env.org, "a1", "https://portcullis.example/cb").await.expect("url");
+    assert!(authorize.starts_with(&format!("{}/authorize?", env.fake.url)), "{authorize}");
+
+    // A property that would reshape the URL is refused before anything is sent.
+    env.runtime.create_account(&env.org, account("a2", "127.0.0.1@198.51.100.7")).await.expect("account");
+    let refused = env.runtime.call(&env.org, "acme", "a2", &request).await.expect_err("refused");
+    assert_eq!(refused.code(), ErrorCode::ConnectorInvalid);
+    assert!(refused.message().contains("Host"), "{}", refused.message());
+}
+
+// Cyclr's "Make External Requests" script example: the webhook names a URL holding the real object.
+const DOC_AFTER_WEBHOOK_HTTP_REQUEST: &str = r"function after_webhook() {
+    var request = {
+        method: 'GET',
+        url: method_response.api_url,
+        headers: {
+            Accept: 'application/json'
+        }
+    };
+
+
+    method_response = http_request(request).content;
+    return true;
+}";
+
+/// An OAuth connector with three webhook methods: the documented example, a GitHub-signed one whose
+/// `before_webhook` answers a verification challenge itself, and one whose `after_webhook` filters events.
+fn webhook_yaml(base: &str) -> String {
+    format!(
+        "name: hooks\nbase_url: {base}\nproperties:\n  - name: WebhookSecret\n    sensitive: true\nauth:\n  type: oauth2\n  grant: authorization_code\n  authorize_url: {base}/authorize\n  token_url: {base}/oauth/token\n  client_id: cid\n  client_secret: csecret\nmethods:\n  object_updated:\n    webhook: {{}}\n    script: |\n{}  signed:\n    webhook:\n      signature: {{ scheme: github, secret_property: WebhookSecret }}\n    script: |\n      function before_webhook() {{\n        if (method_request.challenge) {{ method_response = {{ challenge: method_request.challenge }}; method_response_headers['X-Verified'] = 'yes'; return false; }}\n        return true;\n      }}\n  filtered:\n    webhook: {{}}\n    script: |\n      function after_webhook() {{ return method_response.event !== 'ping'; }}\n  list:\n    path: /data\n",
+        indent(&indent(&indent(DOC_AFTER_WEBHOOK_HTTP_REQUEST)))
+    )
+}
+
+async fn webhook_env() -> Env {
+    let env = Env::new(Stale::Forbidden, TokenMode::Rotate, webhook_yaml, fast()).await;
+    env.fake.scenario.lock().expect("lock").access_token = "at-live".to_owned();
+    let value = OAuthValue {
+        access_token: "at-live".to_owned(),
+        refresh_token: Some("rt-0".to_owned()),
+        expires: None,
+        refresh_expires: None,
+    };
+    let input = AccountInput {
+        id: Some("a1".to_owned()),
+        connector: Some("hooks".to_owned()),
+        properties: [("WebhookSecret".to_owned(), "gh-secret".to_owned())].into(),
+        auth_value: Some(serde_json::to_string(&value).expect("json")),
+    };
+    env.runtime.create_account(&env.org, input).await.expect("account");
+    env
+}
+
+fn inbound(body: &serde_json::Value, headers: &[(&'static str, String)]) -> InboundWebhook {
+    InboundWebhook {
+        url: "https://portcullis.example/connectors/webhooks/x".to_owned(),
+        headers: headers
+            .iter()
+            .map(|(k, v)| (http::HeaderName::from_static(k), v.parse().expect("header value")))
+            .collect(),
+        query: serde_json::Map::new(),
+        body: body.to_string().into_bytes(),
+    }
+}
+
+async fn outbox(env: &Env) -> Vec<serde_json::Value> {
+    let events = env.store.undispatched_events(100).await.expect("outbox");
+    events.iter().map(|(_, e)| serde_json::from_str(&e.payload).expect("payload")).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_documented_after_webhook_example_fetches_the_real_object_and_hands_it_on() {
+    let env = webhook_env().await;
+    let token = env.runtime.webhook_token(&env.org, "a1", "object_updated");
+    assert!(env.runtime.webhook_path(&env.org, "a1", "object_updated").ends_with(&token));
+    let body = json!({"event": "object.updated", "api_url": format!("{}/data", env.fake.url)});
+    let reply = env
+        .runtime
+        .receive_webhook(&env.org, "a1", "object_updated", &token, inbound(&body, &[]))
+        .await
+        .expect("accepted");
+    assert_eq!((reply.status, &reply.body["accepted"]), (200, &json!(true)));
+    let events = outbox(&env).await;
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["type"], "connector.webhook.received");
+    assert_eq!(events[0]["data"]["payload"], json!({"items": [1, 2, 3]}), "http_request carried the account's token");
+    assert_eq!(
+        (events[0]["data"]["accountId"].as_str(), events[0]["data"]["method"].as_str()),
+        (Some("a1"), Some("object_updated"))
+    );
+    assert_eq!(events[0]["data"]["organizationId"], env.org.as_str());
+
+    for (account, method, token) in [
+        ("a1", "object_updated", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA".to_owned()),
+        ("a1", "signed", token.clone()),
+        ("a2", "object_updated", env.runtime.webhook_token(&env.org, "a2", "object_updated")),
+        ("a1", "list", env.runtime.webhook_token(&env.org, "a1", "list")),
+    ] {
+        let refused = env.runtime.receive_webhook(&env.org, account, method, &token, inbound(&body, &[])).await;
+        assert_eq!(refused.expect_err("refused").code(), ErrorCode::EntityMissing, "{account} {method}");
+    }
+    assert_eq!(outbox(&env).await.len(), 1, "refused webhooks raise nothing");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signed_webhooks_are_verified_and_before_webhook_may_answer_itself() {
+    let env = webhook_env().await;
+    let token = env.runtime.webhook_token(&env.org, "a1", "signed");
+    let sign = |body: &serde_json::Value, secret: &str| {
+        let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, secret.as_bytes());
+        let tag = aws_lc_rs::hmac::sign(&key, body.to_string().as_bytes());
+        format!("sha256={}", hex::encode(tag.as_ref()))
+    };
+    let event = json!({"action": "opened"});
+    for headers in [vec![], vec![("x-hub-signature-256", sign(&event, "wrong"))]] {
+        let refused = env.runtime.receive_webhook(&env.org, "a1", "signed", &token, inbound(&event, &headers)).await;
+        assert_eq!(refused.expect_err("refused").code(), ErrorCode::WebhookSignatureInvalid);
+    }
+    let signed = [("x-hub-signature-256", sign(&event, "gh-secret"))];
+    let reply = env.runtime.receive_webhook(&env.org, "a1", "signed", &token, inbound(&event, &signed)).await;
+    assert_eq!(reply.expect("accepted").body["accepted"], true);
+
+    let challenge = json!({"challenge": "c-42"});
+    let signed = [("x-hub-signature-256", sign(&challenge, "gh-secret"))];
+    let reply = env.runtime.receive_webhook(&env.org, "a1", "signed", &token, inbound(&challenge, &signed)).await;
+    let reply = reply.expect("answered");
+    assert_eq!((reply.status, &reply.body), (200, &json!({"challenge": "c-42"})));
+    assert_eq!(reply.headers["X-Verified"], "yes");
+    let events = outbox(&env).await;
+    assert_eq!(events.len(), 1, "only the accepted event: {events:?}");
+    assert_eq!(events[0]["data"]["payload"], event);
+
+    let filtered = env.runtime.webhook_token(&env.org, "a1", "filtered");
+    let ping = json!({"event": "ping"});
+    let reply = env.runtime.receive_webhook(&env.org, "a1", "filtered", &filtered, inbound(&ping, &[])).await;
+    assert_eq!(reply.expect("ignored").body, json!({"accepted": false}));
+    assert_eq!(outbox(&env).await.len(), 1, "after_webhook's false ignores the webhook");
 }

@@ -146,7 +146,7 @@ impl ConnectorRuntime {
         self.view(&self.account_record(org, id).await?)
     }
 
-    async fn account_record(&self, org: &str, id: &str) -> Result<ConnectorAccountRecord, Error> {
+    pub(super) async fn account_record(&self, org: &str, id: &str) -> Result<ConnectorAccountRecord, Error> {
         self.store
             .connector_account(org, id)
             .await?
@@ -218,7 +218,8 @@ impl ConnectorRuntime {
             .master
             .seal(OAUTH_STATE_CONTEXT, state.to_string().as_bytes())
             .map_err(|e| Error::new(ErrorCode::GenericError).with_internal(e))?;
-        let mut url = url::Url::parse(authorize).map_err(|e| err(ErrorCode::ConnectorInvalid, e.to_string()))?;
+        let authorize = Self::connector_url(&connector, &credentials, authorize)?;
+        let mut url = url::Url::parse(&authorize).map_err(|e| err(ErrorCode::ConnectorInvalid, e.to_string()))?;
         {
             let mut q = url.query_pairs_mut();
             q.append_pair("response_type", "code")
@@ -238,8 +239,9 @@ impl ConnectorRuntime {
         let mut globals = Map::new();
         globals.insert("method_endpoint".to_owned(), Value::String(url.into()));
         let budget = Arc::new(Budget::new(self.config.limits.timeout));
+        let base_url = Self::connector_url(&connector, &credentials, &connector.base_url)?;
         let run =
-            self.hooks(Event::BeforeOauth2Authorise, &levels, globals, &self.oauth_host(&connector, &budget)).await?;
+            self.hooks(Event::BeforeOauth2Authorise, &levels, globals, &self.oauth_host(&base_url, &budget)).await?;
         if run.outcome != Outcome::Continue {
             return Err(script_error(Event::BeforeOauth2Authorise, run.outcome));
         }
@@ -285,7 +287,7 @@ impl ConnectorRuntime {
             form.insert("code_verifier".to_owned(), json!(verifier));
         }
         let budget = Arc::new(Budget::new(self.config.limits.timeout));
-        let token = match self.token_request(&connector, &oauth.token_url, form, false, &budget).await {
+        let token = match self.token_request(&connector, &loaded.credentials, form, false, &budget).await {
             Ok(t) => t,
             Err(TokenFailure::Script(e)) => return Err(e),
             Err(TokenFailure::Rejected(why) | TokenFailure::Transient(why)) => {

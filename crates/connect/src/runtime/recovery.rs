@@ -8,7 +8,7 @@ use portcullis_core::store::{AccountState, ConnectorAccountRecord};
 use portcullis_core::{Error, ErrorCode};
 use serde_json::{Map, Value, json};
 
-use crate::account::{OAuthValue, iso};
+use crate::account::{Credentials, OAuthValue, iso};
 use crate::builtins::body_value;
 use crate::credentials::Attach;
 use crate::definition::{Auth, Connector, Grant};
@@ -145,7 +145,7 @@ impl ConnectorRuntime {
         }
         form.insert("client_id".to_owned(), json!(fill(&oauth.client_id, &fields)));
         form.insert("client_secret".to_owned(), json!(fill(&oauth.client_secret, &fields)));
-        let response = self.token_request(connector, oauth.token_url.as_str(), form, true, budget).await;
+        let response = self.token_request(connector, &loaded.credentials, form, true, budget).await;
         match response {
             Ok(token) => {
                 let value = self.token_value(&token, Some(&old));
@@ -185,11 +185,17 @@ impl ConnectorRuntime {
     pub(super) async fn token_request(
         &self,
         connector: &Connector,
-        url: &str,
+        credentials: &Credentials,
         form: Map<String, Value>,
         refresh: bool,
         budget: &Arc<Budget>,
     ) -> Result<Value, TokenFailure> {
+        let Auth::Oauth2(oauth) = &connector.auth else {
+            return Err(TokenFailure::Script(err(ErrorCode::ConnectorInvalid, "The connector does not use OAuth 2.")));
+        };
+        let url = Self::connector_url(connector, credentials, &oauth.token_url).map_err(TokenFailure::Script)?;
+        let base_url =
+            Self::connector_url(connector, credentials, &connector.base_url).map_err(TokenFailure::Script)?;
         let (before, after) = if refresh {
             (Event::BeforeOauth2Refresh, Event::AfterOauth2Refresh)
         } else {
@@ -200,7 +206,7 @@ impl ConnectorRuntime {
         globals.insert("method_request".to_owned(), Value::Object(form));
         globals.insert("method_request_headers".to_owned(), Value::Object(Map::new()));
         globals.insert("method_endpoint".to_owned(), json!(url));
-        let host = self.oauth_host(connector, budget);
+        let host = self.oauth_host(&base_url, budget);
         let run = self.hooks(before, &levels, globals, &host).await.map_err(TokenFailure::Script)?;
         if run.outcome != Outcome::Continue {
             return Err(TokenFailure::Script(script_error(before, run.outcome)));
@@ -212,7 +218,7 @@ impl ConnectorRuntime {
             }
             _ => Vec::new(),
         };
-        let token_url = url::Url::parse(url)
+        let token_url = url::Url::parse(&url)
             .map_err(|e| TokenFailure::Script(err(ErrorCode::ConnectorInvalid, format!("token_url: {e}"))))?;
         let mut last = String::new();
         let mut wait = None;

@@ -528,6 +528,15 @@ error_catalog! {
         message: "The connector definition is invalid.",
         explanation: "The connector's YAML does not match the schema, or a script does not compile; the message gives file, line and what is wrong. Remedy: fix the definition; `portcullis connector validate` checks it.",
     }
+    /// An inbound connector webhook's signature did not verify.
+    WebhookSignatureInvalid {
+        wire: "webhookSignatureInvalid",
+        status: 401,
+        oauth: None,
+        family: Connector,
+        message: "The webhook's signature is missing or does not verify.",
+        explanation: "A request to a connector account's webhook URL lacked the signature its method's `webhook.signature` scheme requires, was signed with another secret or for another body, or carried a signed timestamp outside `tolerance_secs`. Nothing ran and no event was sent. Remedy: give the provider the secret stored in the account's `secret_property`, or fix the property.",
+    }
 }
 
 impl ErrorCode {

@@ -128,6 +128,34 @@ impl RetryPolicy {
 }
 
 impl Delivery {
+    /// A new delivery of an event to an endpoint, due at `now` (a fan-out or a replay).
+    #[must_use]
+    pub fn pending(
+        event_id: &str,
+        event_seq: i64,
+        event_type: &str,
+        endpoint_id: &str,
+        organization_id: &str,
+        now: Timestamp,
+    ) -> Self {
+        Self {
+            id: format!("dlv_{}", uuid::Uuid::now_v7().simple()),
+            event_id: event_id.to_owned(),
+            event_seq,
+            event_type: event_type.to_owned(),
+            endpoint_id: endpoint_id.to_owned(),
+            organization_id: organization_id.to_owned(),
+            state: DeliveryState::Pending,
+            attempts: 0,
+            next_attempt_at: now,
+            last_attempt_at: None,
+            last_status: None,
+            last_error: None,
+            created_at: now,
+            delivered_at: None,
+        }
+    }
+
     /// The delivery after one more attempt. `jitter` is a uniform random number in `[0, 1)`.
     #[must_use]
     pub fn attempted(&self, result: &AttemptResult, now: Timestamp, policy: &RetryPolicy, jitter: f64) -> Self {

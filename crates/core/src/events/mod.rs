@@ -37,17 +37,20 @@ pub enum EventType {
     LoginLockedOut,
     /// A signing key was added to a key ring (published now, signing from `signsFrom`).
     KeysRotated,
+    /// A connector account's inbound webhook arrived and its `after_webhook` handlers accepted it.
+    ConnectorWebhookReceived,
 }
 
 impl EventType {
     /// Every type.
-    pub const ALL: [Self; 6] = [
+    pub const ALL: [Self; 7] = [
         Self::AccountNeedsReauth,
         Self::AccountRecovered,
         Self::SessionTheftDetected,
         Self::PasskeyCounterRegressed,
         Self::LoginLockedOut,
         Self::KeysRotated,
+        Self::ConnectorWebhookReceived,
     ];
 
     /// The wire name (the payload's `type`).
@@ -60,6 +63,7 @@ impl EventType {
             Self::PasskeyCounterRegressed => "passkey.counterRegressed",
             Self::LoginLockedOut => "login.lockedOut",
             Self::KeysRotated => "keys.rotated",
+            Self::ConnectorWebhookReceived => "connector.webhook.received",
         }
     }
 
@@ -77,7 +81,7 @@ impl EventType {
             Self::SessionTheftDetected => Some(ErrorCode::TokenTheftDetected),
             Self::PasskeyCounterRegressed => Some(ErrorCode::PasskeyDataInvalid),
             Self::LoginLockedOut => Some(ErrorCode::LoginAttemptInvalid),
-            Self::AccountRecovered | Self::KeysRotated => None,
+            Self::AccountRecovered | Self::KeysRotated | Self::ConnectorWebhookReceived => None,
         }
     }
 
@@ -169,6 +173,16 @@ impl Event {
         }
         let subject = format!("connector-account:{}", after.id);
         Some(Self::new(Some(&after.organization_id), event_type, &subject, data, after.updated_at))
+    }
+
+    /// The event of an inbound webhook a connector account's handlers accepted: `payload` is
+    /// `method_response` after `after_webhook`. Ordered with the account's other events.
+    #[must_use]
+    pub fn for_webhook(record: &ConnectorAccountRecord, method: &str, payload: Value, now: Timestamp) -> Self {
+        let data =
+            json!({ "accountId": record.id, "connector": record.connector, "method": method, "payload": payload });
+        let subject = format!("connector-account:{}", record.id);
+        Self::new(Some(&record.organization_id), EventType::ConnectorWebhookReceived, &subject, data, now)
     }
 
     /// The event an audit record raises, if any (see [`EventType::raised_by_audit`]).

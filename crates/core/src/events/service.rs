@@ -254,19 +254,14 @@ impl EventService {
     pub async fn replay(&self, organization_id: &str, delivery_id: &str) -> Result<Delivery, Error> {
         let original =
             self.store.delivery(organization_id, delivery_id).await?.ok_or_else(|| missing("such delivery"))?;
-        let now = self.clock.now();
-        let replay = Delivery {
-            id: format!("dlv_{}", uuid::Uuid::now_v7().simple()),
-            state: DeliveryState::Pending,
-            attempts: 0,
-            next_attempt_at: now,
-            last_attempt_at: None,
-            last_status: None,
-            last_error: None,
-            created_at: now,
-            delivered_at: None,
-            ..original
-        };
+        let replay = Delivery::pending(
+            &original.event_id,
+            original.event_seq,
+            &original.event_type,
+            &original.endpoint_id,
+            &original.organization_id,
+            self.clock.now(),
+        );
         self.store.insert_delivery(&replay).await?;
         tracing::info!(organization = %organization_id, delivery = %delivery_id, replay = %replay.id, "delivery replayed");
         Ok(replay)
@@ -286,21 +281,8 @@ impl EventService {
             let deliveries: Vec<Delivery> = endpoints
                 .iter()
                 .filter(|endpoint| endpoint.accepts(&event.event_type))
-                .map(|endpoint| Delivery {
-                    id: format!("dlv_{}", uuid::Uuid::now_v7().simple()),
-                    event_id: event.id.clone(),
-                    event_seq: seq,
-                    event_type: event.event_type.clone(),
-                    endpoint_id: endpoint.id.clone(),
-                    organization_id: endpoint.organization_id.clone(),
-                    state: DeliveryState::Pending,
-                    attempts: 0,
-                    next_attempt_at: now,
-                    last_attempt_at: None,
-                    last_status: None,
-                    last_error: None,
-                    created_at: now,
-                    delivered_at: None,
+                .map(|endpoint| {
+                    Delivery::pending(&event.id, seq, &event.event_type, &endpoint.id, &endpoint.organization_id, now)
                 })
                 .collect();
             if self.store.dispatch_event(&event.id, &deliveries).await? {

@@ -11,6 +11,7 @@ pub(crate) mod admin;
 pub(crate) mod admin_events;
 pub(crate) mod centralauth;
 pub(crate) mod connect;
+pub(crate) mod connector_webhooks;
 pub(crate) mod login_pages;
 pub(crate) mod oauth;
 pub(crate) mod ops;
@@ -26,6 +27,7 @@ pub(crate) fn documented_routes() -> OpenApiRouter<Arc<App>> {
         .merge(admin_events::api())
         .merge(session_api::api())
         .merge(connect::api())
+        .merge(connector_webhooks::api())
         .merge(oauth::api())
         .merge(centralauth::api())
 }

@@ -52,7 +52,7 @@ async fn provider() -> (String, Arc<Provider>) {
 
 fn definition(base: &str) -> String {
     format!(
-        "name: acme\nbase_url: {base}\nauth:\n  type: oauth2\n  grant: authorization_code\n  authorize_url: {base}/authorize\n  token_url: {base}/oauth/token\n  client_id: cid\n  client_secret: '{{{{ClientSecret}}}}'\n  pkce: true\nproperties:\n  - name: ClientSecret\n    sensitive: true\n    required: true\nscript: |\n  function after_error() {{\n      if (method_error != null && method_error.error != null && method_error.statusCode.toString() === '403') {{\n          throw new AuthRefreshException();\n      }}\n      return true;\n  }}\nmethods:\n  list:\n    path: /data\n"
+        "name: acme\nbase_url: {base}\nauth:\n  type: oauth2\n  grant: authorization_code\n  authorize_url: {base}/authorize\n  token_url: {base}/oauth/token\n  client_id: cid\n  client_secret: '{{{{ClientSecret}}}}'\n  pkce: true\nproperties:\n  - name: ClientSecret\n    sensitive: true\n    required: true\nscript: |\n  function after_error() {{\n      if (method_error != null && method_error.error != null && method_error.statusCode.toString() === '403') {{\n          throw new AuthRefreshException();\n      }}\n      return true;\n  }}\nmethods:\n  list:\n    path: /data\n  hook:\n    webhook:\n      signature: {{ scheme: shopify, secret_property: ClientSecret }}\n"
     )
 }
 
@@ -246,4 +246,42 @@ async fn a_bad_definition_stops_startup_with_file_and_line() {
     let err = App::open(config, OpenOptions { migrate: true }).await.expect_err("invalid definitions");
     let text = err.to_string();
     assert!(text.contains("bad.yaml:6:") && text.contains("pathh"), "{text}");
+}
+
+/// A provider's signed webhook: the admin listing gives the account's URL, a good signature is accepted and
+/// reaches the organization's event endpoint, a bad one is refused with its catalog code, a wrong URL is 404.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn inbound_webhooks_are_verified_and_handed_to_the_event_endpoints() {
+    use base64::Engine as _;
+
+    let (base, _provider) = provider().await;
+    let server = server_with(Backend::Sqlite, &base, crate::events::hear_events).await;
+    let org = server.app.create_organization("Acme").await.expect("org");
+    let receiver = crate::events::subscribe(&server, &org.id).await;
+    let accounts = format!("/admin/v1/organizations/{}/connector-accounts", org.id);
+    let body = json!({"id": "crm", "connector": "acme", "properties": {"ClientSecret": "whk-secret"}});
+    let (status, _) = read_json(server.admin(Method::POST, &accounts).json(&body).send().await.expect("create")).await;
+    assert_eq!(status, 201);
+    let (status, listed) =
+        read_json(server.admin(Method::GET, &format!("{accounts}/crm/webhooks")).send().await.expect("list")).await;
+    assert_eq!(status, 200, "{listed}");
+    let url = listed["webhooks"][0]["url"].as_str().expect("url").to_owned();
+    assert_eq!(listed["webhooks"][0]["method"], "hook");
+    assert!(url.starts_with(&format!("{}/connectors/webhooks/{}/crm/hook/", server.url, org.id)), "{url}");
+
+    let payload = r#"{"order":{"id":7}}"#;
+    let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, b"whk-secret");
+    let signature = base64::engine::general_purpose::STANDARD.encode(aws_lc_rs::hmac::sign(&key, payload.as_bytes()));
+    let post = |url: String, signature: String| {
+        server.client.post(url).header("x-shopify-hmac-sha256", signature).body(payload).send()
+    };
+    assert_catalog_error(post(url.clone(), "AAAA".to_owned()).await.expect("post"), 401, "webhookSignatureInvalid")
+        .await;
+    let forged = format!("{}xx", url.trim_end_matches(|c| c != '/'));
+    assert_catalog_error(post(forged, signature.clone()).await.expect("post"), 404, "entityMissing").await;
+    let (status, accepted) = read_json(post(url, signature).await.expect("post")).await;
+    assert_eq!((status, &accepted["accepted"]), (200, &json!(true)), "{accepted}");
+    let event = crate::events::the_one_event(&server, &org.id, &receiver, "connector.webhook.received").await;
+    assert_eq!(event["data"]["payload"], json!({"order": {"id": 7}}));
+    assert_eq!(event["data"]["accountId"], "crm");
 }
