@@ -1141,6 +1141,14 @@ async fn the_documented_after_webhook_example_fetches_the_real_object_and_hands_
         let refused = env.runtime.receive_webhook(&env.org, account, method, &token, inbound(&body, &[])).await;
         assert_eq!(refused.expect_err("refused").code(), ErrorCode::EntityMissing, "{account} {method}");
     }
+    // Another organization's path: with this organization's token, or with a token made for that path, the
+    // account is not found there.
+    let other = Organization::new("other", SystemClock.now()).expect("org");
+    env.store.insert_organization(&other).await.expect("org");
+    for token in [token.clone(), env.runtime.webhook_token(&other.id, "a1", "object_updated")] {
+        let refused = env.runtime.receive_webhook(&other.id, "a1", "object_updated", &token, inbound(&body, &[])).await;
+        assert_eq!(refused.expect_err("another organization").code(), ErrorCode::EntityMissing);
+    }
     assert_eq!(outbox(&env).await.len(), 1, "refused webhooks raise nothing");
 }
 

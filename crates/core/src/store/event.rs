@@ -23,7 +23,7 @@ pub trait EventStore {
     /// Deletes an endpoint with its deliveries; `false` if there was none.
     async fn delete_event_endpoint(&self, organization_id: &str, id: &str) -> Result<bool, StoreError>;
 
-    /// Appends an event that no other write causes (tests, and causes recorded nowhere else).
+    /// Appends an event whose cause writes nothing else (an accepted inbound webhook).
     async fn append_event(&self, event: &Event) -> Result<(), StoreError>;
 
     /// Events not yet fanned out to endpoints, in outbox order, with their place in it.
