@@ -64,18 +64,8 @@ impl ConnectorStore for SqliteStore {
         organization_id: &str,
         id: &str,
     ) -> Result<Option<ConnectorAccountRecord>, StoreError> {
-        let (org, id) = (organization_id.to_owned(), id.to_owned());
-        self.readers
-            .run(move |c| {
-                let mut s = c
-                    .prepare_cached(&format!(
-                        "SELECT {COLUMNS} FROM connector_accounts WHERE organization_id = ?1 AND id = ?2"
-                    ))
-                    .map_err(store_error)?;
-                let mut rows = s.query_map(params![org, id], account_from_row).map_err(store_error)?;
-                rows.next().transpose().map_err(store_error)
-            })
-            .await
+        let sql = format!("SELECT {COLUMNS} FROM connector_accounts WHERE organization_id = ?1 AND id = ?2");
+        self.organization_row(sql, organization_id, id, account_from_row).await
     }
 
     async fn connector_accounts(&self, organization_id: &str) -> Result<Vec<ConnectorAccountRecord>, StoreError> {

@@ -150,18 +150,8 @@ impl EventStore for SqliteStore {
     }
 
     async fn event_endpoint(&self, organization_id: &str, id: &str) -> Result<Option<EventEndpoint>, StoreError> {
-        let (org, id) = (organization_id.to_owned(), id.to_owned());
-        self.readers
-            .run(move |c| {
-                let mut s = c
-                    .prepare_cached(&format!(
-                        "SELECT {ENDPOINT_COLUMNS} FROM event_endpoints WHERE organization_id = ?1 AND id = ?2"
-                    ))
-                    .map_err(store_error)?;
-                let mut rows = s.query_map(params![org, id], endpoint_from_row).map_err(store_error)?;
-                rows.next().transpose().map_err(store_error)
-            })
-            .await
+        let sql = format!("SELECT {ENDPOINT_COLUMNS} FROM event_endpoints WHERE organization_id = ?1 AND id = ?2");
+        self.organization_row(sql, organization_id, id, endpoint_from_row).await
     }
 
     async fn event_endpoints(&self, organization_id: Option<&str>) -> Result<Vec<EventEndpoint>, StoreError> {
@@ -326,18 +316,9 @@ impl EventStore for SqliteStore {
     }
 
     async fn delivery(&self, organization_id: &str, id: &str) -> Result<Option<Delivery>, StoreError> {
-        let (org, id) = (organization_id.to_owned(), id.to_owned());
-        self.readers
-            .run(move |c| {
-                let mut s = c
-                    .prepare_cached(&format!(
-                        "SELECT {DELIVERY_COLUMNS} FROM event_deliveries d WHERE d.organization_id = ?1 AND d.id = ?2"
-                    ))
-                    .map_err(store_error)?;
-                let mut rows = s.query_map(params![org, id], delivery_from_row).map_err(store_error)?;
-                rows.next().transpose().map_err(store_error)
-            })
-            .await
+        let sql =
+            format!("SELECT {DELIVERY_COLUMNS} FROM event_deliveries d WHERE d.organization_id = ?1 AND d.id = ?2");
+        self.organization_row(sql, organization_id, id, delivery_from_row).await
     }
 
     async fn deliveries(

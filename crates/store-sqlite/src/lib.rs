@@ -105,6 +105,26 @@ fn open_connection(path: &Path, read_only: bool, synchronous: Synchronous) -> Re
 }
 
 /// Maps a SQLite error: constraint violations are conflicts, busy or locked files are unavailability.
+impl SqliteStore {
+    /// The one row `sql` selects with `?1` = an organization and `?2` = an id in it, read by `map`.
+    pub(crate) async fn organization_row<T: Send + 'static>(
+        &self,
+        sql: String,
+        organization_id: &str,
+        id: &str,
+        map: fn(&Row<'_>) -> rusqlite::Result<T>,
+    ) -> Result<Option<T>, StoreError> {
+        let (org, id) = (organization_id.to_owned(), id.to_owned());
+        self.readers
+            .run(move |c| {
+                let mut s = c.prepare_cached(&sql).map_err(store_error)?;
+                let mut rows = s.query_map(params![org, id], map).map_err(store_error)?;
+                rows.next().transpose().map_err(store_error)
+            })
+            .await
+    }
+}
+
 pub(crate) fn store_error(err: rusqlite::Error) -> StoreError {
     match err.sqlite_error_code() {
         Some(ErrorCode::ConstraintViolation) => StoreError::Conflict(err.to_string()),
