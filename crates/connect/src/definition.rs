@@ -37,6 +37,13 @@ pub struct Connector {
     /// byte into `script` (no YAML quoting to get wrong).
     #[serde(default)]
     pub script_file: Option<PathBuf>,
+    /// Query parameters of every method (values may hold merge fields; a method's own value wins, and
+    /// [`IGNORE_PARAMETER`] leaves the parameter out of that method).
+    #[serde(default)]
+    pub query: BTreeMap<String, String>,
+    /// Headers of every method, as `query`.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
     /// The methods, by id.
     pub methods: BTreeMap<String, Method>,
     /// The Post Install Property Value Lookup Method.
@@ -186,6 +193,9 @@ pub struct Method {
     /// Inbound paging.
     #[serde(default)]
     pub paging: Option<Paging>,
+    /// Outbound paging: the caller's records sent in several requests.
+    #[serde(default)]
+    pub outbound_paging: Option<OutboundPaging>,
     /// Declarative recovery rules for this method.
     #[serde(default)]
     pub recovery: Vec<RecoveryRule>,
@@ -362,7 +372,40 @@ pub struct Paging {
     /// Dotted path of the next URL or token in the response (next URL and token paging).
     #[serde(default)]
     pub next_path: Option<String>,
+    /// Further continuation tokens (token paging): `CYCLR_PAGE_TOKEN_{NAME}` takes the value at each
+    /// dotted path, for APIs that need several cursors.
+    #[serde(default)]
+    pub tokens: BTreeMap<String, String>,
 }
+
+/// Cyclr's outbound paging (`PagedOutbound`, `PageSizeOutbound`, `PagedOutboundLocation`): when the array at
+/// `location` in the caller's body holds more than `page_size` records, each run of `page_size` records goes
+/// in its own request, with the rest of the body unchanged.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutboundPaging {
+    /// Where the array is, in Cyclr's notation (`data.[records]`; brackets optional); empty: the body itself.
+    #[serde(default)]
+    pub location: String,
+    /// Records per request (`PageSizeOutbound`).
+    #[serde(default = "default_page_size")]
+    pub page_size: u64,
+}
+
+impl OutboundPaging {
+    /// The location's path segments, brackets removed.
+    #[must_use]
+    pub fn path(&self) -> Vec<&str> {
+        self.location
+            .split('.')
+            .map(|part| part.trim().trim_start_matches('[').trim_end_matches(']'))
+            .filter(|part| !part.is_empty())
+            .collect()
+    }
+}
+
+/// A parameter value that leaves a connector-level parameter out of one method (Cyclr's variable).
+pub const IGNORE_PARAMETER: &str = "CYCLR_IGNORE_PARAMETER";
 
 /// Paging styles.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -529,6 +572,30 @@ impl Connector {
                     paging.page_size > 0 && paging.max_pages > 0,
                     "paging",
                     format!("method {id}: page_size and max_pages must be positive"),
+                );
+                check(
+                    paging.tokens.is_empty() || paging.kind == PagingKind::Token,
+                    "tokens",
+                    format!("method {id}: tokens are for token paging"),
+                );
+                for name in paging.tokens.keys() {
+                    check(
+                        !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
+                        "tokens",
+                        format!("method {id}: token name {name:?} must be letters, digits or '_'"),
+                    );
+                }
+            }
+            if let Some(outbound) = &method.outbound_paging {
+                check(
+                    outbound.page_size > 0,
+                    "outbound_paging",
+                    format!("method {id}: outbound_paging.page_size must be positive"),
+                );
+                check(
+                    method.http_method != "GET" && method.http_method != "HEAD" && !method.multipart,
+                    "outbound_paging",
+                    format!("method {id}: outbound paging needs a JSON body (not GET, HEAD or multipart)"),
                 );
             }
             if let Some(limit) = &method.rate_limit {

@@ -14,17 +14,21 @@ use serde_json::{Map, Value, json};
 use crate::account::Credentials;
 use crate::builtins::{Storage, body_value};
 use crate::credentials::{self, Attach, Sandbox};
-use crate::definition::{Auth, Connector, Grant, Method, Paging, PagingKind, RateLimit, RecoveryAction, merge_fields};
+use crate::definition::{
+    Auth, Connector, Grant, IGNORE_PARAMETER, Method, PagingKind, RateLimit, RecoveryAction, merge_fields,
+};
 use crate::egress::{self, Body, EgressPolicy, Outbound, SendError};
 use crate::pool::ScriptPool;
 use crate::script::{self, Budget, Event, Host, Limits, Outcome};
 
 mod accounts;
+mod paging;
 mod recovery;
 mod request_headers;
 mod webhooks;
 
 pub use accounts::{AccountInput, AccountView, basic_auth_value};
+use paging::Pages;
 use recovery::TokenFailure;
 pub use webhooks::{InboundWebhook, WebhookReply};
 
@@ -122,6 +126,28 @@ pub struct CallResult {
     pub recoveries: u32,
 }
 
+impl CallResult {
+    /// The result of an outbound-paged call: one `data` entry per request; `aborted` when every request
+    /// was, `warning` when any request was not a plain success; the last request's status and condition.
+    fn of_pages(results: Vec<Self>) -> Self {
+        let outcome = if results.iter().all(|r| r.outcome == "aborted") {
+            "aborted"
+        } else if results.iter().any(|r| r.outcome != "success") {
+            "warning"
+        } else {
+            "success"
+        };
+        let last = results.last();
+        Self {
+            outcome,
+            status: last.map_or(0, |r| r.status),
+            condition: last.and_then(|r| r.condition),
+            recoveries: results.iter().map(|r| r.recoveries).sum(),
+            data: Value::Array(results.into_iter().map(|r| r.data).collect()),
+        }
+    }
+}
+
 /// What one call keeps across pages and its auth retry.
 #[derive(Debug)]
 struct Transaction {
@@ -130,74 +156,6 @@ struct Transaction {
     pages: Pages,
     /// Status and reason of a multipart request that was sent on this page: it must not be sent again.
     unreplayable: Option<(u16, String)>,
-}
-
-/// Inbound paging progress of one call; kept across an auth retry so only the failed page is fetched again.
-#[derive(Debug, Default)]
-struct Pages {
-    next: Option<String>,
-    fetched: Vec<Value>,
-}
-
-fn at_path<'v>(value: &'v Value, path: &str) -> Option<&'v Value> {
-    path.split('.').filter(|p| !p.is_empty()).try_fold(value, |v, part| v.get(part))
-}
-
-impl Pages {
-    /// Cyclr's paging merge fields for the next page.
-    fn vars(&self, paging: Option<&Paging>, fields: &mut Map<String, Value>) {
-        let Some(paging) = paging else { return };
-        let number = self.fetched.len() as u64 + 1;
-        let next = self.next.clone().unwrap_or_default();
-        fields.insert("CYCLR_PAGE_NUMBER".to_owned(), json!(number.to_string()));
-        fields.insert("CYCLR_PAGE_OFFSET".to_owned(), json!(((number - 1) * paging.page_size).to_string()));
-        fields.insert("CYCLR_PAGE_SIZE".to_owned(), json!(paging.page_size.to_string()));
-        fields.insert("CYCLR_PAGE_TOKEN".to_owned(), json!(next));
-        fields.insert("CYCLR_PAGE_NEXT_URL".to_owned(), json!(next));
-    }
-
-    /// Records a fetched page; `true` when another page should be fetched.
-    fn advance(&mut self, paging: Option<&Paging>, page: &Value) -> bool {
-        self.fetched.push(page.clone());
-        let Some(paging) = paging else { return false };
-        if self.fetched.len() >= paging.max_pages {
-            return false;
-        }
-        match paging.kind {
-            PagingKind::PageNumber | PagingKind::Offset => {
-                let count = paging
-                    .items_path
-                    .as_deref()
-                    .and_then(|p| at_path(page, p))
-                    .and_then(Value::as_array)
-                    .map_or(0, Vec::len);
-                count as u64 >= paging.page_size && count > 0
-            }
-            PagingKind::NextUrl | PagingKind::Token => {
-                self.next = paging
-                    .next_path
-                    .as_deref()
-                    .and_then(|p| at_path(page, p))
-                    .and_then(Value::as_str)
-                    .filter(|s| !s.is_empty())
-                    .map(str::to_owned);
-                self.next.is_some()
-            }
-        }
-    }
-
-    /// Every page's items in one array (each whole page when no `items_path` is set).
-    fn combined(&self, paging: &Paging) -> Value {
-        let mut items = Vec::new();
-        for page in &self.fetched {
-            match paging.items_path.as_deref().and_then(|p| at_path(page, p)) {
-                Some(Value::Array(list)) => items.extend(list.iter().cloned()),
-                Some(other) => items.push(other.clone()),
-                None => items.push(page.clone()),
-            }
-        }
-        Value::Array(items)
-    }
 }
 
 /// Which recovery a script asked for.
@@ -253,6 +211,22 @@ pub struct ConnectorRuntime {
 
 fn err(code: ErrorCode, message: impl Into<String>) -> Error {
     Error::new(code).with_message(message.into())
+}
+
+/// A method's query parameters or headers: the connector's, then the method's (which win), merge fields
+/// filled; a value of [`IGNORE_PARAMETER`] leaves the parameter out.
+fn parameters(
+    connector: &BTreeMap<String, String>,
+    method: &BTreeMap<String, String>,
+    fields: &Map<String, Value>,
+) -> Map<String, Value> {
+    let mut merged: BTreeMap<&String, &String> = connector.iter().collect();
+    merged.extend(method);
+    merged
+        .into_iter()
+        .filter(|(_, v)| v.trim() != IGNORE_PARAMETER)
+        .map(|(k, v)| (k.clone(), Value::String(fill(v, fields))))
+        .collect()
 }
 
 fn fill(template: &str, fields: &Map<String, Value>) -> String {
@@ -509,6 +483,41 @@ impl ConnectorRuntime {
         let method = connector.methods.get(&request.method).ok_or_else(|| {
             err(ErrorCode::EntityMissing, format!("Connector {connector_name:?} has no method {:?}.", request.method))
         })?;
+        let Some(outbound) = &method.outbound_paging else {
+            return self.call_method(&connector, method, org, account, request, &budget).await;
+        };
+        let bodies = match &request.body {
+            Some(body) => paging::outbound_bodies(body, outbound)?.into_iter().map(Some).collect(),
+            None => vec![None],
+        };
+        let total = bodies.len();
+        let mut results = Vec::with_capacity(total);
+        for (sent, body) in bodies.into_iter().enumerate() {
+            let part = CallRequest { body, ..request.clone() };
+            let result = self.call_method(&connector, method, org, account, &part, &budget).await.map_err(|e| {
+                if sent == 0 {
+                    return e;
+                }
+                let message =
+                    format!("{} (request {} of {total}; the {sent} before it were sent)", e.message(), sent + 1);
+                e.with_message(message)
+            })?;
+            results.push(result);
+        }
+        Ok(CallResult::of_pages(results))
+    }
+
+    /// One call of a method (one request, or one per inbound page), with recovery and rate limits.
+    async fn call_method(
+        &self,
+        connector: &Arc<Connector>,
+        method: &Method,
+        org: &str,
+        account: &str,
+        request: &CallRequest,
+        budget: &Arc<Budget>,
+    ) -> Result<CallResult, Error> {
+        let connector_name = connector.name.as_str();
         let key = format!("{org}/{account}");
         let mut tx = Transaction {
             action_data: Value::Object(Map::new()),
@@ -527,18 +536,18 @@ impl ConnectorRuntime {
             if probing {
                 loaded = self.load(org, account, connector_name).await?;
             }
-            let proactive = if self.needs_proactive_refresh(&connector, &loaded) {
+            let proactive = if self.needs_proactive_refresh(connector, &loaded) {
                 Some(Recovery::Refresh)
-            } else if self.session_expired(&connector, &loaded) {
+            } else if self.session_expired(connector, &loaded) {
                 Some(Recovery::Session)
             } else {
                 None
             };
             if let Some(kind) = proactive {
-                self.recover(&connector, org, &loaded.record, kind, &budget, probing).await?;
+                self.recover(connector, org, &loaded.record, kind, budget, probing).await?;
                 loaded = self.load(org, account, connector_name).await?;
             }
-            match self.attempt(&connector, method, request, &loaded, &mut tx, &budget).await? {
+            match self.attempt(connector, method, request, &loaded, &mut tx, budget).await? {
                 Attempt::Done(mut result) => {
                     self.rate_clear(&key);
                     if probing {
@@ -550,7 +559,7 @@ impl ConnectorRuntime {
                 }
                 Attempt::Recover(kind) if tx.unreplayable.is_some() => {
                     // Renew the credentials for the next call, but never send a multipart body twice (F11).
-                    self.recover(&connector, org, &loaded.record, kind, &budget, probing).await?;
+                    self.recover(connector, org, &loaded.record, kind, budget, probing).await?;
                     return Err(Self::not_replayed(tx.unreplayable.take()));
                 }
                 Attempt::Retry { .. } if tx.unreplayable.is_some() => {
@@ -582,7 +591,7 @@ impl ConnectorRuntime {
                     // landed elsewhere meanwhile is tried, and if refused too, renewed here (MAX_RECOVERIES
                     // bounds the rounds).
                     retried_after_own_renewal =
-                        self.recover(&connector, org, &loaded.record, kind, &budget, probing).await?;
+                        self.recover(connector, org, &loaded.record, kind, budget, probing).await?;
                 }
                 Attempt::Retry { status, reason } => {
                     if retried_by_rule {
@@ -824,11 +833,9 @@ impl ConnectorRuntime {
             let mut page_fields = mergefields.clone();
             pages.vars(paging, &mut page_fields);
             let fields = Self::fields(connector, &loaded.credentials, &page_fields);
-            let mut headers: Map<String, Value> =
-                method.headers.iter().map(|(k, v)| (k.clone(), Value::String(fill(v, &fields)))).collect();
+            let mut headers = parameters(&connector.headers, &method.headers, &fields);
             headers.extend(request.headers.clone());
-            let mut query: Map<String, Value> =
-                method.query.iter().map(|(k, v)| (k.clone(), Value::String(fill(v, &fields)))).collect();
+            let mut query = parameters(&connector.query, &method.query, &fields);
             query.extend(request.query.clone());
             let body = request
                 .body

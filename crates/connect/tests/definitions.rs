@@ -92,3 +92,16 @@ fn connector_urls_may_use_only_declared_properties() {
     );
     assert!(e.iter().any(|m| m.contains("base_url") && m.contains("not an http(s) URL")), "{e:?}");
 }
+
+#[test]
+fn paging_settings_are_checked() {
+    let e = errors(
+        "base_url: http://x\nauth:\n  type: none\nmethods:\n  m:\n    path: /a\n    paging:\n      type: page_number\n      items_path: items\n      tokens:\n        FILTER: meta.filter\n  n:\n    path: /b\n    outbound_paging:\n      location: data.[records]\n",
+    );
+    assert!(e.iter().any(|m| m.contains("method m: tokens are for token paging")), "{e:?}");
+    assert!(e.iter().any(|m| m.contains("method n: outbound paging needs a JSON body")), "{e:?}");
+    let e = errors(
+        "base_url: http://x\nauth:\n  type: none\nmethods:\n  m:\n    path: /a\n    paging:\n      type: token\n      next_path: next\n      tokens:\n        'a-b': meta.filter\n",
+    );
+    assert!(e.iter().any(|m| m.contains("token name \"a-b\"")), "{e:?}");
+}

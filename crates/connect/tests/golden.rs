@@ -622,8 +622,12 @@ async fn hostile_scripts_are_stopped_and_other_calls_keep_working() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn two_runtime_instances_on_one_postgres_make_one_token_request() {
+/// Two connector runtimes, each with its own pool and in-process state, on one PostgreSQL database and key;
+/// the first holds account `a1` (OAuth, `at-valid`). Drop the database guard last.
+async fn two_instances_on_postgres(
+    yaml: impl Fn(&str) -> String + Copy,
+    access: &str,
+) -> (Arc<Env>, Arc<ConnectorRuntime>, portcullis_store_conformance::TestPostgres) {
     use portcullis_store_conformance::TestPostgres;
     use portcullis_store_postgres::{PostgresOptions, PostgresStore};
     let database = TestPostgres::create().await;
@@ -636,13 +640,16 @@ async fn two_runtime_instances_on_one_postgres_make_one_token_request() {
     let first = connect();
     first.migrate().await.expect("migrate");
     let fake = Fake::start(Stale::Forbidden, TokenMode::Rotate).await;
-    let yaml = |b: &str| oauth_yaml(b, SEED_REFRESH_AFTER_ERROR);
     let env = Env::with_store(Arc::clone(&fake), first, tempfile::tempdir().expect("dir"), yaml, fast()).await;
-    env.oauth_account("a1", "at-stale").await;
-    // A second instance: its own pool, its own in-process single-flight map, the same database and key.
+    env.oauth_account("a1", access).await;
     let second = runtime(&fake, &connect(), &env.master, &yaml, fast());
-    let env = Arc::new(env);
-    let second = Arc::new(second);
+    (Arc::new(env), Arc::new(second), database)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_runtime_instances_on_one_postgres_make_one_token_request() {
+    let (env, second, database) =
+        two_instances_on_postgres(|b| oauth_yaml(b, SEED_REFRESH_AFTER_ERROR), "at-stale").await;
     let mut tasks = Vec::new();
     for i in 0..40 {
         let env = Arc::clone(&env);
@@ -659,7 +666,7 @@ async fn two_runtime_instances_on_one_postgres_make_one_token_request() {
     for task in tasks {
         task.await.expect("task").expect("every call succeeds");
     }
-    assert_eq!(fake.tokens(), 1, "one token request across both instances");
+    assert_eq!(env.fake.tokens(), 1, "one token request across both instances");
     drop(database);
 }
 
@@ -1001,6 +1008,97 @@ async fn configured_rate_limit_queues_excess_requests() {
         "base_url: http://x\nauth:\n  type: none\nrate_limit:\n  requests_per_second: 0\nmethods: {}\n",
     );
     assert!(bad.expect_err("zero").iter().any(|e| e.to_string().starts_with("bad.yaml:4:")));
+}
+
+/// Cyclr's paging documentation as a definition: connector-level parameters (one left out by a method with
+/// `CYCLR_IGNORE_PARAMETER`), token paging with a second named token, and outbound paging.
+fn paging_yaml(base: &str) -> String {
+    format!(
+        "name: paged\nbase_url: {base}\nauth:\n  type: api_key\n  header: X-Api-Key\nquery:\n  api_version: '2'\nheaders:\n  X-Team: core\nmethods:\n  bulk:\n    http_method: POST\n    path: /echo\n    outbound_paging:\n      location: data.[records]\n      page_size: 2\n    script: |\n      function before_action() {{ method_request_headers['X-Batch'] = method_request.data.records.join('+'); return true; }}\n      function after_action() {{ method_response = {{ sent: JSON.parse(method_response.body), batch: method_response.headers['x-batch'], team: method_response.headers['x-team'] }}; return true; }}\n  plain:\n    path: /echo\n    query:\n      api_version: CYCLR_IGNORE_PARAMETER\n      q: x\n    headers:\n      X-Team: CYCLR_IGNORE_PARAMETER\n  cursor:\n    path: /cursor\n    query:\n      after: '{{{{CYCLR_PAGE_TOKEN}}}}'\n      filter: '{{{{CYCLR_PAGE_TOKEN_FILTER}}}}'\n    paging:\n      type: token\n      next_path: meta.cursors.after\n      tokens:\n        FILTER: meta.cursors.filter\n      items_path: items\n"
+    )
+}
+
+async fn paging_env() -> Env {
+    let env = Env::new(Stale::Forbidden, TokenMode::Rotate, paging_yaml, fast()).await;
+    let input = AccountInput {
+        id: Some("a1".to_owned()),
+        connector: Some("paged".to_owned()),
+        auth_value: Some("k-123".to_owned()),
+        ..AccountInput::default()
+    };
+    env.runtime.create_account(&env.org, input).await.expect("account");
+    env
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outbound_paging_sends_the_callers_records_in_requests_of_the_page_size() {
+    let env = paging_env().await;
+    let request = CallRequest {
+        method: "bulk".to_owned(),
+        body: Some(json!({"data": {"records": [1, 2, 3, 4, 5], "list": "vip"}})),
+        ..CallRequest::default()
+    };
+    let result = env.runtime.call(&env.org, "paged", "a1", &request).await.expect("call");
+    // One request per two records, each through the hooks, the rest of the body kept; one answer per request.
+    assert_eq!(
+        result.data,
+        json!([
+            {"sent": {"data": {"records": [1, 2], "list": "vip"}}, "batch": "1+2", "team": "core"},
+            {"sent": {"data": {"records": [3, 4], "list": "vip"}}, "batch": "3+4", "team": "core"},
+            {"sent": {"data": {"records": [5], "list": "vip"}}, "batch": "5", "team": "core"},
+        ])
+    );
+    assert_eq!((result.outcome, result.status), ("success", 200));
+
+    let misplaced = CallRequest { body: Some(json!({"data": {"records": "1,2"}})), ..request };
+    let err = env.runtime.call(&env.org, "paged", "a1", &misplaced).await.expect_err("no array there");
+    assert_eq!(err.code(), ErrorCode::EntityInvalid);
+    assert!(err.message().contains("data.[records]"), "{}", err.message());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connector_parameters_apply_to_every_method_unless_ignored_and_named_page_tokens_follow() {
+    let env = paging_env().await;
+    let call = |method: &str| {
+        let request = CallRequest { method: method.to_owned(), ..CallRequest::default() };
+        let env = &env;
+        async move { env.runtime.call(&env.org, "paged", "a1", &request).await.expect("call") }
+    };
+    let plain = call("plain").await;
+    assert_eq!(plain.data["query"], json!("q=x"), "the connector's api_version is ignored here");
+    assert!(plain.data["headers"].get("x-team").is_none(), "{}", plain.data);
+
+    let bulk = env
+        .runtime
+        .call(
+            &env.org,
+            "paged",
+            "a1",
+            &CallRequest {
+                method: "bulk".to_owned(),
+                body: Some(json!({"data": {"records": [1]}})),
+                ..CallRequest::default()
+            },
+        )
+        .await
+        .expect("bulk");
+    assert_eq!((&bulk.data[0]["batch"], &bulk.data[0]["team"]), (&json!("1"), &json!("core")));
+
+    let cursor = call("cursor").await;
+    assert_eq!(cursor.data, json!([1, 2, 3]));
+    let queries: Vec<Vec<String>> = env
+        .fake
+        .cursor_queries
+        .lock()
+        .expect("lock")
+        .iter()
+        .map(|q| {
+            let mut pairs: Vec<String> = q.split('&').map(str::to_owned).collect();
+            pairs.sort();
+            pairs
+        })
+        .collect();
+    assert_eq!(queries, [["after=", "api_version=2", "filter="], ["after=c2", "api_version=2", "filter=f-7"]]);
 }
 
 /// The OAuth definition with the API's host in an account property: `{{Host}}` in `base_url`, `token_url`

@@ -65,6 +65,10 @@ pub struct Fake {
     pub pages_requested: Mutex<Vec<u64>>,
     /// The first request for this page revokes the access token (answers as stale).
     pub revoke_on_page: Mutex<Option<u64>>,
+    /// When each `/data` request arrived.
+    pub data_arrivals: Mutex<Vec<std::time::Instant>>,
+    /// The query string of each `/cursor` request.
+    pub cursor_queries: Mutex<Vec<String>>,
     pub url: String,
 }
 
@@ -93,6 +97,8 @@ impl Fake {
             upload_calls: AtomicUsize::new(0),
             pages_requested: Mutex::new(Vec::new()),
             revoke_on_page: Mutex::new(None),
+            data_arrivals: Mutex::new(Vec::new()),
+            cursor_queries: Mutex::new(Vec::new()),
             url,
         });
         let app = Router::new()
@@ -103,6 +109,7 @@ impl Fake {
             .route("/echo", get(echo).post(echo))
             .route("/slow", get(slow))
             .route("/pages", get(pages))
+            .route("/cursor", get(cursor))
             .route("/upload", post(upload))
             .route("/invalid-email", post(invalid_email))
             .route("/moved", get(moved))
@@ -168,6 +175,7 @@ fn stale_answer(stale: Stale) -> Response {
 
 async fn data(State(fake): State<Arc<Fake>>, headers: HeaderMap) -> Response {
     fake.data_calls.fetch_add(1, Ordering::SeqCst);
+    fake.data_arrivals.lock().expect("lock").push(std::time::Instant::now());
     let (answer, refusal) = data_answer(&fake, &headers);
     if let Some((stale, delay)) = refusal {
         tokio::time::sleep(delay).await;
@@ -208,6 +216,7 @@ async fn login(State(fake): State<Arc<Fake>>, axum::Json(body): axum::Json<Value
 
 async fn session_data(State(fake): State<Arc<Fake>>, headers: HeaderMap) -> Response {
     fake.data_calls.fetch_add(1, Ordering::SeqCst);
+    fake.data_arrivals.lock().expect("lock").push(std::time::Instant::now());
     let s = fake.scenario.lock().expect("lock");
     if headers.get("x-session").and_then(|v| v.to_str().ok()) != Some(s.session.as_str()) {
         return stale_answer(s.stale);
@@ -250,6 +259,23 @@ async fn invalid_email() -> Response {
 async fn slow() -> Response {
     tokio::time::sleep(std::time::Duration::from_secs(30)).await;
     "late".into_response()
+}
+
+/// Cursor paging with two tokens (GoCardless-style `after` plus a `filter` cursor): two pages.
+async fn cursor(
+    State(fake): State<Arc<Fake>>,
+    axum::extract::Query(q): axum::extract::Query<std::collections::HashMap<String, String>>,
+    uri: axum::http::Uri,
+) -> Response {
+    fake.cursor_queries.lock().expect("lock").push(uri.query().unwrap_or_default().to_owned());
+    let (after, filter) = (q.get("after").map_or("", String::as_str), q.get("filter").map_or("", String::as_str));
+    match (after, filter) {
+        ("", "") => {
+            axum::Json(json!({"items": [1, 2], "meta": {"cursors": {"after": "c2", "filter": "f-7"}}})).into_response()
+        }
+        ("c2", "f-7") => axum::Json(json!({"items": [3], "meta": {"cursors": {"after": null}}})).into_response(),
+        _ => (StatusCode::BAD_REQUEST, "unknown cursor").into_response(),
+    }
 }
 
 /// Five pages of two items (the last has one), bearer-protected.
