@@ -181,12 +181,6 @@ struct Loaded {
     credentials: Credentials,
 }
 
-#[derive(Debug, Default)]
-struct RateState {
-    blocked_until: Option<Timestamp>,
-    strikes: usize,
-}
-
 /// Waits after repeated 429s without `Retry-After` (Cyclr: 60 s, then +1, 3, 7, 15, 30 min).
 const RATE_LADDER_SECS: &[u64] = &[60, 60, 180, 420, 900, 1800];
 const MAX_RECOVERIES: u32 = 3;
@@ -203,9 +197,6 @@ pub struct ConnectorRuntime {
     pool: ScriptPool,
     config: RuntimeConfig,
     flights: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
-    rates: Mutex<HashMap<String, RateState>>,
-    /// Next free send slot per account (and per account and method), for configured rate limits.
-    slots: Mutex<HashMap<String, tokio::time::Instant>>,
     holder: String,
 }
 
@@ -388,8 +379,6 @@ impl ConnectorRuntime {
             pool,
             config,
             flights: Mutex::new(HashMap::new()),
-            rates: Mutex::new(HashMap::new()),
-            slots: Mutex::new(HashMap::new()),
             holder: uuid::Uuid::now_v7().to_string(),
         })
     }
@@ -530,8 +519,8 @@ impl ConnectorRuntime {
         let mut waited_for_rate_limit = false;
         let mut retried_by_rule = false;
         loop {
-            self.rate_gate(&key)?;
             let mut loaded = self.load(org, account, connector_name).await?;
+            self.rate_gate(&loaded.record)?;
             let probing = self.reauth_gate(&loaded.record).await?;
             if probing {
                 loaded = self.load(org, account, connector_name).await?;
@@ -549,7 +538,9 @@ impl ConnectorRuntime {
             }
             match self.attempt(connector, method, request, &loaded, &mut tx, budget).await? {
                 Attempt::Done(mut result) => {
-                    self.rate_clear(&key);
+                    if loaded.record.rate_strikes > 0 || loaded.record.rate_blocked_until.is_some() {
+                        self.store.clear_connector_rate(org, account).await?;
+                    }
                     if probing {
                         let fresh = self.load(org, account, connector_name).await?;
                         self.write(&fresh.record, &fresh.credentials, AccountState::Ok, None, None).await?;
@@ -566,7 +557,7 @@ impl ConnectorRuntime {
                     return Err(Self::not_replayed(tx.unreplayable.take()));
                 }
                 Attempt::RateLimited(after) if tx.unreplayable.is_some() => {
-                    let wait = self.rate_strike(&key, after, true);
+                    let wait = self.rate_strike(org, account, after, true).await?;
                     return Err(Error::new(ErrorCode::UpstreamRateLimited).with_retry_after(wait));
                 }
                 Attempt::Recover(kind) => {
@@ -604,7 +595,7 @@ impl ConnectorRuntime {
                     retried_by_rule = true;
                 }
                 Attempt::RateLimited(after) => {
-                    let wait = self.rate_strike(&key, after, waited_for_rate_limit);
+                    let wait = self.rate_strike(org, account, after, waited_for_rate_limit).await?;
                     if waited_for_rate_limit || wait > self.config.max_inline_rate_limit_wait.as_secs() {
                         return Err(Error::new(ErrorCode::UpstreamRateLimited).with_retry_after(wait));
                     }
@@ -623,10 +614,10 @@ impl ConnectorRuntime {
         )
     }
 
-    fn rate_gate(&self, key: &str) -> Result<(), Error> {
+    /// Fails fast while a 429 blocks the account (on any instance: the block is stored with it).
+    fn rate_gate(&self, record: &ConnectorAccountRecord) -> Result<(), Error> {
         let now = self.clock.now();
-        let rates = self.rates.lock().unwrap_or_else(PoisonError::into_inner);
-        match rates.get(key).and_then(|r| r.blocked_until) {
+        match record.rate_blocked_until {
             Some(until) if until > now => {
                 let secs = u64::try_from((until.unix_millis() - now.unix_millis() + 999) / 1000).unwrap_or(1);
                 Err(Error::new(ErrorCode::UpstreamRateLimited).with_retry_after(secs))
@@ -635,21 +626,23 @@ impl ConnectorRuntime {
         }
     }
 
-    /// Counts a 429 and returns the wait. Blocks the account for other calls when the wait is not done inline.
-    fn rate_strike(&self, key: &str, retry_after: Option<u64>, final_strike: bool) -> u64 {
-        let mut rates = self.rates.lock().unwrap_or_else(PoisonError::into_inner);
-        let state = rates.entry(key.to_owned()).or_default();
-        state.strikes += 1;
-        let ladder = RATE_LADDER_SECS[state.strikes.min(RATE_LADDER_SECS.len()) - 1];
+    /// Counts a 429 in the store and returns the wait. Blocks the account for every instance when the wait is
+    /// not done inline.
+    async fn rate_strike(
+        &self,
+        org: &str,
+        account: &str,
+        retry_after: Option<u64>,
+        final_strike: bool,
+    ) -> Result<u64, Error> {
+        let strikes = usize::try_from(self.store.strike_connector_rate(org, account).await?).unwrap_or(usize::MAX);
+        let ladder = RATE_LADDER_SECS[strikes.clamp(1, RATE_LADDER_SECS.len()) - 1];
         let wait = retry_after.unwrap_or(ladder);
         if final_strike || wait > self.config.max_inline_rate_limit_wait.as_secs() {
-            state.blocked_until = Some(self.clock.now().plus(Duration::from_secs(wait)));
+            let until = self.clock.now().plus(Duration::from_secs(wait));
+            self.store.block_connector_rate(org, account, until).await?;
         }
-        wait
-    }
-
-    fn rate_clear(&self, key: &str) {
-        self.rates.lock().unwrap_or_else(PoisonError::into_inner).remove(key);
+        Ok(wait)
     }
 
     /// Fails fast while an account needs re-authentication; `Ok(true)` when this call is the one probe after a
@@ -962,8 +955,8 @@ impl ConnectorRuntime {
             };
             let outbound = Outbound { method: http_method, url, headers, body, timeout: None };
 
-            self.pace(loaded, connector.rate_limit.as_ref(), "").await;
-            self.pace(loaded, method.rate_limit.as_ref(), &request.method).await;
+            self.pace(loaded, connector.rate_limit.as_ref(), "").await?;
+            self.pace(loaded, method.rate_limit.as_ref(), &request.method).await?;
             let sent = egress::send(&self.client, &self.egress, &host.attach, outbound).await;
             let (status, reason, response_headers, text) = match sent {
                 Ok(response) => {
@@ -1095,18 +1088,15 @@ impl ConnectorRuntime {
         Ok(Attempt::Done(CallResult { outcome, status, data, condition, recoveries: 0 }))
     }
 
-    /// Waits for this account's next send slot under a configured limit; excess requests queue.
-    async fn pace(&self, loaded: &Loaded, limit: Option<&RateLimit>, method: &str) {
-        let Some(interval) = limit.map(RateLimit::interval) else { return };
-        let key = format!("{}/{}/{method}", loaded.record.organization_id, loaded.record.id);
-        let slot = {
-            let mut slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
-            let now = tokio::time::Instant::now();
-            let slot = slots.get(&key).copied().filter(|s| *s > now).unwrap_or(now);
-            slots.insert(key, slot + interval);
-            slot
-        };
-        tokio::time::sleep_until(slot).await;
+    /// Waits for this account's next send slot under a configured limit; excess requests queue. The slots
+    /// are reserved in the store, so every instance sending for the account shares one schedule.
+    async fn pace(&self, loaded: &Loaded, limit: Option<&RateLimit>, method: &str) -> Result<(), Error> {
+        let Some(interval) = limit.map(RateLimit::interval) else { return Ok(()) };
+        let (org, account) = (&loaded.record.organization_id, &loaded.record.id);
+        let now = self.clock.now();
+        let wait = self.store.reserve_connector_send_slot(org, account, method, now, interval).await?;
+        tokio::time::sleep(wait).await;
+        Ok(())
     }
 
     fn flight(&self, key: &str) -> Arc<tokio::sync::Mutex<()>> {

@@ -670,6 +670,38 @@ async fn two_runtime_instances_on_one_postgres_make_one_token_request() {
     drop(database);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn configured_rate_limits_and_the_429_block_list_are_shared_by_two_instances() {
+    let yaml = |b: &str| oauth_yaml(b, "") + "rate_limit:\n  requests_per_second: 10\n";
+    let (env, second, database) = two_instances_on_postgres(yaml, "at-valid").await;
+    let request = CallRequest { method: "list".to_owned(), ..CallRequest::default() };
+    // Alternating instances, one after the other: each send waits for the slot the other one took.
+    for i in 0..6 {
+        let runtime = if i % 2 == 0 { &env.runtime } else { &*second };
+        runtime.call(&env.org, "acme", "a1", &request).await.expect("call");
+    }
+    let arrivals = env.fake.data_arrivals.lock().expect("lock").clone();
+    assert_eq!(arrivals.len(), 6);
+    for pair in arrivals.windows(2) {
+        let gap = pair[1] - pair[0];
+        assert!(gap >= Duration::from_millis(80), "10/s across both instances, yet two sends {gap:?} apart");
+    }
+
+    // A long Retry-After seen by one instance blocks the account on the other: nothing more is sent.
+    env.fake.set(|s| {
+        s.rate_limited = 1;
+        s.retry_after = "120";
+    });
+    let err = env.runtime.call(&env.org, "acme", "a1", &request).await.expect_err("long wait");
+    assert_eq!(err.code(), ErrorCode::UpstreamRateLimited);
+    let calls = env.fake.data_calls.load(std::sync::atomic::Ordering::SeqCst);
+    let blocked = second.call(&env.org, "acme", "a1", &request).await.expect_err("blocked on the other instance");
+    assert_eq!(blocked.code(), ErrorCode::UpstreamRateLimited);
+    assert!(blocked.retry_after_secs().is_some_and(|s| (100..=120).contains(&s)), "{:?}", blocked.retry_after_secs());
+    assert_eq!(env.fake.data_calls.load(std::sync::atomic::Ordering::SeqCst), calls, "blocked calls are not sent");
+    drop(database);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nothing_leaks_between_invocations_on_one_thread() {
     use portcullis_connect::script::{self, Event, Host, Outcome};

@@ -1,6 +1,7 @@
 //! Connector account and refresh-lease cases.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use portcullis_core::clock::Timestamp;
 use portcullis_core::events::Event;
@@ -29,6 +30,8 @@ fn account(org: &str, id: &str) -> ConnectorAccountRecord {
         last_failure: None,
         created_at: at(0),
         updated_at: at(0),
+        rate_strikes: 0,
+        rate_blocked_until: None,
     }
 }
 
@@ -96,6 +99,78 @@ pub async fn connector_credential_swaps_have_one_winner(store: &Arc<dyn Store>) 
     let events = store.undispatched_events(100).await.expect("outbox");
     assert_eq!(events.len(), 1, "one event per landed write, none for lost ones: {events:?}");
     assert_eq!(events[0].1.event_type, "connector.account.needsReauth");
+}
+
+/// 429 strikes count atomically and survive credential writes; a block keeps the later time; a clear forgets
+/// both; only the named organization's account is touched.
+pub async fn connector_rate_strikes_and_blocks_are_shared(store: &Arc<dyn Store>) {
+    let org = organization(store).await;
+    let other = organization(store).await;
+    store.insert_connector_account(&account(&org, "a1")).await.expect("insert");
+    store.insert_connector_account(&account(&other, "a1")).await.expect("insert");
+    let strikes: Vec<_> = (0..8)
+        .map(|_| {
+            let (store, org) = (Arc::clone(store), org.clone());
+            tokio::spawn(async move { store.strike_connector_rate(&org, "a1").await })
+        })
+        .collect();
+    let mut counts = Vec::new();
+    for strike in strikes {
+        counts.push(strike.await.expect("task").expect("strike"));
+    }
+    counts.sort_unstable();
+    assert_eq!(counts, (1..=8).collect::<Vec<u32>>(), "every strike counts once");
+    assert_eq!(store.strike_connector_rate(&org, "missing").await.expect("no account"), 0);
+    store.block_connector_rate(&org, "a1", at(60_000)).await.expect("block");
+    store.block_connector_rate(&org, "a1", at(5_000)).await.expect("an earlier block");
+    let stored = store.connector_account(&org, "a1").await.expect("get").expect("account");
+    assert_eq!((stored.rate_strikes, stored.rate_blocked_until), (8, Some(at(60_000))));
+    let written = ConnectorAccountRecord { version: 2, sealed_credentials: vec![9], ..account(&org, "a1") };
+    assert!(store.swap_connector_account(&written, 1, None).await.expect("swap"));
+    let stored = store.connector_account(&org, "a1").await.expect("get").expect("account");
+    assert_eq!(
+        (stored.rate_strikes, stored.rate_blocked_until),
+        (8, Some(at(60_000))),
+        "a credential write keeps them"
+    );
+    let untouched = store.connector_account(&other, "a1").await.expect("get").expect("account");
+    assert_eq!((untouched.rate_strikes, untouched.rate_blocked_until), (0, None));
+    store.clear_connector_rate(&org, "a1").await.expect("clear");
+    let stored = store.connector_account(&org, "a1").await.expect("get").expect("account");
+    assert_eq!((stored.rate_strikes, stored.rate_blocked_until), (0, None));
+}
+
+/// Send slots queue one interval apart per account and scope, whoever reserves them, and restart at `now`
+/// once the queue has drained; deleting the account deletes its slots.
+pub async fn connector_send_slots_queue_across_callers(store: &Arc<dyn Store>) {
+    let org = organization(store).await;
+    store.insert_connector_account(&account(&org, "a1")).await.expect("insert");
+    let step = Duration::from_millis(100);
+    let reservations: Vec<_> = (0..5)
+        .map(|_| {
+            let (store, org) = (Arc::clone(store), org.clone());
+            tokio::spawn(async move { store.reserve_connector_send_slot(&org, "a1", "", at(0), step).await })
+        })
+        .collect();
+    let mut waits = Vec::new();
+    for reservation in reservations {
+        waits.push(reservation.await.expect("task").expect("slot"));
+    }
+    waits.sort_unstable();
+    assert_eq!(waits, (0..5).map(|i| step * i).collect::<Vec<_>>(), "one slot each, one interval apart");
+    let method = store.reserve_connector_send_slot(&org, "a1", "list", at(0), step).await.expect("slot");
+    assert_eq!(method, Duration::ZERO, "another scope has its own queue");
+    let later = store.reserve_connector_send_slot(&org, "a1", "", at(250), step).await.expect("slot");
+    assert_eq!(later, Duration::from_millis(250), "queued behind the five before it");
+    let drained = store.reserve_connector_send_slot(&org, "a1", "", at(10_000), step).await.expect("slot");
+    assert_eq!(drained, Duration::ZERO);
+    let fine = store.reserve_connector_send_slot(&org, "a1", "x", at(0), Duration::from_micros(300)).await;
+    let next = store.reserve_connector_send_slot(&org, "a1", "x", at(0), Duration::from_micros(300)).await;
+    assert_eq!((fine.expect("slot"), next.expect("slot")), (Duration::ZERO, Duration::from_micros(300)));
+    assert!(store.delete_connector_account(&org, "a1").await.expect("delete"));
+    store.insert_connector_account(&account(&org, "a1")).await.expect("insert again");
+    let fresh = store.reserve_connector_send_slot(&org, "a1", "", at(0), step).await.expect("slot");
+    assert_eq!(fresh, Duration::ZERO, "the deleted account's queue went with it");
 }
 
 /// A lease has one holder until it expires or is released; only the holder releases it.

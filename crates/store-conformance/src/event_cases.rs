@@ -99,6 +99,8 @@ fn account(org: &str, state: AccountState) -> ConnectorAccountRecord {
         last_failure: Some("invalid_grant".to_owned()),
         created_at: at(0),
         updated_at: at(0),
+        rate_strikes: 0,
+        rate_blocked_until: None,
     }
 }
 

@@ -69,6 +69,8 @@ macro_rules! conformance_suite {
             connector_accounts_round_trip,
             connector_credential_swaps_have_one_winner,
             connector_leases_are_exclusive_until_expiry,
+            connector_rate_strikes_and_blocks_are_shared,
+            connector_send_slots_queue_across_callers,
             rate_limit_hits_count_atomically,
             audit_events_round_trip,
             captcha_solutions_are_spent_once,

@@ -4,13 +4,15 @@ use async_trait::async_trait;
 use portcullis_core::clock::Timestamp;
 use portcullis_core::events::Event;
 use portcullis_core::store::{AccountState, ConnectorAccountRecord, ConnectorStore, StoreError};
+use portcullis_core::store::{slot_micros, slot_wait};
+use std::time::Duration;
 use tokio_postgres::Row;
 
 use crate::events::append_event;
 use crate::{PostgresStore, decode, store_error};
 
 const COLUMNS: &str = "id, organization_id, connector, sealed_credentials, version, state, cooldown_until, \
-                       last_failure, created_at, updated_at";
+                       last_failure, created_at, updated_at, rate_strikes, rate_blocked_until";
 
 fn account_from_row(row: &Row) -> Result<ConnectorAccountRecord, StoreError> {
     let state: String = row.try_get(5).map_err(|e| decode(&e))?;
@@ -25,7 +27,13 @@ fn account_from_row(row: &Row) -> Result<ConnectorAccountRecord, StoreError> {
         last_failure: row.try_get(7).map_err(|e| decode(&e))?,
         created_at: Timestamp::from_unix_millis(row.try_get(8).map_err(|e| decode(&e))?),
         updated_at: Timestamp::from_unix_millis(row.try_get(9).map_err(|e| decode(&e))?),
+        rate_strikes: strikes(row.try_get(10).map_err(|e| decode(&e))?),
+        rate_blocked_until: row.try_get::<_, Option<i64>>(11).map_err(|e| decode(&e))?.map(Timestamp::from_unix_millis),
     })
+}
+
+fn strikes(stored: i64) -> u32 {
+    u32::try_from(stored).unwrap_or(u32::MAX)
 }
 
 #[async_trait]
@@ -34,7 +42,7 @@ impl ConnectorStore for PostgresStore {
         let client = self.client().await?;
         client
             .execute(
-                &format!("INSERT INTO connector_accounts ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"),
+                &format!("INSERT INTO connector_accounts ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"),
                 &[
                     &a.id,
                     &a.organization_id,
@@ -46,6 +54,8 @@ impl ConnectorStore for PostgresStore {
                     &a.last_failure,
                     &a.created_at.unix_millis(),
                     &a.updated_at.unix_millis(),
+                    &i64::from(a.rate_strikes),
+                    &a.rate_blocked_until.map(Timestamp::unix_millis),
                 ],
             )
             .await
@@ -120,6 +130,72 @@ impl ConnectorStore for PostgresStore {
         }
         tx.commit().await.map_err(|e| store_error(&e))?;
         Ok(true)
+    }
+
+    async fn strike_connector_rate(&self, organization_id: &str, id: &str) -> Result<u32, StoreError> {
+        let client = self.client().await?;
+        let statement = client
+            .prepare_cached(
+                "UPDATE connector_accounts SET rate_strikes = rate_strikes + 1 \
+                 WHERE organization_id = $1 AND id = $2 RETURNING rate_strikes",
+            )
+            .await
+            .map_err(|e| store_error(&e))?;
+        let row = client.query_opt(&statement, &[&organization_id, &id]).await.map_err(|e| store_error(&e))?;
+        row.map_or(Ok(0), |r| r.try_get(0).map(strikes).map_err(|e| decode(&e)))
+    }
+
+    async fn block_connector_rate(&self, organization_id: &str, id: &str, until: Timestamp) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "UPDATE connector_accounts SET rate_blocked_until = GREATEST(COALESCE(rate_blocked_until, 0), $3) \
+                 WHERE organization_id = $1 AND id = $2",
+                &[&organization_id, &id, &until.unix_millis()],
+            )
+            .await
+            .map(|_| ())
+            .map_err(|e| store_error(&e))
+    }
+
+    async fn clear_connector_rate(&self, organization_id: &str, id: &str) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "UPDATE connector_accounts SET rate_strikes = 0, rate_blocked_until = NULL \
+                 WHERE organization_id = $1 AND id = $2",
+                &[&organization_id, &id],
+            )
+            .await
+            .map(|_| ())
+            .map_err(|e| store_error(&e))
+    }
+
+    async fn reserve_connector_send_slot(
+        &self,
+        organization_id: &str,
+        account_id: &str,
+        scope: &str,
+        now: Timestamp,
+        interval: Duration,
+    ) -> Result<Duration, StoreError> {
+        let (now, step) = slot_micros(now, interval);
+        let client = self.client().await?;
+        let statement = client
+            .prepare_cached(
+                "INSERT INTO connector_send_slots (organization_id, account_id, scope, next_at_micros) \
+                 VALUES ($1, $2, $3, $4::BIGINT + $5::BIGINT) \
+                 ON CONFLICT (organization_id, account_id, scope) \
+                 DO UPDATE SET next_at_micros = GREATEST(connector_send_slots.next_at_micros, $4) + $5 \
+                 RETURNING next_at_micros - $5",
+            )
+            .await
+            .map_err(|e| store_error(&e))?;
+        let row = client
+            .query_one(&statement, &[&organization_id, &account_id, &scope, &now, &step])
+            .await
+            .map_err(|e| store_error(&e))?;
+        Ok(slot_wait(row.try_get(0).map_err(|e| decode(&e))?, now))
     }
 
     async fn delete_connector_account(&self, organization_id: &str, id: &str) -> Result<bool, StoreError> {

@@ -4,14 +4,16 @@ use async_trait::async_trait;
 use portcullis_core::clock::Timestamp;
 use portcullis_core::events::Event;
 use portcullis_core::store::{AccountState, ConnectorAccountRecord, ConnectorStore, StoreError};
+use portcullis_core::store::{slot_micros, slot_wait};
 use rusqlite::types::Type;
-use rusqlite::{Row, params};
+use rusqlite::{OptionalExtension, Row, params};
+use std::time::Duration;
 
 use crate::events::append_event;
 use crate::{SqliteStore, store_error};
 
 const COLUMNS: &str = "id, organization_id, connector, sealed_credentials, version, state, cooldown_until, \
-                       last_failure, created_at, updated_at";
+                       last_failure, created_at, updated_at, rate_strikes, rate_blocked_until";
 
 fn account_from_row(row: &Row<'_>) -> rusqlite::Result<ConnectorAccountRecord> {
     let state: String = row.get(5)?;
@@ -27,6 +29,8 @@ fn account_from_row(row: &Row<'_>) -> rusqlite::Result<ConnectorAccountRecord> {
         last_failure: row.get(7)?,
         created_at: Timestamp::from_unix_millis(row.get(8)?),
         updated_at: Timestamp::from_unix_millis(row.get(9)?),
+        rate_strikes: row.get(10)?,
+        rate_blocked_until: row.get::<_, Option<i64>>(11)?.map(Timestamp::from_unix_millis),
     })
 }
 
@@ -37,7 +41,7 @@ impl ConnectorStore for SqliteStore {
         self.writer
             .run(move |c| {
                 c.prepare_cached(&format!(
-                    "INSERT INTO connector_accounts ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+                    "INSERT INTO connector_accounts ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
                 ))
                 .and_then(|mut s| {
                     s.execute(params![
@@ -51,6 +55,8 @@ impl ConnectorStore for SqliteStore {
                         a.last_failure,
                         a.created_at.unix_millis(),
                         a.updated_at.unix_millis(),
+                        a.rate_strikes,
+                        a.rate_blocked_until.map(Timestamp::unix_millis),
                     ])
                 })
                 .map(|_| ())
@@ -122,6 +128,77 @@ impl ConnectorStore for SqliteStore {
                 }
                 tx.commit().map_err(store_error)?;
                 Ok(true)
+            })
+            .await
+    }
+
+    async fn strike_connector_rate(&self, organization_id: &str, id: &str) -> Result<u32, StoreError> {
+        let (org, id) = (organization_id.to_owned(), id.to_owned());
+        self.writer
+            .run(move |c| {
+                c.prepare_cached(
+                    "UPDATE connector_accounts SET rate_strikes = rate_strikes + 1 \
+                     WHERE organization_id = ?1 AND id = ?2 RETURNING rate_strikes",
+                )
+                .and_then(|mut s| s.query_row(params![org, id], |r| r.get(0)).optional())
+                .map(Option::unwrap_or_default)
+                .map_err(store_error)
+            })
+            .await
+    }
+
+    async fn block_connector_rate(&self, organization_id: &str, id: &str, until: Timestamp) -> Result<(), StoreError> {
+        let (org, id) = (organization_id.to_owned(), id.to_owned());
+        self.writer
+            .run(move |c| {
+                c.prepare_cached(
+                    "UPDATE connector_accounts SET rate_blocked_until = MAX(COALESCE(rate_blocked_until, 0), ?3) \
+                     WHERE organization_id = ?1 AND id = ?2",
+                )
+                .and_then(|mut s| s.execute(params![org, id, until.unix_millis()]))
+                .map(|_| ())
+                .map_err(store_error)
+            })
+            .await
+    }
+
+    async fn clear_connector_rate(&self, organization_id: &str, id: &str) -> Result<(), StoreError> {
+        let (org, id) = (organization_id.to_owned(), id.to_owned());
+        self.writer
+            .run(move |c| {
+                c.prepare_cached(
+                    "UPDATE connector_accounts SET rate_strikes = 0, rate_blocked_until = NULL \
+                     WHERE organization_id = ?1 AND id = ?2",
+                )
+                .and_then(|mut s| s.execute(params![org, id]))
+                .map(|_| ())
+                .map_err(store_error)
+            })
+            .await
+    }
+
+    async fn reserve_connector_send_slot(
+        &self,
+        organization_id: &str,
+        account_id: &str,
+        scope: &str,
+        now: Timestamp,
+        interval: Duration,
+    ) -> Result<Duration, StoreError> {
+        let (org, account, scope) = (organization_id.to_owned(), account_id.to_owned(), scope.to_owned());
+        let (now, step) = slot_micros(now, interval);
+        self.writer
+            .run(move |c| {
+                c.prepare_cached(
+                    "INSERT INTO connector_send_slots (organization_id, account_id, scope, next_at_micros) \
+                     VALUES (?1, ?2, ?3, ?4 + ?5) \
+                     ON CONFLICT (organization_id, account_id, scope) \
+                     DO UPDATE SET next_at_micros = MAX(next_at_micros, ?4) + ?5 \
+                     RETURNING next_at_micros - ?5",
+                )
+                .and_then(|mut s| s.query_row(params![org, account, scope, now, step], |r| r.get::<_, i64>(0)))
+                .map(|slot| slot_wait(slot, now))
+                .map_err(store_error)
             })
             .await
     }

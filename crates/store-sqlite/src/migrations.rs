@@ -20,6 +20,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0010_supertokens_core.sql"),
     include_str!("../migrations/0011_app_users.sql"),
     include_str!("../migrations/0012_events.sql"),
+    include_str!("../migrations/0013_connector_rates.sql"),
 ];
 
 pub(crate) fn apply(connection: &mut Connection) -> Result<(), StoreError> {

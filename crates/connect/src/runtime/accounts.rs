@@ -112,6 +112,8 @@ impl ConnectorRuntime {
             last_failure: None,
             created_at: now,
             updated_at: now,
+            rate_strikes: 0,
+            rate_blocked_until: None,
         };
         self.store.insert_connector_account(&record).await?;
         // The Post Install Property Value Lookup Method runs right after install when its value is missing.

@@ -56,6 +56,10 @@ pub struct ConnectorAccountRecord {
     pub cooldown_until: Option<Timestamp>,
     /// Why the last refresh or renewal failed.
     pub last_failure: Option<String>,
+    /// 429 answers since the last success (the wait ladder's step); shared by every instance.
+    pub rate_strikes: u32,
+    /// After a 429: calls fail fast with `upstreamRateLimited` until then, on every instance.
+    pub rate_blocked_until: Option<Timestamp>,
     /// Creation time.
     pub created_at: Timestamp,
     /// Last write.
@@ -88,7 +92,29 @@ pub trait ConnectorStore {
         event: Option<&Event>,
     ) -> Result<bool, StoreError>;
 
-    /// Deletes the account; `false` if there was none.
+    /// Counts a 429 answer for the account and returns the strikes since the last success (0 when there is no
+    /// such account). Credential writes leave the count alone.
+    async fn strike_connector_rate(&self, organization_id: &str, id: &str) -> Result<u32, StoreError>;
+
+    /// Blocks the account's calls until `until`; a later block already stored is kept.
+    async fn block_connector_rate(&self, organization_id: &str, id: &str, until: Timestamp) -> Result<(), StoreError>;
+
+    /// Forgets the account's 429 strikes and block after a success.
+    async fn clear_connector_rate(&self, organization_id: &str, id: &str) -> Result<(), StoreError>;
+
+    /// Reserves the account's next send slot in `scope` (the account, or one of its methods) under a limit of
+    /// one request per `interval`, and returns how long after `now` the slot begins. Slots are kept in
+    /// microseconds and taken atomically, so every instance queues behind the same schedule.
+    async fn reserve_connector_send_slot(
+        &self,
+        organization_id: &str,
+        account_id: &str,
+        scope: &str,
+        now: Timestamp,
+        interval: std::time::Duration,
+    ) -> Result<std::time::Duration, StoreError>;
+
+    /// Deletes the account (and its send slots); `false` if there was none.
     async fn delete_connector_account(&self, organization_id: &str, id: &str) -> Result<bool, StoreError>;
 
     /// Takes the lease `key` for `holder` until `until` if it is free or expired at `now`.
@@ -102,6 +128,18 @@ pub trait ConnectorStore {
 
     /// Releases the lease if `holder` still has it.
     async fn release_connector_lease(&self, key: &str, holder: &str) -> Result<(), StoreError>;
+}
+
+/// `now` and `interval` in microseconds, as [`ConnectorStore::reserve_connector_send_slot`] keeps slots.
+#[must_use]
+pub fn slot_micros(now: Timestamp, interval: std::time::Duration) -> (i64, i64) {
+    (now.unix_millis().saturating_mul(1000), i64::try_from(interval.as_micros()).unwrap_or(i64::MAX))
+}
+
+/// How long after `now_micros` the slot starting at `slot_micros` begins.
+#[must_use]
+pub fn slot_wait(slot_micros: i64, now_micros: i64) -> std::time::Duration {
+    std::time::Duration::from_micros(u64::try_from(slot_micros.saturating_sub(now_micros)).unwrap_or(0))
 }
 
 /// Largest stored value (its JSON text) a connector script may keep under one key.

@@ -21,7 +21,7 @@ pub use api_key::ApiKeyStore;
 pub use app_user::{AppUserStore, RoleChange};
 pub use connector::{
     AccountState, ConnectorAccountRecord, ConnectorStorageStore, ConnectorStore, STORAGE_MAX_KEY_BYTES,
-    STORAGE_MAX_KEYS, STORAGE_MAX_VALUE_BYTES, StorageOp,
+    STORAGE_MAX_KEYS, STORAGE_MAX_VALUE_BYTES, StorageOp, slot_micros, slot_wait,
 };
 pub use event::EventStore;
 pub use login::LoginStore;
