@@ -14,22 +14,24 @@ use serde_json::{Map, Value, json};
 use crate::account::Credentials;
 use crate::builtins::{Storage, body_value};
 use crate::credentials::{self, Attach, Sandbox};
-use crate::definition::{
-    Auth, Connector, Grant, IGNORE_PARAMETER, Method, PagingKind, RateLimit, RecoveryAction, merge_fields,
-};
+use crate::definition::{Auth, Connector, Grant, Method, PagingKind, RecoveryAction, merge_fields};
 use crate::egress::{self, Body, EgressPolicy, Outbound, SendError};
 use crate::pool::ScriptPool;
 use crate::script::{self, Budget, Event, Host, Limits, Outcome};
 
 mod accounts;
 mod paging;
+mod rate_limits;
 mod recovery;
 mod request_headers;
+mod templates;
 mod webhooks;
 
 pub use accounts::{AccountInput, AccountView, basic_auth_value};
 use paging::Pages;
+use rate_limits::retry_after;
 use recovery::TokenFailure;
+use templates::{as_text, fill, fill_path, fill_value, fill_with, parameters};
 pub use webhooks::{InboundWebhook, WebhookReply};
 
 /// Runtime settings.
@@ -181,8 +183,6 @@ struct Loaded {
     credentials: Credentials,
 }
 
-/// Waits after repeated 429s without `Retry-After` (Cyclr: 60 s, then +1, 3, 7, 15, 30 min).
-const RATE_LADDER_SECS: &[u64] = &[60, 60, 180, 420, 900, 1800];
 const MAX_RECOVERIES: u32 = 3;
 
 /// The connector runtime: definitions, accounts, calls.
@@ -204,88 +204,8 @@ fn err(code: ErrorCode, message: impl Into<String>) -> Error {
     Error::new(code).with_message(message.into())
 }
 
-/// A method's query parameters or headers: the connector's, then the method's (which win), merge fields
-/// filled; a value of [`IGNORE_PARAMETER`] leaves the parameter out.
-fn parameters(
-    connector: &BTreeMap<String, String>,
-    method: &BTreeMap<String, String>,
-    fields: &Map<String, Value>,
-) -> Map<String, Value> {
-    let mut merged: BTreeMap<&String, &String> = connector.iter().collect();
-    merged.extend(method);
-    merged
-        .into_iter()
-        .filter(|(_, v)| v.trim() != IGNORE_PARAMETER)
-        .map(|(k, v)| (k.clone(), Value::String(fill(v, fields))))
-        .collect()
-}
-
-fn fill(template: &str, fields: &Map<String, Value>) -> String {
-    fill_with(template, fields, |_, v| Ok::<_, std::convert::Infallible>(v.to_owned())).unwrap_or_else(|e| match e {})
-}
-
-fn fill_with<E>(
-    template: &str,
-    fields: &Map<String, Value>,
-    encode: impl Fn(&str, &str) -> Result<String, E>,
-) -> Result<String, E> {
-    let mut out = String::with_capacity(template.len());
-    let mut rest = template;
-    while let Some(start) = rest.find("{{") {
-        out.push_str(&rest[..start]);
-        let after = &rest[start + 2..];
-        let Some(end) = after.find("}}") else {
-            out.push_str(&rest[start..]);
-            return Ok(out);
-        };
-        let name = after[..end].trim();
-        match fields.get(name) {
-            Some(Value::String(s)) => out.push_str(&encode(name, s)?),
-            Some(Value::Null) | None => {}
-            Some(other) => out.push_str(&encode(name, &other.to_string())?),
-        }
-        rest = &after[end + 2..];
-    }
-    out.push_str(rest);
-    Ok(out)
-}
-
-/// A method's path with its merge fields, each one encoded path segment; a path that would climb out of the
-/// method's (`.` or `..` segments) is refused.
-fn fill_path(template: &str, fields: &Map<String, Value>) -> Result<String, Error> {
-    let path = fill_with(template, fields, credentials::path_segment)
-        .map_err(|message| err(ErrorCode::EntityInvalid, message))?;
-    let bare = path.split(['?', '#']).next().unwrap_or_default();
-    if bare.split('/').any(|segment| matches!(segment, "." | "..")) {
-        return Err(err(ErrorCode::EntityInvalid, "The method path may not contain '.' or '..' segments."));
-    }
-    Ok(path)
-}
-
-fn fill_value(value: &Value, fields: &Map<String, Value>) -> Value {
-    match value {
-        Value::String(s) => Value::String(fill(s, fields)),
-        Value::Array(items) => Value::Array(items.iter().map(|v| fill_value(v, fields)).collect()),
-        Value::Object(map) => Value::Object(map.iter().map(|(k, v)| (k.clone(), fill_value(v, fields))).collect()),
-        other => other.clone(),
-    }
-}
-
-fn as_text(v: &Value) -> String {
-    v.as_str().map_or_else(|| v.to_string(), str::to_owned)
-}
-
 fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
-}
-
-fn retry_after(headers: &reqwest::header::HeaderMap, now: Timestamp) -> Option<u64> {
-    let text = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim();
-    if let Ok(secs) = text.parse::<u64>() {
-        return Some(secs);
-    }
-    let at = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc2822).ok()?;
-    Some(u64::try_from(at.unix_timestamp() - now.unix_seconds()).unwrap_or(0))
 }
 
 fn script_error(event: Event, outcome: Outcome) -> Error {
@@ -612,37 +532,6 @@ impl ConnectorRuntime {
             ErrorCode::UpstreamError,
             format!("The third-party API answered {status} {reason}; a multipart request is not sent twice."),
         )
-    }
-
-    /// Fails fast while a 429 blocks the account (on any instance: the block is stored with it).
-    fn rate_gate(&self, record: &ConnectorAccountRecord) -> Result<(), Error> {
-        let now = self.clock.now();
-        match record.rate_blocked_until {
-            Some(until) if until > now => {
-                let secs = u64::try_from((until.unix_millis() - now.unix_millis() + 999) / 1000).unwrap_or(1);
-                Err(Error::new(ErrorCode::UpstreamRateLimited).with_retry_after(secs))
-            }
-            _ => Ok(()),
-        }
-    }
-
-    /// Counts a 429 in the store and returns the wait. Blocks the account for every instance when the wait is
-    /// not done inline.
-    async fn rate_strike(
-        &self,
-        org: &str,
-        account: &str,
-        retry_after: Option<u64>,
-        final_strike: bool,
-    ) -> Result<u64, Error> {
-        let strikes = usize::try_from(self.store.strike_connector_rate(org, account).await?).unwrap_or(usize::MAX);
-        let ladder = RATE_LADDER_SECS[strikes.clamp(1, RATE_LADDER_SECS.len()) - 1];
-        let wait = retry_after.unwrap_or(ladder);
-        if final_strike || wait > self.config.max_inline_rate_limit_wait.as_secs() {
-            let until = self.clock.now().plus(Duration::from_secs(wait));
-            self.store.block_connector_rate(org, account, until).await?;
-        }
-        Ok(wait)
     }
 
     /// Fails fast while an account needs re-authentication; `Ok(true)` when this call is the one probe after a
@@ -1086,17 +975,6 @@ impl ConnectorRuntime {
             None
         };
         Ok(Attempt::Done(CallResult { outcome, status, data, condition, recoveries: 0 }))
-    }
-
-    /// Waits for this account's next send slot under a configured limit; excess requests queue. The slots
-    /// are reserved in the store, so every instance sending for the account shares one schedule.
-    async fn pace(&self, loaded: &Loaded, limit: Option<&RateLimit>, method: &str) -> Result<(), Error> {
-        let Some(interval) = limit.map(RateLimit::interval) else { return Ok(()) };
-        let (org, account) = (&loaded.record.organization_id, &loaded.record.id);
-        let now = self.clock.now();
-        let wait = self.store.reserve_connector_send_slot(org, account, method, now, interval).await?;
-        tokio::time::sleep(wait).await;
-        Ok(())
     }
 
     fn flight(&self, key: &str) -> Arc<tokio::sync::Mutex<()>> {
