@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use portcullis_core::clock::{Clock, SystemClock};
 use portcullis_core::session::{
     AccessTokenClaims, AccessTokenError, Audience, ClaimValidationError, ClaimValidator, TryRefreshReason,
-    validate_claims, verify_access_token,
+    validate_claims,
 };
 use portcullis_session_wire::{RequestTokens, TokenResponse, TokenTransfer};
 use serde_json::{Map, Value};
@@ -165,7 +165,7 @@ impl Portcullis {
             return Err(try_refresh(false, "cookie-mode request without the rid header"));
         }
         let audience = Audience::Organization(&inner.organization_id);
-        let verify = || verify_access_token(token, &inner.jwks, SystemClock.now(), inner.issuer.as_deref(), audience);
+        let verify = || inner.verified.verify(token, &inner.jwks, SystemClock.now(), inner.issuer.as_deref(), audience);
         let verified = match verify() {
             Err(AccessTokenError::TryRefresh(TryRefreshReason::UnknownKey))
                 if inner.jwks.refetch_for_unknown_key(&inner.client).await =>
@@ -199,7 +199,7 @@ impl Portcullis {
         if !errors.is_empty() {
             return Err(SessionRejection::InvalidClaim(errors));
         }
-        Ok(Session { claims: Arc::new(claims), transfer })
+        Ok(Session { claims, transfer })
     }
 
     /// Answers a rejection through the error handlers, then applies the session headers the protocol

@@ -13,6 +13,7 @@ use serde_json::Value;
 use tokio::sync::Mutex;
 
 use crate::client::{Client, ClientError};
+use crate::verified_tokens::KeyGeneration;
 
 /// Shortest time between two fetches triggered by unknown key ids.
 pub const REFETCH_COOLDOWN: Duration = Duration::from_millis(500);
@@ -23,13 +24,19 @@ pub struct JwksCache {
     keys: RwLock<HashMap<String, VerificationKey>>,
     last_fetch: Mutex<Option<Instant>>,
     fetches: AtomicU64,
+    generation: AtomicU64,
 }
 
 impl JwksCache {
     /// An empty cache.
     #[must_use]
     pub fn new() -> Self {
-        Self { keys: RwLock::new(HashMap::new()), last_fetch: Mutex::new(None), fetches: AtomicU64::new(0) }
+        Self {
+            keys: RwLock::new(HashMap::new()),
+            last_fetch: Mutex::new(None),
+            fetches: AtomicU64::new(0),
+            generation: AtomicU64::new(0),
+        }
     }
 
     /// How many times the JWKS was fetched (for monitoring: a steady climb means tokens name keys the
@@ -39,7 +46,8 @@ impl JwksCache {
         self.fetches.load(Ordering::Relaxed)
     }
 
-    /// Replaces the keys with a JWKS document's.
+    /// Replaces the keys with a JWKS document's. A key that leaves moves the [`KeyGeneration`], so tokens
+    /// verified with it are verified again (and refused).
     pub fn load(&self, jwks: &Value) {
         let keys: HashMap<String, VerificationKey> = jwks["keys"]
             .as_array()
@@ -56,7 +64,11 @@ impl JwksCache {
                 Some((kid, VerificationKey { key: DecodingKey::from_jwk(&jwk).ok()?, algorithm }))
             })
             .collect();
-        *self.keys.write().unwrap_or_else(PoisonError::into_inner) = keys;
+        let mut current = self.keys.write().unwrap_or_else(PoisonError::into_inner);
+        if current.keys().any(|kid| !keys.contains_key(kid)) {
+            self.generation.fetch_add(1, Ordering::AcqRel);
+        }
+        *current = keys;
     }
 
     /// Fetches the JWKS now.
@@ -96,6 +108,12 @@ impl JwksCache {
 impl Default for JwksCache {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+impl KeyGeneration for JwksCache {
+    fn key_generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
     }
 }
 

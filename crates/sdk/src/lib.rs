@@ -31,6 +31,7 @@ mod guard;
 mod handlers;
 mod jwks;
 mod login;
+mod verified_tokens;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -45,6 +46,7 @@ pub use guard::{Guard, Session, SessionRejection, require_session};
 pub use handlers::{DefaultErrorHandlers, ErrorContext, ErrorHandlers, ResponseDraft};
 pub use jwks::{JwksCache, REFETCH_COOLDOWN};
 pub use login::{CallbackQuery, LoginClient, LoginError, LoginUser};
+pub use verified_tokens::{DEFAULT_VERIFIED_TOKEN_CACHE_BYTES, KeyGeneration, VerifiedTokens};
 
 /// Why the SDK could not start or act.
 #[derive(Debug, thiserror::Error)]
@@ -71,6 +73,7 @@ pub struct Portcullis {
 struct Inner {
     client: Client,
     jwks: JwksCache,
+    verified: VerifiedTokens,
     deny_list: Option<DenyList>,
     handlers: Arc<dyn ErrorHandlers>,
     cookies: CookieSettings,
@@ -101,6 +104,7 @@ pub struct PortcullisBuilder {
     access_token_lifetime: Duration,
     issuer: Option<String>,
     organization: Option<String>,
+    verified_token_cache_bytes: u64,
 }
 
 impl std::fmt::Debug for PortcullisBuilder {
@@ -123,6 +127,7 @@ impl Portcullis {
             access_token_lifetime: Duration::from_secs(3600),
             issuer: None,
             organization: None,
+            verified_token_cache_bytes: DEFAULT_VERIFIED_TOKEN_CACHE_BYTES,
         }
     }
 
@@ -142,6 +147,12 @@ impl Portcullis {
     #[must_use]
     pub fn jwks_fetches(&self) -> u64 {
         self.inner.jwks.fetches()
+    }
+
+    /// The cache of verified access tokens (for monitoring its size against its budget).
+    #[must_use]
+    pub fn verified_tokens(&self) -> &VerifiedTokens {
+        &self.inner.verified
     }
 
     /// A guard for [`require_session`] with these claim validators.
@@ -229,6 +240,15 @@ impl PortcullisBuilder {
         self
     }
 
+    /// The byte budget of the cache of verified access tokens (default
+    /// [`DEFAULT_VERIFIED_TOKEN_CACHE_BYTES`], 16 MiB; 0 verifies every request's signature). A token seen
+    /// again skips the signature check; expiry, the deny-list and the claim validators still run on every
+    /// request. See [`VerifiedTokens`].
+    pub const fn verified_token_cache(mut self, budget_bytes: u64) -> Self {
+        self.verified_token_cache_bytes = budget_bytes;
+        self
+    }
+
     /// Asks which organization the API key belongs to, fetches the JWKS (and starts the deny-list
     /// poller, if asked).
     ///
@@ -256,6 +276,7 @@ impl PortcullisBuilder {
             inner: Arc::new(Inner {
                 client,
                 jwks,
+                verified: VerifiedTokens::new(self.verified_token_cache_bytes),
                 deny_list: self.revocation_poll.map(|_| DenyList::default()),
                 handlers: self.handlers,
                 cookies,
