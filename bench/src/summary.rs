@@ -75,7 +75,7 @@ pub(crate) const SPECS: &[Spec] = &[
         "unprotected page",
         "req/s",
         Better::Higher,
-        Goal::None,
+        Goal::Ratio(0.6),
     ),
     spec(
         "verify",
