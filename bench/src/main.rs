@@ -12,6 +12,7 @@ mod refresh;
 mod report;
 mod startup;
 mod summary;
+mod token_cache;
 mod verify;
 
 use std::path::PathBuf;
@@ -64,6 +65,8 @@ enum Command {
     Startup(startup::StartupArgs),
     /// Turn a samples file into the JSON results, the markdown table and the charts.
     Report(summary::ReportArgs),
+    /// Feed the SDK's verified-token cache distinct tokens and print RSS and the cache's weight as it goes.
+    TokenCacheMemory(token_cache::TokenCacheArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -157,6 +160,7 @@ async fn main() -> ExitCode {
         Some(Command::RawRotation(args)) => raw_rotation(args).await,
         Some(Command::Startup(args)) => startup::run(args).await,
         Some(Command::Report(args)) => summary::run(&args),
+        Some(Command::TokenCacheMemory(args)) => token_cache::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
