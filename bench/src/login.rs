@@ -8,7 +8,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use portcullis_core::clock::{Clock, SystemClock};
 use portcullis_core::keys::MasterKey;
-use portcullis_core::login::model::FlowFace;
+use portcullis_core::login::model::{FlowFace, User};
 use portcullis_core::login::{AuthorizeRequest, EmailStep, LoginOutcome, LoginService, StartedFlow, TokenRequest};
 use portcullis_core::organization::Organization;
 use portcullis_core::store::Store;
@@ -62,7 +62,7 @@ pub(crate) fn code_in(body: &str) -> String {
         .to_owned()
 }
 
-pub(crate) async fn run(report: &mut Report, window: Duration, runs: usize) {
+pub(crate) async fn run(report: &mut Report, window: Duration, runs: usize, prefill_users: usize) {
     let dir = tempfile::tempdir().expect("temp dir");
     let options = SqliteOptions { path: dir.path().join("login.db"), readers: 2, synchronous: Synchronous::Normal };
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&options).expect("open"));
@@ -74,6 +74,20 @@ pub(crate) async fn run(report: &mut Report, window: Duration, runs: usize) {
     org.set_whitelist(vec!["https://app.example.com".to_owned()]).expect("whitelist");
     store.insert_organization(&org).await.expect("organization");
     let (secret, _) = login.new_secret(&org.id).await.expect("secret");
+    let now = SystemClock.now();
+    for i in 0..prefill_users {
+        let user = User {
+            id: format!("prefilled-{i}"),
+            organization_id: org.id.clone(),
+            email: format!("prefilled{i}@example.com"),
+            verified: true,
+            blocked: false,
+            created: now,
+            updated: now,
+            last_login: Some(now),
+        };
+        store.user_by_email(&org.id, &user.email, Some(&user)).await.expect("prefill");
+    }
     let challenge = pkce_challenge(VERIFIER);
 
     let (mut logins, mut exchanges) = (Vec::new(), Vec::new());

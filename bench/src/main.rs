@@ -53,6 +53,9 @@ struct InProcess {
     /// Rows in each store before the refresh pairs measure, so lookups walk a realistic B-tree.
     #[arg(long, default_value_t = 20_000)]
     prefill: usize,
+    /// Users in the organization before the login pairs measure (the scale check uses 100,000).
+    #[arg(long, default_value_t = 0)]
+    prefill_users: usize,
 }
 
 #[derive(Debug, Subcommand)]
@@ -117,7 +120,7 @@ async fn in_process(args: InProcess) -> Result<(), String> {
             Pair::RefreshPostgres => refresh::postgres(&mut report, window, args.runs, args.prefill).await,
             Pair::Connectors => connectors::run(&mut report, window, args.runs).await,
             Pair::Login => {
-                login::run(&mut report, window, args.runs).await;
+                login::run(&mut report, window, args.runs, args.prefill_users).await;
                 passkey::run(&mut report, window, args.runs).await;
             }
         }
