@@ -116,6 +116,17 @@ impl Env {
         self.runtime.create_account(&self.org, input).await.expect("account");
     }
 
+    /// Installs account `id` of an API-key connector with `key` as its auth value.
+    pub async fn api_key_account(&self, connector: &str, id: &str, key: &str) {
+        let input = AccountInput {
+            id: Some(id.to_owned()),
+            connector: Some(connector.to_owned()),
+            auth_value: Some(key.to_owned()),
+            ..AccountInput::default()
+        };
+        self.runtime.create_account(&self.org, input).await.expect("account");
+    }
+
     pub async fn credentials(&self, id: &str) -> (Credentials, AccountState, i64) {
         let record = self.store.connector_account(&self.org, id).await.expect("get").expect("exists");
         (Credentials::open(&self.master, id, &record.sealed_credentials).expect("open"), record.state, record.version)
@@ -569,13 +580,7 @@ async fn after_error_sees_the_reason_phrase_the_upstream_sent() {
         )
     };
     let env = Env::new(Stale::Forbidden, TokenMode::Rotate, yaml, fast()).await;
-    let input = AccountInput {
-        id: Some("a1".to_owned()),
-        connector: Some("acme".to_owned()),
-        auth_value: Some("k-1".to_owned()),
-        ..AccountInput::default()
-    };
-    env.runtime.create_account(&env.org, input).await.expect("account");
+    env.api_key_account("acme", "a1", "k-1").await;
     // Cyclr's documented after_error examples match the upstream's own phrase.
     let script = "function after_error() { if (method_error.reasonPhrase === 'Email Address not valid') { \
                   method_error.isError = false; method_error.isSuccess = true; \
@@ -1052,13 +1057,7 @@ fn paging_yaml(base: &str) -> String {
 
 async fn paging_env() -> Env {
     let env = Env::new(Stale::Forbidden, TokenMode::Rotate, paging_yaml, fast()).await;
-    let input = AccountInput {
-        id: Some("a1".to_owned()),
-        connector: Some("paged".to_owned()),
-        auth_value: Some("k-123".to_owned()),
-        ..AccountInput::default()
-    };
-    env.runtime.create_account(&env.org, input).await.expect("account");
+    env.api_key_account("paged", "a1", "k-123").await;
     env
 }
 

@@ -108,11 +108,10 @@ pub(super) fn outbound_bodies(body: &Value, paging: &OutboundPaging) -> Result<V
         .chunks(size)
         .map(|chunk| {
             let mut part = body.clone();
+            // The path led to the array above, so it leads to the same slot in the copy (the copy itself when
+            // the path is empty).
             if let Some(slot) = path.iter().try_fold(&mut part, |v, key| v.get_mut(*key)) {
                 *slot = Value::Array(chunk.to_vec());
-            }
-            if path.is_empty() {
-                part = Value::Array(chunk.to_vec());
             }
             part
         })
