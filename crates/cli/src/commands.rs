@@ -156,6 +156,7 @@ pub(crate) async fn run(command: Command, mut config: Config) -> Result<(), Fail
         Command::Keys(KeysCommand::List { json }) => print_keys(&app.key_statuses(), json),
         Command::Errors { format } => print_catalog(format),
         Command::Events(command) => crate::events::run(&app, command).await?,
+        Command::Console(command) => crate::console::run(&app, command).await?,
         Command::Connector(ConnectorCommand::Validate { paths }) => {
             validate_connectors(&paths);
         }

@@ -2,6 +2,7 @@
 #![allow(clippy::print_stdout, reason = "printing is this binary's interface")]
 
 mod commands;
+mod console;
 mod events;
 
 use std::path::PathBuf;
@@ -58,12 +59,56 @@ enum Command {
     /// Outbound events: an organization's endpoints (Standard Webhooks), the delivery log, replays.
     #[command(subcommand)]
     Events(EventsCommand),
+    /// The admin console's operators (people who sign in at `/console/`).
+    #[command(subcommand)]
+    Console(ConsoleCommand),
     /// Print the error catalog.
     Errors {
         /// Output format.
         #[arg(long, value_enum, default_value_t = CatalogFormat::Json)]
         format: CatalogFormat,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum ConsoleCommand {
+    /// Operators: the people who may sign in to the console.
+    #[command(subcommand)]
+    Operator(OperatorCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum OperatorCommand {
+    /// Add an operator (or change their role); they sign in at `/console/` by email code or passkey.
+    Add {
+        /// Their email.
+        #[arg(long)]
+        email: String,
+        /// `admin` acts; `viewer` reads everything but secrets.
+        #[arg(long, value_enum, default_value_t = RoleArg::Viewer)]
+        role: RoleArg,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Take every console role from an operator (their open console sessions stop at their next request).
+    Remove {
+        /// Their email.
+        #[arg(long)]
+        email: String,
+    },
+    /// List the operators.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum RoleArg {
+    Viewer,
+    Admin,
 }
 
 #[derive(Debug, Subcommand)]

@@ -8,11 +8,13 @@
 //! - [`app_users`]: roles and metadata of SuperTokens apps' users (the core face's next tier).
 //! - [`session`]: sessions, refresh rotation with theft detection, access tokens, claims.
 //! - [`events`]: outbound events (Standard Webhooks): the outbox, endpoints, deliveries and retries.
+//! - [`console`]: the admin console's operators, roles and form tokens.
 //! - [`clock`]: injected time.
 
 pub mod abuse;
 pub mod app_users;
 pub mod clock;
+pub mod console;
 pub mod error;
 pub mod events;
 mod failure;

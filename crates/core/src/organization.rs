@@ -258,8 +258,13 @@ impl ApiKeyRecord {
     /// Makes a key for an organization.
     ///
     /// # Errors
-    /// If the system random source fails.
+    /// `entityInvalid` for the console's operator organization: an API key of it could change operators'
+    /// roles through the SuperTokens core face. A failure of the system random source.
     pub fn generate(organization_id: &str, now: Timestamp) -> Result<NewApiKey, Error> {
+        if organization_id == crate::console::ORGANIZATION_ID {
+            return Err(Error::new(ErrorCode::EntityInvalid)
+                .with_message("The console's operator organization has no API keys; add operators instead."));
+        }
         let mut bytes = [0u8; 32];
         aws_lc_rs::rand::fill(&mut bytes)
             .map_err(|_| Error::new(ErrorCode::GenericError).with_internal("the system random source failed"))?;

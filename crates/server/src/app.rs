@@ -10,6 +10,7 @@ use portcullis_connect::egress::EgressPolicy;
 use portcullis_core::abuse::{AuditEvent, AuditKind, RateLimiter};
 use portcullis_core::app_users::AppUsers;
 use portcullis_core::clock::{Clock, SystemClock};
+use portcullis_core::console::Console;
 use portcullis_core::events::{EndpointChange, EventEndpoint, EventService, NewEndpoint};
 use portcullis_core::keys::{KeyService, KeyStatus};
 use portcullis_core::login::{LoginService, OAuthService};
@@ -45,6 +46,7 @@ pub struct App {
     app_users: AppUsers,
     login: Arc<LoginService>,
     oauth: OAuthService,
+    console: Console,
     connectors: Arc<portcullis_connect::ConnectorRuntime>,
     events: EventService,
     egress: Arc<EgressPolicy>,
@@ -138,6 +140,7 @@ impl App {
             Arc::clone(&login),
             oauth_refresh,
         );
+        let console = Console::new(Arc::clone(&store), Arc::clone(&clock), &master, config.public_url());
         let egress_allow = egress_allow(&config)?;
         let egress = Arc::new(EgressPolicy::new(egress_allow.clone()));
         let connectors = Arc::new(connector_runtime(&config, egress_allow, &store, &master, &clock)?);
@@ -160,6 +163,7 @@ impl App {
             supertokens_apps,
             login,
             oauth,
+            console,
             connectors,
             mailer,
             cookies,
@@ -351,6 +355,12 @@ impl App {
                 .with_message("Email delivery is not configured for this server.")
                 .with_internal("smtp.host is empty and login.dev_outbox is off")),
         }
+    }
+
+    /// The admin console's operators and rules.
+    #[must_use]
+    pub const fn console(&self) -> &Console {
+        &self.console
     }
 
     /// Where session cookies go.

@@ -45,11 +45,15 @@ pub enum AuditKind {
     /// A passkey of another organization was presented on this organization's page. The login was refused.
     #[serde(rename = "passkey.wrongOrganization")]
     PasskeyWrongOrganization,
+    /// An operator acted in the admin console (`detail.action`, `detail.target`); the subject is the
+    /// operator's email. Recorded in the console's operator organization.
+    #[serde(rename = "console.action")]
+    ConsoleAction,
 }
 
 impl AuditKind {
     /// Every kind.
-    pub const ALL: [Self; 10] = [
+    pub const ALL: [Self; 11] = [
         Self::LoginSucceeded,
         Self::LoginFailed,
         Self::LoginLockedOut,
@@ -60,6 +64,7 @@ impl AuditKind {
         Self::PasskeyRemoved,
         Self::PasskeyCounterRegressed,
         Self::PasskeyWrongOrganization,
+        Self::ConsoleAction,
     ];
 
     /// The stored and wire name.
@@ -76,6 +81,7 @@ impl AuditKind {
             Self::PasskeyRemoved => "passkey.removed",
             Self::PasskeyCounterRegressed => "passkey.counterRegressed",
             Self::PasskeyWrongOrganization => "passkey.wrongOrganization",
+            Self::ConsoleAction => "console.action",
         }
     }
 

@@ -194,8 +194,14 @@ impl OAuthService {
             Ok(rotated) => rotated,
             Err(RefreshFailure::Failed(e)) => return Err(e),
             Err(RefreshFailure::TheftDetected { handle, kind, .. }) => {
+                // The whole grant ends, not only its refresh family: the access tokens it issued stop at
+                // once (userinfo and the console check the login session).
+                let family = self.store.session(&handle).await?;
+                if let Some(sid) = family.as_ref().and_then(|f| f.payload.get("sid")).and_then(Value::as_str) {
+                    self.store.end_login_session(sid, self.clock.now()).await?;
+                }
                 return Err(invalid_grant("The refresh token was already used; the session is revoked.")
-                    .with_internal(format!("refresh token reuse ({kind:?}) on {handle}")));
+                    .with_internal(format!("refresh token reuse ({kind:?}) on {handle}; login session ended")));
             }
             Err(RefreshFailure::Unauthorised(reason)) => {
                 return Err(invalid_grant("The refresh token is invalid.").with_internal(format!("{reason:?}")));
@@ -261,6 +267,20 @@ impl OAuthService {
     /// # Errors
     /// `tokenMissing`, `tokenInvalid` (bad signature, expired, not an OAuth access token), `sessionInactive`.
     pub async fn userinfo(&self, bearer: Option<&str>) -> Result<Value, Error> {
+        let (_, user) = self.access(bearer).await?;
+        Ok(json!({
+            "sub": user.id,
+            "email": user.email,
+            "email_verified": user.verified,
+            "updated_at": user.updated.unix_seconds(),
+        }))
+    }
+
+    /// The live login session and user behind one of this server's OAuth access tokens.
+    ///
+    /// # Errors
+    /// `tokenMissing`, `tokenInvalid` (bad signature, expired, not an OAuth access token), `sessionInactive`.
+    pub async fn access(&self, bearer: Option<&str>) -> Result<(LoginSession, User), Error> {
         let token = bearer.filter(|t| !t.is_empty()).ok_or_else(|| Error::new(ErrorCode::TokenMissing))?;
         let invalid = || Error::new(ErrorCode::TokenInvalid);
         let header = jsonwebtoken::decode_header(token).map_err(|_| invalid())?;
@@ -285,12 +305,7 @@ impl OAuthService {
             return Err(Error::new(ErrorCode::SessionInactive));
         }
         let user = self.store.user(&session.user_id).await?.ok_or_else(invalid)?;
-        Ok(json!({
-            "sub": user.id,
-            "email": user.email,
-            "email_verified": user.verified,
-            "updated_at": user.updated.unix_seconds(),
-        }))
+        Ok((session, user))
     }
 
     /// The ID-token algorithm in use.

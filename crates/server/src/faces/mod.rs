@@ -12,6 +12,7 @@ pub(crate) mod admin_events;
 pub(crate) mod centralauth;
 pub(crate) mod connect;
 pub(crate) mod connector_webhooks;
+pub(crate) mod console;
 pub(crate) mod login_pages;
 pub(crate) mod oauth;
 pub(crate) mod ops;

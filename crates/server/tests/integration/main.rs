@@ -7,6 +7,7 @@ mod api_description;
 mod config;
 mod connector_security;
 mod connectors;
+mod console;
 mod errors;
 mod events;
 mod flow_failures;

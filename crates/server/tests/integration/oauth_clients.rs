@@ -203,3 +203,42 @@ async fn authorization_errors_use_the_rfc_codes() {
     let (status, body) = token(&flow, &[("grant_type", "password")], Some(&flow.secret)).await;
     assert_eq!((status, body["error"].as_str()), (400, Some("unsupported_grant_type")), "{body}");
 }
+
+async fn refresh(flow: &Flow, refresh_token: &str) -> (u16, Value) {
+    let form = [("grant_type", "refresh_token"), ("refresh_token", refresh_token), ("client_id", flow.org.as_str())];
+    token(flow, &form, None).await
+}
+
+async fn userinfo(flow: &Flow, access_token: &str) -> (u16, Value) {
+    let response = flow.client.get(flow.url("/oauth2/userinfo")).bearer_auth(access_token).send().await;
+    read_json(response.expect("userinfo")).await
+}
+
+/// A refresh token replayed after rotation (RFC 9700 §4.14.2) ends the whole grant: the rotated refresh
+/// token and the access token already issued stop working at once, not only at their expiry.
+#[tokio::test]
+async fn a_replayed_refresh_token_ends_the_grant_and_its_access_tokens() {
+    let clock = crate::login::manual_clock();
+    let flow = Flow::with_clock(&clock).await;
+    let settings = portcullis_core::organization::OrganizationSettings {
+        client_type: portcullis_core::organization::ClientType::Public,
+        ..crate::login::registered_settings()
+    };
+    flow.server.app.login().configure(&flow.org, None, Some(settings)).await.expect("public client");
+    let code = strict_code(&flow, "replay@example.com").await;
+    let (status, first) = token(&flow, &exchange_form(&flow, &code), None).await;
+    assert_eq!(status, 200, "{first}");
+    let old_refresh = first["refresh_token"].as_str().expect("refresh token");
+    let (status, second) = refresh(&flow, old_refresh).await;
+    assert_eq!(status, 200, "{second}");
+    let access = second["access_token"].as_str().expect("access token");
+    assert_eq!(userinfo(&flow, access).await.0, 200);
+
+    clock.advance(std::time::Duration::from_secs(60));
+    let (status, replayed) = refresh(&flow, old_refresh).await;
+    assert_eq!((status, replayed["error"].as_str()), (400, Some("invalid_grant")), "{replayed}");
+    let (status, body) = userinfo(&flow, access).await;
+    assert_eq!((status, body["errorCode"].as_str()), (401, Some("sessionInactive")), "{body}");
+    let rotated = second["refresh_token"].as_str().expect("refresh token");
+    assert_eq!(refresh(&flow, rotated).await.0, 400);
+}

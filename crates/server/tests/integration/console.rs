@@ -1,0 +1,280 @@
+//! The admin console over HTTP: operators sign in through the operator organization's hosted login
+//! (email code from the dev outbox), the console session is an OAuth login session with rotation and
+//! theft detection, every form needs the session's form token, and viewers cannot act.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use portcullis_core::console::{ORGANIZATION_ID, OperatorRole};
+use reqwest::redirect::Policy;
+use reqwest::{Method, Response, StatusCode};
+
+use crate::harness::{TestServer, read_json};
+use crate::login::{code_in, location, manual_clock};
+
+/// A browser as far as the console needs one: it keeps cookies by name and follows nothing itself.
+struct Browser {
+    client: reqwest::Client,
+    base: String,
+    cookies: BTreeMap<String, String>,
+}
+
+impl Browser {
+    fn new(server: &TestServer) -> Self {
+        let client = reqwest::Client::builder().redirect(Policy::none()).build().expect("client");
+        Self { client, base: server.url.clone(), cookies: BTreeMap::new() }
+    }
+
+    fn keep(&mut self, response: &Response) {
+        for value in response.headers().get_all("set-cookie") {
+            let text = value.to_str().expect("cookie");
+            let pair = text.split(';').next().expect("pair");
+            let (name, value) = pair.split_once('=').expect("name=value");
+            if value.is_empty() || text.contains("Max-Age=0") {
+                self.cookies.remove(name);
+            } else {
+                self.cookies.insert(name.to_owned(), value.to_owned());
+            }
+        }
+    }
+
+    fn cookie_header(&self) -> String {
+        self.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; ")
+    }
+
+    async fn get(&mut self, path_or_url: &str) -> Response {
+        let url = if path_or_url.starts_with("http") {
+            path_or_url.to_owned()
+        } else {
+            format!("{}{path_or_url}", self.base)
+        };
+        let response = self.client.get(url).header("cookie", self.cookie_header()).send().await.expect("request");
+        self.keep(&response);
+        response
+    }
+
+    async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Response {
+        let response = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .header("cookie", self.cookie_header())
+            .form(form)
+            .send()
+            .await
+            .expect("request");
+        self.keep(&response);
+        response
+    }
+
+    /// Signs in through the hosted login by email code; returns the callback's response.
+    async fn sign_in(&mut self, server: &TestServer, email: &str) -> Response {
+        let started = self.get("/console/sign-in").await;
+        assert_eq!(started.status(), StatusCode::SEE_OTHER);
+        let authorize = location(&started);
+        assert!(authorize.starts_with("/oauth2/authorize?"), "{authorize}");
+        let flow = self.get(&authorize).await;
+        assert_eq!(flow.status(), StatusCode::SEE_OTHER, "{:?}", flow.text().await);
+        let flow_path = location(&flow).split('?').next().expect("path").to_owned();
+        let sent = self.post(&format!("{flow_path}/email"), &[("email", email)]).await;
+        assert_eq!(sent.status(), StatusCode::SEE_OTHER);
+        let (_, outbox) = server.get_json("/dev/outbox").await;
+        let body = outbox["messages"][0]["body"].as_str().expect("a login mail");
+        let mut step = self.post(&format!("{flow_path}/code"), &[("code", &code_in(body))]).await;
+        assert_eq!(step.status(), StatusCode::SEE_OTHER);
+        if location(&step).ends_with("/passkeys") {
+            step = self.post(&format!("{flow_path}/continue"), &[]).await;
+        }
+        let callback = location(&step);
+        assert!(callback.contains("/console/callback?"), "{callback}");
+        self.get(&callback).await
+    }
+
+    /// The form token on a console page.
+    async fn form_token(&mut self, path: &str) -> String {
+        let page = self.get(path).await.text().await.expect("html");
+        let marker = "name=\"form_token\" value=\"";
+        let start = page.find(marker).expect("a form token on the page") + marker.len();
+        page[start..].split('"').next().expect("token").to_owned()
+    }
+}
+
+async fn console_server(clock: &portcullis_core::clock::ManualClock) -> TestServer {
+    TestServer::start_with_clock(|c| c.login.dev_outbox = true, Arc::new(clock.clone())).await
+}
+
+async fn tenant_count(server: &TestServer) -> usize {
+    let organizations = server.app.organizations().await.expect("organizations");
+    organizations.iter().filter(|o| o.id != ORGANIZATION_ID).count()
+}
+
+fn header<'a>(response: &'a Response, name: &str) -> &'a str {
+    response.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or_default()
+}
+
+#[tokio::test]
+async fn an_admin_signs_in_by_email_code_and_acts_with_the_form_token_only() {
+    let clock = manual_clock();
+    let server = console_server(&clock).await;
+    server.app.console().put_operator("Admin@Example.com", OperatorRole::Admin).await.expect("operator");
+    let mut browser = Browser::new(&server);
+
+    let anonymous = browser.get("/console/").await;
+    assert_eq!((anonymous.status(), location(&anonymous).as_str()), (StatusCode::SEE_OTHER, "/console/sign-in"));
+
+    let signed_in = browser.sign_in(&server, "admin@example.com").await;
+    assert_eq!((signed_in.status(), location(&signed_in).as_str()), (StatusCode::SEE_OTHER, "/console/"));
+    let cookies: Vec<&str> = signed_in.headers().get_all("set-cookie").iter().filter_map(|v| v.to_str().ok()).collect();
+    for name in ["pc_console=", "pc_console_refresh="] {
+        let cookie = cookies.iter().find(|c| c.starts_with(name)).expect("a session cookie");
+        assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax") && cookie.contains("Path=/console"));
+    }
+
+    let overview = browser.get("/console/").await;
+    assert_eq!(overview.status(), StatusCode::OK);
+    assert_eq!(header(&overview, "cache-control"), "no-store");
+    assert!(header(&overview, "content-security-policy").contains("default-src 'none'"));
+    assert!(!header(&overview, "content-security-policy").contains("script-src"));
+    let html = overview.text().await.expect("html");
+    assert!(html.contains("admin@example.com") && html.contains("Signing keys"), "{html}");
+
+    // A post without the form token, or with a made-up one, changes nothing.
+    for form in [vec![("name", "Forged")], vec![("name", "Forged"), ("form_token", "not-the-token")]] {
+        let refused = browser.post("/console/organizations", &form).await;
+        assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+        let page = refused.text().await.expect("html");
+        assert!(page.contains("/console/errors#noPermission"), "{page}");
+    }
+    assert_eq!(tenant_count(&server).await, 0);
+
+    let token = browser.form_token("/console/organizations").await;
+    let created = browser.post("/console/organizations", &[("name", "Acme"), ("form_token", &token)]).await;
+    assert_eq!(created.status(), StatusCode::SEE_OTHER);
+    let page = location(&created);
+    let organization = server.app.organizations().await.expect("list").into_iter().find(|o| o.name == "Acme");
+    let organization = organization.expect("created");
+    assert_eq!(page, format!("/console/organizations/{}", organization.id));
+    assert!(browser.get(&page).await.text().await.expect("html").contains("enableUserCreation"));
+
+    let audit = server.app.audit_events(ORGANIZATION_ID, Some("console.action"), 10).await.expect("audit");
+    let action = audit.iter().find(|e| e.detail["action"] == "organization.create").expect("the action is audited");
+    assert_eq!(
+        (action.subject.as_deref(), action.detail["target"].as_str()),
+        (Some("admin@example.com"), Some(organization.id.as_str()))
+    );
+
+    // The console's own organization is not a tenant: not listed, and it can have no API key.
+    let listed = browser.get("/console/organizations").await.text().await.expect("html");
+    assert!(!listed.contains(ORGANIZATION_ID));
+    let key = server.admin(Method::POST, &format!("/admin/v1/organizations/{ORGANIZATION_ID}/api-keys")).send().await;
+    let (status, body) = read_json(key.expect("request")).await;
+    assert_eq!((status, body["errorCode"].as_str()), (400, Some("entityInvalid")), "{body}");
+
+    let token = browser.form_token("/console/").await;
+    let out = browser.post("/console/sign-out", &[("form_token", &token)]).await;
+    assert_eq!(out.status(), StatusCode::OK);
+    assert!(browser.cookies.is_empty() || !browser.cookies.contains_key("pc_console"));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_viewer_reads_but_cannot_act_and_a_token_of_another_session_is_refused() {
+    let clock = manual_clock();
+    let server = console_server(&clock).await;
+    server.app.console().put_operator("admin@example.com", OperatorRole::Admin).await.expect("admin");
+    server.app.console().put_operator("viewer@example.com", OperatorRole::Viewer).await.expect("viewer");
+    let mut admin = Browser::new(&server);
+    admin.sign_in(&server, "admin@example.com").await;
+    let admin_token = admin.form_token("/console/organizations").await;
+
+    let mut viewer = Browser::new(&server);
+    viewer.sign_in(&server, "viewer@example.com").await;
+    let page = viewer.get("/console/organizations").await.text().await.expect("html");
+    assert!(page.contains("viewer@example.com") && !page.contains("New organization"), "{page}");
+    let viewer_token = viewer.form_token("/console/").await;
+    assert_ne!(viewer_token, admin_token);
+
+    let refused = viewer.post("/console/organizations", &[("name", "Nope"), ("form_token", &viewer_token)]).await;
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    assert!(refused.text().await.expect("html").contains("admin role"));
+    // The admin's token does not work from the viewer's session, nor the viewer's from the admin's.
+    let borrowed = viewer.post("/console/organizations", &[("name", "Nope"), ("form_token", &admin_token)]).await;
+    assert_eq!(borrowed.status(), StatusCode::FORBIDDEN);
+    let borrowed = admin.post("/console/organizations", &[("name", "Nope"), ("form_token", &viewer_token)]).await;
+    assert_eq!(borrowed.status(), StatusCode::FORBIDDEN);
+    assert_eq!(tenant_count(&server).await, 0);
+
+    // Taking the role away ends the viewer's console at their next request.
+    assert!(server.app.console().remove_operator("viewer@example.com").await.expect("remove"));
+    let gone = viewer.get("/console/").await;
+    assert_eq!((gone.status(), location(&gone).as_str()), (StatusCode::SEE_OTHER, "/console/sign-in"));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_person_without_a_console_role_is_refused_at_the_callback() {
+    let clock = manual_clock();
+    let server = console_server(&clock).await;
+    server.app.console().put_operator("former@example.com", OperatorRole::Admin).await.expect("operator");
+    assert!(server.app.console().remove_operator("former@example.com").await.expect("remove"));
+    let mut browser = Browser::new(&server);
+    let refused = browser.sign_in(&server, "former@example.com").await;
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    assert!(!browser.cookies.contains_key("pc_console"));
+    assert!(refused.text().await.expect("html").contains("not a console operator"));
+
+    // A callback that this browser did not start is refused on its state.
+    let mut stranger = Browser::new(&server);
+    let forged = stranger.get("/console/callback?code=abc&state=xyz").await;
+    assert_eq!(forged.status(), StatusCode::BAD_REQUEST);
+    assert!(forged.text().await.expect("html").contains("stateInvalid"));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn the_console_session_rotates_and_a_replayed_refresh_token_ends_it() {
+    let clock = manual_clock();
+    let server = console_server(&clock).await;
+    server.app.console().put_operator("admin@example.com", OperatorRole::Admin).await.expect("operator");
+    let mut browser = Browser::new(&server);
+    browser.sign_in(&server, "admin@example.com").await;
+    let first_refresh = browser.cookies.get("pc_console_refresh").cloned().expect("refresh cookie");
+
+    clock.advance(Duration::from_secs(3601));
+    let rotated = browser.get("/console/").await;
+    assert_eq!(rotated.status(), StatusCode::OK, "an expired access token is refreshed");
+    let second_refresh = browser.cookies.get("pc_console_refresh").cloned().expect("refresh cookie");
+    assert_ne!(first_refresh, second_refresh, "the refresh token rotated");
+
+    // A thief replays the first refresh token after the grace window: theft detection ends the whole
+    // session, and the operator's still-fresh access token stops at once.
+    clock.advance(Duration::from_secs(60));
+    let mut thief = Browser::new(&server);
+    thief.cookies.insert("pc_console_refresh".to_owned(), first_refresh);
+    let stolen = thief.get("/console/").await;
+    assert_eq!((stolen.status(), location(&stolen).as_str()), (StatusCode::SEE_OTHER, "/console/sign-in"));
+    let ended = browser.get("/console/").await;
+    assert_eq!((ended.status(), location(&ended).as_str()), (StatusCode::SEE_OTHER, "/console/sign-in"));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn sign_out_ends_the_session_behind_the_cookies() {
+    let clock = manual_clock();
+    let server = console_server(&clock).await;
+    server.app.console().put_operator("admin@example.com", OperatorRole::Admin).await.expect("operator");
+    let mut browser = Browser::new(&server);
+    browser.sign_in(&server, "admin@example.com").await;
+    let kept = browser.cookies.clone();
+    let token = browser.form_token("/console/").await;
+    let without_token = browser.post("/console/sign-out", &[]).await;
+    assert_eq!(without_token.status(), StatusCode::FORBIDDEN);
+    assert_eq!(browser.post("/console/sign-out", &[("form_token", &token)]).await.status(), StatusCode::OK);
+
+    // Cookies copied before signing out no longer open the console, now or after a refresh.
+    let mut copy = Browser::new(&server);
+    copy.cookies = kept;
+    let closed = copy.get("/console/").await;
+    assert_eq!((closed.status(), location(&closed).as_str()), (StatusCode::SEE_OTHER, "/console/sign-in"));
+    server.stop().await;
+}

@@ -1,0 +1,186 @@
+// The admin console in a real browser: the first operator is added from the CLI, signs in through the
+// hosted login of the operator organization (email code, then a passkey on Chromium's virtual
+// authenticator), walks every page, creates an organization, and signs out. A viewer is refused an admin
+// action, and a post without the form token is refused. Every page passes axe-core with no serious or
+// critical violation; the run writes the screenshots docs/console.md shows.
+
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import path from "node:path";
+import { REPO_ROOT, withBrowser, withStack } from "./harness.mjs";
+
+const require = createRequire(import.meta.url);
+const AXE_SOURCE = readFileSync(require.resolve("axe-core/axe.min.js"), "utf8");
+const SCREENSHOTS = path.join(REPO_ROOT, "docs", "img");
+const stackOptions = { label: "console", portcullisEnv: { PORTCULLIS_LOGIN__DEV_OUTBOX: "true" } };
+
+async function latestCode(portcullisUrl) {
+  const outbox = await (await fetch(`${portcullisUrl}/dev/outbox`)).json();
+  return outbox.messages[0].body.match(/\b(\d{6,10})\b/)[1];
+}
+
+/** axe-core on the page as it is: no serious or critical violation. The script is evaluated through the
+ *  DevTools protocol, so the console's CSP (no script at all) stays on. */
+async function assertAccessible(page, name) {
+  await page.evaluate(`${AXE_SOURCE}\n;0`);
+  const results = await page.evaluate(() => globalThis.axe.run(document, { resultTypes: ["violations"] }));
+  const bad = results.violations.filter((v) => v.impact === "serious" || v.impact === "critical");
+  assert.deepEqual(
+    bad.map((v) => `${v.id}: ${v.nodes.map((n) => n.target.join(" ")).join(", ")}`),
+    [],
+    `${name}: accessibility violations`,
+  );
+}
+
+/** Submits a form the page builds (form-action 'self' allows it; the CSP forbids the page's own scripts,
+ *  not the test's DevTools evaluation) and waits for the answer page. */
+async function postForm(page, action, fields) {
+  await Promise.all([
+    page.waitForNavigation(),
+    page.evaluate(
+      ({ action, fields }) => {
+        const form = document.createElement("form");
+        form.method = "post";
+        form.action = action;
+        for (const [name, value] of Object.entries(fields)) {
+          const input = document.createElement("input");
+          input.type = "hidden";
+          input.name = name;
+          input.value = value;
+          form.append(input);
+        }
+        document.body.append(form);
+        form.submit();
+      },
+      { action, fields },
+    ),
+  ]);
+}
+
+async function signInByCode(page, stack, email) {
+  await page.goto(`${stack.portcullisUrl}/console/`);
+  await page.waitForURL((url) => url.pathname.startsWith("/login/flow/"));
+  assert.equal(await page.getByRole("heading", { level: 1 }).textContent(), "Log in to Portcullis console");
+  await page.getByLabel("Email address").fill(email);
+  await page.getByRole("button", { name: "Send me a login code" }).click();
+  await page.getByLabel("Login code").fill(await latestCode(stack.portcullisUrl));
+  await page.getByRole("button", { name: "Log in" }).click();
+}
+
+test("the first operator signs in by email code, then by passkey, and uses every page", () =>
+  withStack(stackOptions, (stack) =>
+    withBrowser(async (browser) => {
+      const added = await stack.cli("console", "operator", "add", "--email", "ops@example.com", "--role", "admin", "--json");
+      assert.equal(added.role, "admin");
+      // The operator organization's pages on `localhost` (a secure context over http, so passkeys work).
+      await stack.cli("org", "configure", "portcullis-console", "--passkeys", "true", "--auth-domain", "localhost", "--json");
+
+      const context = await browser.newContext();
+      const page = await context.newPage();
+      const violations = [];
+      page.on("console", (message) => {
+        if (/Content Security Policy/i.test(message.text())) violations.push(message.text());
+      });
+      const devtools = await context.newCDPSession(page);
+      await devtools.send("WebAuthn.enable");
+      const { authenticatorId } = await devtools.send("WebAuthn.addVirtualAuthenticator", {
+        options: {
+          protocol: "ctap2",
+          ctap2Version: "ctap2_1",
+          transport: "internal",
+          hasResidentKey: true,
+          hasUserVerification: true,
+          isUserVerified: true,
+          automaticPresenceSimulation: true,
+        },
+      });
+
+      await signInByCode(page, stack, "ops@example.com");
+      await page.waitForURL((url) => url.pathname.endsWith("/passkeys"));
+      await page.getByLabel("Name of the new passkey").fill("Operator laptop");
+      await page.getByRole("button", { name: "Add a passkey" }).click();
+      await page.waitForURL((url) => url.search === "?done=added");
+      await page.getByRole("button", { name: "Continue to the application" }).click();
+      await page.waitForURL(`${stack.portcullisUrl}/console/`);
+
+      assert.equal(await page.getByRole("heading", { level: 1 }).textContent(), "Overview");
+      assert.match(await page.locator("header").textContent(), /ops@example\.com\s+admin/);
+      await assertAccessible(page, "overview");
+      await page.screenshot({ path: path.join(SCREENSHOTS, "console-overview.png"), fullPage: true });
+
+      await page.getByRole("link", { name: "Organizations" }).click();
+      await page.getByLabel("New organization's name").fill("Acme");
+      await page.getByRole("button", { name: "Create" }).click();
+      await page.waitForURL((url) => /\/console\/organizations\/[0-9a-f-]{36}$/.test(url.pathname));
+      assert.equal(await page.getByRole("heading", { level: 1 }).textContent(), "Acme");
+      await assertAccessible(page, "organization");
+      await page.screenshot({ path: path.join(SCREENSHOTS, "console-organization.png"), fullPage: true });
+      await page.getByRole("link", { name: "Organizations" }).first().click();
+      assert.equal(await page.getByRole("link", { name: "Acme" }).count(), 1);
+      assert.equal(await page.getByRole("link", { name: "demo" }).count(), 1);
+      await assertAccessible(page, "organizations");
+      await page.screenshot({ path: path.join(SCREENSHOTS, "console-organizations.png"), fullPage: true });
+
+      await page.getByRole("link", { name: "Operators" }).click();
+      assert.match(await page.locator("tbody").textContent(), /ops@example\.com\s*admin/);
+      await assertAccessible(page, "operators");
+
+      await page.getByRole("link", { name: "Error catalog" }).click();
+      assert.ok(await page.locator("#noPermission").isVisible());
+      await assertAccessible(page, "errors");
+
+      // A post without the form token (what another site's form would send) is refused and creates nothing.
+      await page.goto(`${stack.portcullisUrl}/console/organizations`);
+      await postForm(page, "/console/organizations", { name: "Forged" });
+      assert.match(await page.getByRole("alert").textContent(), /did not come from the console/);
+      assert.equal(await page.getByRole("link", { name: "noPermission" }).count(), 1);
+      await page.goto(`${stack.portcullisUrl}/console/organizations`);
+      assert.equal(await page.getByRole("link", { name: "Forged" }).count(), 0);
+
+      await page.getByRole("button", { name: "Sign out" }).click();
+      assert.equal(await page.getByRole("heading", { level: 1 }).textContent(), "You are signed out");
+
+      // Signing in again uses the passkey: the login page's autofill request is answered by the
+      // authenticator, with no email typed.
+      const signCount = async () => (await devtools.send("WebAuthn.getCredentials", { authenticatorId })).credentials[0].signCount;
+      const before = await signCount();
+      await page.goto(`${stack.portcullisUrl}/console/`);
+      await page.waitForURL(`${stack.portcullisUrl}/console/`);
+      assert.equal(await signCount(), before + 1, "the sign-in used the passkey");
+      assert.equal(await page.getByRole("heading", { level: 1 }).textContent(), "Overview");
+      assert.deepEqual(violations, [], "no CSP violation on any console page");
+      await context.close();
+    }),
+  ));
+
+test("a viewer reads every page but is refused an admin action", () =>
+  withStack(stackOptions, (stack) =>
+    withBrowser(async (browser) => {
+      await stack.cli("console", "operator", "add", "--email", "viewer@example.com", "--role", "viewer", "--json");
+      const context = await browser.newContext();
+      const page = await context.newPage();
+      await signInByCode(page, stack, "viewer@example.com");
+      await page.waitForURL((url) => url.pathname.endsWith("/passkeys"));
+      await page.getByRole("button", { name: "Continue to the application" }).click();
+      await page.waitForURL(`${stack.portcullisUrl}/console/`);
+      await page.getByRole("link", { name: "Organizations" }).click();
+      assert.equal(await page.getByLabel("New organization's name").count(), 0, "no create form for a viewer");
+      assert.equal(await page.getByRole("link", { name: "demo" }).count(), 1);
+
+      // The form a viewer is not shown, posted from their page with their own valid form token.
+      const token = await page.locator("input[name=form_token]").first().inputValue();
+      const [response] = await Promise.all([
+        page.waitForResponse((r) => r.request().method() === "POST"),
+        postForm(page, "/console/organizations", { name: "Nope", form_token: token }),
+      ]);
+      assert.equal(response.status(), 403);
+      assert.match(await page.getByRole("alert").textContent(), /admin role/);
+      await assertAccessible(page, "error page");
+      await page.screenshot({ path: path.join(SCREENSHOTS, "console-refused.png"), fullPage: true });
+      const organizations = await stack.cli("org", "list", "--json");
+      assert.ok(!organizations.some((o) => o.name === "Nope"));
+      await context.close();
+    }),
+  ));
