@@ -115,8 +115,27 @@ test("the first operator signs in by email code, then by passkey, and uses every
       await page.getByRole("button", { name: "Create" }).click();
       await page.waitForURL((url) => /\/console\/organizations\/[0-9a-f-]{36}$/.test(url.pathname));
       assert.equal(await page.getByRole("heading", { level: 1 }).textContent(), "Acme");
+      const organizationUrl = page.url();
+      await page.getByLabel("enableUserCreation").selectOption("false");
+      await page.getByLabel("whitelist").fill("https://app.example.com");
+      await page.getByRole("button", { name: "Save settings" }).click();
+      assert.equal(await page.getByRole("status").textContent(), "Saved.");
+      assert.equal(await page.getByLabel("enableUserCreation").inputValue(), "false");
       await assertAccessible(page, "organization");
       await page.screenshot({ path: path.join(SCREENSHOTS, "console-organization.png"), fullPage: true });
+      await page.getByRole("button", { name: "New API key" }).click();
+      const apiKey = await page.locator("code.secret").textContent();
+      assert.match(apiKey, /^pcak_/);
+      const call = (key) =>
+        fetch(`${stack.portcullisUrl}/api/v1/connectors/none/accounts/none/calls`, {
+          method: "POST",
+          headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
+          body: "{}",
+        });
+      assert.equal((await call(`${apiKey}x`)).status, 401, "a wrong key is refused");
+      assert.notEqual((await call(apiKey)).status, 401, "the API key shown once works");
+      await page.goto(organizationUrl);
+      assert.equal(await page.locator("code.secret").count(), 0, "shown only once");
       await page.getByRole("link", { name: "Organizations" }).first().click();
       assert.equal(await page.getByRole("link", { name: "Acme" }).count(), 1);
       assert.equal(await page.getByRole("link", { name: "demo" }).count(), 1);

@@ -281,3 +281,87 @@ async fn sign_out_ends_the_session_behind_the_cookies() {
     assert_eq!((closed.status(), location(&closed).as_str()), (StatusCode::SEE_OTHER, "/console/sign-in"));
     server.stop().await;
 }
+
+/// The text of the `<code class="secret">` a page shows once.
+fn shown_secret(html: &str) -> String {
+    let marker = "<code class=\"secret\">";
+    let start = html.find(marker).expect("a secret shown on the page") + marker.len();
+    html[start..].split('<').next().expect("secret").to_owned()
+}
+
+#[tokio::test]
+async fn an_admin_changes_settings_and_makes_credentials_that_are_shown_once() {
+    let clock = manual_clock();
+    let server = console_server(&clock).await;
+    server.app.console().put_operator("admin@example.com", OperatorRole::Admin).await.expect("operator");
+    let organization = server.app.create_organization("Acme").await.expect("organization");
+    let path = format!("/console/organizations/{}", organization.id);
+    let mut browser = Browser::new(&server);
+    browser.sign_in(&server, "admin@example.com").await;
+    let token = browser.form_token(&path).await;
+
+    // A bad value is refused with its catalog code, and nothing is changed (not even the whitelist).
+    let settings = format!("{path}/settings");
+    let bad = [("form_token", token.as_str()), ("whitelist", "https://app.example.com"), ("maxSessionTime", "soon")];
+    let refused = browser.post(&settings, &bad).await;
+    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+    assert!(refused.text().await.expect("html").contains("/console/errors#entityInvalid"));
+    let unknown = [("form_token", token.as_str()), ("noSuchSetting", "1")];
+    assert_eq!(browser.post(&settings, &unknown).await.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(server.app.organization(&organization.id).await.expect("org"), organization);
+
+    let good = [
+        ("form_token", token.as_str()),
+        ("whitelist", "https://app.example.com\r\n\r\nhttps://*.example.org"),
+        ("enableUserCreation", "false"),
+        ("passkeyConnectionEnabled", "true"),
+        ("defaultLoginAttemptType", "challenge"),
+        ("maxSessionTime", "86400"),
+        ("redirectUris", "https://app.example.com/callback"),
+        ("authDomain", ""),
+        ("clientType", "public"),
+    ];
+    let saved = browser.post(&settings, &good).await;
+    assert_eq!(saved.status(), StatusCode::OK);
+    assert!(saved.text().await.expect("html").contains("Saved."));
+    let changed = server.app.organization(&organization.id).await.expect("org");
+    assert_eq!(changed.whitelist, ["https://app.example.com", "https://*.example.org"]);
+    let s = &changed.settings;
+    assert!(!s.enable_user_creation && s.passkey_connection_enabled && s.auth_domain.is_none());
+    assert_eq!(
+        (s.max_session_time, s.redirect_uris.as_slice()),
+        (86_400, ["https://app.example.com/callback".to_owned()].as_slice())
+    );
+    assert_eq!(s.client_type, portcullis_core::organization::ClientType::Public);
+    assert_eq!(serde_json::to_value(s.default_login_attempt_type).expect("json"), "challenge");
+
+    // A client secret and an API key, each shown once, each working, each audited.
+    let secret_page = browser.post(&format!("{path}/secret"), &[("form_token", &token)]).await;
+    assert_eq!(secret_page.status(), StatusCode::OK);
+    let secret = shown_secret(&secret_page.text().await.expect("html"));
+    assert_eq!(secret.len(), 64);
+    // The token endpoint judges the client before the code: the right secret reaches `invalid_grant`.
+    for (presented, expected) in [(secret.as_str(), 400), ("0".repeat(64).as_str(), 401)] {
+        let form = [
+            ("grant_type", "authorization_code"),
+            ("code", "none"),
+            ("redirect_uri", "https://app.example.com/callback"),
+        ];
+        let response =
+            server.request(Method::POST, "/oauth2/token").basic_auth(&organization.id, Some(presented)).form(&form);
+        assert_eq!(response.send().await.expect("token").status().as_u16(), expected);
+    }
+    let key_page = browser.post(&format!("{path}/api-keys"), &[("form_token", &token)]).await;
+    let key = shown_secret(&key_page.text().await.expect("html"));
+    assert_eq!(server.app.authenticate_api_key(&key).await.expect("the shown key works"), organization.id);
+    let again = browser.get(&path).await.text().await.expect("html");
+    assert!(!again.contains(&secret) && !again.contains(&key), "a secret is never shown twice");
+
+    let audit = server.app.audit_events(ORGANIZATION_ID, Some("console.action"), 20).await.expect("audit");
+    let actions: Vec<&str> = audit.iter().filter_map(|e| e.detail["action"].as_str()).collect();
+    for action in ["organization.configure", "organization.secret.create", "organization.apiKey.create"] {
+        assert!(actions.contains(&action), "{action} audited: {actions:?}");
+    }
+    assert!(audit.iter().all(|e| e.subject.as_deref() == Some("admin@example.com")));
+    server.stop().await;
+}

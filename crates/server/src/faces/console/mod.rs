@@ -22,6 +22,7 @@ use serde::Deserialize;
 use crate::app::App;
 use crate::http::RequestId;
 
+mod organizations;
 mod pages;
 mod render;
 
@@ -43,8 +44,12 @@ const CONTENT_SECURITY_POLICY: &str =
 pub(crate) fn routes(app: &Arc<App>) -> Router<Arc<App>> {
     let signed_in = Router::new()
         .route("/console/", get(pages::overview))
-        .route("/console/organizations", get(pages::organizations).post(pages::create_organization))
-        .route("/console/organizations/{id}", get(pages::organization))
+        .route("/console/organizations", get(organizations::list).post(organizations::create))
+        .route("/console/organizations/{id}", get(organizations::show))
+        .route("/console/organizations/{id}/settings", post(organizations::configure))
+        .route("/console/organizations/{id}/secret", post(organizations::new_secret))
+        .route("/console/organizations/{id}/secret/activate", post(organizations::activate_secret))
+        .route("/console/organizations/{id}/api-keys", post(organizations::new_api_key))
         .route("/console/operators", get(pages::operators))
         .route("/console/sign-out", post(sign_out))
         .route_layer(from_fn_with_state(Arc::clone(app), authenticate));
@@ -81,6 +86,14 @@ pub(crate) struct ConsoleSession {
     pub(crate) login_session_id: String,
     /// The token this session's forms carry.
     pub(crate) form_token: String,
+}
+
+impl ConsoleSession {
+    /// Admits an action: the form carries this session's token and the operator is an admin.
+    fn admit(&self, app: &App, form_token: Option<&str>) -> Result<(), Error> {
+        app.console().form_tokens().check(&self.login_session_id, form_token)?;
+        self.operator.require_admin()
+    }
 }
 
 fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {

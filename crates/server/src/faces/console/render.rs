@@ -8,6 +8,9 @@ use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use portcullis_core::{Error, ErrorCode};
 
+use portcullis_core::console::Operator;
+
+use super::ConsoleSession;
 use crate::http::{ErrorReport, RequestId};
 
 /// A rendered page, or the error page when the template fails.
@@ -54,4 +57,26 @@ struct SignedOut;
 /// The page after signing out.
 pub(super) fn signed_out() -> Response {
     page(&SignedOut)
+}
+
+/// What every signed-in page shows in its frame.
+pub(super) struct Frame<'a> {
+    pub(super) operator: &'a Operator,
+    pub(super) form_token: &'a str,
+    /// The navigation entry of this page.
+    pub(super) current: &'static str,
+}
+
+impl<'a> Frame<'a> {
+    pub(super) fn new(session: &'a ConsoleSession, current: &'static str) -> Self {
+        Self { operator: &session.operator, form_token: &session.form_token, current }
+    }
+
+    pub(super) fn is_admin(&self) -> bool {
+        self.operator.require_admin().is_ok()
+    }
+}
+
+pub(super) fn respond(result: Result<Response, Error>, request_id: &RequestId) -> Response {
+    result.unwrap_or_else(|error| error_page(error, request_id))
 }
