@@ -126,7 +126,7 @@ fn settings_patch(organization: &Organization, fields: &[(String, String)]) -> R
                 Error::new(ErrorCode::EntityInvalid).with_message(format!("{name} must be a whole number of seconds."))
             })?),
             Some(Value::Array(_)) => Value::Array(lines(text).into_iter().map(Value::String).collect()),
-            Some(Value::Null) | Some(Value::String(_)) if text.trim().is_empty() && name == "authDomain" => Value::Null,
+            Some(Value::Null | Value::String(_)) if text.trim().is_empty() && name == "authDomain" => Value::Null,
             _ => Value::String(text.trim().to_owned()),
         };
         patch.insert(name.clone(), value);
