@@ -50,6 +50,15 @@ impl Timestamp {
     }
 }
 
+impl Timestamp {
+    /// From RFC 3339 text (`2026-12-06T10:00:00Z`); `None` when it is not that.
+    #[must_use]
+    pub fn parse_rfc3339(text: &str) -> Option<Self> {
+        let parsed = OffsetDateTime::parse(text.trim(), &Rfc3339).ok()?;
+        i64::try_from(parsed.unix_timestamp_nanos() / 1_000_000).ok().map(Self)
+    }
+}
+
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.to_rfc3339())

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use aws_lc_rs::constant_time::verify_slices_are_equal;
 use aws_lc_rs::digest::{SHA256, digest};
 use portcullis_connect::egress::EgressPolicy;
-use portcullis_core::abuse::{AuditEvent, AuditKind, RateLimiter};
+use portcullis_core::abuse::{AuditEvent, AuditFilter, AuditKind, RateLimiter};
 use portcullis_core::app_users::AppUsers;
 use portcullis_core::clock::{Clock, SystemClock};
 use portcullis_core::console::Console;
@@ -272,23 +272,23 @@ impl App {
         &self.rate_limiter
     }
 
-    /// An organization's audit events, newest first.
+    /// An organization's audit events that match `filter`, newest first.
     ///
     /// # Errors
     /// `entityMissing` for an unknown organization, `entityInvalid` for an unknown kind, store failures.
     pub async fn audit_events(
         &self,
         organization_id: &str,
-        kind: Option<&str>,
+        filter: &AuditFilter,
         limit: usize,
     ) -> Result<Vec<AuditEvent>, Error> {
         self.organization(organization_id).await?;
-        if let Some(kind) = kind.filter(|k| AuditKind::parse(k).is_none()) {
+        if let Some(kind) = filter.kind.as_deref().filter(|k| AuditKind::parse(k).is_none()) {
             let known: Vec<&str> = AuditKind::ALL.iter().map(|k| k.as_str()).collect();
             return Err(Error::new(ErrorCode::EntityInvalid)
                 .with_message(format!("Unknown event kind `{kind}`; known kinds: {}.", known.join(", "))));
         }
-        Ok(self.store.audit_events(organization_id, kind, limit).await?)
+        Ok(self.store.audit_events(organization_id, filter, limit).await?)
     }
 
     /// The key ring service.

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use portcullis_core::abuse::AuditEvent;
+use portcullis_core::abuse::{AuditEvent, AuditFilter, AuditKind};
 use portcullis_core::clock::Timestamp;
 use portcullis_core::store::Store;
 use serde_json::json;
@@ -54,13 +54,41 @@ pub async fn audit_events_round_trip(store: &Arc<dyn Store>) {
     for e in &events {
         store.record_audit_event(e).await.expect("record");
     }
-    let all = store.audit_events("org-a", None, 10).await.expect("list");
+    let all = store.audit_events("org-a", &AuditFilter::default(), 10).await.expect("list");
     assert_eq!(all.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(), ["e4", "e2", "e1"]);
     assert_eq!(all[0], events[3], "stored as given");
-    let failed = store.audit_events("org-a", Some("login.failed"), 10).await.expect("list");
+    let failed = store.audit_events("org-a", &AuditFilter::kind(AuditKind::LoginFailed), 10).await.expect("list");
     assert_eq!(failed.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(), ["e4", "e1"]);
-    assert_eq!(store.audit_events("org-a", None, 1).await.expect("list").len(), 1);
-    assert!(store.audit_events("org-c", None, 10).await.expect("list").is_empty());
+    assert_eq!(store.audit_events("org-a", &AuditFilter::default(), 1).await.expect("list").len(), 1);
+    assert!(store.audit_events("org-c", &AuditFilter::default(), 10).await.expect("list").is_empty());
+    let about = |subject: &str| AuditFilter { subject: Some(subject.to_owned()), ..AuditFilter::default() };
+    let ids = |events: Vec<AuditEvent>| events.into_iter().map(|e| e.id).collect::<Vec<_>>();
+    store
+        .record_audit_event(&AuditEvent {
+            subject: Some("bob@example.com".to_owned()),
+            ..event("b1", "org-a", "login.failed", 25)
+        })
+        .await
+        .expect("record");
+    assert_eq!(ids(store.audit_events("org-a", &about("bob@example.com"), 10).await.expect("list")), ["b1"]);
+    assert_eq!(
+        ids(store.audit_events("org-b", &about("bob@example.com"), 10).await.expect("list")),
+        Vec::<String>::new()
+    );
+    let window = AuditFilter { since: Some(at(20)), until: Some(at(40)), ..AuditFilter::default() };
+    assert_eq!(
+        ids(store.audit_events("org-a", &window, 10).await.expect("list")),
+        ["b1", "e2"],
+        "since inclusive, until exclusive"
+    );
+    let all_parts = AuditFilter { kind: Some("login.failed".to_owned()), ..window.clone() };
+    assert_eq!(
+        ids(store
+            .audit_events("org-a", &AuditFilter { subject: Some("ada@example.com".to_owned()), ..all_parts }, 10)
+            .await
+            .expect("list")),
+        Vec::<String>::new()
+    );
     assert!(store.undispatched_events(10).await.expect("outbox").is_empty(), "these kinds raise no event");
     store.record_audit_event(&event("e5", "org-a", "login.lockedOut", 50)).await.expect("record");
     let outbox = store.undispatched_events(10).await.expect("outbox");

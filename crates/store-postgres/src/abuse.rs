@@ -1,7 +1,7 @@
 //! Rate-limit counters and the audit log on PostgreSQL.
 
 use async_trait::async_trait;
-use portcullis_core::abuse::AuditEvent;
+use portcullis_core::abuse::{AuditEvent, AuditFilter};
 use portcullis_core::clock::Timestamp;
 use portcullis_core::events::Event;
 use portcullis_core::store::{AbuseStore, StoreError};
@@ -127,17 +127,19 @@ impl AbuseStore for PostgresStore {
     async fn audit_events(
         &self,
         organization_id: &str,
-        kind: Option<&str>,
+        filter: &AuditFilter,
         limit: usize,
     ) -> Result<Vec<AuditEvent>, StoreError> {
         let client = self.client().await?;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let (since, until) = (filter.since.map(Timestamp::unix_millis), filter.until.map(Timestamp::unix_millis));
         let rows = client
             .query(
                 "SELECT id, organization_id, kind, subject, detail, created_at FROM audit_events \
-                 WHERE organization_id = $1 AND ($2::TEXT IS NULL OR kind = $2) \
-                 ORDER BY created_at DESC, id DESC LIMIT $3",
-                &[&organization_id, &kind, &limit],
+                 WHERE organization_id = $1 AND ($2::TEXT IS NULL OR kind = $2) AND ($3::TEXT IS NULL OR subject = $3) \
+                 AND ($4::BIGINT IS NULL OR created_at >= $4) AND ($5::BIGINT IS NULL OR created_at < $5) \
+                 ORDER BY created_at DESC, id DESC LIMIT $6",
+                &[&organization_id, &filter.kind, &filter.subject, &since, &until, &limit],
             )
             .await
             .map_err(|e| store_error(&e))?;

@@ -1,7 +1,7 @@
 //! Rate-limit counters and the audit log on SQLite.
 
 use async_trait::async_trait;
-use portcullis_core::abuse::AuditEvent;
+use portcullis_core::abuse::{AuditEvent, AuditFilter};
 use portcullis_core::clock::Timestamp;
 use portcullis_core::events::Event;
 use portcullis_core::store::{AbuseStore, StoreError};
@@ -132,22 +132,24 @@ impl AbuseStore for SqliteStore {
     async fn audit_events(
         &self,
         organization_id: &str,
-        kind: Option<&str>,
+        filter: &AuditFilter,
         limit: usize,
     ) -> Result<Vec<AuditEvent>, StoreError> {
-        let (org, kind) = (organization_id.to_owned(), kind.map(str::to_owned));
+        let (org, kind, subject) = (organization_id.to_owned(), filter.kind.clone(), filter.subject.clone());
+        let (since, until) = (filter.since.map(Timestamp::unix_millis), filter.until.map(Timestamp::unix_millis));
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.readers
             .run(move |c| {
                 let mut statement = c
                     .prepare_cached(
                         "SELECT id, organization_id, kind, subject, detail, created_at FROM audit_events \
-                         WHERE organization_id = ?1 AND (?2 IS NULL OR kind = ?2) \
-                         ORDER BY created_at DESC, id DESC LIMIT ?3",
+                         WHERE organization_id = ?1 AND (?2 IS NULL OR kind = ?2) AND (?3 IS NULL OR subject = ?3) \
+                         AND (?4 IS NULL OR created_at >= ?4) AND (?5 IS NULL OR created_at < ?5) \
+                         ORDER BY created_at DESC, id DESC LIMIT ?6",
                     )
                     .map_err(store_error)?;
                 let rows = statement
-                    .query_map(params![org, kind, limit], |r| {
+                    .query_map(params![org, kind, subject, since, until, limit], |r| {
                         let detail: String = r.get(4)?;
                         Ok(AuditEvent {
                             id: r.get(0)?,

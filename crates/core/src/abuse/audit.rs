@@ -92,6 +92,27 @@ impl AuditKind {
     }
 }
 
+/// Which of an organization's audit events to list; every part that is set must match.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditFilter {
+    /// Of this kind (an [`AuditKind`] name).
+    pub kind: Option<String>,
+    /// About this subject (an email or a user id, as recorded).
+    pub subject: Option<String>,
+    /// At or after this time.
+    pub since: Option<Timestamp>,
+    /// Before this time.
+    pub until: Option<Timestamp>,
+}
+
+impl AuditFilter {
+    /// Events of one kind.
+    #[must_use]
+    pub fn kind(kind: AuditKind) -> Self {
+        Self { kind: Some(kind.as_str().to_owned()), ..Self::default() }
+    }
+}
+
 /// One security event.
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]

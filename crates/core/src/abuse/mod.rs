@@ -5,6 +5,6 @@ pub mod audit;
 pub mod captcha;
 pub mod rate_limit;
 
-pub use audit::{AuditEvent, AuditKind, AuditLog};
+pub use audit::{AuditEvent, AuditFilter, AuditKind, AuditLog};
 pub use captcha::CaptchaService;
 pub use rate_limit::{RateLimit, RateLimiter};

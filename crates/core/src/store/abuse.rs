@@ -1,7 +1,7 @@
 use async_trait::async_trait;
 
 use super::StoreError;
-use crate::abuse::AuditEvent;
+use crate::abuse::{AuditEvent, AuditFilter};
 use crate::clock::Timestamp;
 
 /// Rate-limit counters, spent captchas, wrong-code counts per account, and the audit log.
@@ -34,11 +34,11 @@ pub trait AbuseStore {
     /// Appends an audit event.
     async fn record_audit_event(&self, event: &AuditEvent) -> Result<(), StoreError>;
 
-    /// An organization's events, newest first, optionally of one kind.
+    /// An organization's events that match `filter`, newest first.
     async fn audit_events(
         &self,
         organization_id: &str,
-        kind: Option<&str>,
+        filter: &AuditFilter,
         limit: usize,
     ) -> Result<Vec<AuditEvent>, StoreError>;
 }

@@ -5,10 +5,12 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use portcullis_core::abuse::AuditEvent;
+use portcullis_core::abuse::{AuditEvent, AuditFilter};
+use portcullis_core::clock::Timestamp;
 use portcullis_core::keys::KeyStatus;
 use portcullis_core::organization::{ApiKeyRecord, Organization, OrganizationSettings};
 use portcullis_core::passkey::Passkey;
+use portcullis_core::{Error, ErrorCode};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use utoipa_axum::router::OpenApiRouter;
@@ -211,6 +213,12 @@ const MAX_AUDIT_EVENTS: usize = 1000;
 struct AuditQuery {
     /// Only events of this kind (`login.failed`, …).
     kind: Option<String>,
+    /// Only events about this subject (an email or a user id, as recorded).
+    subject: Option<String>,
+    /// Only events at or after this time (RFC 3339).
+    since: Option<String>,
+    /// Only events before this time (RFC 3339).
+    until: Option<String>,
     /// Most events (1–1000, default 100).
     limit: Option<usize>,
 }
@@ -232,7 +240,24 @@ async fn audit_events(
     Query(query): Query<AuditQuery>,
 ) -> Result<Json<AuditEvents>, ApiError> {
     let limit = query.limit.unwrap_or(100).clamp(1, MAX_AUDIT_EVENTS);
-    Ok(Json(AuditEvents { events: app.audit_events(&id, query.kind.as_deref(), limit).await? }))
+    let filter = AuditFilter {
+        kind: query.kind,
+        subject: query.subject,
+        since: time_parameter("since", query.since.as_deref())?,
+        until: time_parameter("until", query.until.as_deref())?,
+    };
+    Ok(Json(AuditEvents { events: app.audit_events(&id, &filter, limit).await? }))
+}
+
+/// An optional RFC 3339 query parameter.
+pub(crate) fn time_parameter(name: &str, text: Option<&str>) -> Result<Option<Timestamp>, Error> {
+    let Some(text) = text.filter(|t| !t.trim().is_empty()) else {
+        return Ok(None);
+    };
+    Timestamp::parse_rfc3339(text).map(Some).ok_or_else(|| {
+        Error::new(ErrorCode::EntityInvalid)
+            .with_message(format!("`{name}` must be an RFC 3339 time such as 2026-12-06T10:00:00Z."))
+    })
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]

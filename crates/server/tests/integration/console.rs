@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use portcullis_core::abuse::{AuditFilter, AuditKind};
 use portcullis_core::console::{ORGANIZATION_ID, OperatorRole};
 use reqwest::redirect::Policy;
 use reqwest::{Method, Response, StatusCode};
@@ -159,7 +160,11 @@ async fn an_admin_signs_in_by_email_code_and_acts_with_the_form_token_only() {
     assert_eq!(page, format!("/console/organizations/{}", organization.id));
     assert!(browser.get(&page).await.text().await.expect("html").contains("enableUserCreation"));
 
-    let audit = server.app.audit_events(ORGANIZATION_ID, Some("console.action"), 10).await.expect("audit");
+    let audit = server
+        .app
+        .audit_events(ORGANIZATION_ID, &AuditFilter::kind(AuditKind::ConsoleAction), 10)
+        .await
+        .expect("audit");
     let action = audit.iter().find(|e| e.detail["action"] == "organization.create").expect("the action is audited");
     assert_eq!(
         (action.subject.as_deref(), action.detail["target"].as_str()),
@@ -357,7 +362,11 @@ async fn an_admin_changes_settings_and_makes_credentials_that_are_shown_once() {
     let again = browser.get(&path).await.text().await.expect("html");
     assert!(!again.contains(&secret) && !again.contains(&key), "a secret is never shown twice");
 
-    let audit = server.app.audit_events(ORGANIZATION_ID, Some("console.action"), 20).await.expect("audit");
+    let audit = server
+        .app
+        .audit_events(ORGANIZATION_ID, &AuditFilter::kind(AuditKind::ConsoleAction), 20)
+        .await
+        .expect("audit");
     let actions: Vec<&str> = audit.iter().filter_map(|e| e.detail["action"].as_str()).collect();
     for action in ["organization.configure", "organization.secret.create", "organization.apiKey.create"] {
         assert!(actions.contains(&action), "{action} audited: {actions:?}");

@@ -1234,6 +1234,25 @@ async fn security_events_are_audited_and_queryable() {
     assert_eq!((status, body["events"].as_array().map(Vec::len)), (200, Some(1)));
     let (status, body) = read_json(audit("?kind=bogus").await.expect("audit")).await;
     assert_eq!((status, body["errorCode"].as_str()), (400, Some("entityInvalid")));
+
+    // By subject and by time: the theft came 31 s after the login.
+    let kinds_of = |body: &Value| -> Vec<String> {
+        body["events"]
+            .as_array()
+            .expect("events")
+            .iter()
+            .filter_map(|e| e["kind"].as_str().map(str::to_owned))
+            .collect()
+    };
+    let (_, body) = read_json(audit("?subject=user-7").await.expect("audit")).await;
+    assert_eq!(kinds_of(&body), ["session.theftDetected"]);
+    let theft = body["events"][0]["created"].as_str().expect("time").to_owned();
+    let (_, body) = read_json(audit(&format!("?until={theft}")).await.expect("audit")).await;
+    assert_eq!(kinds_of(&body), ["login.succeeded", "login.failed"], "until is exclusive");
+    let (_, body) = read_json(audit(&format!("?since={theft}&subject=user-7")).await.expect("audit")).await;
+    assert_eq!(kinds_of(&body), ["session.theftDetected"], "since is inclusive");
+    let (status, body) = read_json(audit("?since=yesterday").await.expect("audit")).await;
+    assert_eq!((status, body["errorCode"].as_str()), (400, Some("entityInvalid")));
     let response =
         flow.server.admin(reqwest::Method::GET, "/admin/v1/organizations/nope/audit").send().await.expect("audit");
     assert_eq!(read_json(response).await.0, 404);

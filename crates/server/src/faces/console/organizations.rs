@@ -8,7 +8,7 @@ use askama::Template;
 use axum::Extension;
 use axum::extract::{Path, State};
 use axum::response::Response;
-use portcullis_core::abuse::AuditEvent;
+use portcullis_core::abuse::{AuditEvent, AuditFilter};
 use portcullis_core::console::ORGANIZATION_ID;
 use portcullis_core::organization::Organization;
 use portcullis_core::{Error, ErrorCode};
@@ -164,7 +164,7 @@ async fn organization_page(
     saved: bool,
 ) -> Result<Response, Error> {
     let organization = app.organization(id).await?;
-    let events = app.audit_events(&organization.id, None, RECENT_AUDIT_EVENTS).await?;
+    let events = app.audit_events(&organization.id, &AuditFilter::default(), RECENT_AUDIT_EVENTS).await?;
     let settings = setting_rows(&organization);
     let frame = Frame::new(session, "organizations");
     Ok(page(&OrganizationPage { frame, organization, settings, events, shown, saved }))
