@@ -146,6 +146,18 @@ test("the first operator signs in by email code, then by passkey, and uses every
       assert.match(await page.locator("tbody").textContent(), /ops@example\.com\s*admin/);
       await assertAccessible(page, "operators");
 
+      await page.getByRole("link", { name: "Audit log" }).click();
+      assert.match(await page.locator("tbody").textContent(), /organization\.create/);
+      await assertAccessible(page, "audit log");
+      await page.screenshot({ path: path.join(SCREENSHOTS, "console-audit.png"), fullPage: true });
+      const [download] = await Promise.all([
+        page.waitForEvent("download"),
+        page.getByRole("link", { name: "Export as CSV" }).click(),
+      ]);
+      const csv = readFileSync(await download.path(), "utf8");
+      assert.match(csv, /^id,created,organization,kind,subject,detail\n/);
+      assert.match(csv, /organization\.create/);
+
       await page.getByRole("link", { name: "Error catalog" }).click();
       assert.ok(await page.locator("#noPermission").isVisible());
       await assertAccessible(page, "errors");

@@ -374,3 +374,36 @@ async fn an_admin_changes_settings_and_makes_credentials_that_are_shown_once() {
     assert!(audit.iter().all(|e| e.subject.as_deref() == Some("admin@example.com")));
     server.stop().await;
 }
+
+#[tokio::test]
+async fn the_audit_log_filters_and_exports_csv_that_a_spreadsheet_will_not_run() {
+    let clock = manual_clock();
+    let server = console_server(&clock).await;
+    server.app.console().put_operator("viewer@example.com", OperatorRole::Viewer).await.expect("operator");
+    server.app.console().record_action("=HYPERLINK(\"https://evil.example\")", "organization.create", "x").await;
+    clock.advance(Duration::from_secs(60));
+    server.app.console().record_action("admin token", "operator.put", "viewer@example.com").await;
+    let mut browser = Browser::new(&server);
+    browser.sign_in(&server, "viewer@example.com").await;
+
+    let page = browser.get("/console/audit").await;
+    assert_eq!(page.status(), StatusCode::OK);
+    let html = page.text().await.expect("html");
+    assert!(html.contains("operator.put") && html.contains("console.signIn"), "{html}");
+
+    let only = browser.get("/console/audit?kind=console.action&subject=admin+token").await.text().await.expect("html");
+    assert!(only.contains("operator.put") && !only.contains("HYPERLINK") && !only.contains("console.signIn"));
+    let bad = browser.get("/console/audit?since=last+week").await;
+    assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+
+    let csv = browser.get("/console/audit.csv?subject=%3DHYPERLINK(%22https%3A%2F%2Fevil.example%22)").await;
+    assert_eq!(csv.status(), StatusCode::OK);
+    assert!(header(&csv, "content-type").starts_with("text/csv"));
+    assert!(header(&csv, "content-disposition").contains("audit-portcullis-console.csv"));
+    let text = csv.text().await.expect("csv");
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "id,created,organization,kind,subject,detail");
+    assert_eq!(lines.len(), 2, "{text}");
+    assert!(lines[1].contains("\"'=HYPERLINK(\"\"https://evil.example\"\")\""), "{text}");
+    server.stop().await;
+}

@@ -22,6 +22,7 @@ use serde::Deserialize;
 use crate::app::App;
 use crate::http::RequestId;
 
+mod audit;
 mod organizations;
 mod pages;
 mod render;
@@ -51,6 +52,8 @@ pub(crate) fn routes(app: &Arc<App>) -> Router<Arc<App>> {
         .route("/console/organizations/{id}/secret/activate", post(organizations::activate_secret))
         .route("/console/organizations/{id}/api-keys", post(organizations::new_api_key))
         .route("/console/operators", get(pages::operators))
+        .route("/console/audit", get(audit::show))
+        .route("/console/audit.csv", get(audit::export))
         .route("/console/sign-out", post(sign_out))
         .route_layer(from_fn_with_state(Arc::clone(app), authenticate));
     Router::new()
