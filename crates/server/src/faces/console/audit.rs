@@ -71,16 +71,14 @@ struct AuditPage<'a> {
     organizations: Vec<Organization>,
     selected: &'a str,
     kinds: Vec<&'static str>,
-    query: &'a AuditQuery,
+    /// The filter as typed, shown back in the form.
+    kind: &'a str,
+    subject: &'a str,
+    since: &'a str,
+    until: &'a str,
     events: Vec<AuditEvent>,
     export: String,
     limit: usize,
-}
-
-impl AuditPage<'_> {
-    fn value<'v>(&self, field: &'v Option<String>) -> &'v str {
-        field.as_deref().unwrap_or_default()
-    }
 }
 
 pub(super) async fn show(
@@ -97,7 +95,10 @@ pub(super) async fn show(
             organizations: app.organizations().await?,
             selected,
             kinds: AuditKind::ALL.iter().map(|k| k.as_str()).collect(),
-            query: &query,
+            kind: query.kind.as_deref().unwrap_or_default(),
+            subject: query.subject.as_deref().unwrap_or_default(),
+            since: query.since.as_deref().unwrap_or_default(),
+            until: query.until.as_deref().unwrap_or_default(),
             events,
             export: query.query_string(),
             limit: PAGE_EVENTS,
