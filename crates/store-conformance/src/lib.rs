@@ -65,6 +65,7 @@ macro_rules! conformance_suite {
             attempts_count_and_close_once,
             attempts_approve_once_and_undo_wins,
             codes_are_single_use_under_concurrency,
+            live_login_sessions_of_a_user,
             outbox_lists_newest_first,
             connector_accounts_round_trip,
             connector_credential_swaps_have_one_winner,

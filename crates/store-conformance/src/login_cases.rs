@@ -342,3 +342,32 @@ pub async fn outbox_lists_newest_first(store: &Arc<dyn Store>) {
     let ids: Vec<String> = store.outbox(2).await.expect("outbox").into_iter().map(|m| m.id).collect();
     assert_eq!(ids, ["m2", "m1"]);
 }
+
+/// A user's live login sessions, newest first: ended ones and other users' are left out.
+pub async fn live_login_sessions_of_a_user(store: &Arc<dyn Store>) {
+    let org = organization(store).await;
+    let session = |id: &str, user: &str, millis: i64| LoginSession {
+        id: id.to_owned(),
+        organization_id: org.id.clone(),
+        user_id: user.to_owned(),
+        created_at: at(millis),
+        last_active_at: at(millis),
+        ended_at: None,
+        verified_domains: Vec::new(),
+        ip: Some("203.0.113.7".to_owned()),
+        user_agent: Some("Mozilla/5.0".to_owned()),
+        device_id: None,
+        scope: None,
+        nonce: None,
+    };
+    for (id, user, millis) in [("a1", "ua", 10), ("a2", "ua", 30), ("a3", "ua", 20), ("b1", "ub", 40)] {
+        store.insert_login_session(&session(id, user, millis)).await.expect("session");
+    }
+    assert!(store.end_login_session("a3", at(50)).await.expect("end"));
+    let live = store.live_login_sessions("ua", 10).await.expect("list");
+    assert_eq!(live.iter().map(|s| s.id.as_str()).collect::<Vec<_>>(), ["a2", "a1"]);
+    assert_eq!(live[1], session("a1", "ua", 10), "stored as given");
+    assert_eq!(store.live_login_sessions("ub", 10).await.expect("list").len(), 1);
+    assert!(store.live_login_sessions("nobody", 10).await.expect("list").is_empty());
+    assert_eq!(store.live_login_sessions("ua", 1).await.expect("list").len(), 1, "at most the limit");
+}

@@ -388,8 +388,8 @@ impl LoginStore for PostgresStore {
         let client = self.client().await?;
         client
             .execute(
-                "INSERT INTO login_sessions (id, organization_id, data, ended_at) VALUES ($1, $2, $3, $4)",
-                &[&session.id, &session.organization_id, &json(session)?, &millis(session.ended_at)],
+                "INSERT INTO login_sessions (id, organization_id, data, ended_at, user_id) VALUES ($1, $2, $3, $4, $5)",
+                &[&session.id, &session.organization_id, &json(session)?, &millis(session.ended_at), &session.user_id],
             )
             .await
             .map_err(|e| store_error(&e))?;
@@ -406,6 +406,21 @@ impl LoginStore for PostgresStore {
         let mut session: LoginSession = from_json(&row, 0)?;
         session.ended_at = at(&row, 1)?;
         Ok(Some(session))
+    }
+
+    async fn live_login_sessions(&self, user_id: &str, limit: usize) -> Result<Vec<LoginSession>, StoreError> {
+        let client = self.client().await?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = client
+            .query(
+                "SELECT data FROM login_sessions WHERE user_id = $1 AND ended_at IS NULL LIMIT $2",
+                &[&user_id, &limit],
+            )
+            .await
+            .map_err(|e| store_error(&e))?;
+        let mut sessions = rows.iter().map(|row| from_json::<LoginSession>(row, 0)).collect::<Result<Vec<_>, _>>()?;
+        sessions.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+        Ok(sessions)
     }
 
     async fn update_login_session(&self, session: &LoginSession) -> Result<(), StoreError> {

@@ -22,6 +22,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0011_app_users.sql"),
     include_str!("../migrations/0012_events.sql"),
     include_str!("../migrations/0013_connector_rates.sql"),
+    include_str!("../migrations/0014_login_sessions_by_user.sql"),
 ];
 
 /// Arbitrary but fixed: "port" in ASCII.

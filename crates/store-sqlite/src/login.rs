@@ -403,12 +403,12 @@ impl LoginStore for SqliteStore {
 
     async fn insert_login_session(&self, session: &LoginSession) -> Result<(), StoreError> {
         let (id, org, data) = (session.id.clone(), session.organization_id.clone(), json(session)?);
-        let ended = session.ended_at.map(Timestamp::unix_millis);
+        let (user, ended) = (session.user_id.clone(), session.ended_at.map(Timestamp::unix_millis));
         self.writer
             .run(move |c| {
                 c.execute(
-                    "INSERT INTO login_sessions (id, organization_id, data, ended_at) VALUES (?1, ?2, ?3, ?4)",
-                    params![id, org, data, ended],
+                    "INSERT INTO login_sessions (id, organization_id, data, ended_at, user_id) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![id, org, data, ended, user],
                 )
                 .map(|_| ())
                 .map_err(store_error)
@@ -432,6 +432,24 @@ impl LoginStore for SqliteStore {
                     .map_err(store_error)
             })
             .await
+    }
+
+    async fn live_login_sessions(&self, user_id: &str, limit: usize) -> Result<Vec<LoginSession>, StoreError> {
+        let (user, limit) = (user_id.to_owned(), i64::try_from(limit).unwrap_or(i64::MAX));
+        let mut sessions = self
+            .readers
+            .run(move |c| {
+                let mut statement = c
+                    .prepare_cached("SELECT data FROM login_sessions WHERE user_id = ?1 AND ended_at IS NULL LIMIT ?2")
+                    .map_err(store_error)?;
+                let rows = statement
+                    .query_map(params![user, limit], |r| from_json::<LoginSession>(r, 0))
+                    .map_err(store_error)?;
+                rows.collect::<Result<Vec<_>, _>>().map_err(store_error)
+            })
+            .await?;
+        sessions.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+        Ok(sessions)
     }
 
     async fn update_login_session(&self, session: &LoginSession) -> Result<(), StoreError> {

@@ -21,6 +21,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0011_app_users.sql"),
     include_str!("../migrations/0012_events.sql"),
     include_str!("../migrations/0013_connector_rates.sql"),
+    include_str!("../migrations/0014_login_sessions_by_user.sql"),
 ];
 
 pub(crate) fn apply(connection: &mut Connection) -> Result<(), StoreError> {

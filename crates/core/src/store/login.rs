@@ -94,6 +94,9 @@ pub trait LoginStore {
     /// A login session by id.
     async fn login_session(&self, id: &str) -> Result<Option<LoginSession>, StoreError>;
 
+    /// A user's live (not ended) login sessions, newest first, at most `limit`.
+    async fn live_login_sessions(&self, user_id: &str, limit: usize) -> Result<Vec<LoginSession>, StoreError>;
+
     /// Replaces a login session's activity, bindings and verified domains.
     async fn update_login_session(&self, session: &LoginSession) -> Result<(), StoreError>;
 
