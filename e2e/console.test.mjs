@@ -181,6 +181,16 @@ test("the first operator signs in by email code, then by passkey, and uses every
       await page.waitForURL(`${stack.portcullisUrl}/console/`);
       assert.equal(await signCount(), before + 1, "the sign-in used the passkey");
       assert.equal(await page.getByRole("heading", { level: 1 }).textContent(), "Overview");
+
+      // The operator's own page in the operator organization: their login sessions and the passkey.
+      await page.goto(`${stack.portcullisUrl}/console/organizations/portcullis-console/users?q=ops%40example.com`);
+      assert.equal(await page.getByRole("heading", { level: 1 }).textContent(), "ops@example.com");
+      await page.getByLabel("New name of Operator laptop").fill("Work laptop");
+      await page.getByRole("button", { name: "Rename" }).click();
+      assert.equal(await page.getByRole("status").textContent(), "The passkey is renamed.");
+      assert.equal(await page.getByLabel("New name of Work laptop").count(), 1);
+      await assertAccessible(page, "user");
+      await page.screenshot({ path: path.join(SCREENSHOTS, "console-user.png"), fullPage: true });
       assert.deepEqual(violations, [], "no CSP violation on any console page");
       await context.close();
     }),

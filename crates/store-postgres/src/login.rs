@@ -419,7 +419,7 @@ impl LoginStore for PostgresStore {
             .await
             .map_err(|e| store_error(&e))?;
         let mut sessions = rows.iter().map(|row| from_json::<LoginSession>(row, 0)).collect::<Result<Vec<_>, _>>()?;
-        sessions.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+        sessions.sort_by_key(|s| std::cmp::Reverse(s.created_at));
         Ok(sessions)
     }
 

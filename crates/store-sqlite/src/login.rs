@@ -448,7 +448,7 @@ impl LoginStore for SqliteStore {
                 rows.collect::<Result<Vec<_>, _>>().map_err(store_error)
             })
             .await?;
-        sessions.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+        sessions.sort_by_key(|s| std::cmp::Reverse(s.created_at));
         Ok(sessions)
     }
 

@@ -8,6 +8,7 @@ mod flow_failure;
 pub mod jwe;
 pub mod model;
 mod oauth;
+mod operator_users;
 mod passkey_steps;
 pub mod pkce;
 pub mod redirect;
@@ -15,6 +16,7 @@ mod service;
 pub mod texts;
 
 pub use oauth::{OAUTH_TOKEN_LIFETIME, OAuthService, StandardTokens};
+pub use operator_users::MAX_LISTED_SESSIONS;
 pub use passkey_steps::{MAX_PASSKEY_NAME_CHARS, PasskeyPage, offers_passkeys};
 
 pub use service::{

@@ -460,7 +460,7 @@ impl LoginService {
 }
 
 /// A trimmed, shortened name; `None` when empty.
-fn passkey_name(name: Option<&str>) -> Option<String> {
+pub(super) fn passkey_name(name: Option<&str>) -> Option<String> {
     let name: String = name?.trim().chars().filter(|c| !c.is_control()).take(MAX_PASSKEY_NAME_CHARS).collect();
     (!name.is_empty()).then_some(name)
 }

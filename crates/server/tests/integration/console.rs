@@ -407,3 +407,85 @@ async fn the_audit_log_filters_and_exports_csv_that_a_spreadsheet_will_not_run()
     assert!(lines[1].contains("\"'=HYPERLINK(\"\"https://evil.example\"\")\""), "{text}");
     server.stop().await;
 }
+
+#[tokio::test]
+async fn an_admin_finds_a_user_and_ends_their_sessions_one_or_all() {
+    let clock = manual_clock();
+    let flow = crate::login::Flow::with_clock(&clock).await;
+    flow.log_in("person@example.com").await;
+    // Later, so the newest mail in the outbox is this login's.
+    clock.advance(Duration::from_secs(1));
+    flow.log_in("other@example.com").await;
+    let org = flow.org.clone();
+    let app = std::sync::Arc::clone(&flow.server.app);
+    let user = app.login().find_user(&org, "Person@Example.com").await.expect("search").expect("the user");
+    let stranger = app.login().find_user(&org, "stranger@example.com").await.expect("search");
+    assert!(stranger.is_none());
+    for _ in 0..2 {
+        app.sessions().create(&org, &user.id, None, serde_json::Map::new()).await.expect("session");
+    }
+    app.console().put_operator("admin@example.com", OperatorRole::Admin).await.expect("operator");
+    let mut browser = Browser::new(&flow.server);
+    browser.sign_in(&flow.server, "admin@example.com").await;
+
+    let users = format!("/console/organizations/{org}/users");
+    let found = browser.get(&format!("{users}?q=person%40example.com")).await;
+    let user_page = format!("{users}/{}", user.id);
+    assert_eq!((found.status(), location(&found)), (StatusCode::SEE_OTHER, user_page.clone()));
+    let by_id = browser.get(&format!("{users}?q={}", user.id)).await;
+    assert_eq!(location(&by_id), user_page);
+    let nobody = browser.get(&format!("{users}?q=nobody%40example.com")).await.text().await.expect("html");
+    assert!(nobody.contains("No user of Acme"));
+    let html = browser.get(&user_page).await.text().await.expect("html");
+    assert!(html.contains("person@example.com"), "{html}");
+
+    let other = app.login().find_user(&org, "other@example.com").await.expect("search").expect("the other user");
+    let others = app.login().user_login_sessions(&org, &other.id).await.expect("sessions");
+    let live = app.login().user_login_sessions(&org, &user.id).await.expect("sessions");
+    assert_eq!((live.len(), others.len()), (1, 1));
+    let token = browser.form_token(&user_page).await;
+    // Another user's session through this user's page: missing, and nothing changes.
+    let not_theirs = format!("{user_page}/login-sessions/{}/end", others[0].id);
+    assert_eq!(browser.post(&not_theirs, &[("form_token", &token)]).await.status(), StatusCode::NOT_FOUND);
+    let end_one = format!("{user_page}/login-sessions/{}/end", live[0].id);
+    let ended = browser.post(&end_one, &[("form_token", &token)]).await;
+    assert_eq!(ended.status(), StatusCode::OK);
+    assert!(ended.text().await.expect("html").contains("The login session is ended."));
+    assert!(app.login().user_login_sessions(&org, &user.id).await.expect("sessions").is_empty());
+    assert_eq!(
+        browser.post(&end_one, &[("form_token", &token)]).await.status(),
+        StatusCode::NOT_FOUND,
+        "ended already"
+    );
+    assert_eq!(app.login().user_login_sessions(&org, &other.id).await.expect("sessions").len(), 1);
+    let other_page = format!("{users}/{}", other.id);
+    let all = browser.post(&format!("{other_page}/login-sessions/end-all"), &[("form_token", &token)]).await;
+    assert_eq!(all.status(), StatusCode::OK);
+    assert!(app.login().user_login_sessions(&org, &other.id).await.expect("sessions").is_empty());
+
+    let sessions = app.sessions().active_sessions(&org, &user.id).await.expect("sessions");
+    assert_eq!(sessions.len(), 2);
+    let revoke_one = format!("{user_page}/sessions/{}/revoke", sessions[0].handle);
+    assert_eq!(browser.post(&revoke_one, &[("form_token", &token)]).await.status(), StatusCode::OK);
+    assert_eq!(app.sessions().active_sessions(&org, &user.id).await.expect("sessions").len(), 1);
+    assert_eq!(browser.post(&revoke_one, &[]).await.status(), StatusCode::FORBIDDEN, "no form token");
+    let revoke_all = browser.post(&format!("{user_page}/sessions/end-all"), &[("form_token", &token)]).await;
+    assert_eq!(revoke_all.status(), StatusCode::OK);
+    assert!(app.sessions().active_sessions(&org, &user.id).await.expect("sessions").is_empty());
+    assert_eq!(
+        browser.post(&format!("{user_page}/passkeys/x/explode"), &[("form_token", &token)]).await.status(),
+        StatusCode::NOT_FOUND
+    );
+
+    // The console's user pages are scoped: this user is not a user of the operator organization.
+    let elsewhere = browser.get(&format!("/console/organizations/{ORGANIZATION_ID}/users/{}", user.id)).await;
+    assert_eq!(elsewhere.status(), StatusCode::NOT_FOUND);
+
+    let audit =
+        app.audit_events(ORGANIZATION_ID, &AuditFilter::kind(AuditKind::ConsoleAction), 50).await.expect("audit");
+    let actions: Vec<&str> = audit.iter().filter_map(|e| e.detail["action"].as_str()).collect();
+    for action in ["user.loginSession.end", "user.loginSessions.end", "user.session.revoke", "user.sessions.revoke"] {
+        assert!(actions.contains(&action), "{action} audited: {actions:?}");
+    }
+    flow.server.stop().await;
+}

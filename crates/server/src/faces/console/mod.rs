@@ -26,6 +26,7 @@ mod audit;
 mod organizations;
 mod pages;
 mod render;
+mod users;
 
 pub(crate) use render::error_page;
 
@@ -51,6 +52,10 @@ pub(crate) fn routes(app: &Arc<App>) -> Router<Arc<App>> {
         .route("/console/organizations/{id}/secret", post(organizations::new_secret))
         .route("/console/organizations/{id}/secret/activate", post(organizations::activate_secret))
         .route("/console/organizations/{id}/api-keys", post(organizations::new_api_key))
+        .route("/console/organizations/{id}/users", get(users::search))
+        .route("/console/organizations/{id}/users/{user}", get(users::show))
+        .route("/console/organizations/{id}/users/{user}/{kind}/end-all", post(users::act_on_all))
+        .route("/console/organizations/{id}/users/{user}/{kind}/{target}/{verb}", post(users::act_on_one))
         .route("/console/operators", get(pages::operators))
         .route("/console/audit", get(audit::show))
         .route("/console/audit.csv", get(audit::export))
