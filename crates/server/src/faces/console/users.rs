@@ -49,10 +49,9 @@ pub(super) async fn search(
     let rendered = async {
         let organization = app.organization(&id).await?;
         let text = query.q.unwrap_or_default().trim().to_owned();
-        if !text.is_empty() {
-            if let Some(user) = app.login().find_user(&organization.id, &text).await? {
-                return Ok(see_other(&format!("/console/organizations/{}/users/{}", organization.id, user.id)));
-            }
+        let found = if text.is_empty() { None } else { app.login().find_user(&organization.id, &text).await? };
+        if let Some(user) = found {
+            return Ok(see_other(&format!("/console/organizations/{}/users/{}", organization.id, user.id)));
         }
         let frame = Frame::new(&session, "organizations");
         Ok(page(&SearchPage { frame, organization, searched: !text.is_empty(), query: text }))
