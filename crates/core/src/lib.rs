@@ -9,9 +9,11 @@
 //! - [`session`]: sessions, refresh rotation with theft detection, access tokens, claims.
 //! - [`events`]: outbound events (Standard Webhooks): the outbox, endpoints, deliveries and retries.
 //! - [`console`]: the admin console's operators, roles and form tokens.
+//! - [`activity`]: process-wide counts of logins and refreshes (the console's charts).
 //! - [`clock`]: injected time.
 
 pub mod abuse;
+pub mod activity;
 pub mod app_users;
 pub mod clock;
 pub mod console;

@@ -7,6 +7,7 @@
 //! - [`serve()`]: the listener and graceful shutdown.
 //! - [`api_description()`]: the OpenAPI description of every JSON API.
 
+mod activity;
 mod api_description;
 pub mod app;
 pub mod config;

@@ -30,6 +30,7 @@ fn handle() -> Option<&'static PrometheusHandle> {
 
 /// Counts one finished request.
 pub(crate) fn record_request(method: &Method, route: &str, status: u16, error: Option<ErrorCode>, elapsed: Duration) {
+    crate::activity::record(error, elapsed);
     if handle().is_none() {
         return;
     }

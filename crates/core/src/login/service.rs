@@ -981,6 +981,7 @@ impl LoginService {
             nonce: flow.nonce.clone(),
         };
         self.store.insert_login_session(&session).await?;
+        crate::activity::login_opened();
         Ok(session)
     }
 

@@ -247,6 +247,7 @@ impl SessionService {
             .ok_or(RefreshFailure::Unauthorised(UnauthorisedReason::Missing))?;
         match outcome {
             RefreshOutcome::Rotated(session) | RefreshOutcome::RotatedInGrace(session) => {
+                crate::activity::session_refreshed();
                 let exp = now.plus(self.config.access_token_validity).unix_seconds();
                 self.tokens(session, &minted.hash1, Some(minted.token), now, exp).map_err(RefreshFailure::Failed)
             }

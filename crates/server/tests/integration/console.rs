@@ -151,6 +151,19 @@ async fn an_admin_signs_in_by_email_code_and_acts_with_the_form_token_only() {
     }
     assert_eq!(tenant_count(&server).await, 0);
 
+    // The overview's last hour counts this process's logins and errors (each test shares the process,
+    // so at least ours).
+    let overview = browser.get("/console/").await.text().await.expect("html");
+    let peak_logins = overview
+        .split("Logins per minute: ")
+        .nth(1)
+        .and_then(|rest| rest.split(" peak ").nth(1))
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse::<u64>().ok())
+        .expect("the logins chart's summary");
+    assert!(peak_logins >= 1, "the sign-in is a login: {overview}");
+    assert!(overview.contains("<a href=\"/console/errors#noPermission\"><code>noPermission</code></a>"));
+
     let token = browser.form_token("/console/organizations").await;
     let created = browser.post("/console/organizations", &[("name", "Acme"), ("form_token", &token)]).await;
     assert_eq!(created.status(), StatusCode::SEE_OTHER);

@@ -23,6 +23,7 @@ use crate::app::App;
 use crate::http::RequestId;
 
 mod audit;
+mod charts;
 mod organizations;
 mod pages;
 mod render;

@@ -32,6 +32,9 @@ struct Overview<'a> {
     organizations: usize,
     operators: usize,
     keys: Vec<KeyRow>,
+    charts: Vec<super::charts::Chart>,
+    /// Errors of the last hour by catalog code, most frequent first.
+    errors: Vec<(&'static str, u64)>,
 }
 
 pub(super) async fn overview(
@@ -50,7 +53,18 @@ pub(super) async fn overview(
                 signs_from: k.signs_from.to_rfc3339(),
             })
             .collect();
+        let minutes = crate::activity::last_hour();
+        let mut errors: std::collections::BTreeMap<&'static str, u64> = std::collections::BTreeMap::new();
+        for minute in &minutes {
+            for (code, count) in &minute.errors {
+                *errors.entry(code).or_default() += count;
+            }
+        }
+        let mut errors: Vec<(&'static str, u64)> = errors.into_iter().collect();
+        errors.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
         Ok(page(&Overview {
+            charts: super::charts::overview_charts(&minutes),
+            errors,
             frame: Frame::new(&session, "overview"),
             healthy: app.health().await.is_ok(),
             store: app.store_backend(),
