@@ -199,7 +199,7 @@ async fn delete_account(
     Ok(StatusCode::NO_CONTENT)
 }
 
-fn redirect_uri(app: &App) -> String {
+pub(crate) fn redirect_uri(app: &App) -> String {
     format!("{}{CALLBACK_PATH}", app.config().public_url().trim_end_matches('/'))
 }
 

@@ -285,3 +285,76 @@ async fn inbound_webhooks_are_verified_and_handed_to_the_event_endpoints() {
     assert_eq!(event["data"]["payload"], json!({"order": {"id": 7}}));
     assert_eq!(event["data"]["accountId"], "crm");
 }
+
+/// The console's connector page: install, authorize, call (the recovery shown), and the account that
+/// needs re-authorization listed first.
+#[tokio::test]
+async fn the_console_installs_authorizes_and_calls_and_lists_accounts_needing_reauth_first() {
+    use portcullis_core::console::OperatorRole;
+    let (base, provider) = provider().await;
+    let server = server_with(Backend::Sqlite, &base, |c| c.login.dev_outbox = true).await;
+    let org = server.app.create_organization("Acme").await.expect("org");
+    server.app.console().put_operator("admin@example.com", OperatorRole::Admin).await.expect("operator");
+    let mut browser = crate::console::Browser::new(&server);
+    browser.sign_in(&server, "admin@example.com").await;
+    let page = format!("/console/organizations/{}/connectors", org.id);
+    let token = browser.form_token(&page).await;
+
+    let install = [
+        ("form_token", token.as_str()),
+        ("connector", "acme"),
+        ("account", "crm"),
+        ("properties", "ClientSecret=s3cret"),
+    ];
+    let installed = browser.post(&page, &install).await.text().await.expect("html");
+    assert!(installed.contains("Account crm of acme installed.") && !installed.contains("s3cret"), "{installed}");
+    assert!(installed.contains("ClientSecret</code>=********"));
+
+    let authorize =
+        browser.post(&format!("{page}/crm/authorize"), &[("form_token", &token)]).await.text().await.expect("html");
+    let link = authorize.split("<a href=\"").find(|part| part.starts_with(&base)).expect("the provider's link");
+    let link = link.split('"').next().expect("href").replace("&#38;", "&").replace("&amp;", "&");
+    let state =
+        url::Url::parse(&link).expect("url").query_pairs().find(|(k, _)| k == "state").expect("state").1.into_owned();
+    let callback =
+        server.request(Method::GET, "/connectors/oauth2/callback").query(&[("code", "c"), ("state", state.as_str())]);
+    assert_eq!(callback.send().await.expect("callback").status().as_u16(), 200);
+
+    let call = [("form_token", token.as_str()), ("account", "crm"), ("method", "list"), ("mergefields", "{}")];
+    let called = browser.post(&format!("{page}/call"), &call).await.text().await.expect("html");
+    assert!(
+        called.contains("list on crm: success (upstream status 200).") && called.contains("<strong>0</strong>"),
+        "{called}"
+    );
+    *provider.current.lock().await = "revoked".to_owned();
+    let recovered = browser.post(&format!("{page}/call"), &call).await.text().await.expect("html");
+    assert!(recovered.contains("<strong>1</strong>"), "the refresh is shown: {recovered}");
+    let bad = [("form_token", token.as_str()), ("account", "crm"), ("method", "list"), ("mergefields", "[1]")];
+    assert_eq!(browser.post(&format!("{page}/call"), &bad).await.status().as_u16(), 400);
+
+    // The grant is revoked upstream: the account needs re-authorization and is listed before the others.
+    let other = [
+        ("form_token", token.as_str()),
+        ("connector", "acme"),
+        ("account", "a-first"),
+        ("properties", "ClientSecret=x"),
+    ];
+    browser.post(&page, &other).await;
+    provider.refuse_all.store(true, Ordering::SeqCst);
+    browser.post(&format!("{page}/call"), &call).await;
+    let listed = browser.get(&page).await.text().await.expect("html");
+    let (crm, first) =
+        (listed.find("<code>crm</code>").expect("crm"), listed.find("<code>a-first</code>").expect("a-first"));
+    assert!(crm < first && listed.contains("needs re-authorization"), "{listed}");
+
+    let audit = server
+        .app
+        .audit_events(portcullis_core::console::ORGANIZATION_ID, &portcullis_core::abuse::AuditFilter::default(), 50)
+        .await
+        .expect("audit");
+    let actions: Vec<&str> = audit.iter().filter_map(|e| e.detail["action"].as_str()).collect();
+    for action in ["connector.account.install", "connector.account.authorize", "connector.account.call"] {
+        assert!(actions.contains(&action), "{action} audited: {actions:?}");
+    }
+    server.stop().await;
+}

@@ -15,14 +15,14 @@ use crate::harness::{TestServer, read_json};
 use crate::login::{code_in, location, manual_clock};
 
 /// A browser as far as the console needs one: it keeps cookies by name and follows nothing itself.
-struct Browser {
+pub(crate) struct Browser {
     client: reqwest::Client,
     base: String,
     cookies: BTreeMap<String, String>,
 }
 
 impl Browser {
-    fn new(server: &TestServer) -> Self {
+    pub(crate) fn new(server: &TestServer) -> Self {
         let client = reqwest::Client::builder().redirect(Policy::none()).build().expect("client");
         Self { client, base: server.url.clone(), cookies: BTreeMap::new() }
     }
@@ -44,7 +44,7 @@ impl Browser {
         self.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; ")
     }
 
-    async fn get(&mut self, path_or_url: &str) -> Response {
+    pub(crate) async fn get(&mut self, path_or_url: &str) -> Response {
         let url = if path_or_url.starts_with("http") {
             path_or_url.to_owned()
         } else {
@@ -55,7 +55,7 @@ impl Browser {
         response
     }
 
-    async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Response {
+    pub(crate) async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Response {
         let response = self
             .client
             .post(format!("{}{path}", self.base))
@@ -69,7 +69,7 @@ impl Browser {
     }
 
     /// Signs in through the hosted login by email code; returns the callback's response.
-    async fn sign_in(&mut self, server: &TestServer, email: &str) -> Response {
+    pub(crate) async fn sign_in(&mut self, server: &TestServer, email: &str) -> Response {
         let started = self.get("/console/sign-in").await;
         assert_eq!(started.status(), StatusCode::SEE_OTHER);
         let authorize = location(&started);
@@ -95,7 +95,7 @@ impl Browser {
     }
 
     /// The form token on a console page.
-    async fn form_token(&mut self, path: &str) -> String {
+    pub(crate) async fn form_token(&mut self, path: &str) -> String {
         let page = self.get(path).await.text().await.expect("html");
         let marker = "name=\"form_token\" value=\"";
         let start = page.find(marker).expect("a form token on the page") + marker.len();

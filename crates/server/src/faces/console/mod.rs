@@ -24,6 +24,7 @@ use crate::http::RequestId;
 
 mod audit;
 mod charts;
+mod connectors;
 mod organizations;
 mod pages;
 mod render;
@@ -53,6 +54,9 @@ pub(crate) fn routes(app: &Arc<App>) -> Router<Arc<App>> {
         .route("/console/organizations/{id}/secret", post(organizations::new_secret))
         .route("/console/organizations/{id}/secret/activate", post(organizations::activate_secret))
         .route("/console/organizations/{id}/api-keys", post(organizations::new_api_key))
+        .route("/console/organizations/{id}/connectors", get(connectors::show).post(connectors::install))
+        .route("/console/organizations/{id}/connectors/call", post(connectors::call))
+        .route("/console/organizations/{id}/connectors/{account}/{action}", post(connectors::act))
         .route("/console/organizations/{id}/users", get(users::search))
         .route("/console/organizations/{id}/users/{user}", get(users::show))
         .route("/console/organizations/{id}/users/{user}/{kind}/end-all", post(users::act_on_all))
