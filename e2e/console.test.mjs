@@ -136,6 +136,14 @@ test("the first operator signs in by email code, then by passkey, and uses every
       assert.notEqual((await call(apiKey)).status, 401, "the API key shown once works");
       await page.goto(organizationUrl);
       assert.equal(await page.locator("code.secret").count(), 0, "shown only once");
+      await page.getByRole("link", { name: "Connector accounts" }).click();
+      assert.equal(await page.getByRole("heading", { level: 1 }).textContent(), "Connector accounts of Acme");
+      await assertAccessible(page, "connector accounts");
+      await page.goto(organizationUrl);
+      await page.getByLabel("Find a user by email or id").fill("nobody@example.com");
+      await page.getByRole("button", { name: "Find" }).click();
+      assert.match(await page.getByRole("alert").textContent(), /No user of Acme/);
+      await assertAccessible(page, "user search");
       await page.getByRole("link", { name: "Organizations" }).first().click();
       assert.equal(await page.getByRole("link", { name: "Acme" }).count(), 1);
       assert.equal(await page.getByRole("link", { name: "demo" }).count(), 1);

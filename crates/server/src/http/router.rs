@@ -38,7 +38,7 @@ pub fn router(app: Arc<App>) -> Router {
         .merge(routes(faces::connect::api()))
         .merge(routes(faces::connector_webhooks::api()))
         .merge(faces::connect::pages())
-        .merge(faces::console::routes(&app).route_layer(from_fn_with_state(IpLimit::pages(&app), limit_per_ip)))
+        .merge(faces::console::routes(&app))
         .merge(faces::login_pages::routes().route_layer(from_fn_with_state(IpLimit::pages(&app), limit_per_ip)))
         .merge(routes(faces::oauth::api()).route_layer(per_ip_api.clone()))
         .merge(routes(faces::centralauth::api()).route_layer(per_ip_api.clone()));

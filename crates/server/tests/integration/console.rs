@@ -502,3 +502,28 @@ async fn an_admin_finds_a_user_and_ends_their_sessions_one_or_all() {
     }
     flow.server.stop().await;
 }
+
+#[tokio::test]
+async fn signing_in_shares_the_login_pages_ip_budget_and_signed_in_pages_do_not() {
+    let clock = manual_clock();
+    let server = TestServer::start_with_clock(
+        |c| {
+            c.login.dev_outbox = true;
+            c.login.page_requests_per_ip_per_minute = 8;
+        },
+        Arc::new(clock.clone()),
+    )
+    .await;
+    server.app.console().put_operator("admin@example.com", OperatorRole::Admin).await.expect("operator");
+    let mut browser = Browser::new(&server);
+    browser.sign_in(&server, "admin@example.com").await;
+    for _ in 0..20 {
+        assert_eq!(browser.get("/console/").await.status(), StatusCode::OK);
+    }
+    let mut statuses = Vec::new();
+    for _ in 0..6 {
+        statuses.push(Browser::new(&server).get("/console/sign-in").await.status().as_u16());
+    }
+    assert!(statuses.contains(&429), "sign-ins are limited per IP: {statuses:?}");
+    server.stop().await;
+}

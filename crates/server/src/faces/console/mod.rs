@@ -20,7 +20,7 @@ use portcullis_core::{Error, ErrorCode};
 use serde::Deserialize;
 
 use crate::app::App;
-use crate::http::RequestId;
+use crate::http::{IpLimit, RequestId, limit_per_ip};
 
 mod audit;
 mod charts;
@@ -66,10 +66,15 @@ pub(crate) fn routes(app: &Arc<App>) -> Router<Arc<App>> {
         .route("/console/audit.csv", get(audit::export))
         .route("/console/sign-out", post(sign_out))
         .route_layer(from_fn_with_state(Arc::clone(app), authenticate));
-    Router::new()
-        .route("/console", get(|| async { see_other("/console/") }))
+    // Signing in shares the hosted login's per-IP budget; signed-in pages do not (an operator browses
+    // quickly, and each page already needs a live session).
+    let signing_in = Router::new()
         .route("/console/sign-in", get(sign_in))
         .route(CALLBACK_PATH, get(callback))
+        .route_layer(from_fn_with_state(IpLimit::pages(app), limit_per_ip));
+    Router::new()
+        .route("/console", get(|| async { see_other("/console/") }))
+        .merge(signing_in)
         .route("/console/errors", get(pages::errors))
         .route("/console/assets/console.css", get(stylesheet))
         .merge(signed_in)
