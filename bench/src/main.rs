@@ -5,6 +5,7 @@
 
 mod charts;
 mod connectors;
+mod console_pages;
 mod load;
 mod login;
 mod passkey;
@@ -68,6 +69,8 @@ enum Command {
     Startup(startup::StartupArgs),
     /// Turn a samples file into the JSON results, the markdown table and the charts.
     Report(summary::ReportArgs),
+    /// Time the admin console's pages over a store with 10,000 users and 100,000 audit rows.
+    ConsolePages(console_pages::ConsolePagesArgs),
     /// Feed the SDK's verified-token cache distinct tokens and print RSS and the cache's weight as it goes.
     TokenCacheMemory(token_cache::TokenCacheArgs),
 }
@@ -164,6 +167,7 @@ async fn main() -> ExitCode {
         Some(Command::Startup(args)) => startup::run(args).await,
         Some(Command::Report(args)) => summary::run(&args),
         Some(Command::TokenCacheMemory(args)) => token_cache::run(&args),
+        Some(Command::ConsolePages(args)) => console_pages::run(&args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
