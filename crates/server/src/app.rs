@@ -381,6 +381,27 @@ impl App {
         Ok(key)
     }
 
+    /// An organization's API keys, revoked ones included (no secret, no hash).
+    ///
+    /// # Errors
+    /// `entityMissing` for an unknown organization, or a store failure.
+    pub async fn api_keys(&self, organization_id: &str) -> Result<Vec<ApiKeyRecord>, Error> {
+        let organization = self.organization(organization_id).await?;
+        Ok(self.store.api_keys(&organization.id).await?)
+    }
+
+    /// Revokes an API key of an organization; the next request with it is refused.
+    ///
+    /// # Errors
+    /// `entityMissing` when the organization has no such live key.
+    pub async fn revoke_api_key(&self, organization_id: &str, key_id: &str) -> Result<(), Error> {
+        if self.store.revoke_api_key(organization_id, key_id, self.clock.now()).await? {
+            tracing::info!(organization = %organization_id, key = %key_id, "API key revoked");
+            return Ok(());
+        }
+        Err(Error::new(ErrorCode::EntityMissing).with_message("This organization has no such live API key."))
+    }
+
     /// The organization an API key acts for.
     ///
     /// # Errors

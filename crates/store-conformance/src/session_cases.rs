@@ -200,4 +200,23 @@ pub async fn api_keys_round_trip(store: &Arc<dyn Store>) {
     assert_eq!(store.api_key_by_hash(&key.secret).await.expect("get"), None, "the secret itself is not stored");
     let err = store.insert_api_key(&key.record).await.expect_err("duplicate");
     assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
+
+    let second = ApiKeyRecord::generate(&org, at(10)).expect("key");
+    store.insert_api_key(&second.record).await.expect("insert");
+    let other_org = organization(store).await;
+    let foreign = ApiKeyRecord::generate(&other_org, at(5)).expect("key");
+    store.insert_api_key(&foreign.record).await.expect("insert");
+    let ids = |keys: Vec<ApiKeyRecord>| keys.into_iter().map(|k| k.id).collect::<Vec<_>>();
+    assert_eq!(ids(store.api_keys(&org).await.expect("list")), [key.record.id.clone(), second.record.id.clone()]);
+    assert!(
+        !store.revoke_api_key(&org, &foreign.record.id, at(20)).await.expect("revoke"),
+        "another organization's key"
+    );
+    assert!(store.revoke_api_key(&org, &key.record.id, at(20)).await.expect("revoke"));
+    assert!(!store.revoke_api_key(&org, &key.record.id, at(30)).await.expect("revoke"), "revoked once");
+    let listed = store.api_keys(&org).await.expect("list");
+    assert_eq!((listed[0].revoked, listed[1].revoked), (Some(at(20)), None));
+    let by_hash = store.api_key_by_hash(&ApiKeyRecord::hash(&key.secret)).await.expect("get").expect("kept");
+    assert_eq!(by_hash.revoked, Some(at(20)), "a revoked key is kept, marked");
+    assert_eq!(store.api_keys(&other_org).await.expect("list")[0].revoked, None);
 }

@@ -6,6 +6,7 @@ use portcullis_core::clock::Timestamp;
 use portcullis_core::events::Event;
 use portcullis_core::store::{AbuseStore, StoreError};
 use serde_json::Value;
+use tokio_postgres::types::ToSql;
 
 use crate::events::append_event;
 use crate::{PostgresStore, decode, store_error};
@@ -133,16 +134,26 @@ impl AbuseStore for PostgresStore {
         let client = self.client().await?;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let (since, until) = (filter.since.map(Timestamp::unix_millis), filter.until.map(Timestamp::unix_millis));
-        let rows = client
-            .query(
-                "SELECT id, organization_id, kind, subject, detail, created_at FROM audit_events \
-                 WHERE organization_id = $1 AND ($2::TEXT IS NULL OR kind = $2) AND ($3::TEXT IS NULL OR subject = $3) \
-                 AND ($4::BIGINT IS NULL OR created_at >= $4) AND ($5::BIGINT IS NULL OR created_at < $5) \
-                 ORDER BY created_at DESC, id DESC LIMIT $6",
-                &[&organization_id, &filter.kind, &filter.subject, &since, &until, &limit],
-            )
-            .await
-            .map_err(|e| store_error(&e))?;
+        // Only the parts that are set go into the statement, so the planner can use the subject index.
+        let mut sql = "SELECT id, organization_id, kind, subject, detail, created_at FROM audit_events \
+                       WHERE organization_id = $1"
+            .to_owned();
+        let mut values: Vec<&(dyn ToSql + Sync)> = vec![&organization_id];
+        let parts: [(&str, Option<&(dyn ToSql + Sync)>); 4] = [
+            ("kind = ", filter.kind.as_ref().map(|v| v as &(dyn ToSql + Sync))),
+            ("subject = ", filter.subject.as_ref().map(|v| v as &(dyn ToSql + Sync))),
+            ("created_at >= ", since.as_ref().map(|v| v as &(dyn ToSql + Sync))),
+            ("created_at < ", until.as_ref().map(|v| v as &(dyn ToSql + Sync))),
+        ];
+        for (condition, value) in parts {
+            if let Some(value) = value {
+                values.push(value);
+                sql.push_str(&format!(" AND {condition}${}", values.len()));
+            }
+        }
+        values.push(&limit);
+        sql.push_str(&format!(" ORDER BY created_at DESC, id DESC LIMIT ${}", values.len()));
+        let rows = client.query(&sql, &values).await.map_err(|e| store_error(&e))?;
         rows.iter()
             .map(|row| {
                 let detail: Value = row.try_get(4).map_err(|e| decode(&e))?;

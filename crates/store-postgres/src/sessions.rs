@@ -244,6 +244,18 @@ impl SessionStore for PostgresStore {
     }
 }
 
+const API_KEY_COLUMNS: &str = "id, organization_id, secret_hash, created_at, revoked_at";
+
+fn api_key_row(r: &tokio_postgres::Row) -> Result<ApiKeyRecord, StoreError> {
+    Ok(ApiKeyRecord {
+        id: r.try_get(0).map_err(|e| decode(&e))?,
+        organization_id: r.try_get(1).map_err(|e| decode(&e))?,
+        secret_hash: r.try_get(2).map_err(|e| decode(&e))?,
+        created: Timestamp::from_unix_millis(r.try_get(3).map_err(|e| decode(&e))?),
+        revoked: r.try_get::<_, Option<i64>>(4).map_err(|e| decode(&e))?.map(Timestamp::from_unix_millis),
+    })
+}
+
 #[async_trait]
 impl ApiKeyStore for PostgresStore {
     async fn insert_api_key(&self, k: &ApiKeyRecord) -> Result<(), StoreError> {
@@ -260,21 +272,28 @@ impl ApiKeyStore for PostgresStore {
 
     async fn api_key_by_hash(&self, hash: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
         let client = self.client().await?;
-        let statement = client
-            .prepare_cached(
-                "SELECT id, organization_id, secret_hash, created_at, revoked_at FROM api_keys WHERE secret_hash = $1",
+        let sql = format!("SELECT {API_KEY_COLUMNS} FROM api_keys WHERE secret_hash = $1");
+        let statement = client.prepare_cached(&sql).await.map_err(|e| store_error(&e))?;
+        let row = client.query_opt(&statement, &[&hash]).await.map_err(|e| store_error(&e))?;
+        row.as_ref().map(api_key_row).transpose()
+    }
+
+    async fn api_keys(&self, organization_id: &str) -> Result<Vec<ApiKeyRecord>, StoreError> {
+        let client = self.client().await?;
+        let sql = format!("SELECT {API_KEY_COLUMNS} FROM api_keys WHERE organization_id = $1 ORDER BY created_at, id");
+        let rows = client.query(&sql, &[&organization_id]).await.map_err(|e| store_error(&e))?;
+        rows.iter().map(api_key_row).collect()
+    }
+
+    async fn revoke_api_key(&self, organization_id: &str, id: &str, now: Timestamp) -> Result<bool, StoreError> {
+        let client = self.client().await?;
+        let changed = client
+            .execute(
+                "UPDATE api_keys SET revoked_at = $1 WHERE organization_id = $2 AND id = $3 AND revoked_at IS NULL",
+                &[&now.unix_millis(), &organization_id, &id],
             )
             .await
             .map_err(|e| store_error(&e))?;
-        let Some(r) = client.query_opt(&statement, &[&hash]).await.map_err(|e| store_error(&e))? else {
-            return Ok(None);
-        };
-        Ok(Some(ApiKeyRecord {
-            id: r.try_get(0).map_err(|e| decode(&e))?,
-            organization_id: r.try_get(1).map_err(|e| decode(&e))?,
-            secret_hash: r.try_get(2).map_err(|e| decode(&e))?,
-            created: Timestamp::from_unix_millis(r.try_get(3).map_err(|e| decode(&e))?),
-            revoked: r.try_get::<_, Option<i64>>(4).map_err(|e| decode(&e))?.map(Timestamp::from_unix_millis),
-        }))
+        Ok(changed == 1)
     }
 }

@@ -5,7 +5,7 @@ use portcullis_core::abuse::{AuditEvent, AuditFilter};
 use portcullis_core::clock::Timestamp;
 use portcullis_core::events::Event;
 use portcullis_core::store::{AbuseStore, StoreError};
-use rusqlite::types::Type;
+use rusqlite::types::{Type, Value as SqlValue};
 use rusqlite::{OptionalExtension, params};
 
 use crate::events::append_event;
@@ -135,21 +135,31 @@ impl AbuseStore for SqliteStore {
         filter: &AuditFilter,
         limit: usize,
     ) -> Result<Vec<AuditEvent>, StoreError> {
-        let (org, kind, subject) = (organization_id.to_owned(), filter.kind.clone(), filter.subject.clone());
-        let (since, until) = (filter.since.map(Timestamp::unix_millis), filter.until.map(Timestamp::unix_millis));
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        // Only the parts that are set go into the statement: `(? IS NULL OR …)` would keep SQLite from
+        // using the subject index.
+        let mut sql = "SELECT id, organization_id, kind, subject, detail, created_at FROM audit_events \
+                       WHERE organization_id = ?1"
+            .to_owned();
+        let mut values = vec![SqlValue::Text(organization_id.to_owned())];
+        let parts = [
+            ("kind = ", filter.kind.clone().map(SqlValue::Text)),
+            ("subject = ", filter.subject.clone().map(SqlValue::Text)),
+            ("created_at >= ", filter.since.map(|t| SqlValue::Integer(t.unix_millis()))),
+            ("created_at < ", filter.until.map(|t| SqlValue::Integer(t.unix_millis()))),
+        ];
+        for (condition, value) in parts {
+            if let Some(value) = value {
+                values.push(value);
+                sql.push_str(&format!(" AND {condition}?{}", values.len()));
+            }
+        }
+        values.push(SqlValue::Integer(i64::try_from(limit).unwrap_or(i64::MAX)));
+        sql.push_str(&format!(" ORDER BY created_at DESC, id DESC LIMIT ?{}", values.len()));
         self.readers
             .run(move |c| {
-                let mut statement = c
-                    .prepare_cached(
-                        "SELECT id, organization_id, kind, subject, detail, created_at FROM audit_events \
-                         WHERE organization_id = ?1 AND (?2 IS NULL OR kind = ?2) AND (?3 IS NULL OR subject = ?3) \
-                         AND (?4 IS NULL OR created_at >= ?4) AND (?5 IS NULL OR created_at < ?5) \
-                         ORDER BY created_at DESC, id DESC LIMIT ?6",
-                    )
-                    .map_err(store_error)?;
+                let mut statement = c.prepare_cached(&sql).map_err(store_error)?;
                 let rows = statement
-                    .query_map(params![org, kind, subject, since, until, limit], |r| {
+                    .query_map(rusqlite::params_from_iter(values), |r| {
                         let detail: String = r.get(4)?;
                         Ok(AuditEvent {
                             id: r.get(0)?,

@@ -22,6 +22,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0012_events.sql"),
     include_str!("../migrations/0013_connector_rates.sql"),
     include_str!("../migrations/0014_login_sessions_by_user.sql"),
+    include_str!("../migrations/0015_audit_by_subject.sql"),
 ];
 
 pub(crate) fn apply(connection: &mut Connection) -> Result<(), StoreError> {

@@ -248,6 +248,18 @@ impl SessionStore for SqliteStore {
     }
 }
 
+const API_KEY_COLUMNS: &str = "id, organization_id, secret_hash, created_at, revoked_at";
+
+fn api_key_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ApiKeyRecord> {
+    Ok(ApiKeyRecord {
+        id: r.get(0)?,
+        organization_id: r.get(1)?,
+        secret_hash: r.get(2)?,
+        created: Timestamp::from_unix_millis(r.get(3)?),
+        revoked: r.get::<_, Option<i64>>(4)?.map(Timestamp::from_unix_millis),
+    })
+}
+
 #[async_trait]
 impl ApiKeyStore for SqliteStore {
     async fn insert_api_key(&self, key: &ApiKeyRecord) -> Result<(), StoreError> {
@@ -268,21 +280,36 @@ impl ApiKeyStore for SqliteStore {
         let hash = hash.to_owned();
         self.readers
             .run(move |c| {
-                c.prepare_cached(
-                    "SELECT id, organization_id, secret_hash, created_at, revoked_at FROM api_keys WHERE secret_hash = ?1",
+                c.prepare_cached(&format!("SELECT {API_KEY_COLUMNS} FROM api_keys WHERE secret_hash = ?1"))
+                    .and_then(|mut st| st.query_row([hash], api_key_row).optional())
+                    .map_err(store_error)
+            })
+            .await
+    }
+
+    async fn api_keys(&self, organization_id: &str) -> Result<Vec<ApiKeyRecord>, StoreError> {
+        let org = organization_id.to_owned();
+        self.readers
+            .run(move |c| {
+                let sql = format!(
+                    "SELECT {API_KEY_COLUMNS} FROM api_keys WHERE organization_id = ?1 ORDER BY created_at, id"
+                );
+                let mut statement = c.prepare_cached(&sql).map_err(store_error)?;
+                let rows = statement.query_map([org], api_key_row).map_err(store_error)?;
+                rows.collect::<Result<Vec<_>, _>>().map_err(store_error)
+            })
+            .await
+    }
+
+    async fn revoke_api_key(&self, organization_id: &str, id: &str, now: Timestamp) -> Result<bool, StoreError> {
+        let (org, id) = (organization_id.to_owned(), id.to_owned());
+        self.writer
+            .run(move |c| {
+                c.execute(
+                    "UPDATE api_keys SET revoked_at = ?1 WHERE organization_id = ?2 AND id = ?3 AND revoked_at IS NULL",
+                    params![now.unix_millis(), org, id],
                 )
-                .and_then(|mut st| {
-                    st.query_row([hash], |r| {
-                        Ok(ApiKeyRecord {
-                            id: r.get(0)?,
-                            organization_id: r.get(1)?,
-                            secret_hash: r.get(2)?,
-                            created: Timestamp::from_unix_millis(r.get(3)?),
-                            revoked: r.get::<_, Option<i64>>(4)?.map(Timestamp::from_unix_millis),
-                        })
-                    })
-                    .optional()
-                })
+                .map(|changed| changed == 1)
                 .map_err(store_error)
             })
             .await

@@ -24,7 +24,8 @@ pub(crate) fn api() -> OpenApiRouter<Arc<App>> {
     OpenApiRouter::new()
         .routes(routes!(create_organization, list_organizations))
         .routes(routes!(show_organization))
-        .routes(routes!(create_api_key))
+        .routes(routes!(create_api_key, list_api_keys))
+        .routes(routes!(revoke_api_key))
         .routes(routes!(replace_login, merge_login))
         .routes(routes!(new_secret))
         .routes(routes!(activate_secret))
@@ -98,6 +99,39 @@ async fn create_api_key(
 ) -> Result<(StatusCode, Json<NewApiKeyAnswer>), ApiError> {
     let key = app.create_api_key(&id).await?;
     Ok((StatusCode::CREATED, Json(NewApiKeyAnswer { key: key.secret, api_key: key.record })))
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct ApiKeys {
+    /// Oldest first, revoked ones included (with `revoked`); never a secret or its hash.
+    api_keys: Vec<ApiKeyRecord>,
+}
+
+/// Lists an organization's API keys.
+#[utoipa::path(get, path = "/admin/v1/organizations/{id}/api-keys", tag = ADMIN, security(("adminToken" = [])),
+    params(("id" = String, Path, description = "Organization id")),
+    responses((status = 200, body = ApiKeys)))]
+async fn list_api_keys(
+    _: AdminAuth,
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+) -> Result<Json<ApiKeys>, ApiError> {
+    Ok(Json(ApiKeys { api_keys: app.api_keys(&id).await? }))
+}
+
+/// Revokes an organization API key: requests with it are refused from now on.
+#[utoipa::path(delete, path = "/admin/v1/organizations/{id}/api-keys/{key}", tag = ADMIN,
+    security(("adminToken" = [])),
+    params(("id" = String, Path, description = "Organization id"), ("key" = String, Path, description = "API key id")),
+    responses((status = 204, description = "Revoked")))]
+async fn revoke_api_key(
+    _: AdminAuth,
+    State(app): State<Arc<App>>,
+    Path((id, key)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    app.revoke_api_key(&id, &key).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// The whole login configuration: what is left out takes its default (an empty whitelist, default

@@ -146,3 +146,43 @@ async fn login_configuration_patch_and_put_on_sqlite() {
 async fn login_configuration_patch_and_put_on_postgres() {
     login_configuration_patch_and_put(Backend::Postgres).await;
 }
+
+/// API keys over the admin API: made (shown once), listed without secrets, revoked once, refused at once.
+async fn api_keys_are_listed_and_revoked(backend: Backend) {
+    let server = TestServer::start_with(backend, |_| {}).await;
+    let org = server.app.create_organization("Acme").await.expect("org").id;
+    let other = server.app.create_organization("Other").await.expect("org").id;
+    let keys = format!("/admin/v1/organizations/{org}/api-keys");
+    let (status, made) = read_json(server.admin(Method::POST, &keys).send().await.expect("create")).await;
+    assert_eq!(status, 201, "{made}");
+    let (secret, id) = (made["key"].as_str().expect("key"), made["apiKey"]["id"].as_str().expect("id"));
+    let whoami = || server.request(Method::GET, "/api/v1/organization").bearer_auth(secret).send();
+    assert_eq!(whoami().await.expect("request").status().as_u16(), 200);
+
+    let (status, listed) = read_json(server.admin(Method::GET, &keys).send().await.expect("list")).await;
+    assert_eq!((status, listed["apiKeys"][0]["id"].as_str()), (200, Some(id)), "{listed}");
+    assert!(!listed.to_string().contains(secret) && listed["apiKeys"][0].get("secretHash").is_none());
+    assert!(listed["apiKeys"][0]["revoked"].is_null());
+
+    let elsewhere = server.admin(Method::DELETE, &format!("/admin/v1/organizations/{other}/api-keys/{id}")).send();
+    assert_catalog_error(elsewhere.await.expect("delete"), 404, "entityMissing").await;
+    assert_eq!(whoami().await.expect("request").status().as_u16(), 200, "another organization cannot revoke it");
+    let revoked = server.admin(Method::DELETE, &format!("{keys}/{id}")).send().await.expect("delete");
+    assert_eq!(revoked.status().as_u16(), 204);
+    assert_catalog_error(whoami().await.expect("request"), 401, "noPermission").await;
+    let again = server.admin(Method::DELETE, &format!("{keys}/{id}")).send().await.expect("delete");
+    assert_catalog_error(again, 404, "entityMissing").await;
+    let (_, listed) = read_json(server.admin(Method::GET, &keys).send().await.expect("list")).await;
+    assert!(listed["apiKeys"][0]["revoked"].is_string(), "{listed}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn api_keys_on_sqlite() {
+    api_keys_are_listed_and_revoked(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn api_keys_on_postgres() {
+    api_keys_are_listed_and_revoked(Backend::Postgres).await;
+}

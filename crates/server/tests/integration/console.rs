@@ -375,13 +375,28 @@ async fn an_admin_changes_settings_and_makes_credentials_that_are_shown_once() {
     let again = browser.get(&path).await.text().await.expect("html");
     assert!(!again.contains(&secret) && !again.contains(&key), "a secret is never shown twice");
 
+    // Revoked from its row: the next request with it is refused, and the row says so.
+    let records = server.app.api_keys(&organization.id).await.expect("keys");
+    let revoke = format!("{path}/api-keys/{}/revoke", records[0].id);
+    let revoked = browser.post(&revoke, &[("form_token", &token)]).await;
+    assert_eq!(revoked.status(), StatusCode::OK);
+    assert!(revoked.text().await.expect("html").contains("revoked 20"));
+    let refused = server.app.authenticate_api_key(&key).await.expect_err("a revoked key is refused");
+    assert_eq!(refused.status(), 401);
+    assert_eq!(browser.post(&revoke, &[("form_token", &token)]).await.status(), StatusCode::NOT_FOUND, "revoked once");
+
     let audit = server
         .app
         .audit_events(ORGANIZATION_ID, &AuditFilter::kind(AuditKind::ConsoleAction), 20)
         .await
         .expect("audit");
     let actions: Vec<&str> = audit.iter().filter_map(|e| e.detail["action"].as_str()).collect();
-    for action in ["organization.configure", "organization.secret.create", "organization.apiKey.create"] {
+    for action in [
+        "organization.configure",
+        "organization.secret.create",
+        "organization.apiKey.create",
+        "organization.apiKey.revoke",
+    ] {
         assert!(actions.contains(&action), "{action} audited: {actions:?}");
     }
     assert!(audit.iter().all(|e| e.subject.as_deref() == Some("admin@example.com")));

@@ -54,6 +54,7 @@ pub(crate) fn routes(app: &Arc<App>) -> Router<Arc<App>> {
         .route("/console/organizations/{id}/secret", post(organizations::new_secret))
         .route("/console/organizations/{id}/secret/activate", post(organizations::activate_secret))
         .route("/console/organizations/{id}/api-keys", post(organizations::new_api_key))
+        .route("/console/organizations/{id}/api-keys/{key}/revoke", post(organizations::revoke_api_key))
         .route("/console/organizations/{id}/connectors", get(connectors::show).post(connectors::install))
         .route("/console/organizations/{id}/connectors/call", post(connectors::call))
         .route("/console/organizations/{id}/connectors/{account}/{action}", post(connectors::act))

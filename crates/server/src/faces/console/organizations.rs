@@ -10,7 +10,7 @@ use axum::extract::{Path, State};
 use axum::response::Response;
 use portcullis_core::abuse::{AuditEvent, AuditFilter};
 use portcullis_core::console::ORGANIZATION_ID;
-use portcullis_core::organization::Organization;
+use portcullis_core::organization::{ApiKeyRecord, Organization};
 use portcullis_core::{Error, ErrorCode};
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -152,6 +152,7 @@ struct OrganizationPage<'a> {
     organization: Organization,
     settings: Vec<SettingRow>,
     events: Vec<AuditEvent>,
+    api_keys: Vec<ApiKeyRecord>,
     shown: Option<Shown>,
     saved: bool,
 }
@@ -166,8 +167,9 @@ async fn organization_page(
     let organization = app.organization(id).await?;
     let events = app.audit_events(&organization.id, &AuditFilter::default(), RECENT_AUDIT_EVENTS).await?;
     let settings = setting_rows(&organization);
+    let api_keys = app.api_keys(&organization.id).await?;
     let frame = Frame::new(session, "organizations");
-    Ok(page(&OrganizationPage { frame, organization, settings, events, shown, saved }))
+    Ok(page(&OrganizationPage { frame, organization, settings, events, api_keys, shown, saved }))
 }
 
 pub(super) async fn show(
@@ -256,4 +258,20 @@ pub(super) async fn new_api_key(
         organization_page(&app, &session, &id, Some(shown), false).await
     };
     respond(made.await, &request_id)
+}
+
+pub(super) async fn revoke_api_key(
+    State(app): State<Arc<App>>,
+    Extension(session): Extension<ConsoleSession>,
+    Extension(request_id): Extension<RequestId>,
+    Path((id, key)): Path<(String, String)>,
+    axum::Form(form): axum::Form<ActionForm>,
+) -> Response {
+    let revoked = async {
+        session.admit(&app, form.form_token.as_deref())?;
+        app.revoke_api_key(&id, &key).await?;
+        app.console().record_action(&session.operator.email, "organization.apiKey.revoke", &key).await;
+        organization_page(&app, &session, &id, None, true).await
+    };
+    respond(revoked.await, &request_id)
 }
