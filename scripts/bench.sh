@@ -230,6 +230,13 @@ for run in $(seq "$startup_runs"); do
   done
 done
 
+# The console's pages over a store of the issue's size (10,000 users, 100,000 audit rows); the quick mode
+# only checks that every page answers. Printed, not charted: docs/benchmarks.md quotes the full run.
+echo "console pages"
+if [ "$mode" = full ]; then console_size=(--users 10000 --audit-rows 100000 --fetches 200); else console_size=(--users 100 --audit-rows 1000 --fetches 3); fi
+"$bin/portcullis-bench" console-pages --portcullis "$bin/portcullis" "${console_size[@]}" >"$work/console.out"
+sed 's/^/  /' "$work/console.out"
+
 # --- report ---------------------------------------------------------------------------------------------
 machine="$(nproc)-core $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -n 1), $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo), $(uname -sr), $(rustc --version | cut -d' ' -f1-2), Node $(node --version), wrk $(wrk -v 2>&1 | sed -n 's/^wrk [^0-9]*\([0-9.]*\).*/\1/p' | head -n 1), $(date -u +%Y-%m-%d)"
 method="Median of $runs interleaved runs per side; ratio = median of the per-run ratios. wrk -t1 -c32 -d${http_seconds}s; flows ${load_seconds}s per run ($login_clients clients for logins, $chain_clients for token chains); in-process ${inproc_seconds}s per run; start-up and memory over $startup_runs starts. Built with the $profile profile. Load average before the run: $load_before."
