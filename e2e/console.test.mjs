@@ -136,6 +136,9 @@ test("the first operator signs in by email code, then by passkey, and uses every
       assert.notEqual((await call(apiKey)).status, 401, "the API key shown once works");
       await page.goto(organizationUrl);
       assert.equal(await page.locator("code.secret").count(), 0, "shown only once");
+      await page.getByRole("button", { name: /^Revoke API key / }).click();
+      assert.match(await page.locator("main").textContent(), /revoked 20/);
+      assert.equal((await call(apiKey)).status, 401, "a revoked key is refused at once");
       await page.getByRole("link", { name: "Connector accounts" }).click();
       assert.equal(await page.getByRole("heading", { level: 1 }).textContent(), "Connector accounts of Acme");
       await assertAccessible(page, "connector accounts");
@@ -152,6 +155,10 @@ test("the first operator signs in by email code, then by passkey, and uses every
 
       await page.getByRole("link", { name: "Operators" }).click();
       assert.match(await page.locator("tbody").textContent(), /ops@example\.com\s*admin/);
+      await page.getByLabel("Email").fill("helper@example.com");
+      await page.getByLabel("Role").selectOption("viewer");
+      await page.getByRole("button", { name: "Save" }).click();
+      assert.equal(await page.getByRole("status").textContent(), "helper@example.com is a console viewer.");
       await assertAccessible(page, "operators");
 
       await page.getByRole("link", { name: "Audit log" }).click();

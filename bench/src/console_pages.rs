@@ -204,7 +204,7 @@ pub(crate) async fn run(args: &ConsolePagesArgs) -> Result<(), String> {
             ("organization (settings, 50 latest audit rows)", format!("/console/organizations/{org}")),
             ("user search by email", format!("/console/organizations/{org}/users?q=user9999%40example.com")),
             ("user (sessions, passkeys, audit by subject)", format!("/console/organizations/{org}/users/{user}")),
-            ("audit log (200 newest of 100,000)", format!("/console/audit?organization={org}")),
+            ("audit log (the 200 newest)", format!("/console/audit?organization={org}")),
             (
                 "audit log filtered by subject",
                 format!("/console/audit?organization={org}&subject=user42%40example.com"),

@@ -542,3 +542,37 @@ async fn signing_in_shares_the_login_pages_ip_budget_and_signed_in_pages_do_not(
     assert!(statuses.contains(&429), "sign-ins are limited per IP: {statuses:?}");
     server.stop().await;
 }
+
+async fn set_role(browser: &mut Browser, token: &str, email: &str, role: &str) -> Response {
+    browser.post("/console/operators", &[("form_token", token), ("email", email), ("role", role)]).await
+}
+
+#[tokio::test]
+async fn an_admin_manages_operators_but_never_removes_or_demotes_themselves() {
+    let clock = manual_clock();
+    let server = console_server(&clock).await;
+    server.app.console().put_operator("admin@example.com", OperatorRole::Admin).await.expect("operator");
+    let mut browser = Browser::new(&server);
+    browser.sign_in(&server, "admin@example.com").await;
+    let token = browser.form_token("/console/operators").await;
+
+    let added = set_role(&mut browser, &token, "new@example.com", "viewer").await;
+    assert_eq!(added.status(), StatusCode::OK);
+    assert!(added.text().await.expect("html").contains("new@example.com is a console viewer."));
+    let roles =
+        |list: Vec<portcullis_core::console::Operator>| list.into_iter().map(|o| (o.email, o.role)).collect::<Vec<_>>();
+    assert_eq!(
+        roles(server.app.console().operators().await.expect("list")),
+        [("admin@example.com".to_owned(), OperatorRole::Admin), ("new@example.com".to_owned(), OperatorRole::Viewer)]
+    );
+    for role in ["viewer", "none"] {
+        let refused = set_role(&mut browser, &token, "ADMIN@example.com", role).await;
+        assert_eq!(refused.status(), StatusCode::BAD_REQUEST, "an admin cannot make themselves {role}");
+    }
+    assert_eq!(set_role(&mut browser, &token, "new@example.com", "owner").await.status(), StatusCode::BAD_REQUEST);
+    let removed = set_role(&mut browser, &token, "new@example.com", "none").await;
+    assert!(removed.text().await.expect("html").contains("new@example.com is no longer an operator."));
+    assert_eq!(server.app.console().operators().await.expect("list").len(), 1);
+    assert_eq!(set_role(&mut browser, &token, "new@example.com", "none").await.status(), StatusCode::NOT_FOUND);
+    server.stop().await;
+}

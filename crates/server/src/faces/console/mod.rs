@@ -62,7 +62,7 @@ pub(crate) fn routes(app: &Arc<App>) -> Router<Arc<App>> {
         .route("/console/organizations/{id}/users/{user}", get(users::show))
         .route("/console/organizations/{id}/users/{user}/{kind}/end-all", post(users::act_on_all))
         .route("/console/organizations/{id}/users/{user}/{kind}/{target}/{verb}", post(users::act_on_one))
-        .route("/console/operators", get(pages::operators))
+        .route("/console/operators", get(pages::operators).post(pages::put_operator))
         .route("/console/audit", get(audit::show))
         .route("/console/audit.csv", get(audit::export))
         .route("/console/sign-out", post(sign_out))

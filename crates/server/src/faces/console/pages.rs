@@ -7,8 +7,10 @@ use askama::Template;
 use axum::Extension;
 use axum::extract::State;
 use axum::response::Response;
-use portcullis_core::console::Operator;
+use portcullis_core::console::{Operator, OperatorRole};
 use portcullis_core::error::{CatalogEntry, catalog};
+use portcullis_core::{Error, ErrorCode};
+use serde::Deserialize;
 
 use super::ConsoleSession;
 use super::render::{Frame, page, respond};
@@ -82,6 +84,7 @@ pub(super) async fn overview(
 struct Operators<'a> {
     frame: Frame<'a>,
     operators: Vec<Operator>,
+    done: Option<String>,
 }
 
 pub(super) async fn operators(
@@ -89,11 +92,56 @@ pub(super) async fn operators(
     Extension(session): Extension<ConsoleSession>,
     Extension(request_id): Extension<RequestId>,
 ) -> Response {
-    let rendered = async {
-        let operators = app.console().operators().await?;
-        Ok(page(&Operators { frame: Frame::new(&session, "operators"), operators }))
+    respond(operators_page(&app, &session, None).await, &request_id)
+}
+
+async fn operators_page(app: &App, session: &ConsoleSession, done: Option<String>) -> Result<Response, Error> {
+    let operators = app.console().operators().await?;
+    Ok(page(&Operators { frame: Frame::new(session, "operators"), operators, done }))
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct OperatorForm {
+    form_token: Option<String>,
+    email: Option<String>,
+    /// `viewer`, `admin`, or `none` to remove.
+    role: Option<String>,
+}
+
+/// Adds an operator, changes their role, or (`none`) removes them. An admin cannot remove or demote
+/// themselves, so the console always keeps the admin who is using it.
+pub(super) async fn put_operator(
+    State(app): State<Arc<App>>,
+    Extension(session): Extension<ConsoleSession>,
+    Extension(request_id): Extension<RequestId>,
+    axum::Form(form): axum::Form<OperatorForm>,
+) -> Response {
+    let changed = async {
+        session.admit(&app, form.form_token.as_deref())?;
+        let email = form.email.as_deref().unwrap_or_default().trim().to_owned();
+        let role = form.role.as_deref().unwrap_or_default();
+        let yourself = email.eq_ignore_ascii_case(&session.operator.email);
+        if yourself && role != OperatorRole::Admin.as_str() {
+            return Err(Error::new(ErrorCode::EntityInvalid)
+                .with_message("You cannot remove or demote yourself; ask another admin."));
+        }
+        let done = if role == "none" {
+            if !app.console().remove_operator(&email).await? {
+                return Err(Error::new(ErrorCode::EntityMissing).with_message("There is no operator with this email."));
+            }
+            app.console().record_action(&session.operator.email, "operator.remove", &email).await;
+            format!("{email} is no longer an operator.")
+        } else {
+            let role = OperatorRole::parse(role).ok_or_else(|| {
+                Error::new(ErrorCode::EntityInvalid).with_message("The role is viewer, admin or none.")
+            })?;
+            let operator = app.console().put_operator(&email, role).await?;
+            app.console().record_action(&session.operator.email, "operator.put", &operator.email).await;
+            format!("{} is a console {}.", operator.email, role.as_str())
+        };
+        operators_page(&app, &session, Some(done)).await
     };
-    respond(rendered.await, &request_id)
+    respond(changed.await, &request_id)
 }
 
 #[derive(Template)]
