@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import path from "node:path";
-import { REPO_ROOT, withBrowser, withStack } from "./harness.mjs";
+import { EXPIRY_SLEEP_MS, REPO_ROOT, sleep, withBrowser, withStack } from "./harness.mjs";
 
 const require = createRequire(import.meta.url);
 const AXE_SOURCE = readFileSync(require.resolve("axe-core/axe.min.js"), "utf8");
@@ -205,7 +205,6 @@ test("the first operator signs in by email code, then by passkey, and uses every
       assert.equal(await page.getByRole("status").textContent(), "The passkey is renamed.");
       assert.equal(await page.getByLabel("New name of Work laptop").count(), 1);
       await assertAccessible(page, "user");
-      await page.screenshot({ path: path.join(SCREENSHOTS, "console-user.png"), fullPage: true });
       assert.deepEqual(violations, [], "no CSP violation on any console page");
       await context.close();
     }),
@@ -238,5 +237,46 @@ test("a viewer reads every page but is refused an admin action", () =>
       const organizations = await stack.cli("org", "list", "--json");
       assert.ok(!organizations.some((o) => o.name === "Nope"));
       await context.close();
+    }),
+  ));
+
+test("an operator ends a signed-in person's sessions from the console, and the application signs them out", () =>
+  withStack({ label: "console-revoke", login: true, portcullisEnv: { PORTCULLIS_LOGIN__DEV_OUTBOX: "true" } }, (stack) =>
+    withBrowser(async (browser) => {
+      await stack.cli("console", "operator", "add", "--email", "ops@example.com", "--role", "admin", "--json");
+
+      // A person logs in to the demo application through the hosted login.
+      const person = await (await browser.newContext()).newPage();
+      await person.goto(`${stack.demoUrl}/`);
+      await person.getByRole("link", { name: "Log in" }).click();
+      await person.getByLabel("Email address").fill("person@example.com");
+      await person.getByRole("button", { name: "Send me a login code" }).click();
+      await person.getByLabel("Login code").fill(await latestCode(stack.portcullisUrl));
+      await person.getByRole("button", { name: "Log in" }).click();
+      await person.waitForURL(`${stack.demoUrl}/`);
+      const me = () => person.evaluate(async () => (await fetch("/api/me")).status);
+      assert.equal(await me(), 200);
+
+      // The operator finds them and ends everything.
+      const page = await (await browser.newContext()).newPage();
+      await signInByCode(page, stack, "ops@example.com");
+      await page.waitForURL((url) => url.pathname.endsWith("/passkeys"));
+      await page.getByRole("button", { name: "Continue to the application" }).click();
+      await page.waitForURL(`${stack.portcullisUrl}/console/`);
+      await page.goto(`${stack.portcullisUrl}/console/organizations/${stack.orgId}/users?q=person%40example.com`);
+      assert.equal(await page.getByRole("heading", { level: 1 }).textContent(), "person@example.com");
+      assert.equal(await page.getByRole("button", { name: /^End the login session/ }).count(), 1);
+      assert.equal(await page.getByRole("button", { name: /^Revoke session / }).count(), 1);
+      await assertAccessible(page, "user with sessions");
+      await page.screenshot({ path: path.join(SCREENSHOTS, "console-user.png"), fullPage: true });
+      await page.getByRole("button", { name: "Revoke every session" }).click();
+      assert.equal(await page.getByRole("status").textContent(), "Every session is revoked.");
+      await page.getByRole("button", { name: "End every login session" }).click();
+      assert.equal(await page.getByRole("status").textContent(), "Every login session is ended.");
+      assert.match(await page.locator("main").textContent(), /No live login session\.[\s\S]*No live session\./);
+
+      // Once the access token expires, the application's refresh is refused: the person is signed out.
+      await sleep(EXPIRY_SLEEP_MS);
+      assert.equal(await me(), 401);
     }),
   ));

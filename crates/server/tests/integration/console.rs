@@ -576,3 +576,22 @@ async fn an_admin_manages_operators_but_never_removes_or_demotes_themselves() {
     assert_eq!(set_role(&mut browser, &token, "new@example.com", "none").await.status(), StatusCode::NOT_FOUND);
     server.stop().await;
 }
+
+/// The console on PostgreSQL: sign-in, an action, the user page and the audit filters over the shared store.
+#[tokio::test]
+async fn the_console_works_on_postgres() {
+    let server = TestServer::start_with(crate::harness::Backend::Postgres, |c| c.login.dev_outbox = true).await;
+    let operator = server.app.console().put_operator("admin@example.com", OperatorRole::Admin).await.expect("operator");
+    let mut browser = Browser::new(&server);
+    browser.sign_in(&server, "admin@example.com").await;
+    let token = browser.form_token("/console/organizations").await;
+    let created = browser.post("/console/organizations", &[("name", "Acme"), ("form_token", &token)]).await;
+    assert_eq!(created.status(), StatusCode::SEE_OTHER);
+    let own = browser.get(&format!("/console/organizations/{ORGANIZATION_ID}/users/{}", operator.user_id)).await;
+    let html = own.text().await.expect("html");
+    assert!(html.contains("admin@example.com") && html.contains("End every login session"), "{html}");
+    let audit = browser.get("/console/audit?kind=console.action&subject=admin%40example.com").await;
+    let html = audit.text().await.expect("html");
+    assert!(html.contains("organization.create") && html.contains("console.signIn"), "{html}");
+    server.stop().await;
+}
