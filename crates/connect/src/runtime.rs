@@ -127,6 +127,10 @@ pub struct CallResult {
     pub condition: Option<bool>,
     /// How many auth recoveries this call ran.
     pub recoveries: u32,
+    /// What the call did besides the request, in order: renewals before sending, recoveries after an
+    /// `AuthRefreshException` / `AuthSessionException`, retries and rate-limit waits. Absent when none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<String>,
 }
 
 impl CallResult {
@@ -146,9 +150,30 @@ impl CallResult {
             status: last.map_or(0, |r| r.status),
             condition: last.and_then(|r| r.condition),
             recoveries: results.iter().map(|r| r.recoveries).sum(),
+            steps: results.iter().flat_map(|r| r.steps.iter().cloned()).collect(),
             data: Value::Array(results.into_iter().map(|r| r.data).collect()),
         }
     }
+}
+
+/// The step a renewal before sending adds to a call's result; `own`: this call renewed the credentials.
+fn step_before_sending(kind: Recovery, own: bool) -> &'static str {
+    match (kind, own) {
+        (Recovery::Refresh, true) => "The access token was about to expire: refreshed it before sending.",
+        (Recovery::Refresh, false) => "The access token was about to expire: another call had just refreshed it.",
+        (Recovery::Session, true) => "The session had expired: logged in again before sending.",
+        (Recovery::Session, false) => "The session had expired: another call had just logged in again.",
+    }
+}
+
+/// The step a recovery after a refusal adds; `own`: this call renewed the credentials.
+fn step_after_refusal(kind: Recovery, own: bool) -> String {
+    let (exception, renewal) = match kind {
+        Recovery::Refresh => ("AuthRefreshException", "refreshed the token"),
+        Recovery::Session => ("AuthSessionException", "logged in again"),
+    };
+    let renewal = if own { renewal.to_owned() } else { format!("another call had just {renewal}") };
+    format!("The API refused the credentials ({exception}): {renewal}, and sent the request again.")
 }
 
 /// What one call keeps across pages and its auth retry.
@@ -436,6 +461,7 @@ impl ConnectorRuntime {
             unreplayable: None,
         };
         let mut recoveries = 0;
+        let mut steps = Vec::new();
         let mut retried_after_own_renewal = false;
         let mut waited_for_rate_limit = false;
         let mut retried_by_rule = false;
@@ -454,7 +480,8 @@ impl ConnectorRuntime {
                 None
             };
             if let Some(kind) = proactive {
-                self.recover(connector, org, &loaded.record, kind, budget, probing).await?;
+                let own = self.recover(connector, org, &loaded.record, kind, budget, probing).await?;
+                steps.push(step_before_sending(kind, own).to_owned());
                 loaded = self.load(org, account, connector_name).await?;
             }
             match self.attempt(connector, method, request, &loaded, &mut tx, budget).await? {
@@ -467,6 +494,7 @@ impl ConnectorRuntime {
                         self.write(&fresh.record, &fresh.credentials, AccountState::Ok, None, None).await?;
                     }
                     result.recoveries = recoveries;
+                    result.steps = steps;
                     return Ok(result);
                 }
                 Attempt::Recover(kind) if tx.unreplayable.is_some() => {
@@ -504,6 +532,7 @@ impl ConnectorRuntime {
                     // bounds the rounds).
                     retried_after_own_renewal =
                         self.recover(connector, org, &loaded.record, kind, budget, probing).await?;
+                    steps.push(step_after_refusal(kind, retried_after_own_renewal));
                 }
                 Attempt::Retry { status, reason } => {
                     if retried_by_rule {
@@ -513,6 +542,7 @@ impl ConnectorRuntime {
                         ));
                     }
                     tracing::info!(connector = %connector_name, status, "a retry rule matched; sending the request again");
+                    steps.push(format!("A retry rule matched {status} {reason}: sent the request again."));
                     retried_by_rule = true;
                 }
                 Attempt::RateLimited(after) => {
@@ -521,6 +551,7 @@ impl ConnectorRuntime {
                         return Err(Error::new(ErrorCode::UpstreamRateLimited).with_retry_after(wait));
                     }
                     waited_for_rate_limit = true;
+                    steps.push(format!("Rate limited by the API: waited {wait} s and sent the request again."));
                     tokio::time::sleep(Duration::from_secs(wait)).await;
                 }
             }

@@ -172,6 +172,11 @@ async fn seed_after_action_invalid_grant_refreshes_and_retries_once() {
     let result = env.call("acme", "list").await.expect("call");
     assert_eq!(result.data, json!({"items": [1, 2, 3]}));
     assert_eq!(result.recoveries, 1);
+    assert_eq!(
+        result.steps,
+        ["The API refused the credentials (AuthRefreshException): refreshed the token, and sent the request again."],
+        "the call says what it did"
+    );
     assert_eq!(env.fake.tokens(), 1);
     let (credentials, state, version) = env.credentials("a1").await;
     let value = credentials.oauth().expect("oauth");
@@ -205,6 +210,10 @@ async fn seed_after_action_not_logged_on_reruns_the_lookup_method() {
     let result = env.call("sess", "contacts").await.expect("call");
     assert_eq!(result.data, json!({"contacts": ["ada"]}));
     assert_eq!((result.recoveries, env.fake.logins()), (1, 1));
+    assert_eq!(
+        result.steps,
+        ["The API refused the credentials (AuthSessionException): logged in again, and sent the request again."]
+    );
     let (credentials, _, _) = env.credentials("a1").await;
     assert_eq!(credentials.properties.get("SessionId").map(String::as_str), Some("sess-1"));
     let view = env.runtime.account(&env.org, "a1").await.expect("view");
@@ -296,10 +305,14 @@ async fn session_ttl_reruns_the_lookup_before_calls_once_the_session_is_old() {
 
     clock.advance(Duration::from_secs(1));
     let calls: Vec<_> = (0..8).map(|_| tokio::spawn(call(Arc::clone(&runtime), env.org.clone()))).collect();
+    let mut renewed_here = 0;
     for task in calls {
         let result = task.await.expect("task").expect("renewed before sending");
         assert_eq!((result.data.clone(), result.recoveries), (json!({"contacts": ["ada"]}), 0));
+        renewed_here +=
+            result.steps.iter().filter(|s| *s == "The session had expired: logged in again before sending.").count();
     }
+    assert_eq!(renewed_here, 1, "one call says it logged in again");
     assert_eq!(env.fake.logins(), 2, "one proactive lookup for eight concurrent calls at the TTL");
     assert_eq!(env.credentials("a1").await.0.properties["SessionId"], "sess-2");
     call(Arc::clone(&runtime), env.org.clone()).await.expect("new session is young");
@@ -968,6 +981,7 @@ async fn install_runs_the_lookup_and_client_credentials_get_a_first_token() {
     assert_eq!(env.fake.logins(), 1, "the lookup ran at install");
     let result = env.call("sess", "contacts").await.expect("call");
     assert_eq!((result.recoveries, env.fake.logins()), (0, 1));
+    assert!(result.steps.is_empty(), "a fresh session needs no step: {:?}", result.steps);
 
     let yaml = |b: &str| oauth_yaml(b, "").replace("grant: authorization_code", "grant: client_credentials");
     let env = Env::new(Stale::Forbidden, TokenMode::Rotate, yaml, fast()).await;

@@ -109,6 +109,7 @@ impl ConnectorRuntime {
                         data: Value::Null,
                         condition: None,
                         recoveries: 0,
+                        steps: Vec::new(),
                     }));
                 }
                 other => return recover_or_fail(Event::BeforeAction, other, &secrets),
@@ -311,6 +312,6 @@ impl ConnectorRuntime {
         } else {
             None
         };
-        Ok(Attempt::Done(CallResult { outcome, status, data, condition, recoveries: 0 }))
+        Ok(Attempt::Done(CallResult { outcome, status, data, condition, recoveries: 0, steps: Vec::new() }))
     }
 }

@@ -329,6 +329,10 @@ async fn the_console_installs_authorizes_and_calls_and_lists_accounts_needing_re
     *provider.current.lock().await = "revoked".to_owned();
     let recovered = browser.post(&format!("{page}/call"), &call).await.text().await.expect("html");
     assert!(recovered.contains("<strong>1</strong>"), "the refresh is shown: {recovered}");
+    assert!(
+        recovered.contains("<li>The API refused the credentials (AuthRefreshException): refreshed the token, and sent the request again.</li>"),
+        "and the step: {recovered}"
+    );
     let bad = [("form_token", token.as_str()), ("account", "crm"), ("method", "list"), ("mergefields", "[1]")];
     assert_eq!(browser.post(&format!("{page}/call"), &bad).await.status().as_u16(), 400);
 

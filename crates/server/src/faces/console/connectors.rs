@@ -61,6 +61,8 @@ struct ActionResult {
     /// A call's result, pretty JSON.
     call: Option<String>,
     recoveries: u32,
+    /// What the call did besides its request, in order.
+    steps: Vec<String>,
     /// A link to follow (an OAuth authorization).
     link: Option<String>,
 }
@@ -134,7 +136,7 @@ pub(super) async fn install(
             &app,
             &session,
             &organization.id,
-            Some(ActionResult { title, call: None, recoveries: 0, link: None }),
+            Some(ActionResult { title, call: None, recoveries: 0, steps: Vec::new(), link: None }),
         )
         .await
     };
@@ -209,13 +211,19 @@ async fn account_action(
         "test" => {
             let result = connectors.test_auth(&organization.id, &view.id).await?;
             let title = format!("Test of {}: {} (upstream status {}).", view.id, result.outcome, result.status);
-            ActionResult { title, call: Some(shown(&result)), recoveries: result.recoveries, link: None }
+            ActionResult {
+                title,
+                call: Some(shown(&result)),
+                recoveries: result.recoveries,
+                steps: result.steps.clone(),
+                link: None,
+            }
         }
         "authorize" => {
             let redirect = crate::faces::connect::redirect_uri(app);
             let url = connectors.authorize_url(&organization.id, &view.id, &redirect).await?;
             let title = format!("Authorize {} at the provider, then come back to this page.", view.id);
-            ActionResult { title, call: None, recoveries: 0, link: Some(url) }
+            ActionResult { title, call: None, recoveries: 0, steps: Vec::new(), link: Some(url) }
         }
         "call" => {
             let mergefields = match json_field("Merge fields", form.mergefields.as_deref())? {
@@ -235,7 +243,13 @@ async fn account_action(
             let result = connectors.call_as(&organization.id, &view.connector, &view.id, &request, caller).await?;
             let title =
                 format!("{} on {}: {} (upstream status {}).", request.method, view.id, result.outcome, result.status);
-            ActionResult { title, call: Some(shown(&result)), recoveries: result.recoveries, link: None }
+            ActionResult {
+                title,
+                call: Some(shown(&result)),
+                recoveries: result.recoveries,
+                steps: result.steps.clone(),
+                link: None,
+            }
         }
         _ => return Err(Error::new(ErrorCode::EntityMissing).with_message("There is no such action.")),
     };
