@@ -595,3 +595,29 @@ async fn the_console_works_on_postgres() {
     assert!(html.contains("organization.create") && html.contains("console.signIn"), "{html}");
     server.stop().await;
 }
+
+/// A store outage is shown as one (a 5xx page) and signs nobody out: the session cookies are kept.
+#[tokio::test]
+async fn a_store_outage_keeps_the_operator_signed_in() {
+    let server = TestServer::start_with(crate::harness::Backend::Postgres, |c| {
+        c.login.dev_outbox = true;
+        c.store.postgres_connect_timeout_secs = 1;
+    })
+    .await;
+    server.app.console().put_operator("admin@example.com", OperatorRole::Admin).await.expect("operator");
+    let mut browser = Browser::new(&server);
+    browser.sign_in(&server, "admin@example.com").await;
+    let database = server.postgres.as_ref().expect("database");
+    let (client, connection) =
+        tokio_postgres::connect("host=127.0.0.1 port=5432 user=postgres dbname=postgres", tokio_postgres::NoTls)
+            .await
+            .expect("admin connection");
+    tokio::spawn(connection);
+    let name = database.url.rsplit("dbname=").next().expect("name").to_owned();
+    client.batch_execute(&format!("DROP DATABASE {name} WITH (FORCE)")).await.expect("drop");
+
+    let page = browser.get("/console/").await;
+    assert!(page.status().is_server_error(), "{}", page.status());
+    assert!(page.headers().get_all("set-cookie").iter().next().is_none(), "the session cookies are kept");
+    assert!(page.text().await.expect("html").contains("/console/errors#genericError"));
+}

@@ -319,6 +319,12 @@ async fn authenticate(State(app): State<Arc<App>>, mut request: Request, next: N
             }
             response
         }
+        // The store or the signer failed: say so and keep the cookies, so an outage signs nobody out.
+        Err(error) if error.status() >= 500 => {
+            let request_id =
+                request.extensions().get::<RequestId>().cloned().unwrap_or_else(|| RequestId(String::new()));
+            error_page(error, &request_id)
+        }
         Err(error) => {
             tracing::debug!(code = error.code().as_str(), "console request without a live session");
             let mut response = if request.method() == axum::http::Method::GET {
