@@ -9,6 +9,7 @@ mod console_pages;
 mod load;
 mod login;
 mod passkey;
+mod prefill;
 mod refresh;
 mod report;
 mod startup;
@@ -69,6 +70,8 @@ enum Command {
     Startup(startup::StartupArgs),
     /// Turn a samples file into the JSON results, the markdown table and the charts.
     Report(summary::ReportArgs),
+    /// Fill a data directory's store with sessions and users before a server starts on it.
+    Prefill(prefill::PrefillArgs),
     /// Time the admin console's pages over a store with 10,000 users and 100,000 audit rows.
     ConsolePages(console_pages::ConsolePagesArgs),
     /// Feed the SDK's verified-token cache distinct tokens and print RSS and the cache's weight as it goes.
@@ -168,6 +171,7 @@ async fn main() -> ExitCode {
         Some(Command::Report(args)) => summary::run(&args),
         Some(Command::TokenCacheMemory(args)) => token_cache::run(&args),
         Some(Command::ConsolePages(args)) => console_pages::run(&args).await,
+        Some(Command::Prefill(args)) => prefill::run(&args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
