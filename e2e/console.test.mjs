@@ -6,7 +6,9 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:http";
+import { tmpdir } from "node:os";
 import { createRequire } from "node:module";
 import path from "node:path";
 import { EXPIRY_SLEEP_MS, REPO_ROOT, sleep, withBrowser, withStack } from "./harness.mjs";
@@ -205,6 +207,9 @@ test("the first operator signs in by email code, then by passkey, and uses every
       assert.equal(await page.getByRole("status").textContent(), "The passkey is renamed.");
       assert.equal(await page.getByLabel("New name of Work laptop").count(), 1);
       await assertAccessible(page, "user");
+      await page.getByRole("button", { name: "Remove the passkey Work laptop" }).click();
+      assert.equal(await page.getByRole("status").textContent(), "The passkey is removed.");
+      assert.match(await page.locator("main").textContent(), /No passkey\./);
       assert.deepEqual(violations, [], "no CSP violation on any console page");
       await context.close();
     }),
@@ -280,3 +285,125 @@ test("an operator ends a signed-in person's sessions from the console, and the a
       assert.equal(await me(), 401);
     }),
   ));
+
+/** A third-party API on loopback for the connector test: OAuth 2 authorize and token endpoints and one data
+ *  endpoint that accepts only the current access token (`revoke()` makes the provider refuse it). */
+async function fakeProvider() {
+  let current = "";
+  let issued = 0;
+  const server = createServer(async (req, res) => {
+    const url = new URL(req.url, "http://127.0.0.1");
+    if (url.pathname === "/authorize") {
+      const back = new URL(url.searchParams.get("redirect_uri"));
+      back.searchParams.set("code", "the-code");
+      back.searchParams.set("state", url.searchParams.get("state"));
+      res.writeHead(302, { location: back.href }).end();
+    } else if (url.pathname === "/oauth/token") {
+      for await (const _ of req);
+      issued += 1;
+      current = `at-${issued}`;
+      res.writeHead(200, { "content-type": "application/json" });
+      res.end(JSON.stringify({ access_token: current, refresh_token: `rt-${issued}`, expires_in: 3600 }));
+    } else if (url.pathname === "/data" && req.headers.authorization === `Bearer ${current}`) {
+      res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ items: [1, 2] }));
+    } else {
+      res.writeHead(403).end("forbidden");
+    }
+  });
+  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const base = `http://127.0.0.1:${server.address().port}`;
+  return { base, revoke: () => void (current = "revoked"), close: () => server.close() };
+}
+
+test("an admin installs, authorizes and calls a connector account from the console, and sees the refresh it ran", async () => {
+  const provider = await fakeProvider();
+  const definitions = mkdtempSync(path.join(tmpdir(), "console-connectors-"));
+  const b = provider.base;
+  writeFileSync(
+    path.join(definitions, "acme.yaml"),
+    [
+      "name: acme",
+      `base_url: ${b}`,
+      "auth:",
+      "  type: oauth2",
+      "  grant: authorization_code",
+      `  authorize_url: ${b}/authorize`,
+      `  token_url: ${b}/oauth/token`,
+      "  client_id: cid",
+      "  client_secret: '{{ClientSecret}}'",
+      "  pkce: true",
+      "properties:",
+      "  - name: ClientSecret",
+      "    sensitive: true",
+      "    required: true",
+      "script: |",
+      "  function after_error() {",
+      "      if (method_error != null && method_error.statusCode.toString() === '403') { throw new AuthRefreshException(); }",
+      "      return true;",
+      "  }",
+      "methods:",
+      "  list:",
+      "    path: /data",
+      "",
+    ].join("\n"),
+  );
+  const portcullisEnv = {
+    PORTCULLIS_LOGIN__DEV_OUTBOX: "true",
+    PORTCULLIS_CONNECTORS__DIR: definitions,
+    PORTCULLIS_CONNECTORS__EGRESS_ALLOW: '["127.0.0.1"]',
+  };
+  try {
+    await withStack({ label: "console-connectors", portcullisEnv }, (stack) =>
+      withBrowser(async (browser) => {
+        await stack.cli("console", "operator", "add", "--email", "ops@example.com", "--role", "admin", "--json");
+        const page = await (await browser.newContext()).newPage();
+        await signInByCode(page, stack, "ops@example.com");
+        await page.waitForURL((url) => url.pathname.endsWith("/passkeys"));
+        await page.getByRole("button", { name: "Continue to the application" }).click();
+        await page.goto(`${stack.portcullisUrl}/console/organizations/${stack.orgId}`);
+
+        // A client secret, shown once; a second one is staged until it is activated.
+        await page.getByRole("button", { name: "New client secret" }).click();
+        assert.match(await page.locator("code.secret").textContent(), /^[A-Za-z0-9_-]{64}$/);
+        assert.match(await page.locator(".shown").textContent(), /Active now\./);
+        await page.getByRole("button", { name: "New client secret" }).click();
+        assert.match(await page.locator(".shown").textContent(), /Staged: the current secret keeps working/);
+        await page.getByRole("button", { name: "Activate the staged secret" }).click();
+        assert.equal(await page.getByRole("status").textContent(), "Saved.");
+
+        await page.getByRole("link", { name: "Connector accounts" }).click();
+        await page.getByLabel("Connector", { exact: true }).selectOption("acme");
+        await page.getByLabel("Account id (optional)").fill("crm");
+        await page.getByLabel("Properties, one name=value per line").fill("ClientSecret=s3cret");
+        await page.getByRole("button", { name: "Install" }).click();
+        assert.match(await page.getByRole("heading", { level: 2 }).first().textContent(), /Account crm of acme installed\./);
+        assert.doesNotMatch(await page.locator("main").textContent(), /s3cret/);
+
+        await page.getByRole("button", { name: "Authorize crm" }).click();
+        await page.getByRole("link", { name: "Continue to the provider" }).click();
+        await page.waitForURL((url) => url.pathname === "/connectors/oauth2/callback");
+        assert.match(await page.locator("body").textContent(), /Connected/);
+
+        await page.goto(`${stack.portcullisUrl}/console/organizations/${stack.orgId}/connectors`);
+        await page.getByLabel("Method", { exact: true }).fill("list");
+        await page.getByRole("button", { name: "Call" }).click();
+        assert.match(await page.getByRole("heading", { level: 2 }).first().textContent(), /list on crm: success \(upstream status 200\)\./);
+        provider.revoke();
+        await page.getByLabel("Method", { exact: true }).fill("list");
+        await page.getByRole("button", { name: "Call" }).click();
+        assert.match(
+          await page.locator("ol.steps").textContent(),
+          /The API refused the credentials \(AuthRefreshException\): refreshed the token, and sent the request again\./,
+        );
+        await assertAccessible(page, "connector call");
+        await page.screenshot({ path: path.join(SCREENSHOTS, "console-connectors.png"), fullPage: true });
+
+        await page.getByRole("button", { name: "Test crm" }).click();
+        assert.match(await page.locator("main").textContent(), /connectorInvalid|Test of crm/);
+      }),
+    );
+  } finally {
+    provider.close();
+    rmSync(definitions, { recursive: true, force: true });
+  }
+});
