@@ -225,6 +225,31 @@ impl Console {
         Ok(Operator { user_id: user.id, email, role })
     }
 
+    /// An operator's change to the operators: `role` for the person with `email`, or `None` to remove them.
+    /// Nobody removes or demotes themselves, so the console always keeps the admin who is using it.
+    /// Returns the operator as they now are (`None` once removed).
+    ///
+    /// # Errors
+    /// `noPermission` for a viewer; `entityInvalid` for a change to oneself; `entityMissing` when removing
+    /// someone who is not an operator; a bad email; store failures.
+    pub async fn change_operator(
+        &self,
+        by: &Operator,
+        email: &str,
+        role: Option<OperatorRole>,
+    ) -> Result<Option<Operator>, Error> {
+        by.require_admin()?;
+        if normalize_email(email)? == by.email && role != Some(OperatorRole::Admin) {
+            return Err(Error::new(ErrorCode::EntityInvalid)
+                .with_message("You cannot remove or demote yourself; ask another admin."));
+        }
+        match role {
+            Some(role) => self.put_operator(email, role).await.map(Some),
+            None if self.remove_operator(email).await? => Ok(None),
+            None => Err(Error::new(ErrorCode::EntityMissing).with_message("There is no operator with this email.")),
+        }
+    }
+
     /// Takes every console role from the operator with this email; `false` if they had none.
     ///
     /// # Errors

@@ -22,5 +22,5 @@ pub use passkey_steps::{MAX_PASSKEY_NAME_CHARS, PasskeyPage, offers_passkeys};
 pub use service::{
     AuthorizeFailure, AuthorizeRequest, CODE_LIFETIME, DEFAULT_CAPTCHA_IP_ALLOWANCE, DirectOutcome, EmailSent,
     EmailStep, FLOW_LIFETIME, IssuedTokens, LinkChoice, LinkOutcome, LoginOutcome, LoginService, MAX_EMAIL_LEN,
-    StartedFlow, TokenRequest, UserinfoRequest, WaitOutcome, normalize_email,
+    StartedFlow, TokenRequest, UserinfoRequest, WaitOutcome, normalize_email, random_token,
 };

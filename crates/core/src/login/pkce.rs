@@ -59,6 +59,12 @@ pub fn check_challenge<'a>(
     Ok(Some(challenge))
 }
 
+/// The S256 code challenge of a verifier (RFC 7636 §4.2): base64url of its SHA-256, unpadded.
+#[must_use]
+pub fn s256_challenge(verifier: &str) -> String {
+    URL_SAFE_NO_PAD.encode(digest(&SHA256, verifier.as_bytes()))
+}
+
 /// Checks the verifier at the token step against the stored challenge.
 ///
 /// A verifier sent for a flow that had no challenge is refused too (PKCE downgrade, RFC 9700 §4.8).
@@ -80,7 +86,7 @@ pub fn check_verifier(stored_challenge: Option<&str>, verifier: Option<&str>, fa
             if !(min..=128).contains(&verifier.len()) || !unreserved {
                 return Err(invalid(&format!("The code verifier must be {min}–128 unreserved characters.")));
             }
-            let computed = URL_SAFE_NO_PAD.encode(digest(&SHA256, verifier.as_bytes()));
+            let computed = s256_challenge(verifier);
             verify_slices_are_equal(computed.as_bytes(), challenge.as_bytes())
                 .map_err(|_| invalid("The code verifier does not match the code challenge."))
         }

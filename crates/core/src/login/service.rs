@@ -275,7 +275,11 @@ fn missing(field: &str) -> Error {
     Error::new(ErrorCode::MissingFields).with_message(format!("The field `{field}` is required."))
 }
 
-fn random_token() -> Result<String, Error> {
+/// 32 random bytes, base64url: flow bindings, states, PKCE verifiers.
+///
+/// # Errors
+/// `genericError` when the system random source fails.
+pub fn random_token() -> Result<String, Error> {
     let mut bytes = [0u8; 32];
     aws_lc_rs::rand::fill(&mut bytes)
         .map_err(|_| Error::new(ErrorCode::GenericError).with_internal("the system random source failed"))?;

@@ -269,13 +269,7 @@ fn outcome_response(outcome: LoginOutcome) -> Response {
 }
 
 fn binding(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| cookie::Cookie::split_parse(v.to_owned()).flatten())
-        .find(|c| c.name() == BINDING_COOKIE)
-        .map(|c| c.value().to_owned())
+    crate::http::cookie_value(headers, BINDING_COOKIE)
 }
 
 async fn start_compat(

@@ -4,6 +4,7 @@
 mod admin_auth;
 mod bearer;
 mod client_ip;
+mod cookies;
 mod error;
 mod error_body;
 mod form;
@@ -16,6 +17,7 @@ mod router;
 pub use admin_auth::AdminAuth;
 pub(crate) use bearer::bearer_token;
 pub(crate) use client_ip::ClientIp;
+pub(crate) use cookies::cookie_value;
 pub use error::ApiError;
 pub(crate) use error::ErrorReport;
 pub(crate) use error_body::{ErrorBody, OAuthErrorBody};

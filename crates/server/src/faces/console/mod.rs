@@ -12,15 +12,14 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{Next, from_fn_with_state, map_response};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use portcullis_core::console::{CALLBACK_PATH, ORGANIZATION_ID, Operator};
-use portcullis_core::login::{StandardTokens, TokenRequest};
+use portcullis_core::login::pkce::s256_challenge;
+use portcullis_core::login::{StandardTokens, TokenRequest, random_token};
 use portcullis_core::{Error, ErrorCode};
 use serde::Deserialize;
 
 use crate::app::App;
-use crate::http::{IpLimit, RequestId, limit_per_ip};
+use crate::http::{IpLimit, RequestId, cookie_value, limit_per_ip};
 
 mod audit;
 mod charts;
@@ -115,17 +114,15 @@ impl ConsoleSession {
     }
 }
 
-fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| cookie::Cookie::split_parse(v.to_owned()).flatten())
-        .find(|c| c.name() == name)
-        .map(|c| c.value().to_owned())
-}
-
-fn set_cookie(response: &mut Response, app: &App, name: &'static str, value: String, path: &'static str) {
+/// Sets a console cookie; an empty value removes it. `lifetime_secs`: a `Max-Age`, or none for a cookie that
+/// ends with the browser.
+fn set_cookie(
+    response: &mut Response,
+    app: &App,
+    (name, path): (&'static str, &'static str),
+    value: String,
+    lifetime_secs: Option<i64>,
+) {
     // Lax, not Strict: the hosted login may live on another site (an organization's auth domain), and
     // the redirect back from it must carry the cookies. Cross-site posts still get none, and every form
     // needs the session's form token anyway.
@@ -135,8 +132,8 @@ fn set_cookie(response: &mut Response, app: &App, name: &'static str, value: Str
         .secure(app.config().cookies_secure())
         .same_site(cookie::SameSite::Lax)
         .build();
-    if name == SIGN_IN_COOKIE {
-        built.set_max_age(cookie::time::Duration::seconds(SIGN_IN_SECONDS));
+    if let Some(seconds) = lifetime_secs {
+        built.set_max_age(cookie::time::Duration::seconds(seconds));
     }
     if built.value().is_empty() {
         built.make_removal();
@@ -148,8 +145,8 @@ fn set_cookie(response: &mut Response, app: &App, name: &'static str, value: Str
 
 fn set_session_cookies(response: &mut Response, app: &App, tokens: Option<&StandardTokens>) {
     let (access, refresh) = tokens.map_or_else(Default::default, |t| (t.access_token.clone(), t.refresh_token.clone()));
-    set_cookie(response, app, ACCESS_COOKIE, access, "/console");
-    set_cookie(response, app, REFRESH_COOKIE, refresh, "/console");
+    set_cookie(response, app, (ACCESS_COOKIE, "/console"), access, None);
+    set_cookie(response, app, (REFRESH_COOKIE, "/console"), refresh, None);
 }
 
 fn see_other(location: &str) -> Response {
@@ -160,21 +157,13 @@ fn see_other(location: &str) -> Response {
     response
 }
 
-fn random_token() -> Result<String, Error> {
-    let mut bytes = [0u8; 32];
-    aws_lc_rs::rand::fill(&mut bytes)
-        .map_err(|_| Error::new(ErrorCode::GenericError).with_internal("the system random source failed"))?;
-    Ok(URL_SAFE_NO_PAD.encode(bytes))
-}
-
 /// Starts a sign-in: the hosted login of the operator organization, with a fresh state and PKCE pair
 /// kept in a short-lived cookie scoped to the callback.
 async fn sign_in(State(app): State<Arc<App>>, request_id: axum::Extension<RequestId>) -> Response {
     let started = async {
         app.console().ensure_organization().await?;
         let (state, verifier) = (random_token()?, random_token()?);
-        let challenge =
-            URL_SAFE_NO_PAD.encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, verifier.as_bytes()));
+        let challenge = s256_challenge(&verifier);
         let query = serde_urlencoded::to_string([
             ("response_type", "code"),
             ("client_id", ORGANIZATION_ID),
@@ -190,7 +179,7 @@ async fn sign_in(State(app): State<Arc<App>>, request_id: axum::Extension<Reques
     match started.await {
         Ok((location, pending)) => {
             let mut response = see_other(&location);
-            set_cookie(&mut response, &app, SIGN_IN_COOKIE, pending, CALLBACK_PATH);
+            set_cookie(&mut response, &app, (SIGN_IN_COOKIE, CALLBACK_PATH), pending, Some(SIGN_IN_SECONDS));
             response
         }
         Err(error) => error_page(error, &request_id),
@@ -225,7 +214,7 @@ async fn callback(
                 described.chars().take(200).collect::<String>()
             )));
         }
-        let pending = cookie(&headers, SIGN_IN_COOKIE).unwrap_or_default();
+        let pending = cookie_value(&headers, SIGN_IN_COOKIE).unwrap_or_default();
         let (state, verifier) = pending.split_once('.').unwrap_or_default();
         let presented = query.state.as_deref().unwrap_or_default();
         if state.is_empty()
@@ -254,12 +243,12 @@ async fn callback(
         Ok(tokens) => {
             let mut response = see_other("/console/");
             set_session_cookies(&mut response, &app, Some(&tokens));
-            set_cookie(&mut response, &app, SIGN_IN_COOKIE, String::new(), CALLBACK_PATH);
+            set_cookie(&mut response, &app, (SIGN_IN_COOKIE, CALLBACK_PATH), String::new(), None);
             response
         }
         Err(error) => {
             let mut response = error_page(error, &request_id);
-            set_cookie(&mut response, &app, SIGN_IN_COOKIE, String::new(), CALLBACK_PATH);
+            set_cookie(&mut response, &app, (SIGN_IN_COOKIE, CALLBACK_PATH), String::new(), None);
             response
         }
     }
@@ -286,8 +275,8 @@ async fn session_of(app: &App, access_token: &str) -> Result<ConsoleSession, Err
 /// token has expired. Without one, a page goes to the sign-in and anything else is refused.
 async fn authenticate(State(app): State<Arc<App>>, mut request: Request, next: Next) -> Response {
     let headers = request.headers();
-    let access = cookie(headers, ACCESS_COOKIE);
-    let refresh = cookie(headers, REFRESH_COOKIE);
+    let access = cookie_value(headers, ACCESS_COOKIE);
+    let refresh = cookie_value(headers, REFRESH_COOKIE);
     let mut rotated = None;
     let mut found = session_of(&app, access.as_deref().unwrap_or_default()).await;
     let expired = found.as_ref().is_err_and(|e| matches!(e.code(), ErrorCode::TokenInvalid | ErrorCode::TokenMissing));

@@ -108,8 +108,7 @@ pub(super) struct OperatorForm {
     role: Option<String>,
 }
 
-/// Adds an operator, changes their role, or (`none`) removes them. An admin cannot remove or demote
-/// themselves, so the console always keeps the admin who is using it.
+/// Adds an operator, changes their role, or (`none`) removes them (core's rules, `Console::change_operator`).
 pub(super) async fn put_operator(
     State(app): State<Arc<App>>,
     Extension(session): Extension<ConsoleSession>,
@@ -117,27 +116,23 @@ pub(super) async fn put_operator(
     axum::Form(form): axum::Form<OperatorForm>,
 ) -> Response {
     let changed = async {
-        session.admit(&app, form.form_token.as_deref())?;
-        let email = form.email.as_deref().unwrap_or_default().trim().to_owned();
-        let role = form.role.as_deref().unwrap_or_default();
-        let yourself = email.eq_ignore_ascii_case(&session.operator.email);
-        if yourself && role != OperatorRole::Admin.as_str() {
-            return Err(Error::new(ErrorCode::EntityInvalid)
-                .with_message("You cannot remove or demote yourself; ask another admin."));
-        }
-        let done = if role == "none" {
-            if !app.console().remove_operator(&email).await? {
-                return Err(Error::new(ErrorCode::EntityMissing).with_message("There is no operator with this email."));
-            }
-            app.console().record_action(&session.operator.email, "operator.remove", &email).await;
-            format!("{email} is no longer an operator.")
-        } else {
-            let role = OperatorRole::parse(role).ok_or_else(|| {
+        app.console().form_tokens().check(&session.login_session_id, form.form_token.as_deref())?;
+        let email = form.email.as_deref().unwrap_or_default().trim();
+        let role = match form.role.as_deref().unwrap_or_default() {
+            "none" => None,
+            name => Some(OperatorRole::parse(name).ok_or_else(|| {
                 Error::new(ErrorCode::EntityInvalid).with_message("The role is viewer, admin or none.")
-            })?;
-            let operator = app.console().put_operator(&email, role).await?;
-            app.console().record_action(&session.operator.email, "operator.put", &operator.email).await;
-            format!("{} is a console {}.", operator.email, role.as_str())
+            })?),
+        };
+        let done = match app.console().change_operator(&session.operator, email, role).await? {
+            Some(operator) => {
+                app.console().record_action(&session.operator.email, "operator.put", &operator.email).await;
+                format!("{} is a console {}.", operator.email, operator.role.as_str())
+            }
+            None => {
+                app.console().record_action(&session.operator.email, "operator.remove", email).await;
+                format!("{email} is no longer an operator.")
+            }
         };
         operators_page(&app, &session, Some(done)).await
     };
