@@ -22,20 +22,7 @@ samples="$work/samples.jsonl"
 : >"$samples"
 export RUST_LOG=warn
 
-start() {
-  local name=$1
-  shift
-  "$@" >"$work/$name.out" 2>"$work/$name.err" &
-  pids+=($!)
-  for _ in $(seq 600); do
-    url=$(grep -o 'http://[0-9.:]*' "$work/$name.out" 2>/dev/null | head -n 1 || true)
-    [ -n "$url" ] && return
-    sleep 0.05
-  done
-  echo "scale: $name did not start" >&2
-  cat "$work/$name.err" >&2
-  exit 1
-}
+source bench/lib.sh
 
 echo "scale: filling the large store ($sessions sessions, $users users)"
 "$bin/portcullis-bench" prefill --data-dir "$work/large" --sessions "$sessions" --users "$users"

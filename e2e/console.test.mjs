@@ -11,7 +11,7 @@ import { createServer } from "node:http";
 import { tmpdir } from "node:os";
 import { createRequire } from "node:module";
 import path from "node:path";
-import { EXPIRY_SLEEP_MS, REPO_ROOT, sleep, withBrowser, withStack } from "./harness.mjs";
+import { EXPIRY_SLEEP_MS, REPO_ROOT, sleep, virtualAuthenticator, withBrowser, withStack } from "./harness.mjs";
 
 const require = createRequire(import.meta.url);
 const AXE_SOURCE = readFileSync(require.resolve("axe-core/axe.min.js"), "utf8");
@@ -85,19 +85,7 @@ test("the first operator signs in by email code, then by passkey, and uses every
       page.on("console", (message) => {
         if (/Content Security Policy/i.test(message.text())) violations.push(message.text());
       });
-      const devtools = await context.newCDPSession(page);
-      await devtools.send("WebAuthn.enable");
-      const { authenticatorId } = await devtools.send("WebAuthn.addVirtualAuthenticator", {
-        options: {
-          protocol: "ctap2",
-          ctap2Version: "ctap2_1",
-          transport: "internal",
-          hasResidentKey: true,
-          hasUserVerification: true,
-          isUserVerified: true,
-          automaticPresenceSimulation: true,
-        },
-      });
+      const { devtools, authenticatorId } = await virtualAuthenticator(context, page);
 
       await signInByCode(page, stack, "ops@example.com");
       await page.waitForURL((url) => url.pathname.endsWith("/passkeys"));

@@ -411,6 +411,25 @@ export function launchBrowser(extraArgs = []) {
 }
 
 /** Runs fn(browser) and always closes the browser afterwards. */
+/** Chromium's virtual authenticator on `page` (a platform passkey that answers by itself): the DevTools
+ *  session and the authenticator's id, to read its credentials. */
+export async function virtualAuthenticator(context, page) {
+  const devtools = await context.newCDPSession(page);
+  await devtools.send("WebAuthn.enable");
+  const { authenticatorId } = await devtools.send("WebAuthn.addVirtualAuthenticator", {
+    options: {
+      protocol: "ctap2",
+      ctap2Version: "ctap2_1",
+      transport: "internal",
+      hasResidentKey: true,
+      hasUserVerification: true,
+      isUserVerified: true,
+      automaticPresenceSimulation: true,
+    },
+  });
+  return { devtools, authenticatorId };
+}
+
 export async function withBrowser(fn) {
   const browser = await launchBrowser();
   try {

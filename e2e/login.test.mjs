@@ -5,7 +5,7 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { withBrowser, withStack } from "./harness.mjs";
+import { virtualAuthenticator, withBrowser, withStack } from "./harness.mjs";
 
 const stackOptions = { label: "hosted-login", login: true, portcullisEnv: { PORTCULLIS_LOGIN__DEV_OUTBOX: "true" } };
 
@@ -207,19 +207,7 @@ test("passkey: added on the hosted page after an email code (Chromium's virtual 
       const authOrigin = stack.portcullisUrl.replace("127.0.0.1", "localhost");
       const context = await browser.newContext();
       const page = await context.newPage();
-      const devtools = await context.newCDPSession(page);
-      await devtools.send("WebAuthn.enable");
-      const { authenticatorId } = await devtools.send("WebAuthn.addVirtualAuthenticator", {
-        options: {
-          protocol: "ctap2",
-          ctap2Version: "ctap2_1",
-          transport: "internal",
-          hasResidentKey: true,
-          hasUserVerification: true,
-          isUserVerified: true,
-          automaticPresenceSimulation: true,
-        },
-      });
+      const { devtools, authenticatorId } = await virtualAuthenticator(context, page);
 
       await page.goto(`${stack.demoUrl}/api/auth/login`);
       await page.waitForURL((url) => url.href.startsWith(`${authOrigin}/login/flow/`));

@@ -72,22 +72,7 @@ samples="$work/samples.jsonl"
 : >"$samples"
 export RUST_LOG=warn NODE_ENV=production
 
-# Starts a server in the background and sets `url` to the URL it announces on stdout (it binds port 0).
-# Not called in a command substitution, so the server's pid reaches `pids` and the trap stops it.
-start() {
-  local name=$1
-  shift
-  "$@" >"$work/$name.out" 2>"$work/$name.err" &
-  pids+=($!)
-  for _ in $(seq 600); do
-    url=$(grep -o 'http://[0-9.:]*' "$work/$name.out" 2>/dev/null | head -n 1 || true)
-    [ -n "$url" ] && return
-    sleep 0.05
-  done
-  echo "bench: $name did not start" >&2
-  cat "$work/$name.err" >&2
-  exit 1
-}
+source bench/lib.sh
 
 # --- servers ----------------------------------------------------------------------------------------
 # One Portcullis on SQLite (WAL, synchronous=NORMAL, the default) with the dev outbox for login codes,
