@@ -163,6 +163,11 @@ async fn api_keys_are_listed_and_revoked(backend: Backend) {
     assert_eq!((status, listed["apiKeys"][0]["id"].as_str()), (200, Some(id)), "{listed}");
     assert!(!listed.to_string().contains(secret) && listed["apiKeys"][0].get("secretHash").is_none());
     assert!(listed["apiKeys"][0]["revoked"].is_null());
+    // The key itself cannot list or revoke keys: the admin API needs the admin token.
+    let as_key = server.request(Method::GET, &keys).bearer_auth(secret).send().await.expect("list");
+    assert_catalog_error(as_key, 401, "noPermission").await;
+    let as_key = server.request(Method::DELETE, &format!("{keys}/{id}")).bearer_auth(secret).send().await;
+    assert_catalog_error(as_key.expect("delete"), 401, "noPermission").await;
 
     let elsewhere = server.admin(Method::DELETE, &format!("/admin/v1/organizations/{other}/api-keys/{id}")).send();
     assert_catalog_error(elsewhere.await.expect("delete"), 404, "entityMissing").await;
