@@ -105,7 +105,7 @@ for (const postgres of [false, true]) {
         await stack.cli("keys", "rotate", "--json");
         await eventually("both events", () => receiver.ofType("keys.rotated").length && usersOf(receiver).length);
         const log = await stack.cli("events", "deliveries", stack.orgId, "--json");
-        assert.equal(log.length, 2, "one delivery per cause");
+        assert.equal(log.length, 2, `one delivery per cause: ${JSON.stringify(log)}`);
         assert.ok(log.every((d) => d.state === "delivered"), JSON.stringify(log));
         const [stolen] = receiver.ofType("session.theftDetected");
         assert.equal(stolen.payload.data.code, "tokenTheftDetected");

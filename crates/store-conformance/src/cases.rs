@@ -175,6 +175,25 @@ pub async fn key_insert_with_a_stale_precondition_writes_nothing(store: &Arc<dyn
     assert_eq!(outbox.iter().map(|(_, e)| e.event_type.as_str()).collect::<Vec<_>>(), ["keys.rotated"]);
 }
 
+/// A key is a rotation only when its family (its algorithm) had a key already: the first RS256 ID-token
+/// key of a ring that signs sessions with EdDSA raises no `keys.rotated` event.
+pub async fn a_family_s_first_key_is_no_rotation(store: &Arc<dyn Store>) {
+    let org = organization("families", 1);
+    store.insert_organization(&org).await.expect("organization");
+    let of = |kid: &str, algorithm| SigningKeyRecord { algorithm, ..key_record(kid, 0) };
+    for owner in [KeyOwner::Server, KeyOwner::Organization(&org.id)] {
+        store.insert_signing_key(owner, &of("d-1", SigningAlgorithm::EdDSA), None).await.expect("first key");
+        store.insert_signing_key(owner, &of("d-2", SigningAlgorithm::RS256), Some("d-1")).await.expect("family");
+    }
+    assert!(store.undispatched_events(10).await.expect("outbox").is_empty(), "a family's first key is no rotation");
+    store.insert_signing_key(KeyOwner::Server, &of("d-3", SigningAlgorithm::RS256), Some("d-2")).await.expect("rs");
+    let owner = KeyOwner::Organization(&org.id);
+    store.insert_signing_key(owner, &of("d-3", SigningAlgorithm::EdDSA), Some("d-2")).await.expect("ed");
+    let outbox = store.undispatched_events(10).await.expect("outbox");
+    let rotated: Vec<_> = outbox.iter().map(|(_, e)| (e.event_type.as_str(), e.organization_id.as_deref())).collect();
+    assert_eq!(rotated, [("keys.rotated", None), ("keys.rotated", Some(org.id.as_str()))]);
+}
+
 /// Instances rotating at once add exactly one key.
 pub async fn concurrent_rotations_add_exactly_one_key(store: &Arc<dyn Store>) {
     store.insert_signing_key(KeyOwner::Server, &key_record("d-1", 0), None).await.expect("first key");

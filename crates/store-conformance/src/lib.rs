@@ -53,6 +53,7 @@ macro_rules! conformance_suite {
             key_insert_with_a_stale_precondition_writes_nothing,
             concurrent_rotations_add_exactly_one_key,
             organization_key_rings_are_separate,
+            a_family_s_first_key_is_no_rotation,
             stored_key_ring_opens_and_signs,
             sessions_round_trip,
             concurrent_refreshes_rotate_once_and_never_look_like_theft,

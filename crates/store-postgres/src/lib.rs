@@ -235,6 +235,25 @@ impl SigningKeyStore for PostgresStore {
                 expected_newest.unwrap_or("(none)")
             )));
         }
+        // After the head swap, which serializes the ring's inserts, so the answer cannot change under us.
+        let family = match owner {
+            KeyOwner::Server => {
+                tx.query_one(
+                    "SELECT EXISTS (SELECT 1 FROM signing_keys WHERE algorithm = $1)",
+                    &[&key.algorithm.as_str()],
+                )
+                .await
+            }
+            KeyOwner::Organization(organization) => {
+                tx.query_one(
+                    "SELECT EXISTS (SELECT 1 FROM organization_signing_keys \
+                     WHERE organization_id = $1 AND algorithm = $2)",
+                    &[&organization, &key.algorithm.as_str()],
+                )
+                .await
+            }
+        };
+        let family_had_keys: bool = family.map_err(|e| store_error(&e))?.get(0);
         let fields: [&(dyn tokio_postgres::types::ToSql + Sync); 6] = [
             &key.kid,
             &key.algorithm.as_str(),
@@ -265,7 +284,7 @@ impl SigningKeyStore for PostgresStore {
             }
         }
         .map_err(|e| store_error(&e))?;
-        if let Some(event) = Event::for_key_insert(owner, key, expected_newest) {
+        if let Some(event) = Event::for_key_insert(owner, key, family_had_keys) {
             events::append_event(&tx, &event).await?;
         }
         tx.commit().await.map_err(|e| store_error(&e))

@@ -248,7 +248,6 @@ impl SigningKeyStore for SqliteStore {
         key: &SigningKeyRecord,
         expected_newest: Option<&str>,
     ) -> Result<(), StoreError> {
-        let event = Event::for_key_insert(owner, key, expected_newest);
         let key = key.clone();
         let expected = expected_newest.map(str::to_owned);
         let organization = owned(owner);
@@ -278,6 +277,20 @@ impl SigningKeyStore for SqliteStore {
                         expected.as_deref().unwrap_or("(none)")
                     )));
                 }
+                let family_had_keys: bool = match &organization {
+                    None => tx.query_row(
+                        "SELECT EXISTS (SELECT 1 FROM signing_keys WHERE algorithm = ?1)",
+                        params![key.algorithm.as_str()],
+                        |row| row.get(0),
+                    ),
+                    Some(organization) => tx.query_row(
+                        "SELECT EXISTS (SELECT 1 FROM organization_signing_keys \
+                         WHERE organization_id = ?1 AND algorithm = ?2)",
+                        params![organization, key.algorithm.as_str()],
+                        |row| row.get(0),
+                    ),
+                }
+                .map_err(store_error)?;
                 let inserted = match &organization {
                     None => tx.execute(
                         "INSERT INTO signing_keys (kid, algorithm, public_jwk, sealed_private_key, created_at, signs_from) \
@@ -306,8 +319,9 @@ impl SigningKeyStore for SqliteStore {
                     ),
                 };
                 inserted.map_err(store_error)?;
-                if let Some(event) = &event {
-                    events::append_event(&tx, event)?;
+                let owner = organization.as_deref().map_or(KeyOwner::Server, KeyOwner::Organization);
+                if let Some(event) = Event::for_key_insert(owner, &key, family_had_keys) {
+                    events::append_event(&tx, &event)?;
                 }
                 tx.commit().map_err(store_error)
             })

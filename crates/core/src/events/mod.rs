@@ -200,10 +200,14 @@ impl Event {
         Some(Self::new(Some(&audit.organization_id), event_type, &subject, Value::Object(data), audit.created))
     }
 
-    /// The event of a key added to a ring that had keys already (the first key of a ring is no rotation).
+    /// The event of a key added to a family (its algorithm's keys in one ring) that had keys already: the
+    /// first key of a family is no rotation, even in a ring whose other family has keys (the RS256 ID-token
+    /// keys made after the EdDSA session keys).
     #[must_use]
-    pub fn for_key_insert(owner: KeyOwner<'_>, key: &SigningKeyRecord, expected_newest: Option<&str>) -> Option<Self> {
-        expected_newest?;
+    pub fn for_key_insert(owner: KeyOwner<'_>, key: &SigningKeyRecord, family_had_keys: bool) -> Option<Self> {
+        if !family_had_keys {
+            return None;
+        }
         let (organization, ring) = match owner {
             KeyOwner::Server => (None, "server"),
             KeyOwner::Organization(id) => (Some(id), "supertokensApp"),
@@ -249,8 +253,8 @@ mod tests {
             created_at: Timestamp::from_unix_millis(0),
             signs_from: Timestamp::from_unix_millis(0),
         };
-        assert!(Event::for_key_insert(KeyOwner::Server, &key, None).is_none(), "a ring's first key is no rotation");
-        let rotated = Event::for_key_insert(KeyOwner::Server, &key, Some("d-0")).expect("ok");
+        assert!(Event::for_key_insert(KeyOwner::Server, &key, false).is_none(), "a family's first key is no rotation");
+        let rotated = Event::for_key_insert(KeyOwner::Server, &key, true).expect("ok");
         let payload: Value = serde_json::from_str(&rotated.payload).expect("ok");
         assert!(payload["data"].get("code").is_none(), "a rotation reports no failure");
         assert_eq!(payload["data"]["organizationId"], Value::Null);

@@ -267,7 +267,8 @@ impl EventService {
         Ok(replay)
     }
 
-    /// Fans the outbox's undispatched events out to the endpoints that hear them (at most `limit` events);
+    /// Fans the outbox's undispatched events out to the endpoints that hear them, those added before the
+    /// event (at most `limit` events);
     /// returns how many events were dispatched. Each event is dispatched once even when two workers race.
     ///
     /// # Errors
@@ -280,7 +281,8 @@ impl EventService {
             let now: Timestamp = self.clock.now();
             let deliveries: Vec<Delivery> = endpoints
                 .iter()
-                .filter(|endpoint| endpoint.accepts(&event.event_type))
+                // An endpoint hears what happened after it was added, whenever this pass runs.
+                .filter(|endpoint| endpoint.created_at <= event.created_at && endpoint.accepts(&event.event_type))
                 .map(|endpoint| {
                     Delivery::pending(&event.id, seq, &event.event_type, &endpoint.id, &endpoint.organization_id, now)
                 })

@@ -115,8 +115,13 @@ struct Setup {
 }
 
 async fn setup(backend: Backend) -> Setup {
+    setup_polling(backend, 50).await
+}
+
+/// A server whose delivery worker looks for events every `poll_interval_ms` (and once at start).
+async fn setup_polling(backend: Backend, poll_interval_ms: u64) -> Setup {
     let server = TestServer::start_with(backend, |c| {
-        c.events.poll_interval_ms = 50;
+        c.events.poll_interval_ms = poll_interval_ms;
         c.events.retry_initial_secs = 1;
         c.events.retry_max_secs = 1;
         c.events.max_attempts = 3;
@@ -254,6 +259,25 @@ async fn delivers_signed_events_in_order_with_retries_and_replays_on_sqlite() {
 #[tokio::test]
 async fn delivers_signed_events_in_order_with_retries_and_replays_on_postgres() {
     delivers_signed_events_in_order_with_retries_and_replays(Backend::Postgres).await;
+}
+
+/// An endpoint hears the events raised after it was added, not those still waiting in the outbox from
+/// before: what it gets does not depend on when the worker's next pass happens to run.
+#[tokio::test]
+async fn an_endpoint_hears_only_events_raised_after_it_was_added() {
+    // The worker looks at start and then only once a minute: the test dispatches by hand.
+    let s = setup_polling(Backend::Sqlite, 60_000).await;
+    s.theft("before").await;
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let (status, created) =
+        s.admin(Method::POST, "/event-endpoints", Some(json!({ "url": "http://127.0.0.1:9/hook" }))).await;
+    assert_eq!(status, 201, "{created}");
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    s.theft("after").await;
+    assert_eq!(s.server.app.events().dispatch(100).await.expect("dispatch"), 2, "both events leave the outbox");
+    let (_, log) = s.admin(Method::GET, "/event-deliveries", None).await;
+    let deliveries = log["deliveries"].as_array().expect("an array");
+    assert_eq!(deliveries.len(), 1, "only the event raised after the endpoint was added: {log}");
 }
 
 #[tokio::test]
