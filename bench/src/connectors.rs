@@ -108,6 +108,8 @@ fn hooks_per_sec(window: Duration, host: &Host, source: &str) -> f64 {
     while start.elapsed() < window {
         let run = script::run(Event::AfterAction, &[source], globals.clone(), Limits::default(), host);
         assert_eq!(run.outcome, script::Outcome::Continue);
+        // The script pool's work between jobs is counted here: this figure is the CPU a hook costs.
+        script::tidy();
         count += 1;
     }
     count as f64 / start.elapsed().as_secs_f64()

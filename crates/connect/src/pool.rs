@@ -64,6 +64,8 @@ impl ScriptPool {
             let outcome = catch_unwind(AssertUnwindSafe(work));
             drop(slot);
             let _ = done.send(outcome);
+            // Between jobs, so no caller waits for it.
+            crate::script::tidy();
         });
         self.jobs
             .send(job)

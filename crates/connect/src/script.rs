@@ -4,6 +4,10 @@
 //! thread, a memory limit, and an interrupt handler that stops the script at its deadline, also inside a
 //! runaway regular expression. The prelude and the bundled libraries are read into the context as bytecode
 //! compiled once per process. It is synchronous: callers run it off the async threads (`spawn_blocking`).
+//!
+//! A script thread does the bookkeeping between invocations once its caller has the answer ([`tidy`]): it
+//! drops the spent context, collects garbage and readies the next context with the prelude loaded. That
+//! context has run no script, so it is as fresh as one made on demand; only its cost leaves the call.
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -404,7 +408,14 @@ struct Shell {
     arm: Rc<RefCell<Arm>>,
     interrupted: Rc<Cell<bool>>,
     memory_bytes: usize,
+    /// A context with the prelude loaded that no script has run in, made by [`tidy`].
+    ready: Option<Context>,
+    /// The last invocation's context, dropped by [`tidy`] rather than while its caller waits.
+    spent: Option<Context>,
 }
+
+/// How long readying a context may take (the prelude only; far more than it needs).
+const READY_LIMIT: Duration = Duration::from_secs(1);
 
 thread_local! {
     static SPARE: RefCell<Option<Shell>> = const { RefCell::new(None) };
@@ -413,9 +424,12 @@ thread_local! {
 impl Shell {
     fn take_or_new(limits: Limits, budget: &Arc<Budget>) -> Result<Self, String> {
         let arm = Arm { deadline: Instant::now() + budget.remaining(), budget: Some(Arc::clone(budget)) };
-        if let Some(shell) = SPARE.with(|s| s.borrow_mut().take())
+        if let Some(mut shell) = SPARE.with(|s| s.borrow_mut().take())
             && shell.memory_bytes == limits.memory_bytes
         {
+            // Without a `tidy` since (a caller outside the pool), the spent context must not count against
+            // this invocation's memory limit.
+            drop(shell.spent.take());
             shell.interrupted.set(false);
             *shell.arm.borrow_mut() = arm;
             return Ok(shell);
@@ -440,15 +454,55 @@ impl Shell {
                 over
             })));
         }
-        Ok(Self { runtime, arm, interrupted, memory_bytes: limits.memory_bytes })
+        Ok(Self { runtime, arm, interrupted, memory_bytes: limits.memory_bytes, ready: None, spent: None })
     }
 
-    fn keep(self) {
+    fn keep(mut self, spent: Context) {
         self.arm.borrow_mut().budget = None;
-        self.runtime.set_gc_threshold(1024 * 1024);
-        self.runtime.run_gc();
+        self.spent = Some(spent);
         SPARE.with(|s| *s.borrow_mut() = Some(self));
     }
+
+    /// A new context with the prelude loaded.
+    fn fresh_context(runtime: &Runtime) -> Result<Context, String> {
+        let context = Context::full(runtime).map_err(|e| e.to_string())?;
+        context.with(|ctx| {
+            Module::import(&ctx, PRELUDE_MODULE)
+                .and_then(|p| p.finish::<rquickjs::Value<'_>>())
+                .map(drop)
+                .map_err(|e| format!("{PRELUDE_MODULE}: {}", describe(&ctx, &e)))
+        })?;
+        Ok(context)
+    }
+
+    /// The ready context, or a new one.
+    fn context(&mut self) -> Result<Context, String> {
+        match self.ready.take() {
+            Some(context) => Ok(context),
+            None => Self::fresh_context(&self.runtime),
+        }
+    }
+}
+
+/// The work between invocations on this thread, for after the caller has its answer: drops the spent context,
+/// collects garbage and readies the next context. Does nothing on a thread that has run no script.
+pub fn tidy() {
+    SPARE.with(|spare| {
+        let mut spare = spare.borrow_mut();
+        let Some(shell) = spare.as_mut() else { return };
+        drop(shell.spent.take());
+        shell.runtime.set_gc_threshold(1024 * 1024);
+        shell.runtime.run_gc();
+        if shell.ready.is_none() {
+            *shell.arm.borrow_mut() = Arm { deadline: Instant::now() + READY_LIMIT, budget: None };
+            shell.interrupted.set(false);
+            match Shell::fresh_context(&shell.runtime) {
+                Ok(context) => shell.ready = Some(context),
+                // The next invocation makes its context itself, and reports what fails then.
+                Err(e) => tracing::warn!(error = %e, "could not ready a script context"),
+            }
+        }
+    });
 }
 
 /// An engine failure, classified once the context is released (the runtime's memory figures cannot be read
@@ -474,8 +528,8 @@ const MAX_LOG_LINES: u32 = 100;
 
 impl Engine {
     fn new(limits: Limits, host: &Host, budget: &Arc<Budget>, libraries: &[&str]) -> Result<Self, String> {
-        let shell = Shell::take_or_new(limits, budget)?;
-        let context = Context::full(&shell.runtime).map_err(|e| e.to_string())?;
+        let mut shell = Shell::take_or_new(limits, budget)?;
+        let context = shell.context()?;
         let engine = Self {
             runtime: shell.runtime.clone(),
             context,
@@ -489,13 +543,14 @@ impl Engine {
         Ok(engine)
     }
 
-    /// Drops the context; the runtime is reused on this thread unless the script broke a limit.
+    /// Hands the context to [`tidy`]; the runtime is reused on this thread unless the script broke a limit.
     fn finish(self, healthy: bool) {
         let Self { runtime, context, shell, .. } = self;
-        drop(context);
         drop(runtime);
         if healthy {
-            shell.keep();
+            shell.keep(context);
+        } else {
+            drop(context);
         }
     }
 
@@ -593,7 +648,7 @@ impl Engine {
                 .map_err(err)?,
             )
             .map_err(err)?;
-            for module in std::iter::once(&PRELUDE_MODULE).chain(libraries) {
+            for module in libraries {
                 Module::import(&ctx, *module)
                     .and_then(|p| p.finish::<rquickjs::Value<'_>>())
                     .map_err(|e| format!("{module}: {}", describe(&ctx, &e)))?;

@@ -726,18 +726,33 @@ async fn nothing_leaks_between_invocations_on_one_thread() {
     let host = Host::new(reqwest::Client::new(), tokio::runtime::Handle::current());
     tokio::task::spawn_blocking(move || {
         let limits = Limits { timeout: Duration::from_millis(300), memory_bytes: 16 * 1024 * 1024 };
-        let set = "function after_action() { globalThis.leak = 1; Object.prototype.polluted = 1; return true; }";
-        let check = "function after_action() { method_response = { leak: typeof leak, polluted: typeof ({}).polluted }; return true; }";
-        for _ in 0..3 {
-            assert_eq!(script::run(Event::AfterAction, &[set], serde_json::Map::new(), limits, &host).outcome, Outcome::Continue);
+        // Globals, a built-in prototype, and the prelude's own objects (which a readied context loaded ahead).
+        let set = "function after_action() { globalThis.leak = 1; Object.prototype.polluted = 1; \
+            AuthRefreshException.prototype.marked = 1; console.log = null; http_request = 0; return true; }";
+        let check = "function after_action() { method_response = { leak: typeof leak, polluted: typeof ({}).polluted, \
+            marked: typeof new AuthRefreshException().marked, log: typeof console.log, http: typeof http_request }; \
+            return true; }";
+        let clean = json!({"leak": "undefined", "polluted": "undefined", "marked": "undefined", "log": "function", "http": "function"});
+        // As a direct caller runs scripts, then as the script pool does: `tidy` between invocations.
+        for tidy in [false, true, false, true] {
+            let run = |source: &str| {
+                let run = script::run(Event::AfterAction, &[source], serde_json::Map::new(), limits, &host);
+                if tidy {
+                    script::tidy();
+                }
+                run
+            };
+            assert_eq!(run(set).outcome, Outcome::Continue);
             let bomb = "function after_action() { var a = []; while (true) { a.push('x'.repeat(1 << 20)); } }";
-            assert_eq!(script::run(Event::AfterAction, &[bomb], serde_json::Map::new(), limits, &host).outcome, Outcome::OutOfMemory);
+            assert_eq!(run(bomb).outcome, Outcome::OutOfMemory);
             let spin = "function after_action() { while (true) {} }";
-            assert_eq!(script::run(Event::AfterAction, &[spin], serde_json::Map::new(), limits, &host).outcome, Outcome::Timeout);
-            assert_eq!(script::run(Event::AfterAction, &[set], serde_json::Map::new(), limits, &host).outcome, Outcome::Continue);
-            let run = script::run(Event::AfterAction, &[check], serde_json::Map::new(), limits, &host);
-            assert_eq!(run.outcome, Outcome::Continue);
-            assert_eq!(run.globals["method_response"], json!({"leak": "undefined", "polluted": "undefined"}));
+            assert_eq!(run(spin).outcome, Outcome::Timeout);
+            assert_eq!(run(set).outcome, Outcome::Continue);
+            let checked = run(check);
+            assert_eq!(checked.outcome, Outcome::Continue);
+            assert_eq!(checked.globals["method_response"], clean);
+            assert_eq!(run(set).outcome, Outcome::Continue);
+            assert_eq!(run(check).globals["method_response"], clean, "right after a readied context");
         }
     })
     .await
