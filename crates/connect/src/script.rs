@@ -463,10 +463,54 @@ impl Shell {
         SPARE.with(|s| *s.borrow_mut() = Some(self));
     }
 
-    /// A new context with the prelude loaded.
+    /// A new context with the prelude and the built-ins that need nothing of a call. The ones that do (the
+    /// log, storage, HTTP) are added per invocation ([`Engine::install`]).
     fn fresh_context(runtime: &Runtime) -> Result<Context, String> {
         let context = Context::full(runtime).map_err(|e| e.to_string())?;
-        context.with(|ctx| {
+        context.with(|ctx| -> Result<(), String> {
+            let g = ctx.globals();
+            let err = |e: rquickjs::Error| e.to_string();
+            g.set(
+                "__host_btoa",
+                Function::new(ctx.clone(), |s: String, charset: Opt<String>| {
+                    builtins::btoa(&s, charset.0.as_deref().unwrap_or("UTF-8")).unwrap_or_else(|e| format!("\u{0}{e}"))
+                })
+                .map_err(err)?,
+            )
+            .map_err(err)?;
+            g.set(
+                "__host_atob",
+                Function::new(ctx.clone(), |s: String, charset: Opt<String>| {
+                    builtins::atob(&s, charset.0.as_deref().unwrap_or("UTF-8")).unwrap_or_else(|e| format!("\u{0}{e}"))
+                })
+                .map_err(err)?,
+            )
+            .map_err(err)?;
+            g.set(
+                "__host_sign",
+                Function::new(ctx.clone(), |a: String, k: String, v: String| {
+                    builtins::sign(&a, &k, &v).unwrap_or_else(|e| format!("\u{0}{e}"))
+                })
+                .map_err(err)?,
+            )
+            .map_err(err)?;
+            g.set(
+                "__host_csv",
+                Function::new(ctx.clone(), |csv: String, delimiter: String, header: bool| {
+                    builtins::csv_parse(&csv, &delimiter, header)
+                        .map_or_else(|e| format!("\u{0}{e}"), |v| v.to_string())
+                })
+                .map_err(err)?,
+            )
+            .map_err(err)?;
+            g.set(
+                "__host_xml_deserialize",
+                Function::new(ctx.clone(), |xml: String| {
+                    builtins::xml_deserialize(&xml).map_or_else(|e| format!("\u{0}{e}"), |v| v.to_string())
+                })
+                .map_err(err)?,
+            )
+            .map_err(err)?;
             Module::import(&ctx, PRELUDE_MODULE)
                 .and_then(|p| p.finish::<rquickjs::Value<'_>>())
                 .map(drop)
@@ -577,47 +621,6 @@ impl Engine {
                         }
                         _ => {}
                     }
-                })
-                .map_err(err)?,
-            )
-            .map_err(err)?;
-            g.set(
-                "__host_btoa",
-                Function::new(ctx.clone(), |s: String, charset: Opt<String>| {
-                    builtins::btoa(&s, charset.0.as_deref().unwrap_or("UTF-8")).unwrap_or_else(|e| format!("\u{0}{e}"))
-                })
-                .map_err(err)?,
-            )
-            .map_err(err)?;
-            g.set(
-                "__host_atob",
-                Function::new(ctx.clone(), |s: String, charset: Opt<String>| {
-                    builtins::atob(&s, charset.0.as_deref().unwrap_or("UTF-8")).unwrap_or_else(|e| format!("\u{0}{e}"))
-                })
-                .map_err(err)?,
-            )
-            .map_err(err)?;
-            g.set(
-                "__host_sign",
-                Function::new(ctx.clone(), |a: String, k: String, v: String| {
-                    builtins::sign(&a, &k, &v).unwrap_or_else(|e| format!("\u{0}{e}"))
-                })
-                .map_err(err)?,
-            )
-            .map_err(err)?;
-            g.set(
-                "__host_csv",
-                Function::new(ctx.clone(), |csv: String, delimiter: String, header: bool| {
-                    builtins::csv_parse(&csv, &delimiter, header)
-                        .map_or_else(|e| format!("\u{0}{e}"), |v| v.to_string())
-                })
-                .map_err(err)?,
-            )
-            .map_err(err)?;
-            g.set(
-                "__host_xml_deserialize",
-                Function::new(ctx.clone(), |xml: String| {
-                    builtins::xml_deserialize(&xml).map_or_else(|e| format!("\u{0}{e}"), |v| v.to_string())
                 })
                 .map_err(err)?,
             )
