@@ -267,9 +267,9 @@ impl EventService {
         Ok(replay)
     }
 
-    /// Fans the outbox's undispatched events out to the endpoints that hear them, those added before the
-    /// event (at most `limit` events);
-    /// returns how many events were dispatched. Each event is dispatched once even when two workers race.
+    /// Fans the outbox's undispatched events (at most `limit`) out to the endpoints that hear them and were
+    /// added before the event; returns how many events were dispatched. Each event is dispatched once even
+    /// when two workers race.
     ///
     /// # Errors
     /// If the store fails.
