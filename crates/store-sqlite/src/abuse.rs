@@ -156,7 +156,7 @@ impl AbuseStore for SqliteStore {
         values.push(SqlValue::Integer(i64::try_from(limit).unwrap_or(i64::MAX)));
         sql.push_str(&format!(" ORDER BY created_at DESC, id DESC LIMIT ?{}", values.len()));
         self.readers
-            .run(move |c| {
+            .scan(move |c| {
                 let mut statement = c.prepare_cached(&sql).map_err(store_error)?;
                 let rows = statement
                     .query_map(rusqlite::params_from_iter(values), |r| {

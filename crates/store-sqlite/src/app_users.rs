@@ -219,7 +219,7 @@ impl AppUserStore for SqliteStore {
     ) -> Result<Option<Vec<String>>, StoreError> {
         let (org, tenant, role) = (organization_id.to_owned(), tenant_id.to_owned(), role.to_owned());
         self.readers
-            .run(move |c| {
+            .scan(move |c| {
                 if !role_exists(c, &org, &role)? {
                     return Ok(None);
                 }

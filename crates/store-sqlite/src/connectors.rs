@@ -77,7 +77,7 @@ impl ConnectorStore for SqliteStore {
     async fn connector_accounts(&self, organization_id: &str) -> Result<Vec<ConnectorAccountRecord>, StoreError> {
         let org = organization_id.to_owned();
         self.readers
-            .run(move |c| {
+            .scan(move |c| {
                 let mut s = c
                     .prepare_cached(&format!(
                         "SELECT {COLUMNS} FROM connector_accounts WHERE organization_id = ?1 ORDER BY id"

@@ -1,10 +1,13 @@
-//! Embedded Portcullis storage on SQLite: WAL mode, one writer connection, a pool of reader threads.
+//! Embedded Portcullis storage on SQLite: WAL mode, one writer connection, a few reader connections, and a
+//! thread that checkpoints the WAL beside the writer.
 //!
 //! `synchronous = NORMAL` (the default) in WAL mode may lose the last commits on power loss but never
 //! corrupts the database; `FULL` syncs every commit at about a third of the write rate.
 
 mod abuse;
 mod app_users;
+mod checkpoint;
+mod connections;
 mod connectors;
 mod events;
 mod login;
@@ -12,7 +15,6 @@ mod migrations;
 mod passkeys;
 mod sessions;
 mod storage;
-mod worker;
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -26,7 +28,8 @@ use portcullis_core::store::{KeyOwner, OrganizationStore, SigningKeyRecord, Sign
 use rusqlite::types::Type;
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, Row, params};
 
-use crate::worker::{Workers, Writer};
+use crate::checkpoint::{BACKSTOP_PAGES, Checkpointer};
+use crate::connections::{Readers, Writer};
 
 /// How SQLite syncs commits to disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -43,7 +46,7 @@ pub enum Synchronous {
 pub struct SqliteOptions {
     /// The database file (created if missing).
     pub path: PathBuf,
-    /// Number of reader threads.
+    /// Number of reader connections.
     pub readers: usize,
     /// Commit durability.
     pub synchronous: Synchronous,
@@ -53,7 +56,7 @@ pub struct SqliteOptions {
 #[derive(Debug)]
 pub struct SqliteStore {
     pub(crate) writer: Writer,
-    pub(crate) readers: Workers,
+    pub(crate) readers: Readers,
     path: PathBuf,
 }
 
@@ -64,12 +67,13 @@ impl SqliteStore {
     /// [`StoreError::Unavailable`] if the file cannot be opened or configured.
     pub fn open(options: &SqliteOptions) -> Result<Self, StoreError> {
         let writer = open_connection(&options.path, false, options.synchronous)?;
+        let checkpointer = Checkpointer::start(open_connection(&options.path, false, options.synchronous)?)?;
         let readers = (0..options.readers.max(1))
             .map(|_| open_connection(&options.path, true, options.synchronous))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Self {
-            writer: Writer::new(writer),
-            readers: Workers::start("reader", readers)?,
+            writer: Writer::new(writer, checkpointer),
+            readers: Readers::new(readers),
             path: options.path.clone(),
         })
     }
@@ -97,7 +101,8 @@ fn open_connection(path: &Path, read_only: bool, synchronous: Synchronous) -> Re
         format!("PRAGMA busy_timeout = 5000; PRAGMA synchronous = {sync};")
     } else {
         format!(
-            "PRAGMA journal_mode = WAL; PRAGMA synchronous = {sync}; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;"
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = {sync}; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000; \
+             PRAGMA wal_autocheckpoint = {BACKSTOP_PAGES};"
         )
     };
     connection.execute_batch(&pragmas).map_err(unavailable)?;
@@ -203,7 +208,7 @@ impl OrganizationStore for SqliteStore {
 
     async fn organizations(&self) -> Result<Vec<Organization>, StoreError> {
         self.readers
-            .run(|c| {
+            .scan(|c| {
                 let mut statement = c
                     .prepare_cached("SELECT id, name, created_at, config FROM organizations ORDER BY created_at, id")
                     .map_err(store_error)?;

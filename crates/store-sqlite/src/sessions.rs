@@ -230,7 +230,7 @@ impl SessionStore for SqliteStore {
     ) -> Result<Vec<(String, Timestamp)>, StoreError> {
         let org = organization_id.to_owned();
         self.readers
-            .run(move |c| {
+            .scan(move |c| {
                 let mut st = c
                     .prepare_cached(
                         "SELECT handle, revoked_at FROM sessions WHERE organization_id = ?1 AND revoked_at >= ?2 \

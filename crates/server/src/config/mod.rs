@@ -81,7 +81,7 @@ pub struct StoreConfig {
     pub migrate_on_start: bool,
     /// SQLite file; empty: `data_dir/portcullis.db`.
     pub sqlite_path: String,
-    /// SQLite reader threads.
+    /// SQLite reader connections (reads run on them inline).
     pub sqlite_readers: usize,
     /// SQLite commit durability: `normal` or `full`.
     pub sqlite_synchronous: SqliteSynchronous,
