@@ -325,22 +325,25 @@ pub async fn codes_are_single_use_under_concurrency(store: &Arc<dyn Store>) {
     assert_eq!(store.login_session("ls1").await.expect("get").and_then(|s| s.ended_at), Some(at(10)));
 }
 
-/// The outbox lists the newest first.
+/// The outbox lists the newest first, all of them or those to one recipient.
 pub async fn outbox_lists_newest_first(store: &Arc<dyn Store>) {
     let org = organization(store).await;
-    for i in 0..3 {
+    for i in 0..4 {
         let message = OutboxMessage {
             id: format!("m{i}"),
             organization_id: org.id.clone(),
-            to: "ada@example.com".to_owned(),
+            to: if i == 1 { "grace@example.com" } else { "ada@example.com" }.to_owned(),
             subject: format!("Your code {i}"),
             body: "12345".to_owned(),
             created: at(i),
         };
         store.push_outbox(&message).await.expect("push");
     }
-    let ids: Vec<String> = store.outbox(2).await.expect("outbox").into_iter().map(|m| m.id).collect();
-    assert_eq!(ids, ["m2", "m1"]);
+    let ids = |messages: Vec<OutboxMessage>| messages.into_iter().map(|m| m.id).collect::<Vec<_>>();
+    assert_eq!(ids(store.outbox(None, 2).await.expect("outbox")), ["m3", "m2"]);
+    assert_eq!(ids(store.outbox(Some("ada@example.com"), 10).await.expect("outbox")), ["m3", "m2", "m0"]);
+    assert_eq!(ids(store.outbox(Some("grace@example.com"), 10).await.expect("outbox")), ["m1"]);
+    assert!(store.outbox(Some("nobody@example.com"), 10).await.expect("outbox").is_empty());
 }
 
 /// A user's live login sessions, newest first: ended ones and other users' are left out.

@@ -509,17 +509,22 @@ impl LoginStore for PostgresStore {
         Ok(())
     }
 
-    async fn outbox(&self, limit: usize) -> Result<Vec<OutboxMessage>, StoreError> {
+    async fn outbox(&self, to: Option<&str>, limit: usize) -> Result<Vec<OutboxMessage>, StoreError> {
         let client = self.client().await?;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let rows = client
-            .query(
-                "SELECT id, organization_id, recipient, subject, body, created_at FROM outbox \
-                 ORDER BY created_at DESC, id DESC LIMIT $1",
-                &[&limit],
-            )
-            .await
-            .map_err(|e| store_error(&e))?;
+        let columns = "SELECT id, organization_id, recipient, subject, body, created_at FROM outbox";
+        let rows = match to {
+            Some(to) => {
+                client
+                    .query(
+                        &format!("{columns} WHERE recipient = $2 ORDER BY created_at DESC, id DESC LIMIT $1"),
+                        &[&limit, &to],
+                    )
+                    .await
+            }
+            None => client.query(&format!("{columns} ORDER BY created_at DESC, id DESC LIMIT $1"), &[&limit]).await,
+        }
+        .map_err(|e| store_error(&e))?;
         rows.iter()
             .map(|r| {
                 Ok(OutboxMessage {

@@ -545,28 +545,34 @@ impl LoginStore for SqliteStore {
             .await
     }
 
-    async fn outbox(&self, limit: usize) -> Result<Vec<OutboxMessage>, StoreError> {
+    async fn outbox(&self, to: Option<&str>, limit: usize) -> Result<Vec<OutboxMessage>, StoreError> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let to = to.map(str::to_owned);
+        let read = |r: &Row<'_>| {
+            Ok(OutboxMessage {
+                id: r.get(0)?,
+                organization_id: r.get(1)?,
+                to: r.get(2)?,
+                subject: r.get(3)?,
+                body: r.get(4)?,
+                created: Timestamp::from_unix_millis(r.get(5)?),
+            })
+        };
         self.readers
             .run(move |c| {
+                // Only a filter that is set goes into the statement, so the recipient index serves it.
+                let filter = if to.is_some() { "WHERE recipient = ?2" } else { "" };
                 let mut st = c
-                    .prepare_cached(
-                        "SELECT id, organization_id, recipient, subject, body, created_at FROM outbox \
-                         ORDER BY created_at DESC, id DESC LIMIT ?1",
-                    )
+                    .prepare_cached(&format!(
+                        "SELECT id, organization_id, recipient, subject, body, created_at FROM outbox {filter} \
+                         ORDER BY created_at DESC, id DESC LIMIT ?1"
+                    ))
                     .map_err(store_error)?;
-                let rows = st
-                    .query_map([limit], |r| {
-                        Ok(OutboxMessage {
-                            id: r.get(0)?,
-                            organization_id: r.get(1)?,
-                            to: r.get(2)?,
-                            subject: r.get(3)?,
-                            body: r.get(4)?,
-                            created: Timestamp::from_unix_millis(r.get(5)?),
-                        })
-                    })
-                    .map_err(store_error)?;
+                let rows = match &to {
+                    Some(to) => st.query_map(params![limit, to], read),
+                    None => st.query_map(params![limit], read),
+                }
+                .map_err(store_error)?;
                 rows.collect::<Result<Vec<_>, _>>().map_err(store_error)
             })
             .await

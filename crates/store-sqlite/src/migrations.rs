@@ -23,6 +23,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0013_connector_rates.sql"),
     include_str!("../migrations/0014_login_sessions_by_user.sql"),
     include_str!("../migrations/0015_audit_by_subject.sql"),
+    include_str!("../migrations/0016_outbox_by_recipient.sql"),
 ];
 
 pub(crate) fn apply(connection: &mut Connection) -> Result<(), StoreError> {

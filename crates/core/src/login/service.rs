@@ -1380,12 +1380,12 @@ impl LoginService {
         Ok(())
     }
 
-    /// Messages in the outbox, newest first (dev mode).
+    /// Messages in the outbox, newest first, only those to `to` when given (dev mode).
     ///
     /// # Errors
     /// Store failures.
-    pub async fn outbox(&self, limit: usize) -> Result<Vec<OutboxMessage>, Error> {
-        Ok(self.store.outbox(limit).await?)
+    pub async fn outbox(&self, to: Option<&str>, limit: usize) -> Result<Vec<OutboxMessage>, Error> {
+        Ok(self.store.outbox(to, limit).await?)
     }
 }
 

@@ -112,6 +112,6 @@ pub trait LoginStore {
     /// Queues an outbox message.
     async fn push_outbox(&self, message: &OutboxMessage) -> Result<(), StoreError>;
 
-    /// The newest outbox messages, newest first.
-    async fn outbox(&self, limit: usize) -> Result<Vec<OutboxMessage>, StoreError>;
+    /// The newest outbox messages, newest first; only those to `to` when given.
+    async fn outbox(&self, to: Option<&str>, limit: usize) -> Result<Vec<OutboxMessage>, StoreError>;
 }

@@ -437,6 +437,20 @@ async fn the_oauth2_crate_logs_in_as_a_public_loopback_client() {
     assert!(serde_json::from_slice::<Value>(&plain).expect("claims")["sessionId"].is_string());
 }
 
+/// `GET /dev/outbox?to=` lists only the messages to that address, so a test (or the benchmark) reads its
+/// own code among many.
+#[tokio::test]
+async fn the_dev_outbox_filters_by_recipient() {
+    let flow = Flow::start(Backend::Sqlite).await;
+    flow.log_in("ada@example.com").await;
+    flow.log_in("grace@example.com").await;
+    let (_, all) = flow.server.get_json("/dev/outbox").await;
+    assert_eq!(all["messages"].as_array().map(Vec::len), Some(2), "{all}");
+    let (_, ada) = flow.server.get_json("/dev/outbox?to=ada%40example.com").await;
+    let to: Vec<_> = ada["messages"].as_array().expect("messages").iter().map(|m| m["to"].clone()).collect();
+    assert_eq!(to, ["ada@example.com"], "{ada}");
+}
+
 /// Login codes delivered over real SMTP: `aiosmtpd` (PyPI) listens on a loopback port and prints each
 /// message it receives; the code is read from there. Without the dev outbox, no code is stored in
 /// plaintext and `/dev/outbox` does not exist.
