@@ -726,33 +726,51 @@ async fn nothing_leaks_between_invocations_on_one_thread() {
     let host = Host::new(reqwest::Client::new(), tokio::runtime::Handle::current());
     tokio::task::spawn_blocking(move || {
         let limits = Limits { timeout: Duration::from_millis(300), memory_bytes: 16 * 1024 * 1024 };
-        // Globals, a built-in prototype, and the prelude's own objects (which a readied context loaded ahead).
-        let set = "function after_action() { globalThis.leak = 1; Object.prototype.polluted = 1; \
-            AuthRefreshException.prototype.marked = 1; console.log = null; http_request = 0; return true; }";
-        let check = "function after_action() { method_response = { leak: typeof leak, polluted: typeof ({}).polluted, \
-            marked: typeof new AuthRefreshException().marked, log: typeof console.log, http: typeof http_request }; \
-            return true; }";
-        let clean = json!({"leak": "undefined", "polluted": "undefined", "marked": "undefined", "log": "function", "http": "function"});
+        // Globals, a built-in prototype, and the prelude's own objects (which a readied context loaded ahead);
+        // then what a walk over properties would miss: a global `let` (a level that closes the host's wrapper
+        // early declares it at the top level), the error hooks QuickJS keeps in the context itself, and a
+        // library's closure state (moment's global locale).
+        let changes = "globalThis.leak = 1; Object.prototype.polluted = 1; AuthRefreshException.prototype.marked = 1; \
+            console.log = null; http_request = 0; \
+            Error.prepareStackTrace = function () { return 'hijacked'; }; Error.stackTraceLimit = 5; \
+            moment.defineLocale('leak', { parentLocale: 'en' });";
+        let probes = "method_response = { leak: typeof leak, polluted: typeof ({}).polluted, \
+            marked: typeof new AuthRefreshException().marked, log: typeof console.log, http: typeof http_request, \
+            lexical: typeof lexical, hook: typeof Error.prepareStackTrace, limit: Error.stackTraceLimit, \
+            hijacked: new Error('x').stack === 'hijacked', locale: moment.locale() };";
+        let lexical = "return {}; }); let lexical = 1; __level(function () {";
+        let set = format!("function after_action() {{ {changes} return true; }}");
+        let check = format!("function after_action() {{ {probes} return true; }}");
+        let clean = json!({"leak": "undefined", "polluted": "undefined", "marked": "undefined", "log": "function",
+            "http": "function", "lexical": "undefined", "hook": "undefined", "limit": 10, "hijacked": false,
+            "locale": "en"});
+        // Within one transaction every probe sees its change, so a leak would show.
+        let within = format!("function after_action() {{ {changes} {probes} return true; }}");
+        let seen = script::run(Event::AfterAction, &[&within, lexical], serde_json::Map::new(), limits, &host);
+        assert_eq!(seen.outcome, Outcome::Continue);
+        for (probe, value) in clean.as_object().expect("object") {
+            assert_ne!(&seen.globals["method_response"][probe], value, "{probe} does not see its change");
+        }
         // As a direct caller runs scripts, then as the script pool does: `tidy` between invocations.
         for tidy in [false, true, false, true] {
-            let run = |source: &str| {
-                let run = script::run(Event::AfterAction, &[source], serde_json::Map::new(), limits, &host);
+            let run = |levels: &[&str]| {
+                let run = script::run(Event::AfterAction, levels, serde_json::Map::new(), limits, &host);
                 if tidy {
                     script::tidy();
                 }
                 run
             };
-            assert_eq!(run(set).outcome, Outcome::Continue);
+            assert_eq!(run(&[&set, lexical]).outcome, Outcome::Continue);
             let bomb = "function after_action() { var a = []; while (true) { a.push('x'.repeat(1 << 20)); } }";
-            assert_eq!(run(bomb).outcome, Outcome::OutOfMemory);
+            assert_eq!(run(&[bomb]).outcome, Outcome::OutOfMemory);
             let spin = "function after_action() { while (true) {} }";
-            assert_eq!(run(spin).outcome, Outcome::Timeout);
-            assert_eq!(run(set).outcome, Outcome::Continue);
-            let checked = run(check);
+            assert_eq!(run(&[spin]).outcome, Outcome::Timeout);
+            assert_eq!(run(&[&set, lexical]).outcome, Outcome::Continue);
+            let checked = run(&[&check]);
             assert_eq!(checked.outcome, Outcome::Continue);
             assert_eq!(checked.globals["method_response"], clean);
-            assert_eq!(run(set).outcome, Outcome::Continue);
-            assert_eq!(run(check).globals["method_response"], clean, "right after a readied context");
+            assert_eq!(run(&[&set, lexical]).outcome, Outcome::Continue);
+            assert_eq!(run(&[&check]).globals["method_response"], clean, "right after a readied context");
         }
     })
     .await
