@@ -72,24 +72,59 @@ samples="$work/samples.jsonl"
 : >"$samples"
 export RUST_LOG=warn NODE_ENV=production
 
-source bench/lib.sh
+# `start NAME COMMAND…` runs a server in the background and sets `url` to the URL it announces on stdout (it
+# binds port 0). Not called in a command substitution, so the server's pid reaches `pids`.
+start() {
+  local name=$1
+  shift
+  "$@" >"$work/$name.out" 2>"$work/$name.err" &
+  pids+=($!)
+  for _ in $(seq 600); do
+    url=$(grep -o 'http://[0-9.:]*' "$work/$name.out" 2>/dev/null | head -n 1 || true)
+    [ -n "$url" ] && return
+    sleep 0.05
+  done
+  echo "bench: $name did not start" >&2
+  cat "$work/$name.err" >&2
+  exit 1
+}
 
 # --- servers ----------------------------------------------------------------------------------------
-# One Portcullis on SQLite (WAL, synchronous=NORMAL, the default) with the dev outbox for login codes,
-# and the organization the login, token and refresh pairs use.
 # The load comes from one address at thousands of requests a second: the per-IP rate limits and the
 # per-IP captcha escalation would refuse it, so the servers under load run with both off (each request
 # then skips their counter upsert; docs/benchmarks.md says so).
 unlimited=(PORTCULLIS_LOGIN__PAGE_REQUESTS_PER_IP_PER_MINUTE=0 PORTCULLIS_LOGIN__API_REQUESTS_PER_IP_PER_MINUTE=0
   PORTCULLIS_LOGIN__CAPTCHA_IP_ALLOWANCE=0)
-sqlite_env=(env PORTCULLIS_DATA_DIR="$work/sqlite" PORTCULLIS_SERVER__LISTEN=127.0.0.1:0
-  PORTCULLIS_LOGIN__DEV_OUTBOX=true PORTCULLIS_LOG__LEVEL=warn "${unlimited[@]}")
-org=$("${sqlite_env[@]}" "$bin/portcullis" org create bench --json | sed -n 's/.*"id": "\([^"]*\)".*/\1/p')
-"${sqlite_env[@]}" "$bin/portcullis" org configure "$org" --whitelist https://app.example.com \
-  --redirect-uri https://app.example.com/callback >/dev/null
-secret=$("${sqlite_env[@]}" "$bin/portcullis" org secret create "$org" --json | sed -n 's/.*"secret": "\([^"]*\)".*/\1/p')
-key=$("${sqlite_env[@]}" "$bin/portcullis" org api-key create "$org" --json | sed -n 's/.*"key": "\([^"]*\)".*/\1/p')
-start portcullis "${sqlite_env[@]}" "$bin/portcullis" serve
+
+# Starts `portcullis serve` as NAME on SQLite (WAL, synchronous=NORMAL, the default) in DIR, with the dev
+# outbox for login codes and an organization for the login, token and refresh pairs: sets url, org, secret
+# and key.
+serve_sqlite() {
+  local name=$1 dir=$2
+  local env_=(env PORTCULLIS_DATA_DIR="$dir" PORTCULLIS_SERVER__LISTEN=127.0.0.1:0
+    PORTCULLIS_LOGIN__DEV_OUTBOX=true PORTCULLIS_LOG__LEVEL=warn "${unlimited[@]}")
+  org=$("${env_[@]}" "$bin/portcullis" org create bench --json | sed -n 's/.*"id": "\([^"]*\)".*/\1/p')
+  "${env_[@]}" "$bin/portcullis" org configure "$org" --whitelist https://app.example.com \
+    --redirect-uri https://app.example.com/callback >/dev/null
+  secret=$("${env_[@]}" "$bin/portcullis" org secret create "$org" --json | sed -n 's/.*"secret": "\([^"]*\)".*/\1/p')
+  key=$("${env_[@]}" "$bin/portcullis" org api-key create "$org" --json | sed -n 's/.*"key": "\([^"]*\)".*/\1/p')
+  start "$name" "${env_[@]}" "$bin/portcullis" serve
+}
+
+# Cost as the store grows: the same server on stores that `portcullis-bench prefill` first filled with
+# sessions and a tenth as many users (the quick mode's are small, so it only checks that the pairs run).
+# Each is driven right after the server on the store without them, which is the pair's baseline.
+if [ "$mode" = full ]; then scale_sizes=(100k:100000 1m:1000000); else scale_sizes=(100k:1000 1m:2000); fi
+declare -A scale_url scale_org scale_secret scale_key
+for entry in "${scale_sizes[@]}"; do
+  size=${entry%%:*} sessions=${entry#*:}
+  "$bin/portcullis-bench" prefill --data-dir "$work/scale-$size" --sessions "$sessions" --users $((sessions / 10))
+  serve_sqlite "portcullis-$size" "$work/scale-$size"
+  scale_url[$size]=$url scale_org[$size]=$org scale_secret[$size]=$secret scale_key[$size]=$key
+done
+
+# The server most pairs drive, on a store holding only what the runs add.
+serve_sqlite portcullis "$work/sqlite"
 server=$url
 
 # The same on PostgreSQL, in a fresh database.
@@ -177,6 +212,19 @@ for run in $(seq "$runs"); do
     --pair refresh-sqlite-http --side portcullis --run "$run"
   "$bin/portcullis-bench" raw-rotation sqlite --seconds "$load_seconds" --samples "$samples" --prefill "$prefill" \
     --pair refresh-sqlite-http --run "$run"
+  for entry in "${scale_sizes[@]}"; do
+    size=${entry%%:*}
+    # This run's figures on the store without the prefill are the baselines of the scale pairs.
+    for kind in login:login-http refresh:refresh-sqlite-http; do
+      pair=${kind#*:} scaled="${kind%%:*}-scale-$size"
+      grep "\"pair\":\"$pair\",\"side\":\"portcullis\",\"run\":$run," "$samples" |
+        sed "s/\"$pair\",\"side\":\"portcullis\"/\"$scaled\",\"side\":\"baseline\"/" >>"$samples"
+    done
+    load portcullis-login --url "${scale_url[$size]}" --clients "$login_clients" --client-id "${scale_org[$size]}" \
+      --client-secret "${scale_secret[$size]}" --pair "login-scale-$size" --side portcullis --run "$run"
+    load portcullis-refresh --url "${scale_url[$size]}" --clients "$chain_clients" --api-key "${scale_key[$size]}" \
+      --pair "refresh-scale-$size" --side portcullis --run "$run"
+  done
   load portcullis-refresh --url "$pg_server" --clients "$chain_clients" --api-key "$pg_key" \
     --pair refresh-postgres-http --side portcullis --run "$run"
   "$bin/portcullis-bench" raw-rotation postgres --seconds "$load_seconds" --samples "$samples" --prefill "$prefill" \

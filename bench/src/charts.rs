@@ -7,7 +7,7 @@ use std::path::Path;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use crate::summary::{Goal, Outcome, human};
+use crate::summary::{Goal, Outcome, SCALE, human, is_scale};
 
 const OURS: RGBColor = RGBColor(0x2f, 0x6f, 0xb3);
 const PEER: RGBColor = RGBColor(0xa0, 0xa0, 0xa0);
@@ -113,9 +113,79 @@ fn ratio_chart(path: &Path, outcomes: &[Outcome<'_>]) -> Result<(), String> {
     root.present().map_err(failed)
 }
 
+/// Refresh and login throughput against the sessions in the store, each as a fraction of its figure on the
+/// store without them, with the goal's floor.
+fn scale_chart(path: &Path, outcomes: &[Outcome<'_>]) -> Result<(), String> {
+    let ratio_of = |id: &str| outcomes.iter().find(|o| o.spec.id == id).and_then(|o| o.ratio);
+    let floor = outcomes
+        .iter()
+        .find(|o| is_scale(o.spec.id))
+        .and_then(|o| if let Goal::Ratio(g) = o.spec.goal { Some(g) } else { None });
+    let root = SVGBackend::new(path, (WIDTH, 320)).into_drawing_area();
+    root.fill(&WHITE).map_err(failed)?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption("Throughput against the store's size (1 = the same server without the prefill)", ("sans-serif", 16))
+        .margin(14)
+        .x_label_area_size(30)
+        .y_label_area_size(44)
+        .build_cartesian_2d(0.0..(SCALE.len() as f64 + 0.6), 0.0..1.3)
+        .map_err(failed)?;
+    let sizes: Vec<u32> = std::iter::once(0).chain(SCALE.iter().map(|s| s.0)).collect();
+    chart
+        .configure_mesh()
+        .max_light_lines(0)
+        .x_labels(sizes.len())
+        .x_label_formatter(&|x| {
+            let i = x.round();
+            if (x - i).abs() > 0.01 || i < 0.0 {
+                return String::new();
+            }
+            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, reason = "a small index")]
+            match sizes.get(i as usize) {
+                Some(0) => "no prefill".to_owned(),
+                Some(n) => format!("{} sessions", human(f64::from(*n))),
+                None => String::new(),
+            }
+        })
+        .y_labels(7)
+        .y_label_formatter(&|v| human(*v))
+        .draw()
+        .map_err(failed)?;
+    if let Some(floor) = floor {
+        let line = LineSeries::new([(0.0, floor), (SCALE.len() as f64 + 0.6, floor)], BLACK.stroke_width(1));
+        chart
+            .draw_series(line)
+            .map_err(failed)?
+            .label(format!("goal: at least {}", human(floor)))
+            .legend(|(x, y)| PathElement::new([(x, y), (x + 16, y)], BLACK.stroke_width(1)));
+    }
+    for (name, color, refresh) in [("refresh", OURS, true), ("complete logins", PEER, false)] {
+        let points: Vec<(f64, f64)> = std::iter::once((0.0, 1.0))
+            .chain(SCALE.iter().enumerate().filter_map(|(i, (_, refresh_id, login_id))| {
+                ratio_of(if refresh { refresh_id } else { login_id }).map(|r| ((i + 1) as f64, r))
+            }))
+            .collect();
+        chart
+            .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))
+            .map_err(failed)?
+            .label(name)
+            .legend(move |(x, y)| PathElement::new([(x, y), (x + 16, y)], color.stroke_width(2)));
+        chart.draw_series(points.iter().map(|p| Circle::new(*p, 4, color.filled()))).map_err(failed)?;
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::LowerLeft)
+        .background_style(WHITE)
+        .border_style(BLACK)
+        .draw()
+        .map_err(failed)?;
+    root.present().map_err(failed)
+}
+
 pub(crate) fn write(dir: &Path, outcomes: &[Outcome<'_>]) -> Result<(), String> {
     ratio_chart(&dir.join("ratios.svg"), outcomes)?;
-    for o in outcomes {
+    scale_chart(&dir.join("scale.svg"), outcomes)?;
+    for o in outcomes.iter().filter(|o| !is_scale(o.spec.id)) {
         pair_chart(&dir.join(format!("{}.svg", o.spec.id)), o)?;
     }
     Ok(())

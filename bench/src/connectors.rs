@@ -100,19 +100,57 @@ async fn direct_per_sec(client: &reqwest::Client, url: &str, window: Duration) -
     count as f64 / start.elapsed().as_secs_f64()
 }
 
-fn hooks_per_sec(window: Duration, host: &Host, source: &str) -> f64 {
+/// Hooks per second, and the µs of each spent while its caller waits (`script::run`) and after, on the script
+/// thread between jobs (`script::tidy`).
+struct HookRate {
+    per_sec: f64,
+    waited_us: f64,
+    tidied_us: f64,
+}
+
+fn hooks_per_sec(window: Duration, host: &Host, source: &str) -> HookRate {
     let mut globals = Map::new();
     globals.insert("method_response".to_owned(), json!({"items": [1, 2, 3]}));
+    let (mut waited, mut tidied) = (Duration::ZERO, Duration::ZERO);
     let start = Instant::now();
-    let mut count = 0u64;
+    let mut count = 0u32;
     while start.elapsed() < window {
+        let began = Instant::now();
         let run = script::run(Event::AfterAction, &[source], globals.clone(), Limits::default(), host);
         assert_eq!(run.outcome, script::Outcome::Continue);
+        let ran = Instant::now();
         // The script pool's work between jobs is counted here: this figure is the CPU a hook costs.
         script::tidy();
+        waited += ran - began;
+        tidied += ran.elapsed();
         count += 1;
     }
-    count as f64 / start.elapsed().as_secs_f64()
+    let per = |d: Duration| d.as_secs_f64() * 1e6 / f64::from(count);
+    HookRate {
+        per_sec: f64::from(count) / start.elapsed().as_secs_f64(),
+        waited_us: per(waited),
+        tidied_us: per(tidied),
+    }
+}
+
+type MakeContext = fn(&rquickjs::Runtime) -> rquickjs::Result<rquickjs::Context>;
+
+/// What a fresh context costs before any script runs: µs to make one with the given intrinsics and to collect
+/// it once dropped, averaged over `runs`.
+fn bare_context_us(runs: u32, make: MakeContext) -> (f64, f64) {
+    let runtime = rquickjs::Runtime::new().expect("runtime");
+    let (mut made, mut collected) = (Duration::ZERO, Duration::ZERO);
+    for _ in 0..runs {
+        let began = Instant::now();
+        let context = make(&runtime).expect("context");
+        let ready = Instant::now();
+        drop(context);
+        runtime.run_gc();
+        made += ready - began;
+        collected += ready.elapsed();
+    }
+    let per = |d: Duration| d.as_secs_f64() * 1e6 / f64::from(runs);
+    (per(made), per(collected))
 }
 
 pub(crate) async fn run(report: &mut Report, window: Duration, runs: usize) {
@@ -128,6 +166,7 @@ pub(crate) async fn run(report: &mut Report, window: Duration, runs: usize) {
     let url = format!("{base}/data");
     let host = Host::new(client.clone(), tokio::runtime::Handle::current());
     let (mut direct, mut ours, mut with_hook, mut hooks) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut waited, mut tidied) = (Vec::new(), Vec::new());
     let mut libraries: [Vec<f64>; 3] = [Vec::new(), Vec::new(), Vec::new()];
     let library_hooks = [MOMENT_AFTER_ACTION, MOMENT_TZ_AFTER_ACTION, CRYPTO_JS_AFTER_ACTION];
     for _ in 0..runs {
@@ -135,17 +174,33 @@ pub(crate) async fn run(report: &mut Report, window: Duration, runs: usize) {
         ours.push(calls_per_sec(&plain, &plain_org, window).await);
         with_hook.push(calls_per_sec(&hooked, &hooked_org, window).await);
         let seed_host = host.clone();
-        hooks.push(
-            tokio::task::spawn_blocking(move || hooks_per_sec(window, &seed_host, SEED_AFTER_ACTION))
-                .await
-                .expect("hooks"),
-        );
+        let seed = tokio::task::spawn_blocking(move || hooks_per_sec(window, &seed_host, SEED_AFTER_ACTION))
+            .await
+            .expect("hooks");
+        hooks.push(seed.per_sec);
+        waited.push(seed.waited_us);
+        tidied.push(seed.tidied_us);
         for (rates, source) in libraries.iter_mut().zip(library_hooks) {
             let host = host.clone();
-            rates.push(tokio::task::spawn_blocking(move || hooks_per_sec(window, &host, source)).await.expect("hooks"));
+            let rate = tokio::task::spawn_blocking(move || hooks_per_sec(window, &host, source)).await.expect("hooks");
+            rates.push(rate.per_sec);
         }
     }
-    println!("one after_action hook in a fresh context: {:.0} µs", 1e6 / median(hooks.clone()));
+    println!(
+        "one after_action hook in a fresh context: {:.0} µs ({:.0} µs while the caller waits, {:.0} µs in tidy after)",
+        1e6 / median(hooks.clone()),
+        median(waited),
+        median(tidied)
+    );
+    let contexts: [(&str, MakeContext); 3] = [
+        ("Context::full", rquickjs::Context::full),
+        ("Context::base", rquickjs::Context::base),
+        ("Context::base + typed arrays", rquickjs::Context::custom::<(rquickjs::context::intrinsic::TypedArrays,)>),
+    ];
+    for (what, make) in contexts {
+        let (made, collected) = bare_context_us(2_000, make);
+        println!("a bare QuickJS context, {what}: {made:.0} µs to make, {collected:.0} µs to collect");
+    }
     let [moment, moment_tz, crypto_js] = libraries;
     for (what, rates) in [("moment", &moment), ("moment.tz", &moment_tz), ("CryptoJS", &crypto_js)] {
         println!("one after_action hook using {what} in a fresh context: {:.0} µs", 1e6 / median(rates.clone()));

@@ -55,12 +55,12 @@ pub(crate) struct LoadArgs {
     /// Portcullis organization (client id) for the login and token scenarios.
     #[arg(long, default_value = "")]
     client_id: String,
-    /// Its client secret.
-    #[arg(long, default_value = "")]
-    client_secret: String,
+    /// Its client secret (base64url, so it may start with `-`).
+    #[arg(long, default_value = "", allow_hyphen_values = true)]
+    pub(crate) client_secret: String,
     /// Organization API key, to create the sessions the refresh scenario rotates.
-    #[arg(long, default_value = "")]
-    api_key: String,
+    #[arg(long, default_value = "", allow_hyphen_values = true)]
+    pub(crate) api_key: String,
     /// The app's sign-in route for `app-refresh`: `POST {"userId"}`, answering header-mode tokens.
     #[arg(long, default_value = "/dev/sign-in")]
     sign_in_path: String,
@@ -151,7 +151,7 @@ async fn portcullis_login(t: &Target, email: &str) -> Result<Value, Failure> {
         .map_err(|e| e.to_string())?;
     expect_status(sent, StatusCode::SEE_OTHER, "email step").await?;
 
-    let outbox = t.http.get(t.url("/dev/outbox")).send().await.map_err(|e| e.to_string())?;
+    let outbox = t.http.get(t.url("/dev/outbox")).query(&[("to", email)]).send().await.map_err(|e| e.to_string())?;
     let outbox = json_of(expect_status(outbox, StatusCode::OK, "outbox").await?, "outbox").await?;
     let body = outbox["messages"]
         .as_array()

@@ -181,3 +181,37 @@ async fn main() -> ExitCode {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::{Cli, Command};
+
+    /// Client secrets are base64url, so one in 32 starts with `-`; the driver must take it as a value.
+    #[test]
+    fn a_client_secret_or_api_key_that_starts_with_a_hyphen_is_a_value() {
+        let cli = Cli::try_parse_from([
+            "portcullis-bench",
+            "load",
+            "portcullis-login",
+            "--url",
+            "http://127.0.0.1:1",
+            "--client-secret",
+            "-FqX3b",
+            "--api-key",
+            "-k9",
+            "--samples",
+            "s.jsonl",
+            "--pair",
+            "login-http",
+            "--side",
+            "portcullis",
+            "--run",
+            "1",
+        ])
+        .expect("a hyphen-led secret parses");
+        let Some(Command::Load(args)) = cli.command else { panic!("not the load command") };
+        assert_eq!((args.client_secret.as_str(), args.api_key.as_str()), ("-FqX3b", "-k9"));
+    }
+}

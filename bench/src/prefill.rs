@@ -1,7 +1,7 @@
 //! Fills a data directory's SQLite store with a large population before `portcullis serve` starts on it
-//! (`bench/scale.sh`): sessions (rows as the session layer stores them, with hashes that no token
-//! matches) and users, in an organization of their own. The server's own organization, keys and secrets
-//! are made afterwards by the CLI and the server, as on any first start.
+//! (the scale pairs of `scripts/bench.sh`): sessions (rows as the session layer stores them, with hashes
+//! that no token matches) and users, in an organization of their own. The server's own organization, keys
+//! and secrets are made afterwards by the CLI and the server, as on any first start.
 
 use std::path::PathBuf;
 use std::sync::Arc;
