@@ -24,12 +24,13 @@ use portcullis_core::clock::Timestamp;
 use portcullis_core::events::Event;
 use portcullis_core::keys::SigningAlgorithm;
 use portcullis_core::organization::Organization;
+use portcullis_core::session::RefreshOutcome;
 use portcullis_core::store::{KeyOwner, OrganizationStore, SigningKeyRecord, SigningKeyStore, Store, StoreError};
 use rusqlite::types::Type;
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, Row, params};
 
 use crate::checkpoint::{BACKSTOP_PAGES, Checkpointer};
-use crate::connections::{Readers, Writer};
+use crate::connections::{Group, Readers, Writer};
 
 /// How SQLite syncs commits to disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -57,6 +58,8 @@ pub struct SqliteOptions {
 pub struct SqliteStore {
     pub(crate) writer: Writer,
     pub(crate) readers: Readers,
+    /// Session rotations waiting to commit together.
+    pub(crate) rotations: Group<Option<RefreshOutcome>>,
     path: PathBuf,
 }
 
@@ -74,6 +77,7 @@ impl SqliteStore {
         Ok(Self {
             writer: Writer::new(writer, checkpointer),
             readers: Readers::new(readers),
+            rotations: Group::new(),
             path: options.path.clone(),
         })
     }

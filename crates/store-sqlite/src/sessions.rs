@@ -7,7 +7,7 @@ use portcullis_core::organization::ApiKeyRecord;
 use portcullis_core::session::{RefreshOutcome, RefreshRequest, SessionRecord, apply_refresh};
 use portcullis_core::store::{ApiKeyStore, SessionStore, StoreError};
 use rusqlite::types::Type;
-use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
+use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde_json::{Map, Value};
 
 use crate::events::append_event;
@@ -146,9 +146,9 @@ impl SessionStore for SqliteStore {
         request: &RefreshRequest,
     ) -> Result<Option<RefreshOutcome>, StoreError> {
         let (handle, request) = (handle.to_owned(), request.clone());
+        // Rotations that arrive together commit together (group commit).
         self.writer
-            .run(move |c| {
-                let tx = c.transaction_with_behavior(TransactionBehavior::Immediate).map_err(store_error)?;
+            .run_grouped(&self.rotations, move |tx| {
                 let found = tx
                     .prepare_cached(&format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE handle = ?1"))
                     .and_then(|mut st| st.query_row([&handle], session_from_row).optional())
@@ -158,12 +158,11 @@ impl SessionStore for SqliteStore {
                 };
                 let (changed, outcome) = apply_refresh(&mut session, &request);
                 if changed {
-                    write_rotation(&tx, &session)?;
+                    write_rotation(tx, &session)?;
                 }
                 if let Some(event) = Event::for_refresh(&outcome, request.now) {
-                    append_event(&tx, &event)?;
+                    append_event(tx, &event)?;
                 }
-                tx.commit().map_err(store_error)?;
                 Ok(Some(outcome))
             })
             .await
