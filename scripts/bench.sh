@@ -96,12 +96,13 @@ start() {
 unlimited=(PORTCULLIS_LOGIN__PAGE_REQUESTS_PER_IP_PER_MINUTE=0 PORTCULLIS_LOGIN__API_REQUESTS_PER_IP_PER_MINUTE=0
   PORTCULLIS_LOGIN__CAPTCHA_IP_ALLOWANCE=0)
 
-# Starts `portcullis serve` as NAME on SQLite (WAL, synchronous=NORMAL, the default) in DIR, with the dev
-# outbox for login codes and an organization for the login, token and refresh pairs: sets url, org, secret
-# and key.
+# Starts `portcullis serve` as NAME on SQLite (WAL, synchronous=NORMAL unless SYNC says otherwise) in DIR,
+# with the dev outbox for login codes and an organization for the login, token and refresh pairs: sets url,
+# org, secret and key.
 serve_sqlite() {
   local name=$1 dir=$2
   local env_=(env PORTCULLIS_DATA_DIR="$dir" PORTCULLIS_SERVER__LISTEN=127.0.0.1:0
+    PORTCULLIS_STORE__SQLITE_SYNCHRONOUS="${SYNC:-normal}"
     PORTCULLIS_LOGIN__DEV_OUTBOX=true PORTCULLIS_LOG__LEVEL=warn "${unlimited[@]}")
   org=$("${env_[@]}" "$bin/portcullis" org create bench --json | sed -n 's/.*"id": "\([^"]*\)".*/\1/p')
   "${env_[@]}" "$bin/portcullis" org configure "$org" --whitelist https://app.example.com \
@@ -126,6 +127,9 @@ done
 # The server most pairs drive, on a store holding only what the runs add.
 serve_sqlite portcullis "$work/sqlite"
 server=$url
+# The same with a sync per commit (`synchronous = FULL`), where concurrent rotations share one commit's sync.
+SYNC=full serve_sqlite portcullis-full "$work/sqlite-full"
+full_server=$url full_key=$key
 
 # The same on PostgreSQL, in a fresh database.
 psql -h 127.0.0.1 -U postgres -qc "CREATE DATABASE $pg_db" >/dev/null
@@ -212,6 +216,10 @@ for run in $(seq "$runs"); do
     --pair refresh-sqlite-http --side portcullis --run "$run"
   "$bin/portcullis-bench" raw-rotation sqlite --seconds "$load_seconds" --samples "$samples" --prefill "$prefill" \
     --pair refresh-sqlite-http --run "$run"
+  load portcullis-refresh --url "$full_server" --clients "$chain_clients" --api-key "$full_key" \
+    --pair refresh-sqlite-full-http --side portcullis --run "$run"
+  "$bin/portcullis-bench" raw-rotation sqlite --seconds "$load_seconds" --samples "$samples" --prefill "$prefill" \
+    --synchronous full --pair refresh-sqlite-full-http --run "$run"
   for entry in "${scale_sizes[@]}"; do
     size=${entry%%:*}
     # This run's figures on the store without the prefill are the baselines of the scale pairs.

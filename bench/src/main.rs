@@ -93,6 +93,15 @@ struct RawRotation {
     /// Rows in the table before measuring.
     #[arg(long, default_value_t = 20_000)]
     prefill: usize,
+    /// SQLite's `synchronous`: `NORMAL` as the server's default, or `FULL` (a sync per commit).
+    #[arg(long, value_enum, default_value = "normal")]
+    synchronous: SqliteSync,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum SqliteSync {
+    Normal,
+    Full,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -148,7 +157,8 @@ async fn raw_rotation(args: RawRotation) -> Result<(), String> {
         Backend::Sqlite => {
             let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
             let path = dir.path().join("raw.db");
-            tokio::task::block_in_place(|| refresh::raw_sqlite_rate(&path, window, args.prefill))
+            let synchronous = if args.synchronous == SqliteSync::Full { "FULL" } else { "NORMAL" };
+            tokio::task::block_in_place(|| refresh::raw_sqlite_rate(&path, window, args.prefill, synchronous))
         }
         Backend::Postgres => {
             let db = portcullis_store_conformance::TestPostgres::create().await;
