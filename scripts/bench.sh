@@ -124,12 +124,14 @@ for entry in "${scale_sizes[@]}"; do
   scale_url[$size]=$url scale_org[$size]=$org scale_secret[$size]=$secret scale_key[$size]=$key
 done
 
-# The server most pairs drive, on a store holding only what the runs add.
-serve_sqlite portcullis "$work/sqlite"
-server=$url
-# The same with a sync per commit (`synchronous = FULL`), where concurrent rotations share one commit's sync.
+# A server with a sync per commit (`synchronous = FULL`), where concurrent rotations share one commit's sync.
 SYNC=full serve_sqlite portcullis-full "$work/sqlite-full"
 full_server=$url full_key=$key
+
+# The server most pairs drive, on a store holding only what the runs add (last, so its org, secret and key
+# are the ones set).
+serve_sqlite portcullis "$work/sqlite"
+server=$url
 
 # The same on PostgreSQL, in a fresh database.
 psql -h 127.0.0.1 -U postgres -qc "CREATE DATABASE $pg_db" >/dev/null
