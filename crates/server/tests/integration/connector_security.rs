@@ -477,7 +477,8 @@ async fn hostile_scripts_leave_the_server_answering() {
                 let response = env.call(json!({"method": "forever"})).await;
                 let retry_after = response.headers().contains_key("retry-after");
                 let (status, body) = read_json(response).await;
-                (status, body["errorCode"].as_str().unwrap_or_default().to_owned(), retry_after)
+                let code = body["errorCode"].as_str().unwrap_or_default().to_owned();
+                (status, code, retry_after, body["message"].as_str().unwrap_or_default().to_owned())
             })
         })
         .collect();
@@ -490,10 +491,10 @@ async fn hostile_scripts_leave_the_server_answering() {
     for call in spinning {
         outcomes.push(call.await.expect("call"));
     }
-    assert!(outcomes.iter().any(|(_, code, _)| code == "scriptTimeout"), "{outcomes:?}");
-    let busy: Vec<_> = outcomes.iter().filter(|(_, code, _)| code == "scriptsBusy").collect();
+    assert!(outcomes.iter().any(|(_, code, _, _)| code == "scriptTimeout"), "{outcomes:?}");
+    let busy: Vec<_> = outcomes.iter().filter(|(_, code, _, _)| code == "scriptsBusy").collect();
     assert!(!busy.is_empty(), "{outcomes:?}");
-    assert!(busy.iter().all(|(status, _, retry_after)| *status == 503 && *retry_after), "{outcomes:?}");
+    assert!(busy.iter().all(|(status, _, retry_after, _)| *status == 503 && *retry_after), "{outcomes:?}");
 }
 
 /// Another organization's API key reaches none of this organization's connector accounts, even under the
