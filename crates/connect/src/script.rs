@@ -674,10 +674,15 @@ impl Engine {
         Caught { detail, allocation: matches!(err, rquickjs::Error::Allocation) }
     }
 
+    /// Whether the call's script time is spent (or the call is gone).
+    fn out_of_time(&self) -> bool {
+        self.interrupted.get() || self.arm.borrow().over()
+    }
+
     /// Must run outside `context.with`: reading the runtime's memory usage there panics (the runtime is
     /// borrowed by the context).
     fn classify(&self, caught: Caught) -> Outcome {
-        if self.interrupted.get() || self.arm.borrow().over() {
+        if self.out_of_time() {
             return Outcome::Timeout;
         }
         let Caught { detail, allocation } = caught;
@@ -829,6 +834,9 @@ impl Engine {
     fn run(self, event: Event, levels: &[&str], mut globals: Map<String, Value>, sandbox: &Sandbox) -> Run {
         let chained = self.context.with(|ctx| self.chain(&ctx, event, levels, &globals, sandbox));
         let (outcome, read_back) = match chained {
+            // A handler that let out the error of a host call cut short by the budget (`http_request`, storage)
+            // ran out of time as much as one interrupted in a loop: a timeout wherever the deadline fell.
+            Ok((Outcome::Failed { .. }, read_back)) if self.out_of_time() => (Outcome::Timeout, read_back),
             Ok(done) => done,
             Err(caught) => (self.classify(caught), None),
         };

@@ -1036,8 +1036,8 @@ async fn http_request_to_a_silent_host_times_out_within_the_budget() {
     );
     let started = std::time::Instant::now();
     let err = echo_call(&env, Some(&script)).await.expect_err("times out");
-    assert_eq!(err.code(), ErrorCode::ScriptError, "{}", err.message());
-    assert!(err.message().contains("http_request failed"), "{}", err.message());
+    // The budget ran out inside the host call: a timeout, as when it runs out in a loop.
+    assert_eq!(err.code(), ErrorCode::ScriptTimeout, "{}", err.message());
     assert!(started.elapsed() < Duration::from_secs(5), "bounded by the 500 ms script budget");
     echo_call(&env, None).await.expect("the next call works");
 }
