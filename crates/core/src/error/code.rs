@@ -453,7 +453,7 @@ error_catalog! {
         oauth: None,
         family: Connector,
         message: "A connector script took too long and was stopped.",
-        explanation: "A hook exceeded `connectors.script_timeout_secs` (an endless loop, a catastrophic regular expression) and was interrupted. Other calls are unaffected. Remedy: fix the script.",
+        explanation: "A call's scripts spent `connectors.script_timeout_secs` (an endless loop, a catastrophic regular expression, or an `http_request` or storage call still waiting when the time ran out) and were interrupted. Other calls are unaffected. Remedy: fix the script, or raise the limit for a slow upstream.",
     }
     /// A script went over its memory limit.
     ScriptMemoryExceeded {
