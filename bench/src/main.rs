@@ -22,6 +22,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use portcullis_store_sqlite::Synchronous;
 
 use crate::report::Report;
 
@@ -104,6 +105,15 @@ enum SqliteSync {
     Full,
 }
 
+impl From<SqliteSync> for Synchronous {
+    fn from(sync: SqliteSync) -> Self {
+        match sync {
+            SqliteSync::Normal => Self::Normal,
+            SqliteSync::Full => Self::Full,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Backend {
     Sqlite,
@@ -157,7 +167,7 @@ async fn raw_rotation(args: RawRotation) -> Result<(), String> {
         Backend::Sqlite => {
             let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
             let path = dir.path().join("raw.db");
-            let synchronous = if args.synchronous == SqliteSync::Full { "FULL" } else { "NORMAL" };
+            let synchronous = args.synchronous.into();
             tokio::task::block_in_place(|| refresh::raw_sqlite_rate(&path, window, args.prefill, synchronous))
         }
         Backend::Postgres => {

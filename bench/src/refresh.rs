@@ -70,10 +70,16 @@ const RAW_ROTATE: &str = "UPDATE refresh_tokens SET used_at = ?1 WHERE hash = ?2
                           RETURNING family_id, session_id";
 
 /// The reference transaction: `BEGIN IMMEDIATE`; conditional `UPDATE … RETURNING`; `INSERT` the
-/// successor; `COMMIT`. `synchronous` is SQLite's setting (`NORMAL`, the server's default, or `FULL`).
-pub(crate) fn raw_sqlite_rate(path: &std::path::Path, window: Duration, prefill: usize, synchronous: &str) -> f64 {
+/// successor; `COMMIT`. `synchronous` as the store's setting of the same name.
+pub(crate) fn raw_sqlite_rate(
+    path: &std::path::Path,
+    window: Duration,
+    prefill: usize,
+    synchronous: Synchronous,
+) -> f64 {
     let mut c = rusqlite::Connection::open(path).expect("open");
-    c.execute_batch(&format!("PRAGMA journal_mode = WAL; PRAGMA synchronous = {synchronous};")).expect("pragmas");
+    let pragmas = format!("PRAGMA journal_mode = WAL; PRAGMA synchronous = {};", synchronous.pragma());
+    c.execute_batch(&pragmas).expect("pragmas");
     c.execute_batch(RAW_TABLE).expect("table");
     {
         let tx = c.transaction().expect("tx");
@@ -118,7 +124,7 @@ pub(crate) async fn sqlite(report: &mut Report, window: Duration, runs: usize, p
     for run in 0..runs {
         ours.push(refresh_rate(&sessions, &org, window).await);
         let path = dir.path().join(format!("raw-{run}.db"));
-        raw.push(tokio::task::block_in_place(|| raw_sqlite_rate(&path, window, prefill, "NORMAL")));
+        raw.push(tokio::task::block_in_place(|| raw_sqlite_rate(&path, window, prefill, Synchronous::Normal)));
     }
     report.push(Row {
         id: "refresh-sqlite-inprocess",

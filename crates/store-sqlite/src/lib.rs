@@ -42,6 +42,17 @@ pub enum Synchronous {
     Full,
 }
 
+impl Synchronous {
+    /// The value of SQLite's `PRAGMA synchronous` for this setting.
+    #[must_use]
+    pub const fn pragma(self) -> &'static str {
+        match self {
+            Self::Normal => "NORMAL",
+            Self::Full => "FULL",
+        }
+    }
+}
+
 /// Options of the SQLite store.
 #[derive(Debug, Clone)]
 pub struct SqliteOptions {
@@ -97,10 +108,7 @@ fn open_connection(path: &Path, read_only: bool, synchronous: Synchronous) -> Re
     };
     let unavailable = |e: rusqlite::Error| StoreError::Unavailable(format!("cannot open {}: {e}", path.display()));
     let connection = Connection::open_with_flags(path, flags).map_err(unavailable)?;
-    let sync = match synchronous {
-        Synchronous::Normal => "NORMAL",
-        Synchronous::Full => "FULL",
-    };
+    let sync = synchronous.pragma();
     let pragmas = if read_only {
         format!("PRAGMA busy_timeout = 5000; PRAGMA synchronous = {sync};")
     } else {
