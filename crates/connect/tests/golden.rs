@@ -720,6 +720,35 @@ async fn configured_rate_limits_and_the_429_block_list_are_shared_by_two_instanc
     drop(database);
 }
 
+/// A context holds the host's built-ins that its scripts name, and only those (docs/connectors.md, "Limits").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn built_ins_are_in_the_contexts_whose_scripts_name_them() {
+    use portcullis_connect::script::{self, Event, Host, Outcome};
+    let host = Host::new(reqwest::Client::new(), tokio::runtime::Handle::current());
+    tokio::task::spawn_blocking(move || {
+        let run = |source: &str| {
+            let run = script::run(Event::AfterAction, &[source], serde_json::Map::new(), Limits::default(), &host);
+            script::tidy();
+            assert_eq!(run.outcome, Outcome::Continue);
+            run.globals["method_response"].clone()
+        };
+        // `btoa` is Cyclr's (UTF-8 by default, a charset argument), not QuickJS's own Latin-1 one.
+        let named = "function after_action() { method_response = [typeof console.log, btoa('é'), atob('6Q==', 'ISO-8859-1'), \
+            typeof cyclr_sign, typeof cyclr_csv_parse, typeof cyclr_xml_serialize, typeof cyclr_xml_deserialize, \
+            typeof cyclr_storage_get, typeof cycle_storage_set, typeof http_request]; return true; }";
+        assert_eq!(
+            run(named),
+            json!(["function", "w6k=", "é", "function", "function", "function", "function", "function", "function",
+                "function"])
+        );
+        let unnamed = "function after_action() { var g = globalThis; method_response = [typeof g['http_' + 'request'], \
+            typeof g['con' + 'sole'], typeof g['cyclr_' + 'sign'], typeof g['cycle_' + 'storage_get']]; return true; }";
+        assert_eq!(run(unnamed), json!(["undefined", "undefined", "undefined", "undefined"]));
+    })
+    .await
+    .expect("join");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nothing_leaks_between_invocations_on_one_thread() {
     use portcullis_connect::script::{self, Event, Host, Outcome};
