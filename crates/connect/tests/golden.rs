@@ -742,8 +742,18 @@ async fn built_ins_are_in_the_contexts_whose_scripts_name_them() {
                 "function"])
         );
         let unnamed = "function after_action() { var g = globalThis; method_response = [typeof g['http_' + 'request'], \
-            typeof g['con' + 'sole'], typeof g['cyclr_' + 'sign'], typeof g['cycle_' + 'storage_get']]; return true; }";
-        assert_eq!(run(unnamed), json!(["undefined", "undefined", "undefined", "undefined"]));
+            typeof g['con' + 'sole'], typeof g['cyclr_' + 'sign'], typeof g['cycle_' + 'storage_get'], \
+            typeof g['Uint8' + 'Array'], typeof g['bt' + 'oa'], typeof Map, typeof Promise, typeof Proxy, \
+            typeof WeakRef, typeof performance, typeof JSON, typeof Date, /a+/.test('aa')]; return true; }";
+        assert_eq!(
+            run(unnamed),
+            json!(["undefined", "undefined", "undefined", "undefined", "undefined", "undefined", "function",
+                "function", "function", "function", "object", "object", "function", true])
+        );
+        // The typed arrays, and QuickJS's whole standard set, once a script names one.
+        let typed = "function after_action() { var b = new Uint8Array([1, 2, 3]); method_response = [b.length, \
+            typeof globalThis['Data' + 'View'], typeof globalThis['Float64' + 'Array']]; return true; }";
+        assert_eq!(run(typed), json!([3, "function", "function"]));
     })
     .await
     .expect("join");

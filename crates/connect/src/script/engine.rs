@@ -11,7 +11,7 @@ use rquickjs::loader::bundle::Bundle;
 use rquickjs::{Context, Function, Runtime};
 use serde_json::{Map, Value};
 
-use super::modules::{self, CORE_MODULE, Part};
+use super::modules::{self, CORE_MODULE, Intrinsics, Part};
 use super::{Budget, Event, Host, Limits, Outcome, Run, wrapper};
 use crate::builtins;
 use crate::credentials::{Sandbox, redact};
@@ -36,7 +36,9 @@ struct Shell {
     interrupted: Rc<Cell<bool>>,
     memory_bytes: usize,
     /// A context with the core loaded that no script has run in, made by [`tidy`].
-    ready: Option<Context>,
+    ready: Option<(Intrinsics, Context)>,
+    /// What the last invocation's context started with: what [`tidy`] readies next.
+    readies: Intrinsics,
     /// The last invocation's context, dropped by [`tidy`] rather than while its caller waits.
     spent: Option<Context>,
 }
@@ -81,7 +83,15 @@ impl Shell {
                 over
             })));
         }
-        Ok(Self { runtime, arm, interrupted, memory_bytes: limits.memory_bytes, ready: None, spent: None })
+        Ok(Self {
+            runtime,
+            arm,
+            interrupted,
+            memory_bytes: limits.memory_bytes,
+            ready: None,
+            readies: Intrinsics::default(),
+            spent: None,
+        })
     }
 
     fn keep(mut self, spent: Context) {
@@ -91,17 +101,18 @@ impl Shell {
     }
 
     /// A new context with the core loaded; the parts come per invocation ([`Engine::install`]).
-    fn fresh_context(runtime: &Runtime) -> Result<Context, String> {
-        let context = Context::full(runtime).map_err(|e| e.to_string())?;
+    fn fresh_context(runtime: &Runtime, intrinsics: Intrinsics) -> Result<Context, String> {
+        let context = intrinsics.context(runtime).map_err(|e| e.to_string())?;
         context.with(|ctx| modules::import(&ctx, CORE_MODULE))?;
         Ok(context)
     }
 
-    /// The ready context, or a new one.
-    fn context(&mut self) -> Result<Context, String> {
+    /// The ready context if it started with `intrinsics`, or a new one.
+    fn context(&mut self, intrinsics: Intrinsics) -> Result<Context, String> {
+        self.readies = intrinsics;
         match self.ready.take() {
-            Some(context) => Ok(context),
-            None => Self::fresh_context(&self.runtime),
+            Some((readied, context)) if readied == intrinsics => Ok(context),
+            _ => Self::fresh_context(&self.runtime, intrinsics),
         }
     }
 }
@@ -118,8 +129,8 @@ pub fn tidy() {
         if shell.ready.is_none() {
             *shell.arm.borrow_mut() = Arm { deadline: Instant::now() + READY_LIMIT, budget: None };
             shell.interrupted.set(false);
-            match Shell::fresh_context(&shell.runtime) {
-                Ok(context) => shell.ready = Some(context),
+            match Shell::fresh_context(&shell.runtime, shell.readies) {
+                Ok(context) => shell.ready = Some((shell.readies, context)),
                 // The next invocation makes its context itself, and reports what fails then.
                 Err(e) => tracing::warn!(error = %e, "could not ready a script context"),
             }
@@ -149,9 +160,15 @@ pub(super) struct Engine {
 const MAX_LOG_LINES: u32 = 100;
 
 impl Engine {
-    pub(super) fn new(limits: Limits, host: &Host, budget: &Arc<Budget>, parts: &[Part]) -> Result<Self, String> {
+    pub(super) fn new(
+        limits: Limits,
+        host: &Host,
+        budget: &Arc<Budget>,
+        intrinsics: Intrinsics,
+        parts: &[Part],
+    ) -> Result<Self, String> {
         let mut shell = Shell::take_or_new(limits, budget)?;
-        let context = shell.context()?;
+        let context = shell.context(intrinsics)?;
         let engine = Self {
             runtime: shell.runtime.clone(),
             context,

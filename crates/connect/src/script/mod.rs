@@ -26,6 +26,7 @@ mod modules;
 
 use engine::Engine;
 pub use engine::tidy;
+use modules::Intrinsics;
 
 /// The script events (Cyclr's names).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -290,7 +291,9 @@ pub fn run(event: Event, levels: &[&str], globals: Map<String, Value>, limits: L
         return Run { outcome: Outcome::Timeout, globals };
     }
     let started = Instant::now();
-    let run = match Engine::new(limits, host, &budget, &modules::parts(levels)) {
+    let parts = modules::parts(levels);
+    let intrinsics = Intrinsics::for_scripts(levels, &parts);
+    let run = match Engine::new(limits, host, &budget, intrinsics, &parts) {
         Ok(engine) => engine.run(event, levels, globals, &host.sandbox),
         Err(message) => Run { outcome: Outcome::Failed { message }, globals },
     };

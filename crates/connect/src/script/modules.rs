@@ -91,6 +91,66 @@ impl Part {
     }
 }
 
+/// Which of QuickJS's built-ins a context starts with.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(super) enum Intrinsics {
+    /// QuickJS's standard set (`Context::full`) without the typed arrays and QuickJS's own Latin-1 `btoa` and
+    /// `atob` (the encoding part brings Cyclr's): a third cheaper to make and to collect.
+    #[default]
+    Plain,
+    /// QuickJS's standard set.
+    Full,
+}
+
+/// The names of the built-ins a [`Intrinsics::Plain`] context lacks (`SharedArrayBuffer` contains the first).
+const TYPED_ARRAY_NAMES: [&str; 15] = [
+    "ArrayBuffer",
+    "DataView",
+    "Atomics",
+    "Int8Array",
+    "Uint8Array",
+    "Uint8ClampedArray",
+    "Int16Array",
+    "Uint16Array",
+    "Int32Array",
+    "Uint32Array",
+    "Float16Array",
+    "Float32Array",
+    "Float64Array",
+    "BigInt64Array",
+    "BigUint64Array",
+];
+
+impl Intrinsics {
+    /// The standard set for scripts that name a typed array, or that load `CryptoJS`, which reads byte arrays
+    /// when they exist; the plain set for the others.
+    pub(super) fn for_scripts(levels: &[&str], parts: &[Part]) -> Self {
+        let named = TYPED_ARRAY_NAMES.iter().any(|name| levels.iter().any(|src| src.contains(name)));
+        if named || parts.contains(&Part::CryptoJs) { Self::Full } else { Self::Plain }
+    }
+
+    pub(super) fn context(self, runtime: &Runtime) -> rquickjs::Result<Context> {
+        use rquickjs::context::intrinsic::{
+            Date, Eval, Json, MapSet, Performance, Promise, Proxy, RegExp, RegExpCompiler, WeakRef,
+        };
+        match self {
+            Self::Plain => Context::custom::<(
+                Date,
+                Eval,
+                RegExpCompiler,
+                RegExp,
+                Json,
+                Proxy,
+                MapSet,
+                Promise,
+                WeakRef,
+                Performance,
+            )>(runtime),
+            Self::Full => Context::full(runtime),
+        }
+    }
+}
+
 /// The parts a set of level scripts names.
 pub(super) fn parts(levels: &[&str]) -> Vec<Part> {
     let uses = |needle: &str| levels.iter().any(|src| src.contains(needle));
@@ -150,7 +210,7 @@ pub(super) fn describe(ctx: &rquickjs::Ctx<'_>, err: &rquickjs::Error) -> String
 
 #[cfg(test)]
 mod tests {
-    use super::{CORE, Part, bundle, parts};
+    use super::{CORE, Intrinsics, Part, bundle, parts};
     use crate::script::WRITABLE_GLOBALS;
 
     #[test]
@@ -189,6 +249,17 @@ mod tests {
         assert_eq!(parts(&["cyclr_csv_parse(t)"]), [Part::Formats]);
         assert_eq!(parts(&["cycle_storage_increment('n')"]), [Part::Storage]);
         assert_eq!(parts(&["cyclr_storage_get('n')"]), [Part::Storage]);
+    }
+
+    #[test]
+    fn typed_arrays_come_with_the_scripts_that_name_them_or_crypto_js() {
+        let plain = ["function after_action() { return [1, 2].map(String); }"];
+        assert_eq!(Intrinsics::for_scripts(&plain, &parts(&plain)), Intrinsics::Plain);
+        for src in ["new Uint8Array(4)", "new BigUint64Array(1)", "new SharedArrayBuffer(8)", "new DataView(b)"] {
+            assert_eq!(Intrinsics::for_scripts(&["", src], &parts(&[src])), Intrinsics::Full, "{src}");
+        }
+        let crypto = ["CryptoJS.SHA256('a').toString()"];
+        assert_eq!(Intrinsics::for_scripts(&crypto, &parts(&crypto)), Intrinsics::Full);
     }
 
     #[test]
