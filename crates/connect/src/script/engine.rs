@@ -138,6 +138,38 @@ pub fn tidy() {
     });
 }
 
+/// A host function's failure as the JavaScript side's `check` reads it: the message after a NUL.
+fn failure(message: String) -> String {
+    format!("\u{0}{message}")
+}
+
+/// `btoa` / `atob` with Cyclr's charset argument (UTF-8 when it is left out).
+fn charset_coder<'js>(
+    ctx: &rquickjs::Ctx<'js>,
+    code: fn(&str, &str) -> Result<String, String>,
+) -> rquickjs::Result<Function<'js>> {
+    Function::new(ctx.clone(), move |text: String, charset: Opt<String>| {
+        code(&text, charset.0.as_deref().unwrap_or("UTF-8")).unwrap_or_else(failure)
+    })
+}
+
+/// What a host call that waits (storage, HTTP) needs of its invocation.
+struct HostCall {
+    host: Host,
+    arm: Rc<RefCell<Arm>>,
+    sandboxed: Rc<Cell<bool>>,
+}
+
+impl HostCall {
+    /// Runs `call` within the script time left, and masks its answer once the step level runs, as the step's
+    /// globals are: an API that echoes the request would otherwise show the step its credentials.
+    fn answer(&self, call: impl FnOnce(&Host, Duration) -> String) -> String {
+        let left = self.arm.borrow().deadline.saturating_duration_since(Instant::now());
+        let answer = call(&self.host, left);
+        if self.sandboxed.get() { redact(&answer, &self.host.sandbox.secrets) } else { answer }
+    }
+}
+
 /// An engine failure, classified once the context is released (the runtime's memory figures cannot be read
 /// while a context is in use).
 struct Caught {
@@ -193,8 +225,8 @@ impl Engine {
         }
     }
 
-    fn remaining(arm: &Rc<RefCell<Arm>>) -> Duration {
-        arm.borrow().deadline.saturating_duration_since(Instant::now())
+    fn host_call(&self, host: &Host) -> HostCall {
+        HostCall { host: host.clone(), arm: Rc::clone(&self.arm), sandboxed: Rc::clone(&self.sandboxed) }
     }
 
     /// Loads the parts the invocation's scripts name, each after the host functions it calls.
@@ -232,24 +264,12 @@ impl Engine {
                 )
             }
             Part::Encoding => {
-                g.set(
-                    "__host_btoa",
-                    Function::new(ctx.clone(), |s: String, charset: Opt<String>| {
-                        builtins::btoa(&s, charset.0.as_deref().unwrap_or("UTF-8"))
-                            .unwrap_or_else(|e| format!("\u{0}{e}"))
-                    })?,
-                )?;
-                g.set(
-                    "__host_atob",
-                    Function::new(ctx.clone(), |s: String, charset: Opt<String>| {
-                        builtins::atob(&s, charset.0.as_deref().unwrap_or("UTF-8"))
-                            .unwrap_or_else(|e| format!("\u{0}{e}"))
-                    })?,
-                )?;
+                g.set("__host_btoa", charset_coder(ctx, builtins::btoa)?)?;
+                g.set("__host_atob", charset_coder(ctx, builtins::atob)?)?;
                 g.set(
                     "__host_sign",
                     Function::new(ctx.clone(), |a: String, k: String, v: String| {
-                        builtins::sign(&a, &k, &v).unwrap_or_else(|e| format!("\u{0}{e}"))
+                        builtins::sign(&a, &k, &v).unwrap_or_else(failure)
                     })?,
                 )
             }
@@ -257,39 +277,31 @@ impl Engine {
                 g.set(
                     "__host_csv",
                     Function::new(ctx.clone(), |csv: String, delimiter: String, header: bool| {
-                        builtins::csv_parse(&csv, &delimiter, header)
-                            .map_or_else(|e| format!("\u{0}{e}"), |v| v.to_string())
+                        builtins::csv_parse(&csv, &delimiter, header).map_or_else(failure, |v| v.to_string())
                     })?,
                 )?;
                 g.set(
                     "__host_xml_deserialize",
                     Function::new(ctx.clone(), |xml: String| {
-                        builtins::xml_deserialize(&xml).map_or_else(|e| format!("\u{0}{e}"), |v| v.to_string())
+                        builtins::xml_deserialize(&xml).map_or_else(failure, |v| v.to_string())
                     })?,
                 )
             }
             Part::Storage => {
-                let host = host.clone();
-                let arm = Rc::clone(&self.arm);
-                let sandboxed = Rc::clone(&self.sandboxed);
+                let call = self.host_call(host);
                 g.set(
                     "__host_storage",
                     Function::new(ctx.clone(), move |scope: String, op: String, key: String, value: String| {
-                        let answer = builtins::storage(&host, Self::remaining(&arm), &scope, &op, &key, &value);
-                        if sandboxed.get() { redact(&answer, &host.sandbox.secrets) } else { answer }
+                        call.answer(|host, left| builtins::storage(host, left, &scope, &op, &key, &value))
                     })?,
                 )
             }
             Part::Http => {
-                let host = host.clone();
-                let arm = Rc::clone(&self.arm);
-                let sandboxed = Rc::clone(&self.sandboxed);
+                let call = self.host_call(host);
                 g.set(
                     "__host_http",
                     Function::new(ctx.clone(), move |request: String| {
-                        let answer = builtins::http_request(&host, Self::remaining(&arm), &request);
-                        // An API that echoes the request would otherwise show the step its credentials.
-                        if sandboxed.get() { redact(&answer, &host.sandbox.secrets) } else { answer }
+                        call.answer(|host, left| builtins::http_request(host, left, &request))
                     })?,
                 )
             }
@@ -299,12 +311,7 @@ impl Engine {
 
     fn caught(ctx: &rquickjs::Ctx<'_>, err: &rquickjs::Error) -> Caught {
         let detail = if matches!(err, rquickjs::Error::Exception) {
-            let value = ctx.catch();
-            value
-                .as_exception()
-                .and_then(rquickjs::Exception::message)
-                .or_else(|| value.as_string().and_then(|s| s.to_string().ok()))
-                .unwrap_or_default()
+            modules::pending_message(ctx).unwrap_or_default()
         } else {
             err.to_string()
         };

@@ -200,12 +200,16 @@ pub(super) fn describe(ctx: &rquickjs::Ctx<'_>, err: &rquickjs::Error) -> String
     if !matches!(err, rquickjs::Error::Exception) {
         return err.to_string();
     }
+    pending_message(ctx).unwrap_or_else(|| err.to_string())
+}
+
+/// The pending exception's message (or the thrown string), taking the exception.
+pub(super) fn pending_message(ctx: &rquickjs::Ctx<'_>) -> Option<String> {
     let value = ctx.catch();
     value
         .as_exception()
         .and_then(rquickjs::Exception::message)
         .or_else(|| value.as_string().and_then(|s| s.to_string().ok()))
-        .unwrap_or_else(|| err.to_string())
 }
 
 #[cfg(test)]
